@@ -1,0 +1,1 @@
+//! Byte-granular allocators: TLSF, buddy and slab.

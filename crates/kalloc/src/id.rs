@@ -1,0 +1,1 @@
+//! Unique-ID allocation over a bitmap.

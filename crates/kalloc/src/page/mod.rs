@@ -1,0 +1,1 @@
+//! Page-granular allocators: buddy (default), hierarchical bitmap, linear-scan baseline.

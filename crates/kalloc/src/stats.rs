@@ -1,0 +1,1 @@
+//! Page statistics shared by every page allocator: buddyinfo and fragmentation indices.
