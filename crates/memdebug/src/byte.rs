@@ -1,0 +1,567 @@
+//! The debug layer for byte allocators: wraps any [`ByteAllocator`] and
+//! adds per-object state, red zones, poisoning with a quarantine, call-site
+//! tracking, counters and leak summaries.
+//!
+//! An object with red zones, as the inner allocator sees it:
+//!
+//! ```text
+//!   inner ptr           user ptr (aligned as requested)
+//!   │                   │
+//!   ▼                   ▼
+//!   [ front red zone    | object (size bytes)  | rear red zone ]
+//!     >= redzone bytes,                          redzone bytes
+//!     a multiple of the
+//!     object's alignment
+//!   live: 0xcc          | data (0x5a if         | 0xcc
+//!                       |  alloc-poisoned)      |
+//!   freed: 0xbb         | 0x6b                  | 0xbb   (held in quarantine)
+//! ```
+
+use core::alloc::Layout;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use kalloc::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
+
+use crate::leak::{Checkpoint, SiteSummary, tally};
+use crate::ledger::{Counters, Ledger, Record, RecordSlot, State};
+use crate::pattern::{self, ALLOC_POISON, FREE_POISON, REDZONE_ACTIVE, REDZONE_INACTIVE};
+use crate::{
+    Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink, Side,
+};
+
+/// A byte allocator wrapped with debug checks. With no flags set it only
+/// forwards and counts.
+pub struct DebugByteAllocator<'t, A: ByteAllocator, S: ReportSink> {
+    name: &'static str,
+    inner: A,
+    config: DebugConfig,
+    sink: S,
+    ledger: Ledger<'t>,
+    /// Inner bytes held back in quarantine.
+    held_bytes: usize,
+}
+
+// SAFETY: the only non-`Send` fields are the inner pointers in the ledger's
+// records, which point into memory owned by `inner`; moving the layer to
+// another thread moves that ownership with it.
+unsafe impl<A: ByteAllocator + Send, S: ReportSink + Send> Send for DebugByteAllocator<'_, A, S> {}
+
+impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
+    /// Wraps `inner`. `table` holds one record per live or recently freed
+    /// object (its capacity bounds how many objects can be live), `history`
+    /// the freed objects remembered for double-free reports and quarantine;
+    /// `clock` timestamps allocations.
+    pub fn new(
+        name: &'static str,
+        inner: A,
+        config: DebugConfig,
+        sink: S,
+        table: &'t mut [MaybeUninit<RecordSlot>],
+        history: &'t mut [MaybeUninit<usize>],
+        clock: fn() -> u64,
+    ) -> Self {
+        let mut config = config;
+        config.redzone = config.redzone.next_multiple_of(8);
+        DebugByteAllocator {
+            name,
+            inner,
+            config,
+            sink,
+            ledger: Ledger::new(table, history, clock),
+            held_bytes: 0,
+        }
+    }
+
+    pub fn inner(&self) -> &A {
+        &self.inner
+    }
+
+    pub fn flags(&self) -> DebugFlags {
+        self.config.flags
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.ledger.counters
+    }
+
+    pub fn sink(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// How many objects can be live at once.
+    pub fn capacity(&self) -> usize {
+        self.ledger.capacity()
+    }
+
+    fn debugging(&self) -> bool {
+        !self.config.flags.is_empty()
+    }
+
+    fn report(
+        &mut self,
+        kind: ReportKind,
+        addr: usize,
+        site: CallSite,
+        block: Option<BlockInfo>,
+        action: Action,
+    ) {
+        let report = Report {
+            layer: self.name,
+            kind,
+            addr,
+            site,
+            block,
+            action,
+        };
+        self.sink.report(&report);
+    }
+
+    /// The inner layout for `layout` and the offset of the object in it.
+    fn inner_layout(&self, layout: Layout) -> AllocResult<(Layout, usize)> {
+        if !self.config.flags.contains(DebugFlags::REDZONE) {
+            return Ok((layout, 0));
+        }
+        let zone = self.config.redzone;
+        let front = zone.next_multiple_of(layout.align());
+        let size = front
+            .checked_add(layout.size())
+            .and_then(|s| s.checked_add(zone))
+            .ok_or(AllocError::InvalidParam)?;
+        let inner = Layout::from_size_align(size, layout.align().max(8))
+            .map_err(|_| AllocError::InvalidParam)?;
+        Ok((inner, front))
+    }
+
+    /// Allocates with `site` as the call site to record.
+    pub fn alloc_at(&mut self, layout: Layout, site: CallSite) -> AllocResult<NonNull<u8>> {
+        if !self.debugging() {
+            return self.alloc_plain(layout);
+        }
+        let (inner_layout, front) = self.inner_layout(layout)?;
+        while !self.ledger.has_room() {
+            match self.ledger.pop_oldest() {
+                Some(key) => self.release(key),
+                None => {
+                    let capacity = self.ledger.capacity();
+                    self.report(
+                        ReportKind::TableFull { capacity },
+                        0,
+                        site,
+                        None,
+                        Action::Failed,
+                    );
+                    self.ledger.counters.failures += 1;
+                    return Err(AllocError::NoMemory);
+                }
+            }
+        }
+        let inner_ptr = match self.inner.alloc(inner_layout) {
+            Ok(ptr) => ptr,
+            Err(AllocError::NoMemory) if self.held_bytes > 0 => {
+                self.flush_quarantine();
+                self.inner
+                    .alloc(inner_layout)
+                    .inspect_err(|&e| self.alloc_failed(layout, site, e))?
+            }
+            Err(e) => {
+                self.alloc_failed(layout, site, e);
+                return Err(e);
+            }
+        };
+        // SAFETY: `front < inner_layout.size()`, so the object start lies in
+        // the block the inner allocator just returned.
+        let user = unsafe { inner_ptr.add(front) };
+        if front > 0 {
+            let rear = inner_layout.size() - front - layout.size();
+            // SAFETY: both zones lie inside the fresh inner block.
+            unsafe {
+                pattern::fill(inner_ptr.as_ptr(), front, REDZONE_ACTIVE);
+                pattern::fill(user.as_ptr().add(layout.size()), rear, REDZONE_ACTIVE);
+            }
+        }
+        if self.config.flags.contains(DebugFlags::ALLOC_POISON) {
+            // SAFETY: the object lies inside the fresh inner block.
+            unsafe { pattern::fill(user.as_ptr(), layout.size(), ALLOC_POISON) };
+        }
+        let tracked = self.config.flags.contains(DebugFlags::TRACK)
+            && layout.size() >= self.config.track_threshold;
+        let now = self.ledger.now();
+        let info = BlockInfo {
+            start: user.addr().get(),
+            size: layout.size(),
+            align: layout.align(),
+            alloc_site: if tracked { site } else { CallSite::Unknown },
+            alloc_time: now,
+            ..BlockInfo::default()
+        };
+        let record = Record {
+            info,
+            state: State::Live,
+            inner: Some(inner_ptr),
+            inner_size: inner_layout.size(),
+        };
+        self.ledger.record_alloc(user.addr().get(), record, now);
+        Ok(user)
+    }
+
+    fn alloc_plain(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        let result = self.inner.alloc(layout);
+        let counters = &mut self.ledger.counters;
+        match result {
+            Ok(_) => {
+                counters.allocs += 1;
+                counters.live_blocks += 1;
+                counters.live_size += layout.size();
+                if counters.live_size > counters.peak_size {
+                    counters.peak_size = counters.live_size;
+                    counters.peak_time = (self.ledger.clock)();
+                }
+            }
+            Err(_) => counters.failures += 1,
+        }
+        result
+    }
+
+    fn alloc_failed(&mut self, layout: Layout, site: CallSite, error: AllocError) {
+        self.ledger.counters.failures += 1;
+        if error == AllocError::NoMemory {
+            let kind = ReportKind::OutOfMemory {
+                size: layout.size(),
+                align: layout.align(),
+                used: self.inner.used_bytes(),
+                available: self.inner.available_bytes(),
+            };
+            self.report(kind, 0, site, None, Action::Failed);
+        }
+    }
+
+    /// Frees with `site` as the call site of the free.
+    ///
+    /// # Safety
+    /// As [`ByteAllocator::dealloc`], except that with any debug flag set
+    /// `ptr` may be any pointer at all: it is dereferenced only when it is
+    /// the start of a live object of this layer.
+    pub unsafe fn dealloc_at(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        site: CallSite,
+    ) -> AllocResult {
+        if !self.debugging() {
+            // SAFETY: forwarded from the caller.
+            let result = unsafe { self.inner.dealloc(ptr, layout) };
+            let counters = &mut self.ledger.counters;
+            match result {
+                Ok(()) => {
+                    counters.frees += 1;
+                    counters.live_blocks -= 1;
+                    counters.live_size -= layout.size();
+                }
+                Err(_) => counters.refused_frees += 1,
+            }
+            return result;
+        }
+        let key = ptr.addr().get();
+        let record = match self
+            .ledger
+            .check_free(key, layout.size(), Some(layout.align()))
+        {
+            Ok(record) => record,
+            Err(refusal) => {
+                self.ledger.counters.refused_frees += 1;
+                self.report(refusal.kind, key, site, refusal.block, Action::Refused);
+                return Err(refusal.error);
+            }
+        };
+        self.check_live_redzones(key, &record, site);
+        let poison = self.config.flags.contains(DebugFlags::POISON);
+        if poison {
+            self.poison_freed(&record);
+            self.held_bytes += record.inner_size;
+        }
+        if !poison {
+            // Not held: the memory goes back at once; the record stays in
+            // the history for double-free reports.
+            let inner = record
+                .inner
+                .expect("byte records carry their inner pointer");
+            let inner_layout = self.inner_layout_of(&record);
+            // SAFETY: `inner` was returned by `self.inner` for this layout
+            // and has not been freed (the record was live).
+            unsafe { self.inner.dealloc(inner, inner_layout)? };
+        }
+        let now = self.ledger.now();
+        let site = if record.info.alloc_site.is_known() {
+            site
+        } else {
+            CallSite::Unknown
+        };
+        if let Some(old) = self.ledger.record_free(key, site, now, poison) {
+            self.release(old);
+        }
+        while self.held_bytes > self.config.quarantine_limit {
+            match self.ledger.pop_oldest() {
+                Some(old) => self.release(old),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn inner_layout_of(&self, record: &Record) -> Layout {
+        let align = if self.config.flags.contains(DebugFlags::REDZONE) {
+            record.info.align.max(8)
+        } else {
+            record.info.align
+        };
+        Layout::from_size_align(record.inner_size, align).expect("recorded layouts are valid")
+    }
+
+    /// Checks a live object's red zones; reports and repairs damage.
+    fn check_live_redzones(&mut self, key: usize, record: &Record, site: CallSite) -> bool {
+        self.check_zones(key, record, site, REDZONE_ACTIVE)
+    }
+
+    fn check_zones(&mut self, key: usize, record: &Record, site: CallSite, expected: u8) -> bool {
+        let Some(inner) = record.inner else {
+            return true;
+        };
+        let front = key - inner.addr().get();
+        if front == 0 {
+            return true;
+        }
+        let size = record.info.size;
+        let rear_len = record.inner_size - front - size;
+        let base = inner.as_ptr();
+        let mut clean = true;
+        // SAFETY: the whole inner block belongs to this layer's record (live,
+        // or freed and held in quarantine), so both zones are readable.
+        unsafe {
+            if let Some(at) = pattern::first_mismatch(base, front, expected) {
+                let found = pattern::found_bytes(base, front, at);
+                let kind = ReportKind::RedZone {
+                    side: Side::Front,
+                    offset: at as isize - front as isize,
+                    expected,
+                    found,
+                };
+                self.report(kind, key, site, Some(record.info), Action::Repaired);
+                pattern::fill(base, front, expected);
+                clean = false;
+            }
+            let rear = base.add(front + size);
+            if let Some(at) = pattern::first_mismatch(rear, rear_len, expected) {
+                let found = pattern::found_bytes(rear, rear_len, at);
+                let kind = ReportKind::RedZone {
+                    side: Side::Rear,
+                    offset: (size + at) as isize,
+                    expected,
+                    found,
+                };
+                self.report(kind, key, site, Some(record.info), Action::Repaired);
+                pattern::fill(rear, rear_len, expected);
+                clean = false;
+            }
+        }
+        clean
+    }
+
+    fn poison_freed(&mut self, record: &Record) {
+        let Some(inner) = record.inner else { return };
+        let front = record.info.start - inner.addr().get();
+        // SAFETY: the inner block is owned by this still-live record.
+        unsafe {
+            pattern::fill(inner.as_ptr(), front, REDZONE_INACTIVE);
+            let object = inner.as_ptr().add(front);
+            pattern::fill(object, record.info.size, FREE_POISON);
+            let rear = record.inner_size - front - record.info.size;
+            pattern::fill(object.add(record.info.size), rear, REDZONE_INACTIVE);
+        }
+    }
+
+    /// Checks a quarantined object's poison; reports writes after free.
+    fn check_poison(&mut self, key: usize, record: &Record) -> bool {
+        let Some(inner) = record.inner else {
+            return true;
+        };
+        let front = key - inner.addr().get();
+        let object = inner.as_ptr().wrapping_add(front);
+        let size = record.info.size;
+        // SAFETY: the object is held in quarantine by this layer.
+        let mismatch = unsafe { pattern::first_mismatch(object, size, FREE_POISON) };
+        let mut clean = self.check_zones(key, record, record.info.free_site, REDZONE_INACTIVE);
+        if let Some(offset) = mismatch {
+            // SAFETY: as above.
+            let found = unsafe { pattern::found_bytes(object, size, offset) };
+            let kind = ReportKind::WriteAfterFree {
+                offset,
+                expected: FREE_POISON,
+                found,
+            };
+            self.report(
+                kind,
+                key,
+                CallSite::Unknown,
+                Some(record.info),
+                Action::Repaired,
+            );
+            clean = false;
+        }
+        clean
+    }
+
+    /// Lets a freed object go: checks its poison if held, gives the memory
+    /// back to the inner allocator, forgets the record.
+    fn release(&mut self, key: usize) {
+        let Some(record) = self.ledger.freed_record(key) else {
+            return;
+        };
+        if record.state == (State::Freed { held: true }) {
+            self.check_poison(key, &record);
+            let inner = record
+                .inner
+                .expect("byte records carry their inner pointer");
+            let layout = self.inner_layout_of(&record);
+            // SAFETY: the block was returned by `self.inner` with this
+            // layout and held since; nobody else may use it.
+            let result = unsafe { self.inner.dealloc(inner, layout) };
+            debug_assert!(
+                result.is_ok(),
+                "inner allocator refused a quarantined block: {result:?}"
+            );
+            self.held_bytes -= record.inner_size;
+        }
+        self.ledger.forget(key);
+    }
+
+    /// Gives every quarantined object back (checking each).
+    pub fn flush_quarantine(&mut self) {
+        while let Some(key) = self.ledger.pop_oldest() {
+            self.release(key);
+        }
+    }
+
+    /// Checks the red zones of every live object and the poison of every
+    /// quarantined one; returns how many objects were damaged (each is
+    /// reported and repaired).
+    pub fn validate(&mut self) -> usize {
+        let mut damaged = 0;
+        let mut slot = 0;
+        // Copy each record out of the table: reports need `&mut self`.
+        while let Some((next, key, record)) = self.ledger.table.next_from(slot) {
+            let clean = match record.state {
+                State::Live => self.check_live_redzones(key, &record, CallSite::Unknown),
+                State::Freed { held: true } => self.check_poison(key, &record),
+                State::Freed { held: false } => true,
+            };
+            damaged += usize::from(!clean);
+            slot = next + 1;
+        }
+        damaged
+    }
+
+    /// A checkpoint: objects allocated after it are what
+    /// [`outstanding_since`](Self::outstanding_since) lists.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.ledger.next_seq())
+    }
+
+    /// Live objects allocated since `checkpoint`, grouped by call site into
+    /// `out` (largest first). Returns the sites filled and the objects
+    /// whose site did not fit.
+    pub fn outstanding_since(
+        &self,
+        checkpoint: Checkpoint,
+        out: &mut [SiteSummary],
+    ) -> (usize, usize) {
+        tally(self.ledger.live().map(|(_, r)| r), checkpoint.0, out)
+    }
+}
+
+impl<A: ByteAllocator, S: ReportSink> BaseAllocator for DebugByteAllocator<'_, A, S> {
+    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.init(start, size)? };
+        self.ledger.add_region(start, size);
+        Ok(())
+    }
+
+    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.add_memory(start, size)? };
+        self.ledger.add_region(start, size);
+        Ok(())
+    }
+}
+
+impl<A: ByteAllocator, S: ReportSink> ByteAllocator for DebugByteAllocator<'_, A, S> {
+    #[track_caller]
+    fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        self.alloc_at(layout, CallSite::caller())
+    }
+
+    #[track_caller]
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.dealloc_at(ptr, layout, CallSite::caller()) }
+    }
+
+    #[track_caller]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_size: usize,
+    ) -> AllocResult<NonNull<u8>> {
+        let site = CallSite::caller();
+        if !self.debugging() {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.inner.realloc(ptr, old_layout, new_size) };
+        }
+        // Validate the old block before allocating, so a bad realloc is
+        // refused without side effects.
+        if let Err(refusal) = self.ledger.check_free(
+            ptr.addr().get(),
+            old_layout.size(),
+            Some(old_layout.align()),
+        ) {
+            self.ledger.counters.refused_frees += 1;
+            self.report(
+                refusal.kind,
+                ptr.addr().get(),
+                site,
+                refusal.block,
+                Action::Refused,
+            );
+            return Err(refusal.error);
+        }
+        // Always move: a stale pointer to the old block then reads poison.
+        let new_layout = Layout::from_size_align(new_size, old_layout.align())
+            .map_err(|_| AllocError::InvalidParam)?;
+        let new_ptr = self.alloc_at(new_layout, site)?;
+        // SAFETY: the old block is live (checked above) and the new one is
+        // fresh; both hold at least `min(old, new)` bytes.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                ptr.as_ptr(),
+                new_ptr.as_ptr(),
+                old_layout.size().min(new_size),
+            );
+            self.dealloc_at(ptr, old_layout, site)?;
+        }
+        Ok(new_ptr)
+    }
+
+    fn total_bytes(&self) -> usize {
+        self.inner.total_bytes()
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.inner.used_bytes() - self.held_bytes
+    }
+
+    fn available_bytes(&self) -> usize {
+        self.inner.available_bytes() + self.held_bytes
+    }
+}

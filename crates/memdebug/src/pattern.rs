@@ -1,0 +1,95 @@
+//! The byte patterns the layers write, and the scan that finds the first
+//! byte that differs. Values follow Linux's `include/linux/poison.h`.
+
+/// Freed byte-allocator objects (SLUB's `POISON_FREE`). Eight of them make
+/// 0x6b6b_6b6b_6b6b_6b6b, a non-canonical Sv39 address: a stale pointer
+/// loaded from freed memory faults at once.
+pub const FREE_POISON: u8 = 0x6b;
+/// Freed pages (a pattern distinct from objects, so reports tell them apart).
+pub const PAGE_FREE_POISON: u8 = 0xaa;
+/// New blocks when alloc poisoning is on (SLUB's `POISON_INUSE`).
+pub const ALLOC_POISON: u8 = 0x5a;
+/// Red zones of live objects (SLUB's `SLUB_RED_ACTIVE`).
+pub const REDZONE_ACTIVE: u8 = 0xcc;
+/// Red zones of freed objects (SLUB's `SLUB_RED_INACTIVE`).
+pub const REDZONE_INACTIVE: u8 = 0xbb;
+
+/// Fills `len` bytes at `ptr` with `byte`.
+///
+/// # Safety
+/// `ptr..ptr + len` must be valid for writes.
+pub(crate) unsafe fn fill(ptr: *mut u8, len: usize, byte: u8) {
+    // SAFETY: forwarded from the caller.
+    unsafe { core::ptr::write_bytes(ptr, byte, len) }
+}
+
+/// The offset of the first byte in `ptr..ptr + len` that is not `byte`.
+///
+/// # Safety
+/// `ptr..ptr + len` must be valid for reads.
+pub(crate) unsafe fn first_mismatch(ptr: *const u8, len: usize, byte: u8) -> Option<usize> {
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
+    let word = usize::from_ne_bytes([byte; core::mem::size_of::<usize>()]);
+    // Word-at-a-time over the aligned middle: poison checks run on every
+    // quarantine eviction, so they must be cheap.
+    // SAFETY: any bit pattern is a valid usize.
+    let (head, middle, _) = unsafe { bytes.align_to::<usize>() };
+    let scan_from = match head.iter().position(|&b| b != byte) {
+        Some(offset) => return Some(offset),
+        None => {
+            head.len()
+                + middle
+                    .iter()
+                    .position(|&w| w != word)
+                    .unwrap_or(middle.len())
+                    * 8
+        }
+    };
+    bytes[scan_from..]
+        .iter()
+        .position(|&b| b != byte)
+        .map(|offset| scan_from + offset)
+}
+
+/// Copies up to 16 bytes at `ptr + offset` (bounded by `len`) for a report.
+///
+/// # Safety
+/// `ptr..ptr + len` must be valid for reads.
+pub(crate) unsafe fn found_bytes(ptr: *const u8, len: usize, offset: usize) -> crate::FoundBytes {
+    let end = len.min(offset + 16);
+    // SAFETY: `offset..end` lies within `0..len`, valid per the caller.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr.add(offset), end - offset) };
+    crate::FoundBytes::new(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_first_mismatch_in_head_middle_and_tail() {
+        let mut buf = [FREE_POISON; 67];
+        // SAFETY: `buf` is a live local array of 67 bytes.
+        assert_eq!(
+            unsafe { first_mismatch(buf.as_ptr(), 67, FREE_POISON) },
+            None
+        );
+        for at in [0, 1, 7, 8, 31, 60, 66] {
+            let mut copy = buf;
+            copy[at] = 0;
+            // SAFETY: as above.
+            assert_eq!(
+                unsafe { first_mismatch(copy.as_ptr(), 67, FREE_POISON) },
+                Some(at)
+            );
+        }
+        buf[40] = 1;
+        buf[50] = 1;
+        // SAFETY: as above; starting one byte in makes the head unaligned.
+        assert_eq!(
+            unsafe { first_mismatch(buf.as_ptr().add(1), 66, FREE_POISON) },
+            Some(39)
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! What a debug layer says when it catches something: one [`Report`] per
+//! event, naming what happened, where, who, and what the layer did about it.
+
+use core::fmt;
+
+use crate::CallSite;
+
+/// The history of the block a report is about, as far as it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockInfo {
+    /// First byte of the block as its owner sees it.
+    pub start: usize,
+    /// Size requested (bytes for byte layers, pages for page layers).
+    pub size: usize,
+    /// Alignment requested.
+    pub align: usize,
+    /// Sequence number of the allocation (1 = first allocation ever).
+    pub seq: u64,
+    /// Who allocated it, and when (clock ticks).
+    pub alloc_site: CallSite,
+    pub alloc_time: u64,
+    /// Who freed it, and when, if it has been freed.
+    pub free_site: CallSite,
+    pub free_time: u64,
+}
+
+/// Which side of an object a red zone guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Before the object: an underflow.
+    Front,
+    /// After the object: an overflow.
+    Rear,
+}
+
+/// Up to 16 bytes found where a pattern was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundBytes {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl FoundBytes {
+    /// Copies up to 16 bytes of `found`.
+    pub fn new(found: &[u8]) -> FoundBytes {
+        let len = found.len().min(16);
+        let mut bytes = [0; 16];
+        bytes[..len].copy_from_slice(&found[..len]);
+        FoundBytes {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// A free of a block that is already free (and still in quarantine,
+    /// so its history is known).
+    DoubleFree,
+    /// A free of an address inside a live block, not at its start.
+    InteriorFree { offset: usize },
+    /// A free of an address that is no block this layer knows of.
+    UnknownFree,
+    /// A free whose size or alignment differs from the allocation.
+    WrongLayout { size: usize, align: usize },
+    /// A free of an address outside every region the layer manages.
+    OutOfRange,
+    /// A freed block's poison was overwritten while in quarantine.
+    WriteAfterFree {
+        offset: usize,
+        expected: u8,
+        found: FoundBytes,
+    },
+    /// A red zone was overwritten. `offset` is relative to the object start
+    /// (negative in the front zone, `>= size` in the rear zone).
+    RedZone {
+        side: Side,
+        offset: isize,
+        expected: u8,
+        found: FoundBytes,
+    },
+    /// The inner allocator could not satisfy a request.
+    OutOfMemory {
+        size: usize,
+        align: usize,
+        used: usize,
+        available: usize,
+    },
+    /// The layer's table of live blocks is full; the request was refused.
+    TableFull { capacity: usize },
+}
+
+/// What the layer did about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The operation was refused; the allocator is unchanged.
+    Refused,
+    /// The corruption was reported, the pattern restored and the operation
+    /// carried out.
+    Repaired,
+    /// The allocation failed with an error the caller can handle.
+    Failed,
+}
+
+/// One event caught by a debug layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// The layer's name (e.g. `kheap`, `pages`).
+    pub layer: &'static str,
+    pub kind: ReportKind,
+    /// The address the operation named.
+    pub addr: usize,
+    /// Who performed the operation.
+    pub site: CallSite,
+    /// The block involved, when known.
+    pub block: Option<BlockInfo>,
+    pub action: Action,
+}
+
+/// Where reports go (the kernel logs them; tests collect them).
+pub trait ReportSink {
+    /// Receives one report.
+    fn report(&mut self, report: &Report);
+}
+
+/// A sink that drops every report (the layer still refuses bad operations).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IgnoreReports;
+
+impl ReportSink for IgnoreReports {
+    fn report(&mut self, _: &Report) {}
+}
+
+impl<S: ReportSink + ?Sized> ReportSink for &mut S {
+    fn report(&mut self, report: &Report) {
+        (**self).report(report)
+    }
+}
+
+impl fmt::Display for FoundBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, byte) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let layer = self.layer;
+        let addr = self.addr;
+        match self.kind {
+            ReportKind::DoubleFree => write!(f, "[{layer}] double free of {addr:#x}")?,
+            ReportKind::InteriorFree { offset } => write!(
+                f,
+                "[{layer}] invalid free of {addr:#x}: offset +{offset:#x} inside a live block"
+            )?,
+            ReportKind::UnknownFree => write!(
+                f,
+                "[{layer}] invalid free of {addr:#x}: not a block this allocator handed out"
+            )?,
+            ReportKind::WrongLayout { size, align } => write!(
+                f,
+                "[{layer}] invalid free of {addr:#x}: freed as {size} (align {align}), \
+                 allocated with a different size or alignment"
+            )?,
+            ReportKind::OutOfRange => write!(
+                f,
+                "[{layer}] invalid free of {addr:#x}: outside every managed region"
+            )?,
+            ReportKind::WriteAfterFree {
+                offset,
+                expected,
+                found,
+            } => write!(
+                f,
+                "[{layer}] write after free in block {addr:#x} at offset +{offset:#x}: \
+                 expected {expected:02x}, found {found}"
+            )?,
+            ReportKind::RedZone {
+                side,
+                offset,
+                expected,
+                found,
+            } => {
+                let what = match side {
+                    Side::Front => "underflow",
+                    Side::Rear => "overflow",
+                };
+                write!(
+                    f,
+                    "[{layer}] buffer {what} of block {addr:#x}: red zone byte at offset \
+                     {offset:+} overwritten (expected {expected:02x}, found {found})"
+                )?
+            }
+            ReportKind::OutOfMemory {
+                size,
+                align,
+                used,
+                available,
+            } => write!(
+                f,
+                "[{layer}] out of memory: request of {size} (align {align}) failed; \
+                 {used} in use, {available} available"
+            )?,
+            ReportKind::TableFull { capacity } => write!(
+                f,
+                "[{layer}] debug table full ({capacity} live blocks): request refused"
+            )?,
+        }
+        write!(f, "\n  by {}", self.site)?;
+        if let Some(block) = &self.block {
+            write!(
+                f,
+                "\n  block {:#x}, size {}, align {}, allocation #{} by {} at t={}",
+                block.start, block.size, block.align, block.seq, block.alloc_site, block.alloc_time
+            )?;
+            if block.free_site.is_known() || block.free_time != 0 {
+                write!(
+                    f,
+                    "\n  freed by {} at t={}",
+                    block.free_site, block.free_time
+                )?;
+            }
+        }
+        f.write_str(match self.action {
+            Action::Refused => "\n  action: refused, allocator unchanged",
+            Action::Repaired => "\n  action: pattern restored, operation completed",
+            Action::Failed => "\n  action: allocation failed with an error",
+        })
+    }
+}
