@@ -1,0 +1,19 @@
+//! `faultinject`: make allocations fail on purpose, to prove that every
+//! path that allocates handles failure, in the manner of Linux's
+//! `failslab` and `fail_page_alloc`.
+//!
+//! A [`FaultPolicy`] decides (probability, interval, times, space, minimum
+//! order, name filter, and `fail-nth` to fail exactly the N-th call);
+//! [`FailingPages`] and [`FailingBytes`] wrap any `kalloc` allocator and
+//! honour it.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+mod policy;
+mod wrap;
+
+pub use policy::{BadFaultSpec, FaultConfig, FaultPolicy, Request};
+pub use wrap::{FailingBytes, FailingPages};
