@@ -5,15 +5,18 @@
 //! A [`FaultPolicy`] decides (probability, interval, times, space, minimum
 //! order, name filter, and `fail-nth` to fail exactly the N-th call);
 //! [`FailingPages`] and [`FailingBytes`] wrap any `kalloc` allocator and
-//! honour it.
+//! honour it. [`BadPageFilter`] is the memory-failure side: pages marked
+//! bad are taken out of service and never handed out again.
 
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+mod hwpoison;
 mod policy;
 mod wrap;
 
+pub use hwpoison::{BadPage, BadPageFilter};
 pub use policy::{BadFaultSpec, FaultConfig, FaultPolicy, Request};
 pub use wrap::{FailingBytes, FailingPages};
