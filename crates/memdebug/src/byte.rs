@@ -263,11 +263,11 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
             return result;
         }
         let key = ptr.addr().get();
-        let record = match self
+        let (slot, record) = match self
             .ledger
             .check_free(key, layout.size(), Some(layout.align()))
         {
-            Ok(record) => record,
+            Ok(found) => found,
             Err(refusal) => {
                 self.ledger.counters.refused_frees += 1;
                 self.report(refusal.kind, key, site, refusal.block, Action::Refused);
@@ -297,7 +297,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         } else {
             CallSite::Unknown
         };
-        if let Some(old) = self.ledger.record_free(key, site, now, poison) {
+        if let Some(old) = self.ledger.record_free(slot, site, now, poison) {
             self.release(old);
         }
         while self.held_bytes > self.config.quarantine_limit {
@@ -412,9 +412,9 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
     }
 
     /// Lets a freed object go: checks its poison if held, gives the memory
-    /// back to the inner allocator, forgets the record.
+    /// back to the inner allocator (its record is already gone).
     fn release(&mut self, key: usize) {
-        let Some(record) = self.ledger.freed_record(key) else {
+        let Some(record) = self.ledger.take_freed(key) else {
             return;
         };
         if record.state == (State::Freed { held: true }) {
@@ -432,7 +432,6 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
             );
             self.held_bytes -= record.inner_size;
         }
-        self.ledger.forget(key);
     }
 
     /// Gives every quarantined object back (checking each).

@@ -154,7 +154,8 @@ impl<'t> Ledger<'t> {
     }
 
     /// Decides whether freeing `key` as `size`/`align` is valid; returns the
-    /// live record if so. Changes nothing either way.
+    /// live record and its slot (valid until the table next changes) if
+    /// so. Changes nothing either way.
     #[allow(
         clippy::result_large_err,
         reason = "no_std without a heap: the refusal is returned by value on a cold path"
@@ -164,33 +165,37 @@ impl<'t> Ledger<'t> {
         key: usize,
         size: usize,
         align: Option<usize>,
-    ) -> Result<Record, Refusal> {
-        match self.table.get(key) {
-            Some(record) if record.state != State::Live => Err(Refusal {
+    ) -> Result<(usize, Record), Refusal> {
+        let Some(slot) = self.table.position(key) else {
+            return Err(if self.in_regions(key) {
+                self.classify_unknown(key)
+            } else {
+                Refusal {
+                    kind: ReportKind::OutOfRange,
+                    block: None,
+                    error: AllocError::OutOfRange,
+                }
+            });
+        };
+        let record = *self.table.at(slot);
+        if record.state != State::Live {
+            return Err(Refusal {
                 kind: ReportKind::DoubleFree,
                 block: Some(record.info),
                 error: AllocError::DoubleFree,
-            }),
-            Some(record)
-                if record.info.size != size || align.is_some_and(|a| a != record.info.align) =>
-            {
-                Err(Refusal {
-                    kind: ReportKind::WrongLayout {
-                        size,
-                        align: align.unwrap_or(record.info.align),
-                    },
-                    block: Some(record.info),
-                    error: AllocError::NotAllocated,
-                })
-            }
-            Some(record) => Ok(*record),
-            None if !self.in_regions(key) => Err(Refusal {
-                kind: ReportKind::OutOfRange,
-                block: None,
-                error: AllocError::OutOfRange,
-            }),
-            None => Err(self.classify_unknown(key)),
+            });
         }
+        if record.info.size != size || align.is_some_and(|a| a != record.info.align) {
+            return Err(Refusal {
+                kind: ReportKind::WrongLayout {
+                    size,
+                    align: align.unwrap_or(record.info.align),
+                },
+                block: Some(record.info),
+                error: AllocError::NotAllocated,
+            });
+        }
+        Ok((slot, record))
     }
 
     /// An address in range that starts no known block: inside a live block,
@@ -216,41 +221,40 @@ impl<'t> Ledger<'t> {
         }
     }
 
-    /// Marks a checked block freed and appends it to the history. Returns
-    /// the key of a block pushed out of the history, if any: the caller
-    /// must call [`forget`](Self::forget) on it (after releasing its memory
-    /// if it was held).
+    /// Marks the checked block in `slot` (from [`check_free`]) freed and
+    /// appends it to the history. Returns the key of a block pushed out of
+    /// the history, if any: the caller must [`take_freed`] it (and release
+    /// its memory if it was held).
+    ///
+    /// [`check_free`]: Self::check_free
+    /// [`take_freed`]: Self::take_freed
     pub(crate) fn record_free(
         &mut self,
-        key: usize,
+        slot: usize,
         site: CallSite,
         now: u64,
         held: bool,
     ) -> Option<usize> {
-        let record = self
-            .table
-            .get_mut(key)
-            .expect("record_free of an unchecked block");
+        let record = self.table.at_mut(slot);
         record.state = State::Freed { held };
         record.info.free_site = site;
         record.info.free_time = now;
-        let size = record.info.size;
+        let (key, size) = (record.info.start, record.info.size);
         self.counters.frees += 1;
         self.counters.live_blocks -= 1;
         self.counters.live_size -= size;
+        if self.history.is_empty() {
+            // No history at all: the block leaves immediately.
+            return Some(key);
+        }
         let evicted = if self.history_len == self.history.len() {
             self.pop_oldest()
         } else {
             None
         };
-        if !self.history.is_empty() {
-            let tail = (self.history_head + self.history_len) % self.history.len();
-            self.history[tail].write(key);
-            self.history_len += 1;
-        } else {
-            // No history at all: the block leaves immediately.
-            return Some(key);
-        }
+        let tail = (self.history_head + self.history_len) % self.history.len();
+        self.history[tail].write(key);
+        self.history_len += 1;
         evicted
     }
 
@@ -267,20 +271,15 @@ impl<'t> Ledger<'t> {
         Some(key)
     }
 
-    /// The freed record for `key`, if the key still names a freed block
-    /// (the address may have been handed out again since it was queued).
-    pub(crate) fn freed_record(&self, key: usize) -> Option<Record> {
-        self.table
-            .get(key)
-            .copied()
-            .filter(|r| r.state != State::Live)
-    }
-
-    /// Drops a freed block from the table.
-    pub(crate) fn forget(&mut self, key: usize) {
-        if self.freed_record(key).is_some() {
-            self.table.remove(key);
+    /// Removes and returns the freed record for `key`, if the key still
+    /// names a freed block (the address may have been handed out again
+    /// since it was queued, and then it is left alone).
+    pub(crate) fn take_freed(&mut self, key: usize) -> Option<Record> {
+        let slot = self.table.position(key)?;
+        if self.table.at(slot).state == State::Live {
+            return None;
         }
+        Some(self.table.remove_at(slot))
     }
 
     /// Every live record.

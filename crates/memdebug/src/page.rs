@@ -233,8 +233,8 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
             }
             return result;
         }
-        let record = match self.ledger.check_free(addr, count, None) {
-            Ok(record) => record,
+        let (slot, record) = match self.ledger.check_free(addr, count, None) {
+            Ok(found) => found,
             Err(refusal) => {
                 self.ledger.counters.refused_frees += 1;
                 self.report(refusal.kind, addr, site, refusal.block, Action::Refused);
@@ -262,7 +262,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
         } else {
             CallSite::Unknown
         };
-        if let Some(old) = self.ledger.record_free(addr, site, now, poison) {
+        if let Some(old) = self.ledger.record_free(slot, site, now, poison) {
             self.release(old);
         }
         while self.held_pages > self.config.quarantine_limit {
@@ -301,7 +301,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
     }
 
     fn release(&mut self, addr: usize) {
-        let Some(record) = self.ledger.freed_record(addr) else {
+        let Some(record) = self.ledger.take_freed(addr) else {
             return;
         };
         if record.state == (State::Freed { held: true }) {
@@ -313,7 +313,6 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
             );
             self.held_pages -= record.info.size;
         }
-        self.ledger.forget(addr);
     }
 
     /// Gives every quarantined block back (checking each).

@@ -62,52 +62,83 @@ impl<'t, V: Copy> Table<'t, V> {
         (key.wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as usize)).rotate_left(20) & self.mask
     }
 
-    fn position(&self, key: usize) -> Option<usize> {
+    /// The slot holding `key` (`Ok`), or the empty slot where it would
+    /// go (`Err`); one probe sequence either way. `Err(usize::MAX)` if the
+    /// table has no slots.
+    fn locate(&self, key: usize) -> Result<usize, usize> {
         if self.slots.is_empty() {
-            return None;
+            return Err(usize::MAX);
         }
         let mut index = self.home(key);
         loop {
             match self.slots[index].0 {
-                None => return None,
-                Some((k, _)) if k == key => return Some(index),
+                None => return Err(index),
+                Some((k, _)) if k == key => return Ok(index),
                 Some(_) => index = (index + 1) & self.mask,
             }
         }
     }
 
+    /// The slot holding `key`. Slot numbers stay valid until the next
+    /// insert or remove.
+    pub(crate) fn position(&self, key: usize) -> Option<usize> {
+        self.locate(key).ok()
+    }
+
+    #[cfg(test)]
     pub(crate) fn get(&self, key: usize) -> Option<&V> {
         let index = self.position(key)?;
         self.slots[index].0.as_ref().map(|(_, v)| v)
     }
 
-    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut V> {
-        let index = self.position(key)?;
-        self.slots[index].0.as_mut().map(|(_, v)| v)
+    /// The value in an occupied slot (from [`position`](Self::position)).
+    pub(crate) fn at(&self, slot: usize) -> &V {
+        &self.slots[slot]
+            .0
+            .as_ref()
+            .expect("slot from position() is occupied")
+            .1
+    }
+
+    /// The value in an occupied slot, mutably.
+    pub(crate) fn at_mut(&mut self, slot: usize) -> &mut V {
+        &mut self.slots[slot]
+            .0
+            .as_mut()
+            .expect("slot from position() is occupied")
+            .1
     }
 
     /// Inserts or replaces; `Err(value)` when the table is full.
     pub(crate) fn insert(&mut self, key: usize, value: V) -> Result<(), V> {
-        if let Some(existing) = self.get_mut(key) {
-            *existing = value;
-            return Ok(());
+        match self.locate(key) {
+            Ok(slot) => {
+                *self.at_mut(slot) = value;
+                Ok(())
+            }
+            Err(_) if self.len >= self.capacity() => Err(value),
+            Err(slot) => {
+                self.slots[slot] = Slot(Some((key, value)));
+                self.len += 1;
+                Ok(())
+            }
         }
-        if self.len >= self.capacity() {
-            return Err(value);
-        }
-        let mut index = self.home(key);
-        while self.slots[index].0.is_some() {
-            index = (index + 1) & self.mask;
-        }
-        self.slots[index] = Slot(Some((key, value)));
-        self.len += 1;
-        Ok(())
     }
 
     /// Removes and returns the entry for `key`.
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, key: usize) -> Option<V> {
-        let mut hole = self.position(key)?;
-        let (_, removed) = self.slots[hole].0.take()?;
+        let slot = self.position(key)?;
+        Some(self.remove_at(slot))
+    }
+
+    /// Removes the entry in an occupied slot.
+    pub(crate) fn remove_at(&mut self, slot: usize) -> V {
+        let mut hole = slot;
+        let (_, removed) = self.slots[hole]
+            .0
+            .take()
+            .expect("slot from position() is occupied");
         self.len -= 1;
         // Backward shift: pull later entries of the run into the hole when
         // their home does not lie strictly between the hole and them.
@@ -123,7 +154,7 @@ impl<'t, V: Copy> Table<'t, V> {
             }
             next = (next + 1) & self.mask;
         }
-        Some(removed)
+        removed
     }
 
     /// The first entry at slot `from` or later: `(slot, key, value)`.
