@@ -1,4 +1,103 @@
+//! RVOS: a RISC-V 64 kernel for QEMU `virt` whose memory subsystem is meant
+//! to be read. This file is the boot sequence after the architecture entry
+//! code (`arch::riscv64::entry`) has switched to the high half: discover the
+//! platform, start the console and logging, compute and print the memory
+//! layout, then either run the in-kernel tests (`ktest` build) or stop.
+
 #![no_std]
 #![no_main]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+mod arch;
+mod args;
+mod console;
+mod drivers;
+mod ktest;
+mod memory;
+mod panic;
+mod platform;
+mod power;
+mod sync;
+
+use drivers::{ns16550a::Ns16550a, sifive_test::SifiveTest};
+use log::{info, warn};
+use power::FailureCode;
+
+/// Boot hart, high half, boot stack, `.bss` cleared, traps vectored.
+pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
+    let platform = match platform::discover(dtb_phys) {
+        Ok(platform) => platform,
+        Err(error) => {
+            // No UART yet: this goes out through the SBI console.
+            println!("FATAL: device tree at {dtb_phys:#x}: {error}");
+            if let Some(finisher) = platform::emergency_finisher(dtb_phys) {
+                // SAFETY: a `sifive,test` node of the device tree, inside the
+                // linear map (checked by `emergency_finisher`).
+                power::init(unsafe { SifiveTest::new(arch::phys_to_virt(finisher.base)) });
+            }
+            power::fail(FailureCode::Platform)
+        }
+    };
+    let uart = platform.uart;
+    // SAFETY: the device tree names this NS16550A; its registers lie in the
+    // boot table's linear map (checked by `discover`), and only the console
+    // drives it.
+    console::init(
+        unsafe { Ns16550a::new(arch::phys_to_virt(uart.base), uart.reg_shift, uart.io_width) },
+        uart.clock_hz,
+    );
+    if let Some(finisher) = platform.finisher {
+        // SAFETY: the device tree names this `sifive,test` device and
+        // `discover` checked it lies in the linear map.
+        power::init(unsafe { SifiveTest::new(arch::phys_to_virt(finisher.base)) });
+    }
+    let args = match args::parse(platform.bootargs) {
+        Ok(args) => args,
+        Err(error) => {
+            println!("FATAL: {error} (in {:?})", platform.bootargs);
+            power::fail(FailureCode::BootArgs)
+        }
+    };
+    console::init_logging(args.log, platform.timebase_hz);
+
+    info!("RVOS {} on {}", env!("CARGO_PKG_VERSION"), platform.model);
+    info!(
+        "boot hart {hart_id}; {} harts {:?}; timebase {} Hz",
+        platform.hart_ids().len(),
+        platform.hart_ids(),
+        platform.timebase_hz
+    );
+    info!(
+        "console {} at {:#x}; boot args {:?}",
+        uart.path_name, uart.base, platform.bootargs
+    );
+    if platform.ram_unreachable > 0 {
+        warn!(
+            "{} of RAM lies beyond the boot map's first {} GiB and stays unused",
+            memory::Size(platform.ram_unreachable),
+            arch::boot_page_table::LINEAR_MAP_BYTES >> 30
+        );
+    }
+    if platform.finisher.is_none() {
+        warn!("no sifive,test device: exit status will be lost");
+    }
+    for key in args::unknown_keys(platform.bootargs) {
+        warn!("unknown boot argument `{key}` ignored");
+    }
+    let layout = match memory::layout::compute(platform) {
+        Ok(layout) => layout,
+        Err(error) => {
+            println!("FATAL: memory layout: {error}");
+            power::fail(FailureCode::Platform)
+        }
+    };
+    memory::layout::print(platform, layout);
+
+    #[cfg(feature = "ktest")]
+    ktest::run(args.test);
+
+    #[cfg(not(feature = "ktest"))]
+    {
+        info!("boot complete; powering off (no interactive monitor yet)");
+        power::succeed()
+    }
+}

@@ -1,0 +1,130 @@
+//! Host tests of the command-line grammar and the typed lookups.
+
+use super::*;
+use std::vec::Vec;
+
+fn args(line: &str) -> Vec<Result<Arg<'_>, SyntaxError>> {
+    BootArgs::new(line).iter().collect()
+}
+
+fn kv<'a>(key: &'a str, value: &'a str) -> Result<Arg<'a>, SyntaxError> {
+    Ok(Arg {
+        key,
+        value: Some(value),
+    })
+}
+
+fn flag(key: &str) -> Result<Arg<'_>, SyntaxError> {
+    Ok(Arg { key, value: None })
+}
+
+#[test]
+fn splits_pairs_and_flags_on_any_whitespace() {
+    assert_eq!(
+        args("  log=debug\tquiet \n smp=4 empty= "),
+        [
+            kv("log", "debug"),
+            flag("quiet"),
+            kv("smp", "4"),
+            kv("empty", "")
+        ]
+    );
+    assert_eq!(args(""), []);
+    assert_eq!(args("   "), []);
+}
+
+#[test]
+fn quoted_values_keep_spaces_and_equals() {
+    assert_eq!(
+        args(r#"cmds="meminfo; alloc 64" x=a=b last="""#),
+        [
+            kv("cmds", "meminfo; alloc 64"),
+            kv("x", "a=b"),
+            kv("last", "")
+        ]
+    );
+}
+
+#[test]
+fn malformed_lines_give_offsets_and_stop() {
+    assert_eq!(
+        args(r#"a=1 b="open"#),
+        [
+            kv("a", "1"),
+            Err(SyntaxError::UnterminatedQuote { offset: 6 })
+        ]
+    );
+    assert_eq!(args("=5 a=1"), [Err(SyntaxError::EmptyKey { offset: 0 })]);
+    assert_eq!(
+        args(r#"ke"y=1"#),
+        [Err(SyntaxError::StrayQuote { offset: 2 })]
+    );
+    assert_eq!(
+        args(r#"k=ab"c"#),
+        [Err(SyntaxError::StrayQuote { offset: 4 })]
+    );
+    assert_eq!(
+        args(r#"k="ab"c d"#),
+        [Err(SyntaxError::TrailingAfterQuote { offset: 6 })]
+    );
+    assert_eq!(
+        BootArgs::new("ok =x").validate(),
+        Err(SyntaxError::EmptyKey { offset: 3 })
+    );
+    assert_eq!(BootArgs::new("ok x=1").validate(), Ok(()));
+}
+
+#[test]
+fn last_occurrence_wins() {
+    let line = BootArgs::new("log=info x log=trace");
+    assert_eq!(
+        line.get("log"),
+        Ok(Some(Arg {
+            key: "log",
+            value: Some("trace")
+        }))
+    );
+    assert_eq!(line.get("nope"), Ok(None));
+    assert_eq!(line.has("x"), Ok(true));
+}
+
+#[test]
+fn typed_lookup_reports_missing_and_bad_values() {
+    let line = BootArgs::new("harts=4 mem=lots flag");
+    assert_eq!(line.parse::<u32>("harts"), Ok(Some(4)));
+    assert_eq!(line.parse::<u32>("absent"), Ok(None));
+    assert_eq!(
+        line.parse::<u32>("flag"),
+        Err(ArgError::MissingValue { key: "flag" })
+    );
+    let Err(ArgError::BadValue { key, value, .. }) = line.parse::<u64>("mem") else {
+        panic!("mem=lots must not parse as a number");
+    };
+    assert_eq!((key, value), ("mem", "lots"));
+    let bad = BootArgs::new("a=\"x");
+    assert_eq!(
+        bad.parse::<u32>("a"),
+        Err(ArgError::Syntax(SyntaxError::UnterminatedQuote {
+            offset: 2
+        }))
+    );
+}
+
+#[test]
+fn errors_render_for_the_boot_log() {
+    let line = BootArgs::new("n=x");
+    let error = line.parse::<u8>("n").unwrap_err();
+    assert_eq!(
+        std::format!("{error}"),
+        "boot argument `n=x`: invalid digit found in string"
+    );
+    assert_eq!(
+        std::format!("{}", SyntaxError::UnterminatedQuote { offset: 3 }),
+        "unterminated quote at byte 3"
+    );
+}
+
+#[test]
+fn non_ascii_text_is_kept_intact() {
+    assert_eq!(args("name=héllo ünï"), [kv("name", "héllo"), flag("ünï")]);
+}

@@ -1,0 +1,91 @@
+//! The first instructions: OpenSBI jumps to `_start` at physical 0x8020_0000
+//! with paging off, the hart id in a0 and the device-tree address in a1.
+//!
+//! `_start` points sp at the boot stack, switches satp to the boot page table
+//! (which maps this code both at its physical and at its linked high-half
+//! address), moves sp and pc to the high half, clears `.bss`, and calls
+//! [`rvos_boot_entry`]. No Rust runs before the switch, so nothing can reach
+//! a static through an absolute (high-half) address while paging is off.
+//! The paging switch is an assembler macro so the secondary-hart entry
+//! (SMP) can reuse it.
+
+use super::{boot_page_table::BOOT_PAGE_TABLE, cpu, hart};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+core::arch::global_asm!(
+    // ENABLE_BOOT_PAGING: satp <- Sv39 | PPN(boot table); then jump to the
+    // high-half alias of the next instruction and move sp there too.
+    // Clobbers t0, t1.
+    ".macro ENABLE_BOOT_PAGING",
+    "    lla   t0, {boot_table}",
+    "    srli  t0, t0, 12",
+    "    li    t1, 8 << 60",
+    "    or    t0, t0, t1",
+    "    csrw  satp, t0",
+    "    sfence.vma",
+    "    li    t1, {offset}",
+    "    add   sp, sp, t1",
+    "    lla   t0, 1f",
+    "    add   t0, t0, t1",
+    "    jr    t0",
+    "1:",
+    ".endm",
+    "",
+    ".section .text.entry, \"ax\", @progbits",
+    ".globl _start",
+    "_start:",
+    // tp = 0 until the hart-local block is installed: "hart unknown".
+    "    mv    tp, zero",
+    "    lla   sp, __boot_stack_top",
+    "    ENABLE_BOOT_PAGING",
+    // Now in the high half: `lla` yields high-half addresses.
+    "    lla   t0, __bss_start",
+    "    lla   t1, __bss_end",
+    "2:  bgeu  t0, t1, 3f",
+    "    sd    zero, 0(t0)",
+    "    addi  t0, t0, 8",
+    "    j     2b",
+    "3:  call  {rust_entry}",
+    "4:  wfi",
+    "    j     4b",
+    boot_table = sym BOOT_PAGE_TABLE,
+    offset = const super::KERNEL_OFFSET,
+    rust_entry = sym rvos_boot_entry,
+);
+
+/// The stack pointer and program counter seen by the first Rust code, kept
+/// for the in-kernel test that checks the switch to the high half.
+pub static BOOT_ENTRY_SP: AtomicUsize = AtomicUsize::new(0);
+pub static BOOT_ENTRY_PC: AtomicUsize = AtomicUsize::new(0);
+
+/// First Rust code on the boot hart, running in the high half on the boot
+/// stack with `.bss` cleared.
+#[unsafe(no_mangle)]
+extern "C" fn rvos_boot_entry(hart_id: usize, dtb_phys: usize) -> ! {
+    BOOT_ENTRY_SP.store(cpu::stack_pointer(), Ordering::Relaxed);
+    BOOT_ENTRY_PC.store(cpu::program_counter(), Ordering::Relaxed);
+    hart::init_boot_hart(hart_id);
+    super::trap::install();
+    crate::kernel_main(hart_id, dtb_phys)
+}
+
+#[cfg(feature = "ktest")]
+mod tests {
+    use super::*;
+    use crate::ktest::prelude::*;
+    use crate::memory::layout;
+
+    ktest! {
+        fn pc_and_sp_were_in_the_high_half_after_the_switch() {
+            let sp = BOOT_ENTRY_SP.load(Ordering::Relaxed);
+            let pc = BOOT_ENTRY_PC.load(Ordering::Relaxed);
+            let sections = layout::sections();
+            let (text, stack) = (&sections[0].virt, &sections[5].virt);
+            kassert!(pc >= crate::arch::KERNEL_OFFSET && text.contains(&pc), "pc {pc:#x} not in high-half .text {text:x?}");
+            kassert!(sp >= crate::arch::KERNEL_OFFSET && sp > stack.start && sp <= stack.end, "sp {sp:#x} not in the high-half boot stack {stack:x?}");
+            let now = cpu::program_counter();
+            kassert!(text.contains(&now), "pc {now:#x} left .text");
+            Ok(())
+        }
+    }
+}

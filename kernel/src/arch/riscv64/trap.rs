@@ -1,0 +1,207 @@
+//! Supervisor trap handling: the assembly vector saves every register into a
+//! [`TrapFrame`] on the current stack and calls [`rvos_trap`], which
+//! dispatches on scause.
+//!
+//! Today no interrupt is enabled and every exception is fatal: the handler
+//! prints scause (decoded), sepc, stval and the registers, reports the
+//! running in-kernel test as failed, and stops the machine with
+//! [`FailureCode::FatalTrap`]. The dispatch is the place where timer and
+//! external interrupts, page-fault diagnosis and the test framework's
+//! expected-fault hook plug in: each gets a match arm that returns to the
+//! interrupted code through the same restore path.
+
+use crate::power::{self, FailureCode};
+use core::fmt;
+use riscv::register::{
+    scause,
+    stvec::{self, Stvec, TrapMode},
+};
+
+/// Registers at the time of the trap. `regs[n]` is `xn`; `regs[0]` is
+/// unused and `regs[2]` holds the interrupted sp. The layout is shared with
+/// the assembly below.
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct TrapFrame {
+    pub regs: [usize; 32],
+    pub sepc: usize,
+    pub sstatus: usize,
+    pub scause: usize,
+    pub stval: usize,
+}
+
+const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
+const _: () = assert!(
+    FRAME_SIZE.is_multiple_of(16),
+    "the RISC-V ABI keeps sp 16-byte aligned"
+);
+
+core::arch::global_asm!(
+    ".section .text",
+    ".balign 4",
+    ".globl rvos_trap_vector",
+    "rvos_trap_vector:",
+    "    addi  sp, sp, -{frame}",
+    "    .irp n, 1,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    sd    x\\n, \\n*8(sp)",
+    "    .endr",
+    "    addi  t0, sp, {frame}",
+    "    sd    t0, 2*8(sp)",
+    "    csrr  t0, sepc",
+    "    sd    t0, 32*8(sp)",
+    "    csrr  t0, sstatus",
+    "    sd    t0, 33*8(sp)",
+    "    csrr  t0, scause",
+    "    sd    t0, 34*8(sp)",
+    "    csrr  t0, stval",
+    "    sd    t0, 35*8(sp)",
+    "    mv    a0, sp",
+    "    call  {handler}",
+    "    ld    t0, 32*8(sp)",
+    "    csrw  sepc, t0",
+    "    ld    t0, 33*8(sp)",
+    "    csrw  sstatus, t0",
+    "    .irp n, 1,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    ld    x\\n, \\n*8(sp)",
+    "    .endr",
+    "    addi  sp, sp, {frame}",
+    "    sret",
+    frame = const FRAME_SIZE,
+    handler = sym rvos_trap,
+);
+
+unsafe extern "C" {
+    fn rvos_trap_vector();
+}
+
+/// Points stvec at the trap vector (direct mode) on the calling hart.
+pub fn install() {
+    let vector = rvos_trap_vector as *const () as usize;
+    // SAFETY: the vector is 4-byte aligned code that saves and restores the
+    // full register state, so taking a trap at any point is sound.
+    unsafe { stvec::write(Stvec::new(vector, TrapMode::Direct)) };
+}
+
+/// Rust side of the trap vector.
+#[unsafe(no_mangle)]
+extern "C" fn rvos_trap(frame: &mut TrapFrame) {
+    let cause = TrapCause::from_scause(frame.scause);
+    // Interrupt sources and recoverable exceptions get their arms here.
+    fatal(frame, cause)
+}
+
+fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
+    let hart = crate::arch::hart::current_id();
+    crate::println!(
+        "\nFATAL: unhandled trap on hart {}: {} (scause {:#x})",
+        HartDisplay(hart),
+        cause,
+        frame.scause
+    );
+    crate::println!(
+        "  sepc  {:#018x}  stval {:#018x}  sstatus {:#018x}",
+        frame.sepc,
+        frame.stval,
+        frame.sstatus
+    );
+    for row in 0..8 {
+        let n = row * 4;
+        crate::println!(
+            "  x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
+            n,
+            frame.regs[n],
+            n + 1,
+            frame.regs[n + 1],
+            n + 2,
+            frame.regs[n + 2],
+            n + 3,
+            frame.regs[n + 3]
+        );
+    }
+    crate::ktest::abort_running_test(format_args!(
+        "fatal trap: {cause} at sepc {:#x}, stval {:#x}",
+        frame.sepc, frame.stval
+    ));
+    power::fail(FailureCode::FatalTrap)
+}
+
+/// The hart id as printed in diagnostics (`?` before it is known).
+pub struct HartDisplay(pub Option<usize>);
+
+impl fmt::Display for HartDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
+/// A decoded scause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapCause {
+    Interrupt(usize),
+    Exception(usize),
+}
+
+impl TrapCause {
+    pub fn from_scause(raw: usize) -> Self {
+        let code = raw & !(1 << (usize::BITS - 1));
+        if scause::Scause::from_bits(raw).is_interrupt() {
+            Self::Interrupt(code)
+        } else {
+            Self::Exception(code)
+        }
+    }
+}
+
+impl fmt::Display for TrapCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match *self {
+            Self::Interrupt(1) => "supervisor software interrupt",
+            Self::Interrupt(5) => "supervisor timer interrupt",
+            Self::Interrupt(9) => "supervisor external interrupt",
+            Self::Interrupt(_) => "unknown interrupt",
+            Self::Exception(0) => "instruction address misaligned",
+            Self::Exception(1) => "instruction access fault",
+            Self::Exception(2) => "illegal instruction",
+            Self::Exception(3) => "breakpoint",
+            Self::Exception(4) => "load address misaligned",
+            Self::Exception(5) => "load access fault",
+            Self::Exception(6) => "store/AMO address misaligned",
+            Self::Exception(7) => "store/AMO access fault",
+            Self::Exception(8) => "environment call from U-mode",
+            Self::Exception(9) => "environment call from S-mode",
+            Self::Exception(12) => "instruction page fault",
+            Self::Exception(13) => "load page fault",
+            Self::Exception(15) => "store/AMO page fault",
+            Self::Exception(_) => "unknown exception",
+        };
+        f.write_str(name)
+    }
+}
+
+#[cfg(feature = "ktest")]
+mod tests {
+    use super::*;
+    use crate::ktest::prelude::*;
+
+    ktest! {
+        fn trap_vector_is_installed_in_direct_mode() {
+            let stvec = stvec::read();
+            let address = stvec.address();
+            kassert_eq!(address, rvos_trap_vector as *const () as usize);
+            kassert_eq!(stvec.trap_mode(), TrapMode::Direct);
+            kassert!(address >= crate::arch::KERNEL_OFFSET, "vector {address:#x} is not in the high half");
+            Ok(())
+        }
+    }
+
+    ktest! {
+        fn scause_decodes_interrupts_and_exceptions() {
+            kassert_eq!(TrapCause::from_scause((1 << 63) | 5), TrapCause::Interrupt(5));
+            kassert_eq!(TrapCause::from_scause(13), TrapCause::Exception(13));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The kernel's boot arguments (`/chosen/bootargs`, i.e. QEMU `-append`):
+//! which keys exist, their defaults, and what a bad value does (a precise
+//! diagnostic and a failed boot, never a silent default).
+
+use bootargs::{ArgError, BootArgs};
+use core::fmt;
+use log::LevelFilter;
+
+/// Every key the kernel understands, with its one-line help.
+pub const KNOWN_ARGS: &[(&str, &str)] = &[
+    (
+        "log",
+        "log level: off, error, warn, info (default), debug, trace",
+    ),
+    (
+        "ktest.filter",
+        "test build: run only tests whose name contains the text",
+    ),
+    (
+        "ktest.crash",
+        "test build: run one deliberately crashing test (panic|trap)",
+    ),
+    (
+        "ktest.harts",
+        "test build: hart count QEMU was given (-smp)",
+    ),
+    ("ktest.mem", "test build: RAM bytes QEMU was given (-m)"),
+];
+
+/// The parsed arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelArgs {
+    pub log: LevelFilter,
+    #[cfg(feature = "ktest")]
+    pub test: crate::ktest::TestArgs,
+}
+
+/// A boot argument the kernel refuses.
+pub struct BadArgs(ArgErrorText);
+
+enum ArgErrorText {
+    Syntax(bootargs::SyntaxError),
+    Value {
+        key: &'static str,
+        value: &'static str,
+        expected: &'static str,
+    },
+    MissingValue {
+        key: &'static str,
+    },
+}
+
+impl fmt::Display for BadArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ArgErrorText::Syntax(error) => write!(f, "bad boot arguments: {error}"),
+            ArgErrorText::Value {
+                key,
+                value,
+                expected,
+            } => {
+                write!(f, "boot argument `{key}={value}`: expected {expected}")
+            }
+            ArgErrorText::MissingValue { key } => write!(f, "boot argument `{key}` needs a value"),
+        }
+    }
+}
+
+fn typed<T: core::str::FromStr>(
+    args: &BootArgs<'static>,
+    key: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, BadArgs> {
+    args.parse::<T>(key).map_err(|error| {
+        BadArgs(match error {
+            ArgError::Syntax(error) => ArgErrorText::Syntax(error),
+            ArgError::MissingValue { key } => ArgErrorText::MissingValue { key },
+            ArgError::BadValue { key, value, .. } => ArgErrorText::Value {
+                key,
+                value,
+                expected,
+            },
+        })
+    })
+}
+
+/// Parses `line`; unknown keys are left for [`unknown_keys`] to report.
+pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
+    let args = BootArgs::new(line);
+    args.validate()
+        .map_err(|error| BadArgs(ArgErrorText::Syntax(error)))?;
+    let log = typed::<LevelFilter>(&args, "log", "off, error, warn, info, debug or trace")?;
+    Ok(KernelArgs {
+        log: log.unwrap_or(LevelFilter::Info),
+        #[cfg(feature = "ktest")]
+        test: test_args(&args)?,
+    })
+}
+
+#[cfg(feature = "ktest")]
+fn test_args(args: &BootArgs<'static>) -> Result<crate::ktest::TestArgs, BadArgs> {
+    use crate::ktest::Crash;
+    let crash = match args
+        .get("ktest.crash")
+        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
+    {
+        None => None,
+        Some(arg) => match arg.value {
+            Some("panic") => Some(Crash::Panic),
+            Some("trap") => Some(Crash::Trap),
+            Some(value) => {
+                return Err(BadArgs(ArgErrorText::Value {
+                    key: arg.key,
+                    value,
+                    expected: "panic or trap",
+                }));
+            }
+            None => return Err(BadArgs(ArgErrorText::MissingValue { key: arg.key })),
+        },
+    };
+    Ok(crate::ktest::TestArgs {
+        filter: args
+            .get("ktest.filter")
+            .ok()
+            .flatten()
+            .and_then(|arg| arg.value),
+        crash,
+        expect_harts: typed(args, "ktest.harts", "a hart count")?,
+        expect_mem: typed(args, "ktest.mem", "a byte count")?,
+    })
+}
+
+/// Keys of `line` the kernel does not know, for a warning each.
+pub fn unknown_keys(line: &'static str) -> impl Iterator<Item = &'static str> {
+    BootArgs::new(line)
+        .iter()
+        .filter_map(Result::ok)
+        .map(|arg| arg.key)
+        .filter(|key| !KNOWN_ARGS.iter().any(|(known, _)| known == key))
+}

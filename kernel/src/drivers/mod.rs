@@ -1,0 +1,4 @@
+//! Device drivers for what QEMU `virt` offers and the device tree describes.
+
+pub mod ns16550a;
+pub mod sifive_test;

@@ -1,0 +1,64 @@
+//! The in-kernel test framework.
+//!
+//! Tests are registered with [`ktest!`] next to the code they test; each
+//! expands (only in the `ktest` build) to a [`KernelTest`] record in the
+//! `.ktest_array` linker section, which the linker script brackets with
+//! `__ktest_start`/`__ktest_end`. The test build boots normally up to the
+//! memory layout, then [`run`] executes every record and prints
+//!
+//! ```text
+//! test arch::riscv64::trap::tests::trap_vector_is_installed_in_direct_mode ... ok
+//! test memory::layout::tests::... ... FAILED
+//!     kernel/src/memory/layout/tests.rs:12: `a` == `b` failed: left 1, right 2
+//! 12 passed, 1 failed
+//! ```
+//!
+//! and exits 0 only if every test passed. A test that panics or takes a
+//! fatal trap is reported as failed by name with the reason, then the run
+//! stops (the remaining tests are counted as skipped). An expected-fault
+//! mechanism would record the expected trap in the runner's `RunState`
+//! before calling the test and let the trap handler resume at a recovery
+//! point (see docs/boot.md).
+
+#[cfg(feature = "ktest")]
+mod assert;
+#[cfg(feature = "ktest")]
+mod runner;
+
+#[cfg(feature = "ktest")]
+pub use assert::{Failure, TestResult};
+#[cfg(feature = "ktest")]
+pub use runner::{
+    Crash, KernelTest, TestArgs, abort_running_test, args as test_args, run, strip_crate,
+};
+
+/// Outside the test build no test is ever running: nothing to report.
+#[cfg(not(feature = "ktest"))]
+pub fn abort_running_test(_reason: core::fmt::Arguments<'_>) {}
+
+/// What every test module imports.
+#[cfg(feature = "ktest")]
+pub mod prelude {
+    pub use crate::{kassert, kassert_eq, ktest};
+}
+
+/// Registers a kernel test: `ktest! { fn name() { ...; Ok(()) } }`. The body
+/// returns [`TestResult`]; use `kassert!`/`kassert_eq!` for checks.
+#[macro_export]
+macro_rules! ktest {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        #[cfg(feature = "ktest")]
+        const _: () = {
+            $(#[$meta])*
+            #[allow(clippy::result_large_err, reason = "the failure text lives in the Err; tests have stack to spare")]
+            fn $name() -> $crate::ktest::TestResult $body
+
+            #[unsafe(link_section = ".ktest_array")]
+            #[used]
+            static ENTRY: $crate::ktest::KernelTest = $crate::ktest::KernelTest {
+                name: $crate::ktest::strip_crate(concat!(module_path!(), "::", stringify!($name))),
+                run: $name,
+            };
+        };
+    };
+}

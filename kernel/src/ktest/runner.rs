@@ -1,0 +1,188 @@
+//! Runs the registered tests (the `ktest` build's boot path) and the
+//! deliberate crashes `cargo xtask test` uses to check that panics and fatal
+//! traps reach the host as failures.
+
+use super::TestResult;
+use crate::power::{self, FailureCode};
+use crate::println;
+use crate::sync::BootCell;
+use core::fmt;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+/// One registered test.
+#[repr(C)]
+pub struct KernelTest {
+    /// `module::path::name`, without the crate name.
+    pub name: &'static str,
+    pub run: fn() -> TestResult,
+}
+
+unsafe extern "C" {
+    static __ktest_start: u8;
+    static __ktest_end: u8;
+}
+
+/// Every registered test, in link order.
+fn registry() -> &'static [KernelTest] {
+    let start = (&raw const __ktest_start).cast::<KernelTest>();
+    let end = (&raw const __ktest_end).cast::<KernelTest>();
+    let len = (end as usize - start as usize) / core::mem::size_of::<KernelTest>();
+    // SAFETY: the linker script places only `KernelTest` statics (emitted by
+    // `ktest!`) between the two symbols, contiguously and 8-aligned, and
+    // the section is never written.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+/// Deliberate failures for checking the exit path end to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// A test that panics: exit status `FailureCode::Panic`.
+    Panic,
+    /// A test that executes an illegal instruction: `FailureCode::FatalTrap`.
+    Trap,
+}
+
+/// Boot arguments of the test build.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TestArgs {
+    /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
+    pub filter: Option<&'static str>,
+    /// `ktest.crash=panic|trap`: run one deliberately crashing test instead.
+    pub crash: Option<Crash>,
+    /// `ktest.harts=N`: the hart count QEMU was started with.
+    pub expect_harts: Option<usize>,
+    /// `ktest.mem=BYTES`: the RAM size QEMU was started with.
+    pub expect_mem: Option<u64>,
+}
+
+static ARGS: BootCell<TestArgs> = BootCell::new();
+
+/// The test build's boot arguments (for tests that compare against them).
+pub fn args() -> TestArgs {
+    ARGS.get().copied().unwrap_or_default()
+}
+
+#[allow(clippy::result_large_err, reason = "signature of every test")]
+fn deliberate_panic() -> TestResult {
+    panic!("deliberate panic (ktest.crash=panic)");
+}
+
+#[allow(clippy::result_large_err, reason = "signature of every test")]
+fn deliberate_illegal_instruction() -> TestResult {
+    // SAFETY: `unimp` raises an illegal-instruction exception, which the
+    // trap handler turns into a reported failure; control never returns.
+    unsafe { core::arch::asm!("unimp", options(nomem, nostack)) };
+    Ok(())
+}
+
+static PANIC_TEST: [KernelTest; 1] = [KernelTest {
+    name: "ktest::deliberate_panic",
+    run: deliberate_panic,
+}];
+static TRAP_TEST: [KernelTest; 1] = [KernelTest {
+    name: "ktest::deliberate_illegal_instruction",
+    run: deliberate_illegal_instruction,
+}];
+
+/// Runs the tests selected by `args`, prints the summary and powers off.
+pub fn run(args: TestArgs) -> ! {
+    ARGS.set(args);
+    let tests: &'static [KernelTest] = match args.crash {
+        Some(Crash::Panic) => &PANIC_TEST,
+        Some(Crash::Trap) => &TRAP_TEST,
+        None => registry(),
+    };
+    let selected = |test: &&KernelTest| args.filter.is_none_or(|f| test.name.contains(f));
+    let count = tests.iter().filter(selected).count();
+    let skipped = tests.len() - count;
+    STATE.selected.store(count, Ordering::Relaxed);
+    println!("running {count} kernel tests");
+    for test in tests.iter().filter(selected) {
+        STATE
+            .current
+            .store(core::ptr::from_ref(test).cast_mut(), Ordering::Release);
+        crate::print!("test {} ... ", test.name);
+        let outcome = (test.run)();
+        STATE
+            .current
+            .store(core::ptr::null_mut(), Ordering::Release);
+        match outcome {
+            Ok(()) => {
+                STATE.passed.fetch_add(1, Ordering::Relaxed);
+                println!("ok");
+            }
+            Err(failure) => {
+                STATE.failed.fetch_add(1, Ordering::Relaxed);
+                println!("FAILED\n    {failure}");
+            }
+        }
+    }
+    let passed = STATE.passed.load(Ordering::Relaxed);
+    let failed = STATE.failed.load(Ordering::Relaxed);
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    if count == 0 {
+        println!(
+            "no kernel test matched ktest.filter={}",
+            args.filter.unwrap_or("")
+        );
+        power::fail(FailureCode::TestsFailed);
+    }
+    if failed > 0 {
+        power::fail(FailureCode::TestsFailed);
+    }
+    power::succeed()
+}
+
+/// `rvos::a::b` -> `a::b`, at compile time.
+pub const fn strip_crate(path: &'static str) -> &'static str {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b':' && bytes[i + 1] == b':' {
+            let (_, rest) = path.split_at(i + 2);
+            return rest;
+        }
+        i += 1;
+    }
+    path
+}
+
+/// Progress of the test run, shared with the panic and trap paths.
+pub struct RunState {
+    current: AtomicPtr<KernelTest>,
+    passed: AtomicUsize,
+    failed: AtomicUsize,
+    selected: AtomicUsize,
+}
+
+static STATE: RunState = RunState {
+    current: AtomicPtr::new(core::ptr::null_mut()),
+    passed: AtomicUsize::new(0),
+    failed: AtomicUsize::new(0),
+    selected: AtomicUsize::new(0),
+};
+
+/// Called on the way down (panic, fatal trap): if a test is running, reports
+/// it as failed with `reason` and closes the run with the summary line, so
+/// the output says which test died. Does nothing outside a test.
+pub fn abort_running_test(reason: fmt::Arguments<'_>) {
+    let current = STATE.current.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if current.is_null() {
+        return;
+    }
+    // SAFETY: `current` was stored from a `&'static KernelTest` by the runner.
+    let test = unsafe { &*current };
+    let passed = STATE.passed.load(Ordering::Relaxed);
+    let failed = STATE.failed.load(Ordering::Relaxed) + 1;
+    let skipped = STATE
+        .selected
+        .load(Ordering::Relaxed)
+        .saturating_sub(passed + failed);
+    crate::println!("test {} ... FAILED\n    {reason}", test.name);
+    crate::println!("run stopped in {}; {skipped} test(s) not run", test.name);
+    crate::println!("{passed} passed, {failed} failed, {skipped} skipped");
+}

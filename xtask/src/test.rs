@@ -1,0 +1,303 @@
+//! `cargo xtask test`: every check, in order, with a summary table. Each step
+//! runs even if an earlier one failed (so one run shows everything that is
+//! red); the command exits non-zero if any step failed.
+
+use crate::config::{Config, KERNEL_PACKAGE, KERNEL_TARGET, Mode};
+use crate::kernel::{self, Flavour, cargo};
+use crate::process::{self, Finished};
+use crate::{qemu, setup};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Crates whose `tests/loom.rs` model-checks their atomics under `--cfg loom`.
+pub const LOOM_CRATES: &[&str] = &["ksync"];
+
+/// Crates whose host tests also run under Miri (unsafe code, no FFI).
+pub const MIRI_CRATES: &[&str] = &["kalloc", "ksync", "sv39", "memlayout", "bootargs"];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Step {
+    Fmt,
+    Clippy,
+    Host,
+    Loom,
+    Miri,
+    Kernel,
+}
+
+const STEPS: [Step; 6] = [
+    Step::Fmt,
+    Step::Clippy,
+    Step::Host,
+    Step::Loom,
+    Step::Miri,
+    Step::Kernel,
+];
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Fmt => "fmt",
+            Step::Clippy => "clippy",
+            Step::Host => "host",
+            Step::Loom => "loom",
+            Step::Miri => "miri",
+            Step::Kernel => "kernel",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Step, String> {
+        STEPS.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            let names: Vec<_> = STEPS.iter().map(|s| s.name()).collect();
+            format!("unknown test step `{name}`; steps are {}", names.join(", "))
+        })
+    }
+}
+
+fn parse_list(value: Option<&String>, flag: &str) -> Result<Vec<Step>, String> {
+    let value = value.ok_or(format!("{flag} needs a comma-separated list of steps"))?;
+    value
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(Step::parse)
+        .collect()
+}
+
+/// Entry point of `cargo xtask test [--only a,b] [--skip c]`.
+pub fn command(args: &[String]) -> Result<u8, String> {
+    let mut only: Option<Vec<Step>> = None;
+    let mut skip: Vec<Step> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--only" => only = Some(parse_list(iter.next(), "--only")?),
+            "--skip" => skip.extend(parse_list(iter.next(), "--skip")?),
+            other => {
+                return Err(format!(
+                    "usage: cargo xtask test [--only STEP,..] [--skip STEP,..] (got `{other}`)"
+                ));
+            }
+        }
+    }
+    let selected: Vec<Step> = STEPS
+        .into_iter()
+        .filter(|s| only.as_ref().is_none_or(|o| o.contains(s)) && !skip.contains(s))
+        .collect();
+
+    let config = Config::load(Mode::Test)?;
+    setup::ensure_rust(&config)?;
+    if selected.contains(&Step::Kernel) {
+        setup::ensure_qemu()?;
+    }
+    if selected.contains(&Step::Miri) {
+        setup::ensure_miri()?;
+    }
+
+    let mut results: Vec<(Step, Result<(), String>, Duration)> = Vec::new();
+    for step in selected {
+        println!("\n==== xtask test: {} ====", step.name());
+        let start = Instant::now();
+        let result = run_step(&config, step);
+        if let Err(message) = &result {
+            println!("xtask test: step {} FAILED: {message}", step.name());
+        }
+        results.push((step, result, start.elapsed()));
+    }
+
+    println!("\n==== xtask test summary ====");
+    println!("{:<8} {:<6} {:>8}", "step", "result", "time");
+    for (step, result, time) in &results {
+        let verdict = if result.is_ok() { "pass" } else { "FAIL" };
+        println!(
+            "{:<8} {:<6} {:>7.1}s",
+            step.name(),
+            verdict,
+            time.as_secs_f64()
+        );
+    }
+    let failed = results.iter().filter(|(_, r, _)| r.is_err()).count();
+    let passed = results.len() - failed;
+    let skipped = STEPS.len() - results.len();
+    if skipped > 0 {
+        println!("steps: {passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("steps: {passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn run_step(config: &Config, step: Step) -> Result<(), String> {
+    match step {
+        Step::Fmt => {
+            let mut cmd = cargo(config);
+            cmd.args(["fmt", "--all", "--check"]);
+            process::run(cmd)
+        }
+        Step::Clippy => clippy(config),
+        Step::Host => {
+            let mut cmd = cargo(config);
+            cmd.arg("test");
+            process::run(cmd)
+        }
+        Step::Loom => {
+            let mut cmd = cargo(config);
+            cmd.env("CARGO_TARGET_DIR", config.target_dir.join("loom"))
+                .env("RUSTFLAGS", "--cfg loom")
+                .args(["test", "--release", "--test", "loom"]);
+            for krate in LOOM_CRATES {
+                cmd.args(["-p", krate]);
+            }
+            process::run(cmd)
+        }
+        Step::Miri => {
+            // `cargo +nightly` needs the rustup proxy, not the toolchain's
+            // cargo that `$CARGO` points to.
+            let mut cmd = Command::new("cargo");
+            cmd.current_dir(&config.root)
+                .env("CARGO_TARGET_DIR", config.target_dir.join("miri"))
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .args(["+nightly", "miri", "test"]);
+            for krate in MIRI_CRATES {
+                cmd.args(["-p", krate]);
+            }
+            process::run(cmd)
+        }
+        Step::Kernel => kernel_tests(config),
+    }
+}
+
+fn clippy(config: &Config) -> Result<(), String> {
+    let mut host = cargo(config);
+    host.args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        KERNEL_PACKAGE,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    let mut failures = Vec::new();
+    failures.extend(process::run(host).err());
+    for features in [None, Some("ktest")] {
+        let mut kernel = cargo(config);
+        kernel.args([
+            "clippy",
+            "--release",
+            "-p",
+            KERNEL_PACKAGE,
+            "--target",
+            KERNEL_TARGET,
+        ]);
+        if let Some(features) = features {
+            kernel.args(["--features", features]);
+        }
+        kernel.args(["--", "-D", "warnings"]);
+        failures.extend(process::run(kernel).err());
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// The `ktest` image at `SMP` harts and `MEM` RAM: all registered tests must
+/// pass; then the exit path: a deliberate panic and a deliberate fatal trap
+/// must each reach the host as their distinct failure status.
+fn kernel_tests(config: &Config) -> Result<(), String> {
+    let image = kernel::build(config, Flavour::Test)?;
+    let expectations = [
+        format!("ktest.harts={}", config.smp),
+        format!("ktest.mem={}", config.mem_bytes),
+    ];
+    let suite = qemu::command(config, &image, &config.boot_args(&expectations));
+    println!("xtask: {}", process::describe(&suite));
+    let run = process::run_limited(suite, true, config.timeout)?;
+    check_suite(config, &run)?;
+
+    for (crash, code, must_contain) in [
+        (
+            "panic",
+            2,
+            [
+                "test ktest::deliberate_panic ... FAILED",
+                "deliberate panic (ktest.crash=panic)",
+            ],
+        ),
+        (
+            "trap",
+            3,
+            [
+                "test ktest::deliberate_illegal_instruction ... FAILED",
+                "illegal instruction",
+            ],
+        ),
+    ] {
+        let args = config.boot_args(&[format!("ktest.crash={crash}")]);
+        let run =
+            process::run_limited(qemu::command(config, &image, &args), false, config.timeout)?;
+        let status = run.status.map(|s| s.code());
+        let missing: Vec<&str> = must_contain
+            .iter()
+            .copied()
+            .filter(|text| !run.output.contains(text))
+            .collect();
+        if status != Some(Some(code)) || !missing.is_empty() {
+            return Err(format!(
+                "exit-path check ktest.crash={crash}: expected QEMU status {code} and {must_contain:?}, \
+                 got status {status:?}, missing {missing:?}; output tail:\n{}",
+                run.tail(30)
+            ));
+        }
+        println!(
+            "xtask: exit path ok: ktest.crash={crash} ends QEMU with status {code} and names the test"
+        );
+    }
+    Ok(())
+}
+
+fn check_suite(config: &Config, run: &Finished) -> Result<(), String> {
+    let Some(status) = run.status else {
+        let running = run
+            .output
+            .lines()
+            .rev()
+            .find_map(|line| {
+                line.strip_prefix("test ")?
+                    .split_once(" ... ")
+                    .filter(|(_, verdict)| {
+                        !verdict.starts_with("ok") && !verdict.starts_with("FAILED")
+                    })
+            })
+            .map_or(String::new(), |(name, _)| {
+                format!(" while running test {name}")
+            });
+        return Err(format!(
+            "QEMU did not finish within {} s (TIMEOUT){running}: the kernel hung or the run is too slow; \
+             it was stopped. Last lines:\n{}",
+            config.timeout.map_or(0, |t| t.as_secs()),
+            run.tail(20)
+        ));
+    };
+    let closing = run.output.lines().rev().find_map(|line| {
+        let (passed, rest) = line.trim().split_once(" passed, ")?;
+        let failed = rest.split_once(" failed").map_or(rest, |(f, _)| f);
+        Some((passed.parse::<usize>().ok()?, failed.parse::<usize>().ok()?))
+    });
+    match (status.code(), closing) {
+        (Some(0), Some((passed, 0))) if passed > 0 => {
+            println!(
+                "xtask: kernel tests: {passed} passed in {:.1} s",
+                run.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        (code, closing) => Err(format!(
+            "kernel test run failed: QEMU status {code:?} (1 = tests failed, 2 = panic, 3 = fatal trap, \
+             4 = platform, 5 = boot args), closing line {closing:?}. Last lines:\n{}",
+            run.tail(20)
+        )),
+    }
+}
