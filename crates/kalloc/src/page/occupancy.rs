@@ -1,0 +1,90 @@
+//! Occupancy of a zone's pages as two bitmaps, shared by the buddy and the
+//! bitmap allocators: `used` (one bit per page, set while handed out) and
+//! `starts` (set on the first page of each live allocation). Together they
+//! let `dealloc_pages` check its arguments exactly before changing anything.
+
+use super::bits::{self, RawBits};
+use crate::stats::PageStats;
+use crate::{AllocError, AllocResult};
+
+pub(crate) struct Occupancy {
+    pub used: RawBits,
+    starts: RawBits,
+}
+
+impl Occupancy {
+    /// Bytes of storage for `pages` pages.
+    pub const fn bytes(pages: usize) -> usize {
+        2 * 8 * bits::words_for(pages)
+    }
+
+    /// # Safety
+    /// `storage` holds `bytes(pages)` zeroed, 8-aligned bytes owned by the
+    /// caller's zone for as long as this value is used.
+    pub unsafe fn new(storage: *mut u8, pages: usize) -> Self {
+        let words = bits::words_for(pages);
+        let storage = storage.cast::<u64>();
+        // SAFETY: the two halves of `storage`, disjoint, per the contract.
+        unsafe {
+            Self {
+                used: RawBits::new(storage, pages),
+                starts: RawBits::new(storage.add(words), pages),
+            }
+        }
+    }
+
+    pub fn pages(&self) -> usize {
+        self.used.bits()
+    }
+
+    pub fn any_used(&self, page: usize, count: usize) -> bool {
+        !bits::none_set(self.used.words(), page, page + count)
+    }
+
+    /// Checks that `[page, page + count)` is exactly one live allocation.
+    pub fn check_live(&self, page: usize, count: usize) -> AllocResult {
+        let used = self.used.words();
+        let starts = self.starts.words();
+        if !bits::get(used, page) {
+            return Err(AllocError::DoubleFree);
+        }
+        if count > self.pages() - page {
+            return Err(AllocError::NotAllocated);
+        }
+        let end = page + count;
+        if !bits::get(starts, page)
+            || !bits::all_set(used, page, end)
+            || !bits::none_set(starts, page + 1, end)
+            || (end < self.pages() && bits::get(used, end) && !bits::get(starts, end))
+        {
+            return Err(AllocError::NotAllocated);
+        }
+        Ok(())
+    }
+
+    pub fn mark_allocated(&mut self, page: usize, count: usize) {
+        bits::set_range(self.used.words_mut(), page, page + count);
+        bits::set(self.starts.words_mut(), page);
+    }
+
+    pub fn mark_free(&mut self, page: usize, count: usize) {
+        bits::clear_range(self.used.words_mut(), page, page + count);
+        bits::clear(self.starts.words_mut(), page);
+    }
+
+    /// Calls `f(first_page, len)` for every maximal free run.
+    pub fn for_each_free_run(&self, mut f: impl FnMut(usize, usize)) {
+        let used = self.used.words();
+        let mut at = 0;
+        while let Some(start) = bits::next_clear(used, at, self.pages()) {
+            let end = bits::next_set(used, start, self.pages()).unwrap_or(self.pages());
+            f(start, end - start);
+            at = end;
+        }
+    }
+
+    /// Adds this zone's free runs (its first page is `base_pfn`) to `stats`.
+    pub fn add_runs_to(&self, stats: &mut PageStats, base_pfn: usize, max_order: usize) {
+        self.for_each_free_run(|start, len| stats.add_free_run(base_pfn + start, len, max_order));
+    }
+}
