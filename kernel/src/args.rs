@@ -13,12 +13,21 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "log level: off, error, warn, info (default), debug, trace",
     ),
     (
+        "timer_hz",
+        "timer interrupts per second on every hart (default 100, 0 = off)",
+    ),
+    ("pagealloc", "page allocator: buddy (default) or bitmap"),
+    (
+        "alloc",
+        "kernel heap: slab (default: slab classes over TLSF), tlsf or buddy",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
     (
         "ktest.crash",
-        "test build: run one deliberately crashing test (panic|trap)",
+        "test build: run one deliberately crashing test (panic|trap|oom|rodata)",
     ),
     (
         "ktest.harts",
@@ -31,6 +40,9 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
 #[derive(Clone, Copy, Debug)]
 pub struct KernelArgs {
     pub log: LevelFilter,
+    pub timer_hz: u32,
+    pub page_allocator: crate::memory::pages::PageAllocatorKind,
+    pub heap: crate::memory::heap::HeapKind,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
 }
@@ -84,14 +96,59 @@ fn typed<T: core::str::FromStr>(
     })
 }
 
+/// The tick rate without `timer_hz=`.
+pub const DEFAULT_TIMER_HZ: u32 = 100;
+/// Faster ticks would leave the harts little time for anything else.
+pub const MAX_TIMER_HZ: u32 = 10_000;
+
+/// A value picked from a fixed set of names (the type's `FromStr`).
+fn choice<T: core::str::FromStr>(
+    args: &BootArgs<'static>,
+    key: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, BadArgs> {
+    match args
+        .get(key)
+        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
+    {
+        None => Ok(None),
+        Some(arg) => match arg.value {
+            None => Err(BadArgs(ArgErrorText::MissingValue { key: arg.key })),
+            Some(value) => value.parse().map(Some).map_err(|_| {
+                BadArgs(ArgErrorText::Value {
+                    key: arg.key,
+                    value,
+                    expected,
+                })
+            }),
+        },
+    }
+}
+
 /// Parses `line`; unknown keys are left for [`unknown_keys`] to report.
 pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
     let args = BootArgs::new(line);
     args.validate()
         .map_err(|error| BadArgs(ArgErrorText::Syntax(error)))?;
     let log = typed::<LevelFilter>(&args, "log", "off, error, warn, info, debug or trace")?;
+    let timer_hz = typed::<u32>(&args, "timer_hz", "a rate in Hz (0 = off)")?;
+    if timer_hz.is_some_and(|hz| hz > MAX_TIMER_HZ) {
+        return Err(BadArgs(ArgErrorText::Value {
+            key: "timer_hz",
+            value: args
+                .get("timer_hz")
+                .ok()
+                .flatten()
+                .and_then(|a| a.value)
+                .unwrap_or(""),
+            expected: "at most 10000 Hz",
+        }));
+    }
     Ok(KernelArgs {
         log: log.unwrap_or(LevelFilter::Info),
+        timer_hz: timer_hz.unwrap_or(DEFAULT_TIMER_HZ),
+        page_allocator: choice(&args, "pagealloc", "buddy or bitmap")?.unwrap_or_default(),
+        heap: choice(&args, "alloc", "slab, tlsf or buddy")?.unwrap_or_default(),
         #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })
@@ -108,11 +165,13 @@ fn test_args(args: &BootArgs<'static>) -> Result<crate::ktest::TestArgs, BadArgs
         Some(arg) => match arg.value {
             Some("panic") => Some(Crash::Panic),
             Some("trap") => Some(Crash::Trap),
+            Some("oom") => Some(Crash::Oom),
+            Some("rodata") => Some(Crash::Rodata),
             Some(value) => {
                 return Err(BadArgs(ArgErrorText::Value {
                     key: arg.key,
                     value,
-                    expected: "panic or trap",
+                    expected: "panic, trap, oom or rodata",
                 }));
             }
             None => return Err(BadArgs(ArgErrorText::MissingValue { key: arg.key })),

@@ -7,6 +7,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
 mod args;
 mod console;
@@ -19,7 +21,7 @@ mod power;
 mod sync;
 
 use drivers::{ns16550a::Ns16550a, sifive_test::SifiveTest};
-use log::{info, warn};
+use log::{error, info, warn};
 use power::FailureCode;
 
 /// Boot hart, high half, boot stack, `.bss` cleared, traps vectored.
@@ -92,6 +94,11 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     };
     memory::layout::print(platform, layout);
 
+    memory::pages::init(args.page_allocator);
+    memory::heap::init(args.heap);
+    arch::timer::configure(platform.timebase_hz, args.timer_hz);
+    start_harts(platform);
+
     #[cfg(feature = "ktest")]
     ktest::run(args.test);
 
@@ -100,4 +107,59 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
         info!("boot complete; powering off (no interactive monitor yet)");
         power::succeed()
     }
+}
+
+/// Gives every other hart a stack and starts it; then starts this hart's
+/// timer and enables interrupts here too.
+fn start_harts(platform: &platform::Platform) {
+    let boot_id = arch::hart::current().hart_id();
+    let others = || {
+        platform
+            .hart_ids()
+            .iter()
+            .copied()
+            .filter(move |&id| id != boot_id)
+            .enumerate()
+            .map(|(index, id)| (index + 1, id))
+    };
+    if let Err(error) = memory::stacks::allocate(others()) {
+        println!("FATAL: no memory for the hart stacks: {error}");
+        power::fail(FailureCode::Platform)
+    }
+    arch::trap::use_trap_stack();
+    match memory::kernel_map::plan() {
+        Ok(plan) => {
+            if let Err(error) = memory::paging::install_kernel_table(&plan) {
+                println!("FATAL: kernel page table: {error}");
+                power::fail(FailureCode::Platform)
+            }
+        }
+        Err(error) => {
+            println!("FATAL: kernel address space: {error}");
+            power::fail(FailureCode::Platform)
+        }
+    }
+    arch::cpu::enable_hart_interrupts();
+    arch::hart::current().set_online();
+    for (slot, _) in others() {
+        if let Err(failure) = arch::smp::start(slot) {
+            error!(
+                "hart {} (slot {slot}) did not start: {}",
+                failure.hart_id, failure.reason
+            );
+        }
+    }
+    info!(
+        "{} harts online; timer {} Hz ({} timebase ticks)",
+        arch::smp::online_count(),
+        args_timer_hz(platform),
+        arch::timer::interval()
+    );
+}
+
+fn args_timer_hz(platform: &platform::Platform) -> u64 {
+    platform
+        .timebase_hz
+        .checked_div(arch::timer::interval())
+        .unwrap_or(0)
 }

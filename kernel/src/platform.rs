@@ -83,13 +83,6 @@ impl Default for Reservations {
 /// What the kernel knows about the machine.
 pub struct Platform {
     /// The parsed tree, for drivers that look up their own nodes.
-    #[cfg_attr(
-        not(feature = "ktest"),
-        expect(
-            dead_code,
-            reason = "read by tests now, by PLIC and device discovery next"
-        )
-    )]
     pub fdt: Fdt<'static>,
     pub model: &'static str,
     /// The device-tree blob itself.
@@ -157,11 +150,13 @@ impl fmt::Display for PlatformError {
 
 static PLATFORM: BootCell<Platform> = BootCell::new();
 
+/// The platform, if `discover` has run (for diagnostics that may run
+/// before it).
+pub fn try_get() -> Option<&'static Platform> {
+    PLATFORM.get()
+}
+
 /// The platform, once `discover` has run (it runs first thing at boot).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "read by tests now, by later subsystems next")
-)]
 pub fn get() -> &'static Platform {
     PLATFORM
         .get()

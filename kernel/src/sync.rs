@@ -1,6 +1,6 @@
 //! Boot-time synchronisation helpers: write-once cells for the facts the boot
 //! hart discovers (platform, devices) before any other hart runs, and the
-//! console lock. General-purpose kernel locks come from the `ksync` crate.
+//! kernel's instance of the `ksync` locks ([`KernelArch`] and the aliases).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -54,3 +54,42 @@ impl<T> BootCell<T> {
         unsafe { (*self.value.get()).as_ref() }
     }
 }
+
+/// The kernel's [`ksync::Arch`]: the hart id from the `tp` block, interrupt
+/// masking through sstatus.SIE, the masking depth in the `tp` block.
+pub struct KernelArch;
+
+/// Masking depth for code that runs before the hart-local block exists
+/// (only the boot hart, with interrupts still off).
+static EARLY_NESTING: ksync::IrqNesting = ksync::IrqNesting::new();
+
+impl ksync::Arch for KernelArch {
+    fn hart_id() -> usize {
+        crate::arch::hart::current_id().unwrap_or(usize::MAX)
+    }
+
+    fn irq_save_disable() -> usize {
+        crate::arch::cpu::irq_save_disable()
+    }
+
+    fn irq_restore(saved: usize) {
+        crate::arch::cpu::irq_restore(saved);
+    }
+
+    fn irq_nesting() -> &'static ksync::IrqNesting {
+        crate::arch::hart::try_current().map_or(&EARLY_NESTING, |hart| &hart.irq_nesting)
+    }
+}
+
+/// Test-and-test-and-set lock; interrupts untouched.
+#[allow(dead_code, reason = "part of the kernel's lock vocabulary")]
+pub type SpinLock<T> = ksync::SpinLock<T, KernelArch>;
+/// Fair FIFO lock; interrupts untouched.
+#[allow(dead_code, reason = "part of the kernel's lock vocabulary")]
+pub type TicketLock<T> = ksync::TicketLock<T, KernelArch>;
+/// Spin lock that masks interrupts on this hart while held.
+#[allow(dead_code, reason = "part of the kernel's lock vocabulary")]
+pub type IrqSpinLock<T> = ksync::IrqSpinLock<T, KernelArch>;
+/// Fair lock that masks interrupts on this hart while held: every lock an
+/// interrupt handler may also take (the allocators) is one of these.
+pub type IrqTicketLock<T> = ksync::IrqTicketLock<T, KernelArch>;

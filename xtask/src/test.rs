@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub const LOOM_CRATES: &[&str] = &["ksync"];
 
 /// Crates whose host tests also run under Miri (unsafe code, no FFI).
+/// `kshell` has none: Miri would only re-run its host tests, slowly.
 pub const MIRI_CRATES: &[&str] = &[
     "kalloc",
     "ksync",
@@ -22,7 +23,6 @@ pub const MIRI_CRATES: &[&str] = &[
     "memdebug",
     "workload",
     "faultinject",
-    "kshell",
 ];
 
 /// Isolation off: proptest reads the working directory (to find its
@@ -220,19 +220,34 @@ fn clippy(config: &Config) -> Result<(), String> {
     }
 }
 
-/// The `ktest` image at `SMP` harts and `MEM` RAM: all registered tests must
-/// pass; then the exit path: a deliberate panic and a deliberate fatal trap
-/// must each reach the host as their distinct failure status.
+/// Page allocators (`pagealloc=`) the kernel suite runs with.
+pub const PAGE_ALLOCATORS: &[&str] = &["buddy", "bitmap"];
+/// Kernel heaps (`alloc=`) the kernel suite runs with.
+pub const HEAPS: &[&str] = &["slab", "tlsf", "buddy"];
+
+/// The `ktest` image at `SMP` harts and `MEM` RAM, once per `pagealloc=` x
+/// `alloc=` choice: all registered tests must pass each time; then the
+/// exit path: a deliberate panic, a deliberate fatal trap, an unexpected
+/// write to `.rodata` (with its page-fault diagnosis) and an unhandled
+/// allocation failure (with its diagnosis) must each
+/// reach the host as their distinct failure status.
 fn kernel_tests(config: &Config) -> Result<(), String> {
     let image = kernel::build(config, Flavour::Test)?;
-    let expectations = [
-        format!("ktest.harts={}", config.smp),
-        format!("ktest.mem={}", config.mem_bytes),
-    ];
-    let suite = qemu::command(config, &image, &config.boot_args(&expectations));
-    println!("xtask: {}", process::describe(&suite));
-    let run = process::run_limited(suite, true, config.timeout)?;
-    check_suite(config, &run)?;
+    for page_allocator in PAGE_ALLOCATORS {
+        for heap in HEAPS {
+            let expectations = [
+                format!("ktest.harts={}", config.smp),
+                format!("ktest.mem={}", config.mem_bytes),
+                format!("pagealloc={page_allocator}"),
+                format!("alloc={heap}"),
+            ];
+            let suite = qemu::command(config, &image, &config.boot_args(&expectations));
+            println!("xtask: {}", process::describe(&suite));
+            let run = process::run_limited(suite, true, config.timeout)?;
+            check_suite(config, &run)
+                .map_err(|e| format!("pagealloc={page_allocator} alloc={heap}: {e}"))?;
+        }
+    }
 
     for (crash, code, must_contain) in [
         (
@@ -249,6 +264,22 @@ fn kernel_tests(config: &Config) -> Result<(), String> {
             [
                 "test ktest::deliberate_illegal_instruction ... FAILED",
                 "illegal instruction",
+            ],
+        ),
+        (
+            "rodata",
+            3,
+            [
+                "test ktest::deliberate_write_to_rodata ... FAILED",
+                ": write to .rodata",
+            ],
+        ),
+        (
+            "oom",
+            2,
+            [
+                "test ktest::deliberate_unhandled_allocation_failure ... FAILED",
+                "free pages per order:",
             ],
         ),
     ] {

@@ -9,17 +9,31 @@ use kalloc::{AllocError, BaseAllocator, PageAllocator};
 
 const PAGE: usize = 4096;
 
-/// A buddy allocator over a leaked, 1 MiB-aligned host region.
-fn filter(pages: usize) -> (BadPageFilter<BuddyPageAllocator, 8>, usize) {
-    let bytes = pages * PAGE;
-    // SAFETY: non-zero size; the region is leaked for the test's duration.
-    let base =
-        unsafe { std::alloc::alloc(Layout::from_size_align(bytes, 1 << 20).unwrap()) } as usize;
+/// A 1 MiB-aligned host region, freed on drop.
+struct Region(*mut u8, Layout);
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `filter` with this layout.
+        unsafe { std::alloc::dealloc(self.0, self.1) }
+    }
+}
+
+/// A buddy allocator over a fresh host region (keep the region alive
+/// while the allocator is used).
+fn filter(pages: usize) -> (BadPageFilter<BuddyPageAllocator, 8>, usize, Region) {
+    let layout = Layout::from_size_align(pages * PAGE, 1 << 20).unwrap();
+    // SAFETY: non-zero size.
+    let region = Region(unsafe { std::alloc::alloc(layout) }, layout);
     let mut filter = BadPageFilter::new(BuddyPageAllocator::new());
-    // SAFETY: the region is host memory owned by the allocator from now on.
-    unsafe { filter.init(base, bytes).unwrap() };
+    // SAFETY: the region is host memory owned by the allocator while it lives.
+    unsafe {
+        filter
+            .init(region.0.expose_provenance(), layout.size())
+            .unwrap()
+    };
     let first = filter.inner().regions().next().unwrap().start;
-    (filter, first)
+    (filter, first, region)
 }
 
 /// Allocates single pages until none is left; returns them.
@@ -29,7 +43,7 @@ fn drain(filter: &mut BadPageFilter<BuddyPageAllocator, 8>) -> Vec<usize> {
 
 #[test]
 fn a_free_bad_page_is_carved_out_and_never_returned() {
-    let (mut filter, first) = filter(256);
+    let (mut filter, first, _region) = filter(256);
     let total = filter.total_pages();
     let bad = first + 37 * PAGE;
     assert_eq!(filter.mark_bad(bad + 123), Ok(BadPage::Isolated));
@@ -55,7 +69,7 @@ fn a_free_bad_page_is_carved_out_and_never_returned() {
 
 #[test]
 fn a_bad_page_in_use_is_isolated_when_its_block_is_freed() {
-    let (mut filter, _) = filter(64);
+    let (mut filter, _, _region) = filter(64);
     let block = filter.alloc_pages(8, PAGE).unwrap();
     let bad = block + 5 * PAGE;
     assert_eq!(filter.mark_bad(bad), Ok(BadPage::Pending));
@@ -67,7 +81,7 @@ fn a_bad_page_in_use_is_isolated_when_its_block_is_freed() {
 
 #[test]
 fn frees_naming_an_isolated_page_and_marks_outside_ram_are_refused() {
-    let (mut filter, first) = filter(64);
+    let (mut filter, first, _region) = filter(64);
     filter.mark_bad(first).unwrap();
     assert_eq!(
         filter.dealloc_pages(first, 1),

@@ -124,6 +124,7 @@ fn overlong_lines_and_unknown_input_ring_the_bell() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
     #[test]
     fn any_input_keeps_screen_and_buffer_in_sync(input in proptest::collection::vec(prop_oneof![
         4 => 0x20u8..0x7f,

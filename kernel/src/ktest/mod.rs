@@ -15,13 +15,15 @@
 //!
 //! and exits 0 only if every test passed. A test that panics or takes a
 //! fatal trap is reported as failed by name with the reason, then the run
-//! stops (the remaining tests are counted as skipped). An expected-fault
-//! mechanism would record the expected trap in the runner's `RunState`
-//! before calling the test and let the trap handler resume at a recovery
-//! point (see docs/boot.md).
+//! stops (the remaining tests are counted as skipped). A test that expects
+//! a fault states it with [`fault::expect_fault`]: the trap handler resumes
+//! at a recovery point armed on the hart, and the test compares scause,
+//! address and diagnosis.
 
 #[cfg(feature = "ktest")]
 mod assert;
+#[cfg(feature = "ktest")]
+pub mod fault;
 #[cfg(feature = "ktest")]
 mod runner;
 
@@ -39,6 +41,7 @@ pub fn abort_running_test(_reason: core::fmt::Arguments<'_>) {}
 /// What every test module imports.
 #[cfg(feature = "ktest")]
 pub mod prelude {
+    pub use super::fault::{ExpectedFault, expect_fault};
     pub use crate::{kassert, kassert_eq, ktest};
 }
 

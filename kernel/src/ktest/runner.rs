@@ -40,6 +40,12 @@ pub enum Crash {
     Panic,
     /// A test that executes an illegal instruction: `FailureCode::FatalTrap`.
     Trap,
+    /// A test whose allocation fails with nobody handling it: the alloc
+    /// error diagnosis, then `FailureCode::Panic`.
+    Oom,
+    /// A test that writes to `.rodata` with no fault expected: the
+    /// page-fault diagnosis, then `FailureCode::FatalTrap`.
+    Rodata,
 }
 
 /// Boot arguments of the test build.
@@ -75,6 +81,35 @@ fn deliberate_illegal_instruction() -> TestResult {
     Ok(())
 }
 
+#[allow(clippy::result_large_err, reason = "signature of every test")]
+fn deliberate_unhandled_allocation_failure() -> TestResult {
+    // More than any machine this runs on has: the page allocator refuses,
+    // and `Vec` hands the failure to Rust's alloc error path.
+    let hoard: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(1 << 40);
+    core::hint::black_box(&hoard);
+    Ok(())
+}
+
+#[allow(clippy::result_large_err, reason = "signature of every test")]
+fn deliberate_write_to_rodata() -> TestResult {
+    static READ_ONLY: u64 = 0x5a5a;
+    let addr = core::hint::black_box(&raw const READ_ONLY).cast_mut();
+    // SAFETY: none: the store faults (the page is mapped read-only) and
+    // the trap handler stops the kernel with its diagnosis.
+    unsafe { addr.write_volatile(0) };
+    Ok(())
+}
+
+static RODATA_TEST: [KernelTest; 1] = [KernelTest {
+    name: "ktest::deliberate_write_to_rodata",
+    run: deliberate_write_to_rodata,
+}];
+
+static OOM_TEST: [KernelTest; 1] = [KernelTest {
+    name: "ktest::deliberate_unhandled_allocation_failure",
+    run: deliberate_unhandled_allocation_failure,
+}];
+
 static PANIC_TEST: [KernelTest; 1] = [KernelTest {
     name: "ktest::deliberate_panic",
     run: deliberate_panic,
@@ -90,6 +125,8 @@ pub fn run(args: TestArgs) -> ! {
     let tests: &'static [KernelTest] = match args.crash {
         Some(Crash::Panic) => &PANIC_TEST,
         Some(Crash::Trap) => &TRAP_TEST,
+        Some(Crash::Oom) => &OOM_TEST,
+        Some(Crash::Rodata) => &RODATA_TEST,
         None => registry(),
     };
     let selected = |test: &&KernelTest| args.filter.is_none_or(|f| test.name.contains(f));
@@ -102,14 +139,16 @@ pub fn run(args: TestArgs) -> ! {
             .current
             .store(core::ptr::from_ref(test).cast_mut(), Ordering::Release);
         crate::print!("test {} ... ", test.name);
+        let started = crate::arch::cpu::ticks();
         let outcome = (test.run)();
+        let took = Duration(crate::arch::cpu::ticks() - started);
         STATE
             .current
             .store(core::ptr::null_mut(), Ordering::Release);
         match outcome {
             Ok(()) => {
                 STATE.passed.fetch_add(1, Ordering::Relaxed);
-                println!("ok");
+                println!("ok{took}");
             }
             Err(failure) => {
                 STATE.failed.fetch_add(1, Ordering::Relaxed);
@@ -135,6 +174,21 @@ pub fn run(args: TestArgs) -> ! {
         power::fail(FailureCode::TestsFailed);
     }
     power::succeed()
+}
+
+/// A test's run time in timebase ticks, printed as ` (1.25 s)` when it
+/// took at least a tenth of a second (nothing otherwise).
+struct Duration(u64);
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hz = crate::platform::get().timebase_hz.max(1);
+        let centis = self.0 * 100 / hz;
+        if centis < 10 {
+            return Ok(());
+        }
+        write!(f, " ({}.{:02} s)", centis / 100, centis % 100)
+    }
 }
 
 /// `rvos::a::b` -> `a::b`, at compile time.

@@ -27,6 +27,7 @@ unsafe extern "C" {
     static __data_end: u8;
     static __bss_start: u8;
     static __bss_end: u8;
+    static __boot_stack_guard: u8;
     static __boot_stack_bottom: u8;
     static __boot_stack_top: u8;
     static __kernel_end: u8;
@@ -81,6 +82,11 @@ pub fn sections() -> [Section; 6] {
     ]
 }
 
+/// The unmapped page below the boot stack.
+pub fn boot_stack_guard() -> Range<usize> {
+    symbol_range!(__boot_stack_guard, __boot_stack_bottom)
+}
+
 /// The whole kernel image, from its first to its last byte in memory.
 pub fn kernel_image_virt() -> Range<usize> {
     symbol_range!(__kernel_start, __kernel_end)
@@ -105,10 +111,6 @@ pub struct MemoryLayout {
 static LAYOUT: BootCell<MemoryLayout> = BootCell::new();
 
 /// The layout, once `compute` has run at boot.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "read by tests now, by the page allocator next")
-)]
 pub fn get() -> &'static MemoryLayout {
     LAYOUT
         .get()

@@ -1,7 +1,14 @@
 //! Physical memory as the kernel sees it at boot. The allocators themselves
 //! live in the `kalloc` crate; this module decides what they may own.
 
+pub mod fault;
+pub mod global;
+pub mod heap;
+pub mod kernel_map;
 pub mod layout;
+pub mod pages;
+pub mod paging;
 mod size;
+pub mod stacks;
 
 pub use size::Size;

@@ -36,3 +36,41 @@ pub fn halt() -> ! {
         riscv::asm::wfi();
     }
 }
+
+/// Masks interrupts on this hart; returns 1 if they were enabled.
+#[inline]
+pub fn irq_save_disable() -> usize {
+    let was_enabled = riscv::register::sstatus::read().sie();
+    // SAFETY: clearing sstatus.SIE only masks interrupts on this hart.
+    unsafe { riscv::register::sstatus::clear_sie() };
+    usize::from(was_enabled)
+}
+
+/// Undoes [`irq_save_disable`].
+#[inline]
+pub fn irq_restore(saved: usize) {
+    if saved != 0 {
+        // SAFETY: re-enables what `irq_save_disable` found enabled; the trap
+        // vector handles every unmasked source.
+        unsafe { riscv::register::sstatus::set_sie() };
+    }
+}
+
+/// Whether interrupts are enabled on this hart.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn irq_enabled() -> bool {
+    riscv::register::sstatus::read().sie()
+}
+
+/// Unmasks the timer and software interrupts, arms this hart's timer and
+/// enables interrupts (sstatus.SIE): normal kernel execution from now on.
+pub fn enable_hart_interrupts() {
+    // SAFETY: unmasking the cross-hart wake-up source; the vector is set.
+    unsafe { riscv::register::sie::set_ssoft() };
+    super::timer::start_on_this_hart();
+    // SAFETY: the trap vector handles every unmasked source.
+    unsafe { riscv::register::sstatus::set_sie() };
+}

@@ -6,8 +6,9 @@
 //! address), moves sp and pc to the high half, clears `.bss`, and calls
 //! [`rvos_boot_entry`]. No Rust runs before the switch, so nothing can reach
 //! a static through an absolute (high-half) address while paging is off.
-//! The paging switch is an assembler macro so the secondary-hart entry
-//! (SMP) can reuse it.
+//! The paging switch is an assembler macro so the secondary-hart entry,
+//! `rvos_secondary_start` (started by SBI HSM with paging off, its hart id
+//! in a0 and the physical top of its stack in a1), reuses it.
 
 use super::{boot_page_table::BOOT_PAGE_TABLE, cpu, hart};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -48,15 +49,41 @@ core::arch::global_asm!(
     "3:  call  {rust_entry}",
     "4:  wfi",
     "    j     4b",
+    "",
+    ".globl rvos_secondary_start",
+    "rvos_secondary_start:",
+    "    mv    tp, zero",
+    "    mv    sp, a1",
+    "    ENABLE_BOOT_PAGING",
+    "    call  {secondary_entry}",
+    "5:  wfi",
+    "    j     5b",
     boot_table = sym BOOT_PAGE_TABLE,
     offset = const super::KERNEL_OFFSET,
     rust_entry = sym rvos_boot_entry,
+    secondary_entry = sym rvos_secondary_entry,
 );
+
+unsafe extern "C" {
+    fn rvos_secondary_start();
+}
+
+/// The (high-half) address of the secondary harts' entry code.
+pub fn secondary_start_address() -> usize {
+    rvos_secondary_start as *const () as usize
+}
+
+/// First Rust code on a secondary hart.
+extern "C" fn rvos_secondary_entry(hart_id: usize) -> ! {
+    super::smp::secondary_main(hart_id)
+}
 
 /// The stack pointer and program counter seen by the first Rust code, kept
 /// for the in-kernel test that checks the switch to the high half.
 pub static BOOT_ENTRY_SP: AtomicUsize = AtomicUsize::new(0);
 pub static BOOT_ENTRY_PC: AtomicUsize = AtomicUsize::new(0);
+/// satp as the boot hart's entry code left it (the boot table).
+pub static BOOT_ENTRY_SATP: AtomicUsize = AtomicUsize::new(0);
 
 /// First Rust code on the boot hart, running in the high half on the boot
 /// stack with `.bss` cleared.
@@ -64,7 +91,10 @@ pub static BOOT_ENTRY_PC: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn rvos_boot_entry(hart_id: usize, dtb_phys: usize) -> ! {
     BOOT_ENTRY_SP.store(cpu::stack_pointer(), Ordering::Relaxed);
     BOOT_ENTRY_PC.store(cpu::program_counter(), Ordering::Relaxed);
-    hart::init_boot_hart(hart_id);
+    BOOT_ENTRY_SATP.store(riscv::register::satp::read().bits(), Ordering::Relaxed);
+    let stack = crate::memory::layout::sections()[5].virt.clone();
+    hart::describe(hart::BOOT_SLOT, hart_id, stack);
+    hart::install(hart::BOOT_SLOT);
     super::trap::install();
     crate::kernel_main(hart_id, dtb_phys)
 }

@@ -4,8 +4,11 @@
 pub mod boot_page_table;
 pub mod cpu;
 pub mod entry;
+pub mod fault_catch;
 pub mod hart;
 pub mod sbi;
+pub mod smp;
+pub mod timer;
 pub mod trap;
 
 /// Where the high half begins: virtual = physical + `KERNEL_OFFSET` for all

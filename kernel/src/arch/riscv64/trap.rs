@@ -2,16 +2,24 @@
 //! [`TrapFrame`] on the current stack and calls [`rvos_trap`], which
 //! dispatches on scause.
 //!
-//! Today no interrupt is enabled and every exception is fatal: the handler
-//! prints scause (decoded), sepc, stval and the registers, reports the
-//! running in-kernel test as failed, and stops the machine with
-//! [`FailureCode::FatalTrap`]. The dispatch is the place where timer and
-//! external interrupts, page-fault diagnosis and the test framework's
-//! expected-fault hook plug in: each gets a match arm that returns to the
-//! interrupted code through the same restore path.
+//! Interrupts: the supervisor timer interrupt ticks (`timer`), the
+//! supervisor software interrupt is the cross-hart wake-up (`smp`). An
+//! exception is recovered only if a test armed a recovery point on this
+//! hart (`fault_catch`); otherwise it is fatal: the handler prints scause
+//! (decoded), sepc, stval, for page faults the region the address hits
+//! (`memory::fault`), and the registers, reports the running in-kernel test
+//! as failed, and stops the machine with [`FailureCode::FatalTrap`].
+//! The vector restores sp from the frame last, so recovery can move it.
+//!
+//! Each hart handles traps on its own trap stack (its top in sscratch
+//! while the hart runs normal code, 0 while a handler runs), so a fault
+//! caused by a kernel stack overflowing into its guard page is still
+//! reported. A trap inside a handler, or before the hart has a trap stack,
+//! stays on the current stack.
 
 use crate::power::{self, FailureCode};
 use core::fmt;
+use core::sync::atomic::Ordering;
 use riscv::register::{
     scause,
     stvec::{self, Stvec, TrapMode},
@@ -28,6 +36,10 @@ pub struct TrapFrame {
     pub sstatus: usize,
     pub scause: usize,
     pub stval: usize,
+    /// sscratch on the way out: the trap-stack top, or 0 when this trap
+    /// interrupted another handler.
+    pub resume_sscratch: usize,
+    _pad: usize,
 }
 
 const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
@@ -41,12 +53,27 @@ core::arch::global_asm!(
     ".balign 4",
     ".globl rvos_trap_vector",
     "rvos_trap_vector:",
+    // sscratch = this hart's trap-stack top in normal execution, 0 inside
+    // a handler (or before the hart has a trap stack).
+    "    csrrw sp, sscratch, sp",
+    "    bnez  sp, 1f",
+    // Nested (or no trap stack yet): stay on the interrupted stack.
+    "    csrr  sp, sscratch",
     "    addi  sp, sp, -{frame}",
-    "    .irp n, 1,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    sd    t0, 5*8(sp)",
+    "    li    t0, 0",
+    "    j     2f",
+    "1:  addi  sp, sp, -{frame}",
+    "    sd    t0, 5*8(sp)",
+    "    addi  t0, sp, {frame}",
+    // What sscratch goes back to on the way out.
+    "2:  sd    t0, 36*8(sp)",
+    "    .irp n, 1,3,4,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
     "    sd    x\\n, \\n*8(sp)",
     "    .endr",
-    "    addi  t0, sp, {frame}",
+    "    csrr  t0, sscratch",
     "    sd    t0, 2*8(sp)",
+    "    csrw  sscratch, zero",
     "    csrr  t0, sepc",
     "    sd    t0, 32*8(sp)",
     "    csrr  t0, sstatus",
@@ -57,6 +84,8 @@ core::arch::global_asm!(
     "    sd    t0, 35*8(sp)",
     "    mv    a0, sp",
     "    call  {handler}",
+    "    ld    t0, 36*8(sp)",
+    "    csrw  sscratch, t0",
     "    ld    t0, 32*8(sp)",
     "    csrw  sepc, t0",
     "    ld    t0, 33*8(sp)",
@@ -64,7 +93,7 @@ core::arch::global_asm!(
     "    .irp n, 1,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
     "    ld    x\\n, \\n*8(sp)",
     "    .endr",
-    "    addi  sp, sp, {frame}",
+    "    ld    sp, 2*8(sp)",
     "    sret",
     frame = const FRAME_SIZE,
     handler = sym rvos_trap,
@@ -72,6 +101,14 @@ core::arch::global_asm!(
 
 unsafe extern "C" {
     fn rvos_trap_vector();
+}
+
+/// Makes the calling hart take its traps on its trap stack (if it has one).
+pub fn use_trap_stack() {
+    let top = super::hart::current().trap_stack().end;
+    // SAFETY: sscratch is only read by the trap vector, which takes a
+    // non-zero value as the top of a stack this hart owns exclusively.
+    unsafe { core::arch::asm!("csrw sscratch, {}", in(reg) top, options(nostack)) };
 }
 
 /// Points stvec at the trap vector (direct mode) on the calling hart.
@@ -86,9 +123,22 @@ pub fn install() {
 #[unsafe(no_mangle)]
 extern "C" fn rvos_trap(frame: &mut TrapFrame) {
     let cause = TrapCause::from_scause(frame.scause);
-    // Interrupt sources and recoverable exceptions get their arms here.
-    fatal(frame, cause)
+    let hart = super::hart::try_current();
+    let depth = hart.map_or(1, |h| h.trap_depth.fetch_add(1, Ordering::Relaxed) + 1);
+    match cause {
+        TrapCause::Interrupt(SUPERVISOR_TIMER) => super::timer::on_interrupt(),
+        TrapCause::Interrupt(SUPERVISOR_SOFTWARE) => super::smp::on_software_interrupt(),
+        TrapCause::Exception(_) if depth == 1 && super::fault_catch::recover(frame) => {}
+        _ => fatal(frame, cause),
+    }
+    if let Some(hart) = hart {
+        hart.trap_depth.fetch_sub(1, Ordering::Relaxed);
+    }
 }
+
+/// scause interrupt codes.
+pub const SUPERVISOR_SOFTWARE: usize = 1;
+pub const SUPERVISOR_TIMER: usize = 5;
 
 fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
     let hart = crate::arch::hart::current_id();
@@ -104,6 +154,13 @@ fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
         frame.stval,
         frame.sstatus
     );
+    if let Some(access) = cause.page_fault_access() {
+        crate::println!(
+            "  {access} at {:#x}: {}",
+            frame.stval,
+            crate::memory::fault::diagnose(frame.stval, access)
+        );
+    }
     for row in 0..8 {
         let n = row * 4;
         crate::println!(
@@ -144,7 +201,36 @@ pub enum TrapCause {
     Exception(usize),
 }
 
+/// What a page fault tried to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Fetch,
+    Load,
+    Store,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fetch => "instruction fetch",
+            Self::Load => "load",
+            Self::Store => "store",
+        })
+    }
+}
+
 impl TrapCause {
+    /// The access of a page fault (or access fault), `None` for any
+    /// other cause.
+    pub fn page_fault_access(self) -> Option<Access> {
+        match self {
+            Self::Exception(1 | 12) => Some(Access::Fetch),
+            Self::Exception(5 | 13) => Some(Access::Load),
+            Self::Exception(7 | 15) => Some(Access::Store),
+            _ => None,
+        }
+    }
+
     pub fn from_scause(raw: usize) -> Self {
         let code = raw & !(1 << (usize::BITS - 1));
         if scause::Scause::from_bits(raw).is_interrupt() {

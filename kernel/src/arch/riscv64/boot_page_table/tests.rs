@@ -62,18 +62,15 @@ pub fn walk_gigapages(table: &[u64; ENTRIES], va: usize) -> Walk {
     }
 }
 
-/// The root table the MMU is using right now, read through the linear map.
+/// The boot table as every hart's entry code enables it (the kernel table
+/// replaces it once the page allocator runs).
 pub fn active_root_table() -> &'static [u64; ENTRIES] {
-    let root_phys = satp::read().ppn() * crate::arch::PAGE_SIZE;
-    // SAFETY: satp holds the physical address of a live, page-aligned root
-    // table (the boot table, a static) that lies inside the linear map;
-    // nothing writes to it while the kernel runs on it.
-    unsafe { &*(phys_to_virt(root_phys) as *const [u64; ENTRIES]) }
+    &BOOT_PAGE_TABLE.0
 }
 
 ktest! {
     fn satp_selects_sv39_and_the_boot_table() {
-        let satp = satp::read();
+        let satp = satp::Satp::from_bits(crate::arch::entry::BOOT_ENTRY_SATP.load(core::sync::atomic::Ordering::Relaxed));
         kassert_eq!(satp.mode(), Mode::Sv39);
         let table_virt = &raw const BOOT_PAGE_TABLE as usize;
         kassert_eq!(satp.ppn() * crate::arch::PAGE_SIZE, table_virt - KERNEL_OFFSET);

@@ -1,0 +1,162 @@
+//! Bringing up the other harts and running work on all of them.
+//!
+//! The boot hart gives each hart the device tree lists a stack (with an
+//! unmapped guard page below it, see `memory::stacks`) and starts it with
+//! SBI HSM `hart_start` at the physical address of `rvos_secondary_start`
+//! (in `entry`), passing the stack top as the opaque argument. The hart
+//! enables the boot table, installs its `HartLocal`, its trap vector, the
+//! kernel page table and its timer, enables interrupts, and waits in
+//! [`idle`] for jobs from [`run_on_all_harts`], woken by an IPI.
+
+use super::hart;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use riscv::register::{sip, sstatus};
+
+/// The job every hart runs: a `fn(slot)` as usize, or 0.
+static JOB: AtomicUsize = AtomicUsize::new(0);
+/// Bumped once per job.
+static JOB_GENERATION: AtomicUsize = AtomicUsize::new(0);
+/// Secondary harts that finished the current job.
+static JOB_DONE: AtomicUsize = AtomicUsize::new(0);
+static JOB_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Why a hart did not start.
+#[derive(Clone, Copy, Debug)]
+pub struct StartError {
+    pub hart_id: usize,
+    pub reason: StartFailure,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum StartFailure {
+    /// SBI `hart_start` returned this error code.
+    Sbi(isize),
+    /// The hart was started but did not reach `secondary_main` in time.
+    NeverOnline,
+}
+
+impl core::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Sbi(code) => write!(f, "SBI hart_start failed with error {code}"),
+            Self::NeverOnline => write!(f, "started, but not online after {START_TIMEOUT_MS} ms"),
+        }
+    }
+}
+
+/// How long a started hart may take to come online.
+const START_TIMEOUT_MS: u64 = 2000;
+
+/// Starts the hart in `slot` (described with `hart::describe`) and waits
+/// until it is online.
+pub fn start(slot: usize) -> Result<(), StartError> {
+    let block = &hart::HARTS[slot];
+    let entry = super::virt_to_phys(super::entry::secondary_start_address());
+    let stack_top_phys = super::virt_to_phys(block.stack().end);
+    let ret = sbi_rt::hart_start(block.hart_id(), entry, stack_top_phys);
+    if ret.error != 0 {
+        return Err(StartError {
+            hart_id: block.hart_id(),
+            reason: StartFailure::Sbi(ret.error as isize),
+        });
+    }
+    let timebase = crate::platform::get().timebase_hz;
+    let deadline = super::cpu::ticks() + timebase * START_TIMEOUT_MS / 1000;
+    while !block.is_online() {
+        if super::cpu::ticks() > deadline {
+            return Err(StartError {
+                hart_id: block.hart_id(),
+                reason: StartFailure::NeverOnline,
+            });
+        }
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// First Rust code of a secondary hart (high half, its own stack).
+pub fn secondary_main(hart_id: usize) -> ! {
+    let slot = hart::HARTS
+        .iter()
+        .position(|h| h.hart_id() == hart_id)
+        .expect("the boot hart described every hart it starts");
+    hart::install(slot);
+    super::trap::install();
+    super::trap::use_trap_stack();
+    crate::memory::paging::switch_this_hart();
+    super::cpu::enable_hart_interrupts();
+    hart::current().set_online();
+    idle(slot)
+}
+
+/// Waits for jobs forever.
+fn idle(slot: usize) -> ! {
+    let mut seen = JOB_GENERATION.load(Ordering::Acquire);
+    loop {
+        // With SIE off, `wfi` still wakes on a pending interrupt, and the
+        // check below cannot miss an IPI that arrives before the `wfi`.
+        // SAFETY: masks interrupts on this hart only.
+        unsafe { sstatus::clear_sie() };
+        let generation = JOB_GENERATION.load(Ordering::Acquire);
+        if generation == seen {
+            riscv::asm::wfi();
+        }
+        // SAFETY: the trap vector is installed.
+        unsafe { sstatus::set_sie() };
+        if generation != seen {
+            seen = generation;
+            let job = JOB.load(Ordering::Acquire);
+            // SAFETY: `JOB` holds a `fn(usize)` stored by `run_on_all_harts`
+            // before it bumped the generation.
+            let job: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(job) };
+            job(slot);
+            JOB_DONE.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The supervisor software interrupt: only a wake-up, so just clear it.
+pub fn on_software_interrupt() {
+    // SAFETY: clearing our own pending bit.
+    unsafe { sip::clear_ssoft() };
+}
+
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+/// Runs `job(slot)` on every online hart, the caller included, and
+/// returns when all have finished. One job at a time (panics otherwise).
+pub fn run_on_all_harts(job: fn(usize)) {
+    assert!(
+        !JOB_RUNNING.swap(true, Ordering::AcqRel),
+        "run_on_all_harts does not nest"
+    );
+    let me = hart::current();
+    let others: usize = hart::online().filter(|h| h.slot() != me.slot()).count();
+    JOB_DONE.store(0, Ordering::Release);
+    JOB.store(job as usize, Ordering::Release);
+    JOB_GENERATION.fetch_add(1, Ordering::AcqRel);
+    wake_others();
+    job(me.slot());
+    while JOB_DONE.load(Ordering::Acquire) < others {
+        core::hint::spin_loop();
+    }
+    JOB_RUNNING.store(false, Ordering::Release);
+}
+
+/// Sends an IPI to every online hart but the caller.
+fn wake_others() {
+    let me = hart::current().hart_id();
+    for other in hart::online().filter(|h| h.hart_id() != me) {
+        let _ = sbi_rt::send_ipi(sbi_rt::HartMask::from_mask_base(1, other.hart_id()));
+    }
+}
+
+/// Number of harts running kernel code.
+pub fn online_count() -> usize {
+    hart::online().count()
+}
+
+#[cfg(feature = "ktest")]
+mod tests;

@@ -1,0 +1,161 @@
+//! `#[global_allocator]`: Rust's `alloc` (Vec, Box, BTreeMap, String) on
+//! every hart and in interrupt handlers, over `memory::heap` (small
+//! blocks) and `memory::pages` (a page or more).
+//!
+//! A failed allocation returns null, so `try_reserve` and the kernel's
+//! fallible helpers ([`try_box`]) see an error they can handle. Each
+//! failure is recorded; if nobody handles it, Rust's alloc error path
+//! panics with "memory allocation of N bytes failed" and the panic handler
+//! calls [`print_failure_diagnosis`]: the request, free pages per order and
+//! the largest free block.
+
+use super::{heap, pages};
+use crate::arch::PAGE_SIZE;
+use alloc::boxed::Box;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use kalloc::AllocError;
+
+struct KernelAllocator;
+
+#[global_allocator]
+static GLOBAL: KernelAllocator = KernelAllocator;
+
+/// The last failed request (size, align) and why.
+static LAST_FAILURE_SIZE: AtomicUsize = AtomicUsize::new(0);
+static LAST_FAILURE_ALIGN: AtomicUsize = AtomicUsize::new(0);
+static LAST_FAILURE_ERROR: AtomicUsize = AtomicUsize::new(0);
+
+fn record_failure(layout: Layout, error: AllocError) {
+    heap::COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
+    LAST_FAILURE_SIZE.store(layout.size(), Ordering::Relaxed);
+    LAST_FAILURE_ALIGN.store(layout.align(), Ordering::Relaxed);
+    LAST_FAILURE_ERROR.store(error as usize + 1, Ordering::Relaxed);
+}
+
+// SAFETY: blocks come from the page allocator or the heap, never overlap,
+// and satisfy the layout (both allocators honour size and alignment);
+// `dealloc` routes a block back by the same layout test `alloc` used.
+unsafe impl GlobalAlloc for KernelAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let result = if heap::goes_to_pages(layout) {
+            let count = layout.size().div_ceil(PAGE_SIZE).max(1);
+            pages::alloc(count, layout.align().max(PAGE_SIZE)).map(|addr| {
+                heap::COUNTERS
+                    .large_pages
+                    .fetch_add(count, Ordering::Relaxed);
+                addr as *mut u8
+            })
+        } else {
+            heap::alloc_small(layout).map(NonNull::as_ptr)
+        };
+        match result {
+            Ok(ptr) => {
+                heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
+                heap::COUNTERS
+                    .live_bytes
+                    .fetch_add(layout.size(), Ordering::Relaxed);
+                ptr
+            }
+            Err(error) => {
+                record_failure(layout, error);
+                ptr::null_mut()
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let result = if heap::goes_to_pages(layout) {
+            let count = layout.size().div_ceil(PAGE_SIZE).max(1);
+            pages::free(ptr as usize, count).map(|()| {
+                heap::COUNTERS
+                    .large_pages
+                    .fetch_sub(count, Ordering::Relaxed);
+            })
+        } else {
+            let ptr = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
+            // SAFETY: the caller frees a block `alloc` returned for `layout`.
+            unsafe { heap::free_small(ptr, layout) }
+        };
+        if let Err(error) = result {
+            panic!(
+                "kernel heap: free of {ptr:p} ({} bytes, align {}) refused: {error}",
+                layout.size(),
+                layout.align()
+            );
+        }
+        heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
+        heap::COUNTERS
+            .live_bytes
+            .fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+/// Why a fallible allocation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocFailure {
+    pub layout: Layout,
+}
+
+/// `Box::new` that reports failure instead of stopping the kernel
+/// (`Box::try_new` is not stable yet).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn try_box<T>(value: T) -> Result<Box<T>, AllocFailure> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Ok(Box::new(value));
+    }
+    // SAFETY: non-zero size checked above.
+    let ptr = unsafe { alloc::alloc::alloc(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(AllocFailure { layout });
+    }
+    // SAFETY: `ptr` is a fresh, suitably aligned block for one `T`, which
+    // `Box` frees with the same layout through the global allocator.
+    unsafe {
+        ptr.write(value);
+        Ok(Box::from_raw(ptr))
+    }
+}
+
+/// Prints the last failed request and the state of physical memory; the
+/// panic handler calls it for Rust's "memory allocation failed" panic.
+pub fn print_failure_diagnosis() {
+    let error = LAST_FAILURE_ERROR.load(Ordering::Relaxed);
+    if error == 0 {
+        return;
+    }
+    crate::println!(
+        "  failed request: {} bytes, align {} (via {})",
+        LAST_FAILURE_SIZE.load(Ordering::Relaxed),
+        LAST_FAILURE_ALIGN.load(Ordering::Relaxed),
+        if LAST_FAILURE_SIZE.load(Ordering::Relaxed) >= PAGE_SIZE {
+            "page allocator"
+        } else {
+            "heap"
+        }
+    );
+    let stats = pages::stats();
+    crate::print!("  free pages per order:");
+    let top = stats.highest_free_order().unwrap_or(0);
+    for (order, count) in stats.free_blocks.iter().enumerate().take(top + 1) {
+        crate::print!(" {order}:{count}");
+    }
+    crate::println!();
+    crate::println!(
+        "  free pages {} of {}; largest free run {} pages; largest heap free block {} bytes",
+        stats.free_pages,
+        stats.total_pages,
+        stats.largest_free_run,
+        heap::largest_free_block()
+    );
+}
+
+#[cfg(feature = "ktest")]
+mod concurrency;
+#[cfg(feature = "ktest")]
+mod tests;

@@ -1,0 +1,381 @@
+//! Concurrency on every hart: each hart drives two seeded workloads (bytes
+//! through the global allocator, pages through the page allocator) for a
+//! bounded time, every block filled with its owner/sequence pattern and
+//! checked before it is freed; blocks are handed to the next hart, which
+//! checks and frees them (cross-hart frees). Afterwards every counter is
+//! back at its starting value. A second run does the same while the timer
+//! interrupt allocates and frees on every tick.
+
+use super::*;
+use crate::arch::{cpu, hart, smp, timer};
+use crate::ktest::prelude::*;
+use crate::sync::IrqSpinLock;
+use core::sync::atomic::{AtomicBool, AtomicU64};
+use workload::{Aligns, Block, Generator, Lifetimes, Sizes, Spec, Target};
+
+/// Harts taking part (slots beyond stay idle in the job).
+const TEST_HARTS: usize = 8;
+/// Blocks in flight from one hart to the next.
+const MAILBOX: usize = 16;
+const SEED: u64 = 0x5eed_0005;
+/// Live blocks per hart (bounds the work left after the deadline: under
+/// an oversubscribed host every lock handoff can wait for a vCPU).
+const BYTE_LIVE: usize = 32;
+const PAGE_LIVE: usize = 8;
+/// Tick rate during the runs (and so also of the timer-interrupt hook).
+const TEST_TIMER_HZ: u32 = 1000;
+
+/// A block on its way to another hart.
+#[derive(Clone, Copy)]
+struct InFlight(Block);
+// SAFETY: a live heap or page block belongs to whoever holds it; handing
+// it over through the mailbox lock transfers ownership.
+unsafe impl Send for InFlight {}
+
+struct Mailbox {
+    blocks: [Option<InFlight>; MAILBOX],
+}
+
+impl Mailbox {
+    const fn new() -> Self {
+        Self {
+            blocks: [None; MAILBOX],
+        }
+    }
+    fn push(&mut self, block: Block) -> Option<Block> {
+        match self.blocks.iter_mut().find(|b| b.is_none()) {
+            Some(free) => {
+                *free = Some(InFlight(block));
+                None
+            }
+            None => Some(block),
+        }
+    }
+    fn pop(&mut self) -> Option<Block> {
+        self.blocks.iter_mut().find_map(Option::take).map(|b| b.0)
+    }
+}
+
+static BYTE_MAIL: [IrqSpinLock<Mailbox>; TEST_HARTS] =
+    [const { IrqSpinLock::new("byte mailbox", Mailbox::new()) }; TEST_HARTS];
+static PAGE_MAIL: [IrqSpinLock<Mailbox>; TEST_HARTS] =
+    [const { IrqSpinLock::new("page mailbox", Mailbox::new()) }; TEST_HARTS];
+static FAILURE: IrqSpinLock<Option<(usize, workload::Failure)>> =
+    IrqSpinLock::new("workload failure", None);
+static DEADLINE: AtomicU64 = AtomicU64::new(0);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static FREES: AtomicU64 = AtomicU64::new(0);
+static CROSS_FREES: AtomicU64 = AtomicU64::new(0);
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+
+/// The global allocator as a workload target.
+struct GlobalHeap;
+
+impl Target for GlobalHeap {
+    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
+        // SAFETY: workload sizes are never zero.
+        NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError::NoMemory)
+    }
+
+    unsafe fn free(
+        &mut self,
+        ptr: NonNull<u8>,
+        size: usize,
+        align: usize,
+    ) -> Result<(), AllocError> {
+        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
+        // SAFETY: forwarded from the caller: a live block of this layout.
+        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
+        Ok(())
+    }
+}
+
+/// The page allocator as a workload target (sizes are whole pages).
+struct Frames;
+
+impl Target for Frames {
+    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        let addr = pages::alloc(size.div_ceil(PAGE_SIZE), align.max(PAGE_SIZE))?;
+        NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
+    }
+
+    unsafe fn free(
+        &mut self,
+        ptr: NonNull<u8>,
+        size: usize,
+        _align: usize,
+    ) -> Result<(), AllocError> {
+        pages::free(ptr.addr().get(), size.div_ceil(PAGE_SIZE))
+    }
+}
+
+fn participants() -> usize {
+    smp::online_count().min(TEST_HARTS)
+}
+
+fn byte_spec(slot: usize) -> Spec {
+    Spec {
+        seed: SEED ^ slot as u64,
+        sizes: Sizes::Random { min: 1, max: 6000 },
+        aligns: Aligns::Occasional { max: 256 },
+        lifetimes: Lifetimes::Random,
+        max_live: BYTE_LIVE,
+        free_percent: 50,
+        oom_expected: false,
+        owner: slot as u32,
+    }
+}
+
+fn page_spec(slot: usize) -> Spec {
+    Spec {
+        seed: SEED.rotate_left(17) ^ slot as u64,
+        sizes: Sizes::Pages {
+            page_size: PAGE_SIZE,
+            max_pages: 8,
+        },
+        aligns: Aligns::Natural,
+        lifetimes: Lifetimes::Random,
+        max_live: PAGE_LIVE,
+        free_percent: 50,
+        oom_expected: false,
+        owner: 1000 + slot as u32,
+    }
+}
+
+fn record(slot: usize, result: Result<(), workload::Failure>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(failure) => {
+            FAILURE.lock().get_or_insert((slot, failure));
+            false
+        }
+    }
+}
+
+/// Passes a victim to the next hart; frees what the previous hart sent.
+fn exchange(
+    slot: usize,
+    generator: &mut Generator<'_>,
+    target: &mut impl Target,
+    mail: &[IrqSpinLock<Mailbox>; TEST_HARTS],
+) -> Result<(), workload::Failure> {
+    let next = (slot + 1) % participants();
+    if next != slot
+        && let Some(block) = generator.take_victim()
+    {
+        // The mailbox lock is released before any free (it masks interrupts).
+        let refused = mail[next].lock().push(block);
+        if let Some(back) = refused {
+            generator.check_and_free(target, back)?;
+        }
+    }
+    loop {
+        let received = mail[slot].lock().pop();
+        let Some(block) = received else { break };
+        generator.check_and_free(target, block)?;
+        CROSS_FREES.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn hammer(slot: usize) {
+    if slot >= participants() {
+        return;
+    }
+    let mut byte_slots = [None; BYTE_LIVE];
+    let mut page_slots = [None; PAGE_LIVE];
+    let mut bytes = Generator::new(byte_spec(slot), &mut byte_slots);
+    let mut frames = Generator::new(page_spec(slot), &mut page_slots);
+    let deadline = DEADLINE.load(Ordering::Acquire);
+    let mut round = 0u64;
+    let mut run = || -> Result<(), workload::Failure> {
+        while cpu::ticks() < deadline {
+            bytes.run(&mut GlobalHeap, 16)?;
+            frames.run(&mut Frames, 2)?;
+            exchange(slot, &mut bytes, &mut GlobalHeap, &BYTE_MAIL)?;
+            if round.is_multiple_of(4) {
+                exchange(slot, &mut frames, &mut Frames, &PAGE_MAIL)?;
+            }
+            round += 1;
+            if FAILURE.lock().is_some() {
+                break;
+            }
+        }
+        bytes.drain(&mut GlobalHeap)?;
+        frames.drain(&mut Frames)?;
+        Ok(())
+    };
+    let ok = record(slot, run());
+    ROUNDS.fetch_add(round, Ordering::Relaxed);
+    if ok {
+        let (b, f) = (bytes.summary(), frames.summary());
+        ALLOCS.fetch_add(b.allocs + f.allocs, Ordering::Relaxed);
+        FREES.fetch_add(b.frees + f.frees, Ordering::Relaxed);
+    }
+}
+
+/// Frees what is left in the mailboxes (checked) once every hart stopped.
+fn drain_mailboxes() -> Result<(), workload::Failure> {
+    let mut slots = [None; MAILBOX];
+    let mut adopt = Generator::new(byte_spec(0), &mut slots);
+    for (mail, is_pages) in [(&BYTE_MAIL, false), (&PAGE_MAIL, true)] {
+        for mailbox in mail.iter() {
+            loop {
+                let popped = mailbox.lock().pop();
+                let Some(block) = popped else { break };
+                if is_pages {
+                    adopt.check_and_free(&mut Frames, block)?;
+                } else {
+                    adopt.check_and_free(&mut GlobalHeap, block)?;
+                }
+                CROSS_FREES.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    FREES.fetch_add(adopt.summary().frees, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Every counter the test compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Snapshot {
+    pages_used: usize,
+    heap_pages: usize,
+    live_blocks: usize,
+    live_bytes: usize,
+    large_pages: usize,
+    heap_used_bytes: usize,
+}
+
+impl core::fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "pages used {} (heap {}, large {}), live blocks {}, live bytes {}, heap used bytes {}",
+            self.pages_used,
+            self.heap_pages,
+            self.large_pages,
+            self.live_blocks,
+            self.live_bytes,
+            self.heap_used_bytes
+        )
+    }
+}
+
+fn snapshot() -> Snapshot {
+    heap::shrink();
+    Snapshot {
+        pages_used: pages::usage().0,
+        heap_pages: heap::COUNTERS.heap_pages.load(Ordering::Relaxed),
+        live_blocks: heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
+        live_bytes: heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
+        large_pages: heap::COUNTERS.large_pages.load(Ordering::Relaxed),
+        heap_used_bytes: heap::used_bytes(),
+    }
+}
+
+/// Runs `hammer` on every hart for `millis` (with `tick_hook` on every
+/// timer interrupt meanwhile) and checks the counters.
+#[allow(clippy::result_large_err, reason = "signature of every test")]
+fn run_everywhere(millis: u64, label: &str, tick_hook: Option<fn()>) -> crate::ktest::TestResult {
+    let before = snapshot();
+    ALLOCS.store(0, Ordering::Relaxed);
+    FREES.store(0, Ordering::Relaxed);
+    CROSS_FREES.store(0, Ordering::Relaxed);
+    *FAILURE.lock() = None;
+    let timebase = crate::platform::get().timebase_hz;
+    DEADLINE.store(cpu::ticks() + timebase * millis / 1000, Ordering::Release);
+    ROUNDS.store(0, Ordering::Relaxed);
+    // Fast ticks for the run: under QEMU's TCG a hart spinning on a lock
+    // whose holder's vCPU is not scheduled waits for an interrupt, so the
+    // boot rate (100 Hz) would leave the harts mostly waiting.
+    let normal = timer::interval();
+    timer::configure(timebase, TEST_TIMER_HZ);
+    timer::set_hook(tick_hook);
+    smp::run_on_all_harts(hammer);
+    timer::set_hook(None);
+    timer::configure(timebase, timebase.checked_div(normal).unwrap_or(0) as u32);
+    let drained = drain_mailboxes();
+    if let Some((slot, failure)) = *FAILURE.lock() {
+        kassert!(false, "hart slot {slot}: {failure}");
+    }
+    if let Err(failure) = drained {
+        kassert!(false, "mailbox drain: {failure}");
+    }
+    let after = snapshot();
+    crate::println!(
+        "\n    {label}: {} harts, {} rounds, {} allocs, {} frees ({} cross-hart)\n    {label}: before {before}\n    {label}: after  {after}",
+        participants(),
+        ROUNDS.load(Ordering::Relaxed),
+        ALLOCS.load(Ordering::Relaxed),
+        FREES.load(Ordering::Relaxed),
+        CROSS_FREES.load(Ordering::Relaxed),
+    );
+    kassert!(
+        CROSS_FREES.load(Ordering::Relaxed) > 0 || participants() == 1,
+        "no block crossed harts"
+    );
+    kassert_eq!(
+        ALLOCS.load(Ordering::Relaxed),
+        FREES.load(Ordering::Relaxed),
+        "every block allocated was freed"
+    );
+    kassert_eq!(after.live_blocks, before.live_blocks);
+    kassert_eq!(after.live_bytes, before.live_bytes);
+    kassert_eq!(after.large_pages, before.large_pages);
+    kassert_eq!(after.heap_used_bytes, before.heap_used_bytes);
+    if heap::kind() == Some(heap::HeapKind::Buddy) {
+        // The byte buddy keeps the pools it grew (kalloc cannot detach
+        // them); everything else must be back.
+        kassert_eq!(
+            after.pages_used - after.heap_pages,
+            before.pages_used - before.heap_pages
+        );
+    } else {
+        kassert_eq!(after.heap_pages, before.heap_pages);
+        kassert_eq!(after.pages_used, before.pages_used);
+    }
+    Ok(())
+}
+
+ktest! {
+    fn all_harts_allocate_and_free_pages_and_bytes_with_cross_hart_frees() {
+        run_everywhere(1000, "concurrency", None)
+    }
+}
+
+static HOOK_RUNS: AtomicU64 = AtomicU64::new(0);
+static HOOK_BROKEN: AtomicBool = AtomicBool::new(false);
+
+/// Allocates and frees inside the timer interrupt, checking contents.
+fn allocate_in_interrupt() {
+    let salt = HOOK_RUNS.fetch_add(1, Ordering::Relaxed);
+    let len = 16 + (salt % 200) as usize;
+    let numbers: alloc::vec::Vec<u64> = (0..len as u64).map(|i| i ^ salt).collect();
+    let boxed = Box::new([salt as u8; 40]);
+    let text = alloc::format!("tick {salt} on hart {}", hart::current().hart_id());
+    let intact = numbers
+        .iter()
+        .enumerate()
+        .all(|(i, &n)| n == i as u64 ^ salt)
+        && boxed.iter().all(|&b| b == salt as u8)
+        && text.starts_with("tick ");
+    if !intact {
+        HOOK_BROKEN.store(true, Ordering::Relaxed);
+    }
+}
+
+ktest! {
+    fn timer_interrupts_allocate_while_the_interrupted_code_allocates() {
+        kassert!(timer::interval() > 0, "timer_hz=0: no interrupts to test with");
+        HOOK_RUNS.store(0, Ordering::Relaxed);
+        HOOK_BROKEN.store(false, Ordering::Relaxed);
+        run_everywhere(600, "interrupts", Some(allocate_in_interrupt))?;
+        let runs = HOOK_RUNS.load(Ordering::Relaxed);
+        crate::println!("    interrupts: {runs} timer-interrupt allocations");
+        kassert!(runs > 0, "the timer hook never ran");
+        kassert!(!HOOK_BROKEN.load(Ordering::Relaxed), "a block allocated in the interrupt handler was corrupted");
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! Rust's `alloc` on the kernel heap: collections work, large requests go
+//! to the page allocator, failures are errors the caller can handle, and
+//! the timer interrupt may allocate while the interrupted code allocates.
+
+use super::*;
+use crate::ktest::prelude::*;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+ktest! {
+    fn vec_box_btreemap_and_string_work_on_the_heap() {
+        let mut numbers: Vec<u64> = (0..1000).collect();
+        numbers.retain(|n| n % 3 == 0);
+        kassert_eq!(numbers.len(), 334);
+        let boxed = Box::new([7u8; 100]);
+        kassert!(boxed.iter().all(|&b| b == 7));
+        let mut map = BTreeMap::new();
+        for i in 0..200u32 {
+            map.insert(i, i * i);
+        }
+        kassert_eq!(map.get(&150), Some(&22500));
+        let mut text = String::new();
+        for word in ["heap", "on", "every", "hart"] {
+            text.push_str(word);
+            text.push(' ');
+        }
+        kassert_eq!(text.trim_end(), "heap on every hart");
+        Ok(())
+    }
+}
+
+ktest! {
+    fn requests_of_a_page_or_more_come_from_the_page_allocator() {
+        let (used_before, _) = pages::usage();
+        let large: Vec<u8> = alloc::vec![0xa5; 3 * PAGE_SIZE];
+        let (used_during, _) = pages::usage();
+        kassert!(used_during >= used_before + 3, "3-page Vec took {} pages", used_during - used_before);
+        kassert!((large.as_ptr() as usize).is_multiple_of(PAGE_SIZE), "large block {:p} is not page aligned", large.as_ptr());
+        drop(large);
+        kassert_eq!(pages::usage().0, used_before);
+        Ok(())
+    }
+}
+
+ktest! {
+    fn allocation_failure_is_an_error_the_caller_handles() {
+        let failures_before = heap::COUNTERS.failures.load(Ordering::Relaxed);
+        let mut huge: Vec<u8> = Vec::new();
+        // More than all RAM: the page allocator must refuse.
+        kassert!(huge.try_reserve_exact(1 << 40).is_err(), "1 TiB reserved");
+        kassert!(heap::COUNTERS.failures.load(Ordering::Relaxed) > failures_before);
+        let (_, total) = pages::usage();
+        let too_big = try_box([0u8; 0]).map(|_| ());
+        kassert!(too_big.is_ok(), "zero-size box failed");
+        let reservation = Vec::<u8>::new().try_reserve_exact(2 * total * PAGE_SIZE);
+        kassert!(reservation.is_err(), "reserving twice the RAM succeeded");
+        let fine = try_box([1u64; 64]);
+        kassert!(fine.is_ok_and(|b| b[63] == 1), "a small try_box failed");
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The kernel heap behind `#[global_allocator]`: a byte allocator chosen at
+//! boot (`alloc=slab|tlsf|buddy`) that grows by taking pages from the page
+//! allocator when it runs short; requests of a page or more (or aligned
+//! beyond a page) go straight to the page allocator.
+//!
+//! ```text
+//!   GlobalAlloc::alloc(layout)
+//!     size >= 4 KiB or align > 4 KiB ──────────────► memory::pages (whole pages)
+//!     else, alloc=slab:  size <= 2 KiB ─► SlabAllocator (kmalloc classes, slabs from pages)
+//!                        otherwise ─────► Tlsf (pools of 64 KiB from pages)
+//!           alloc=tlsf:  Tlsf              alloc=buddy: BuddyByteAllocator
+//! ```
+//!
+//! One `IrqTicketLock` guards the byte allocator; the page allocator's lock
+//! nests inside it (order: heap, then pages), both mask interrupts, so the
+//! heap works in interrupt handlers. TLSF gives a wholly free pool back to
+//! the page allocator once more than [`KEEP_FREE_BYTES`] sit idle; the
+//! slab allocator returns empty slabs beyond its cache limit itself; the
+//! byte buddy keeps its pools (kalloc has no pool removal for it).
+
+use crate::arch::PAGE_SIZE;
+use crate::sync::IrqTicketLock;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::str::FromStr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use kalloc::byte::{BuddyByteAllocator, PageSource, SlabAllocator, Tlsf};
+use kalloc::{AllocError, AllocResult, ByteAllocator};
+
+/// `alloc=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeapKind {
+    /// Slab classes up to 2 KiB, TLSF above (the default).
+    #[default]
+    Slab,
+    Tlsf,
+    Buddy,
+}
+
+impl FromStr for HeapKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "slab" => Ok(Self::Slab),
+            "tlsf" => Ok(Self::Tlsf),
+            "buddy" => Ok(Self::Buddy),
+            _ => Err(()),
+        }
+    }
+}
+
+impl HeapKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Slab => "slab+tlsf",
+            Self::Tlsf => "tlsf",
+            Self::Buddy => "buddy",
+        }
+    }
+}
+
+/// Pages the smallest pool has; later pools grow with the heap (half of
+/// what it holds, at most [`MAX_GROW_PAGES`]) so kalloc's fixed pool
+/// table (`MAX_POOLS`) covers a large heap.
+pub const GROW_PAGES: usize = 16;
+pub const MAX_GROW_PAGES: usize = 512;
+/// Idle pool bytes TLSF keeps before giving whole pools back.
+pub const KEEP_FREE_BYTES: usize = 4 * GROW_PAGES * PAGE_SIZE;
+/// Largest request the slab classes serve under `alloc=slab`.
+const SLAB_MAX: usize = kalloc::byte::KMALLOC_MAX;
+
+/// The slab allocator's page source: the global page allocator.
+pub struct GlobalPages;
+
+impl PageSource for GlobalPages {
+    const PAGE_SIZE: usize = PAGE_SIZE;
+
+    fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
+        let addr = super::pages::alloc(count, align)?;
+        COUNTERS.heap_pages.fetch_add(count, Ordering::Relaxed);
+        NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
+    }
+
+    unsafe fn dealloc_pages(&mut self, pages: NonNull<u8>, count: usize) -> AllocResult {
+        super::pages::free(pages.addr().get(), count)?;
+        COUNTERS.heap_pages.fetch_sub(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn available_pages(&self) -> usize {
+        let (used, total) = super::pages::usage();
+        total - used
+    }
+}
+
+/// The byte allocator `alloc=` picked, with its pools.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one static instance; boxing it would need the heap it implements"
+)]
+pub enum Heap {
+    Slab {
+        slab: SlabAllocator<GlobalPages>,
+        tlsf: Tlsf,
+    },
+    Tlsf(Tlsf),
+    Buddy(BuddyByteAllocator),
+}
+
+static HEAP: IrqTicketLock<Option<Heap>> = IrqTicketLock::new("heap", None);
+
+/// Heap counters (all harts).
+pub struct Counters {
+    /// Live allocations through the global allocator.
+    pub live_blocks: AtomicUsize,
+    /// Live bytes requested through the global allocator.
+    pub live_bytes: AtomicUsize,
+    /// Pages the byte allocators hold (pools and slabs).
+    pub heap_pages: AtomicUsize,
+    /// Pages handed out directly for large requests.
+    pub large_pages: AtomicUsize,
+    /// Allocations that failed.
+    pub failures: AtomicUsize,
+}
+
+pub static COUNTERS: Counters = Counters {
+    live_blocks: AtomicUsize::new(0),
+    live_bytes: AtomicUsize::new(0),
+    heap_pages: AtomicUsize::new(0),
+    large_pages: AtomicUsize::new(0),
+    failures: AtomicUsize::new(0),
+};
+
+/// Installs the byte allocator; before this every allocation fails.
+pub fn init(kind: HeapKind) {
+    let heap = match kind {
+        HeapKind::Slab => Heap::Slab {
+            slab: SlabAllocator::new(GlobalPages),
+            tlsf: Tlsf::new(),
+        },
+        HeapKind::Tlsf => Heap::Tlsf(Tlsf::new()),
+        HeapKind::Buddy => Heap::Buddy(BuddyByteAllocator::new()),
+    };
+    let mut slot = HEAP.lock();
+    assert!(slot.is_none(), "heap initialised twice");
+    *slot = Some(heap);
+    drop(slot);
+    KIND.store(kind as usize + 1, Ordering::Release);
+    log::info!(
+        "kernel heap: {} (grows from the page allocator)",
+        kind.name()
+    );
+}
+
+static KIND: AtomicUsize = AtomicUsize::new(0);
+
+/// The heap `alloc=` picked, once initialised.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn kind() -> Option<HeapKind> {
+    match KIND.load(Ordering::Acquire) {
+        1 => Some(HeapKind::Slab),
+        2 => Some(HeapKind::Tlsf),
+        3 => Some(HeapKind::Buddy),
+        _ => None,
+    }
+}
+
+/// Whether `layout` bypasses the byte allocator.
+pub fn goes_to_pages(layout: Layout) -> bool {
+    layout.size() >= PAGE_SIZE || layout.align() > PAGE_SIZE
+}
+
+/// Takes a fresh pool of pages and hands it to `add`.
+fn grow(add: impl FnOnce(NonNull<u8>, usize) -> AllocResult, pages: usize) -> AllocResult {
+    let mut source = GlobalPages;
+    let pool = source.alloc_pages(pages, PAGE_SIZE)?;
+    if let Err(error) = add(pool, pages * PAGE_SIZE) {
+        // SAFETY: the pool was just taken and never handed out.
+        unsafe { source.dealloc_pages(pool, pages)? };
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// Allocates from a pool-based allocator, growing it once on `NoMemory`.
+/// Generic over kalloc's `ByteAllocator` (growth is `add_memory`), so a
+/// `memdebug::DebugByteAllocator` around the chosen allocator fits here.
+fn alloc_growing<A: ByteAllocator>(allocator: &mut A, layout: Layout) -> AllocResult<NonNull<u8>> {
+    match allocator.alloc(layout) {
+        Err(AllocError::NoMemory) => {
+            let pages =
+                (COUNTERS.heap_pages.load(Ordering::Relaxed) / 2).clamp(GROW_PAGES, MAX_GROW_PAGES);
+            // SAFETY: the pool comes fresh from the page allocator, lies in
+            // the linear map and is owned by the heap from now on.
+            grow(
+                |pool, bytes| unsafe { allocator.add_memory(pool.addr().get(), bytes) },
+                pages,
+            )?;
+            allocator.alloc(layout)
+        }
+        result => result,
+    }
+}
+
+/// Gives wholly free TLSF pools back while too much sits idle.
+fn trim_tlsf(tlsf: &mut Tlsf) {
+    while tlsf.available_bytes() > KEEP_FREE_BYTES {
+        let Some((pool, bytes)) = tlsf.take_free_pool() else {
+            break;
+        };
+        // SAFETY: the pool was taken from the page allocator by `grow` with
+        // exactly this size, and TLSF no longer uses it.
+        let _ = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) };
+    }
+}
+
+/// Allocates a small block (`!goes_to_pages(layout)`).
+pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
+    let mut guard = HEAP.lock();
+    let heap = guard.as_mut().ok_or(AllocError::NoMemory)?;
+    match heap {
+        Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
+            slab.alloc(layout)
+        }
+        Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => alloc_growing(tlsf, layout),
+        Heap::Buddy(buddy) => alloc_growing(buddy, layout),
+    }
+}
+
+/// Frees a block `alloc_small` returned.
+///
+/// # Safety
+/// `ptr` came from `alloc_small(layout)` and is not used any more.
+pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+    let mut guard = HEAP.lock();
+    let heap = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match heap {
+            Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
+                slab.dealloc(ptr, layout)
+            }
+            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => {
+                tlsf.dealloc(ptr, layout)?;
+                trim_tlsf(tlsf);
+                Ok(())
+            }
+            Heap::Buddy(buddy) => buddy.dealloc(ptr, layout),
+        }
+    }
+}
+
+/// Gives every empty slab and idle TLSF pool back to the page allocator.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn shrink() {
+    let mut guard = HEAP.lock();
+    match guard.as_mut() {
+        Some(Heap::Slab { slab, tlsf }) => {
+            slab.shrink();
+            while let Some((pool, bytes)) = tlsf.take_free_pool() {
+                // SAFETY: as in `trim_tlsf`.
+                let _ = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) };
+            }
+        }
+        Some(Heap::Tlsf(tlsf)) => {
+            while let Some((pool, bytes)) = tlsf.take_free_pool() {
+                // SAFETY: as in `trim_tlsf`.
+                let _ = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) };
+            }
+        }
+        Some(Heap::Buddy(_)) | None => {}
+    }
+}
+
+/// Bytes the byte allocators hand out right now (their own accounting).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn used_bytes() -> usize {
+    let guard = HEAP.lock();
+    match guard.as_ref() {
+        Some(Heap::Slab { slab, tlsf }) => slab.used_bytes() + tlsf.used_bytes(),
+        Some(Heap::Tlsf(tlsf)) => tlsf.used_bytes(),
+        Some(Heap::Buddy(buddy)) => buddy.used_bytes(),
+        None => 0,
+    }
+}
+
+/// The largest block the byte allocator could hand out without growing
+/// (TLSF exactly; the others by their free bytes).
+pub fn largest_free_block() -> usize {
+    let guard = HEAP.lock();
+    match guard.as_ref() {
+        Some(Heap::Slab { tlsf, .. }) | Some(Heap::Tlsf(tlsf)) => tlsf.largest_free_block(),
+        Some(Heap::Buddy(buddy)) => {
+            let mut counts = [0usize; 48];
+            buddy.free_blocks_per_order(&mut counts);
+            counts
+                .iter()
+                .rposition(|&n| n != 0)
+                .map_or(0, |order| kalloc::byte::BUDDY_UNIT << order)
+        }
+        None => 0,
+    }
+}

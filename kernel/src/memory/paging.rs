@@ -1,0 +1,304 @@
+//! The final kernel page table (stage 2) and the address-space services
+//! around it: building it from the plan (`memory::kernel_map`) with frames
+//! from the page allocator, switching every hart to it, mapping and
+//! unmapping after boot with TLB invalidation on every hart (SBI RFENCE),
+//! and the questions fault diagnosis asks (is it RAM, a device, mapped?).
+//!
+//! The table itself is the host-tested `sv39` crate's `PageTable`, over
+//! [`KernelFrames`]: table pages come from `memory::pages` and are reached
+//! through the linear map. Ranges are mapped with the largest page size
+//! their alignment allows (1 GiB, 2 MiB, 4 KiB). Every leaf is global and
+//! has A and D preset; there is no identity mapping.
+
+use crate::arch::{self, PAGE_SIZE, hart};
+use crate::memory::{Size, kernel_map, pages};
+use crate::platform;
+use crate::sync::IrqTicketLock;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use sv39::{FrameSource, PageSize, PageTable, PagingError, PhysAddr, PteFlags, VirtAddr};
+
+/// Page-table frames from the page allocator, through the linear map.
+pub struct KernelFrames;
+
+// SAFETY: frames come from the page allocator (4 KiB aligned, owned until
+// freed) and the linear map reaches all of RAM read-write.
+unsafe impl FrameSource for KernelFrames {
+    fn alloc_frame(&mut self) -> Option<PhysAddr> {
+        let virt = pages::alloc(1, PAGE_SIZE).ok()?;
+        PhysAddr::new(arch::virt_to_phys(virt)).ok()
+    }
+
+    unsafe fn dealloc_frame(&mut self, pa: PhysAddr) {
+        if let Err(error) = pages::free(arch::phys_to_virt(pa.as_usize()), 1) {
+            panic!(
+                "page-table frame {:#x} refused by the page allocator: {error}",
+                pa.as_usize()
+            );
+        }
+    }
+
+    fn phys_to_virt(&self, pa: PhysAddr) -> *mut u8 {
+        arch::phys_to_virt(pa.as_usize()) as *mut u8
+    }
+}
+
+static KERNEL_TABLE: IrqTicketLock<Option<PageTable<KernelFrames>>> =
+    IrqTicketLock::new("kernel page table", None);
+/// satp value of the kernel page table, or 0 while the boot table is used.
+static KERNEL_SATP: AtomicUsize = AtomicUsize::new(0);
+
+fn flags(perms: kernel_map::Perms) -> PteFlags {
+    let base = PteFlags::G | PteFlags::A | PteFlags::D;
+    match perms {
+        kernel_map::Perms::Rx => base | PteFlags::R | PteFlags::X,
+        kernel_map::Perms::Ro => base | PteFlags::R,
+        kernel_map::Perms::Rw => base | PteFlags::R | PteFlags::W,
+    }
+}
+
+/// Leaves of each size one range took: `[4K, 2M, 1G]`.
+type PageCounts = [usize; 3];
+
+/// Maps `len` bytes at `va` to `pa` with the largest pages alignment allows.
+fn map_range(
+    table: &mut PageTable<KernelFrames>,
+    va: usize,
+    pa: usize,
+    len: usize,
+    flags: PteFlags,
+) -> Result<PageCounts, PagingError> {
+    let mut counts = [0; 3];
+    let mut offset = 0;
+    while offset < len {
+        let (v, p, left) = (va + offset, pa + offset, len - offset);
+        let size = PageSize::LARGEST_FIRST
+            .into_iter()
+            .find(|size| {
+                let bytes = size.bytes();
+                v.is_multiple_of(bytes) && p.is_multiple_of(bytes) && left >= bytes
+            })
+            .ok_or(PagingError::Unaligned {
+                addr: v,
+                required: PageSize::Size4K,
+            })?;
+        table.map(VirtAddr::new(v)?, PhysAddr::new(p)?, size, flags)?;
+        counts[size.level()] += 1;
+        offset += size.bytes();
+    }
+    Ok(counts)
+}
+
+/// Builds the kernel table from `plan`, prints the final mappings, and
+/// switches the calling (boot) hart to it. The other harts switch as they
+/// start (`switch_this_hart`).
+pub fn install_kernel_table(plan: &kernel_map::Plan) -> Result<(), PagingError> {
+    let mut table = PageTable::new(KernelFrames)?;
+    let (used_before, _) = pages::usage();
+    let mut total = [0; 3];
+    log::info!("kernel page table (no identity map, no W+X):");
+    for mapping in plan.as_slice() {
+        let counts = map_range(
+            &mut table,
+            mapping.virt_start(),
+            mapping.phys.start() as usize,
+            mapping.phys.size() as usize,
+            flags(mapping.perms),
+        )?;
+        for (sum, count) in total.iter_mut().zip(counts) {
+            *sum += count;
+        }
+        log::info!(
+            "  {:#x}..{:#x} -> {:#010x} {} {:>10}  {:<16} [{}]",
+            mapping.virt_start(),
+            mapping.virt_start() + mapping.phys.size() as usize,
+            mapping.phys.start(),
+            mapping.perms,
+            Size(mapping.phys.size()),
+            mapping.what,
+            PageCountsDisplay(counts)
+        );
+    }
+    let table_pages = pages::usage().0 - used_before;
+    log::info!(
+        "  {} leaves ({}), {} table pages; guard pages and everything else unmapped",
+        total.iter().sum::<usize>(),
+        PageCountsDisplay(total),
+        table_pages
+    );
+    let satp = table.satp(0);
+    *KERNEL_TABLE.lock() = Some(table);
+    KERNEL_SATP.store(satp, Ordering::Release);
+    switch_this_hart();
+    Ok(())
+}
+
+struct PageCountsDisplay(PageCounts);
+
+impl core::fmt::Display for PageCountsDisplay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut first = true;
+        for (count, name) in self.0.iter().zip(["4K", "2M", "1G"]).rev() {
+            if *count > 0 {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{count}x{name}")?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installs the kernel page table on the calling hart (if one is built)
+/// and flushes its TLB.
+pub fn switch_this_hart() {
+    let satp = KERNEL_SATP.load(Ordering::Acquire);
+    if satp != 0 {
+        // SAFETY: the kernel table maps this code, every stack, the
+        // hart-local blocks and the devices at the addresses the kernel
+        // already uses (the linear offset), so execution continues.
+        unsafe { core::arch::asm!("csrw satp, {}", in(reg) satp, options(nostack)) };
+    }
+    riscv::asm::sfence_vma_all();
+}
+
+/// The satp of the kernel table (0 before it is built).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the page-table tests are its only user so far")
+)]
+pub fn kernel_satp() -> usize {
+    KERNEL_SATP.load(Ordering::Acquire)
+}
+
+/// Invalidates `range` in the TLBs of every other online hart (SBI
+/// RFENCE) and of this one.
+pub fn flush_all_harts(range: core::ops::Range<usize>) {
+    let me = hart::current().hart_id();
+    for other in hart::online().filter(|h| h.hart_id() != me) {
+        let ret = sbi_rt::remote_sfence_vma(
+            sbi_rt::HartMask::from_mask_base(1, other.hart_id()),
+            range.start,
+            range.end - range.start,
+        );
+        assert_eq!(
+            ret.error,
+            0,
+            "SBI remote_sfence_vma to hart {} failed",
+            other.hart_id()
+        );
+    }
+    let mut page = range.start & !(PAGE_SIZE - 1);
+    while page < range.end {
+        riscv::asm::sfence_vma(0, page);
+        page += PAGE_SIZE;
+    }
+}
+
+/// Why a change to the live kernel table failed.
+#[derive(Clone, Copy, Debug)]
+pub enum MapError {
+    /// The kernel table is not built yet.
+    NoKernelTable,
+    Paging(PagingError),
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoKernelTable => f.write_str("the kernel page table is not built yet"),
+            Self::Paging(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl From<PagingError> for MapError {
+    fn from(error: PagingError) -> Self {
+        Self::Paging(error)
+    }
+}
+
+fn with_table<R>(
+    f: impl FnOnce(&mut PageTable<KernelFrames>) -> Result<R, PagingError>,
+) -> Result<R, MapError> {
+    let mut guard = KERNEL_TABLE.lock();
+    let table = guard.as_mut().ok_or(MapError::NoKernelTable)?;
+    Ok(f(table)?)
+}
+
+/// Maps the 4 KiB page at `va` to `pa` and makes every hart see it.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the page-table tests are its only user so far")
+)]
+pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
+    with_table(|table| {
+        table.map(
+            VirtAddr::new(va)?,
+            PhysAddr::new(pa)?,
+            PageSize::Size4K,
+            flags(perms),
+        )
+    })?;
+    flush_all_harts(va..va + PAGE_SIZE);
+    Ok(())
+}
+
+/// Unmaps the page at `va` on every hart.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the page-table tests are its only user so far")
+)]
+pub fn unmap_page(va: usize) -> Result<(), MapError> {
+    with_table(|table| table.unmap(VirtAddr::new(va)?))?;
+    flush_all_harts(va..va + PAGE_SIZE);
+    Ok(())
+}
+
+/// Changes the permissions of the page at `va` on every hart.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the page-table tests are its only user so far")
+)]
+pub fn protect_page(va: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
+    with_table(|table| table.protect(VirtAddr::new(va)?, flags(perms)))?;
+    flush_all_harts(va..va + PAGE_SIZE);
+    Ok(())
+}
+
+/// Whether the kernel table maps `va`: `None` before it exists or when its
+/// lock is busy (fault diagnosis must never wait on it).
+pub fn is_mapped(va: usize) -> Option<bool> {
+    let guard = KERNEL_TABLE.try_lock()?;
+    let table = guard.as_ref()?;
+    let va = VirtAddr::new(va).ok()?;
+    Some(table.translate(va).is_ok())
+}
+
+/// Whether physical `pa` is RAM the device tree lists.
+pub fn is_ram(pa: usize) -> bool {
+    platform::try_get().is_some_and(|p| p.ram.as_slice().iter().any(|r| r.contains(pa as u64)))
+}
+
+/// The device whose registers virtual `addr` (linear map) falls in.
+pub fn device_at(addr: usize) -> Option<&'static str> {
+    let platform = platform::try_get()?;
+    if addr < arch::KERNEL_OFFSET {
+        return None;
+    }
+    let pa = arch::virt_to_phys(addr);
+    let uart = platform.uart;
+    if (uart.base..uart.base + PAGE_SIZE).contains(&pa) {
+        return Some(uart.path_name);
+    }
+    platform
+        .finisher
+        .filter(|f| (f.base..f.base + f.size).contains(&pa))
+        .map(|_| "sifive,test")
+}
+
+#[cfg(feature = "ktest")]
+mod mmu_tests;
+#[cfg(feature = "ktest")]
+mod tests;
