@@ -25,10 +25,17 @@ pub fn cargo(config: &Config) -> Command {
 
 /// Builds the kernel and returns the path of its ELF image.
 pub fn build(config: &Config, flavour: Flavour) -> Result<PathBuf, String> {
+    // The test build uses the `ktest` profile (release plus debug
+    // assertions, see the root Cargo.toml).
+    let profile = match flavour {
+        Flavour::Normal => "release",
+        Flavour::Test => "ktest",
+    };
     let mut cmd = cargo(config);
     cmd.args([
         "build",
-        "--release",
+        "--profile",
+        profile,
         "-p",
         KERNEL_PACKAGE,
         "--target",
@@ -41,7 +48,7 @@ pub fn build(config: &Config, flavour: Flavour) -> Result<PathBuf, String> {
     let built = config
         .target_dir
         .join(KERNEL_TARGET)
-        .join("release")
+        .join(profile)
         .join(KERNEL_BINARY);
     let out_dir = config.target_dir.join("rvos");
     std::fs::create_dir_all(&out_dir)
