@@ -257,7 +257,7 @@ fn bench_one<C: Contender>(c: &mut Criterion, mem: &Memory, workload: Workload) 
 /// Nanoseconds per operation, from a fresh state, for the ratio table.
 fn time_one<C: Contender>(mem: &Memory, workload: Workload) -> f64 {
     let mut state = State::<C>::new(mem, workload);
-    let budget = Duration::from_millis(if quick() { 150 } else { 1000 });
+    let budget = Duration::from_millis(if quick() { 100 } else { 300 });
     for _ in 0..100 {
         state.step(workload);
     }
@@ -272,9 +272,96 @@ fn time_one<C: Contender>(mem: &Memory, workload: Workload) -> f64 {
     start.elapsed().as_nanos() as f64 / ops as f64
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The ratio table: every (workload, contender) timed `rounds` times,
+/// interleaved (each round runs all contenders of a workload back to back,
+/// in a rotating order), and the median of each is reported.
+fn ratio_table(mem: &Memory) {
+    let rounds = if quick() { 3 } else { 5 };
+    println!(
+        "\nns per operation (median of {rounds} interleaved rounds) and ratios, \
+         262,144 pages of 4 KiB; load average before: {}\n",
+        load_average()
+    );
+    println!(
+        "| workload | buddy ns | bitmap ns | linear ns | bsa ns | linear/buddy | bsa/buddy | bitmap/buddy |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    type Timer = fn(&Memory, Workload) -> f64;
+    let timers: [Timer; 4] = [
+        time_one::<Buddy>,
+        time_one::<Bitmap>,
+        time_one::<Linear>,
+        time_one::<Peer>,
+    ];
+    for workload in Workload::ALL {
+        let mut samples: [Vec<f64>; 4] = Default::default();
+        for round in 0..rounds {
+            for i in 0..timers.len() {
+                let who = (i + round) % timers.len();
+                samples[who].push(timers[who](mem, workload));
+            }
+        }
+        let [buddy, bitmap, linear, peer] = samples.map(median);
+        println!(
+            "| {} | {buddy:.1} | {bitmap:.1} | {linear:.1} | {peer:.1} | {:.1}x | {:.2}x | {:.2}x |",
+            workload.name(),
+            linear / buddy,
+            peer / buddy,
+            bitmap / buddy,
+        );
+    }
+    println!("\nload average after: {}", load_average());
+}
+
+/// `KALLOC_BENCH_STEPS=<contender>,<workload index>,<steps>` runs that
+/// many steps of one workload and exits, for instruction counts under
+/// `valgrind --tool=callgrind` (difference of two step counts = cost per
+/// step, free of the setup). Contenders: buddy, bitmap, linear, bsa.
+fn run_steps(spec: &str, mem: &Memory) {
+    fn go<C: Contender>(mem: &Memory, workload: Workload, steps: usize) {
+        let mut state = State::<C>::new(mem, workload);
+        for _ in 0..steps {
+            state.step(workload);
+        }
+        black_box(&state.live);
+    }
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [name, index, steps] = parts[..] else {
+        panic!("KALLOC_BENCH_STEPS=<contender>,<workload index>,<steps>");
+    };
+    let workload = Workload::ALL[index.parse::<usize>().unwrap()];
+    let steps = steps.parse().unwrap();
+    match name {
+        "buddy" => go::<Buddy>(mem, workload, steps),
+        "bitmap" => go::<Bitmap>(mem, workload, steps),
+        "linear" => go::<Linear>(mem, workload, steps),
+        "bsa" => go::<Peer>(mem, workload, steps),
+        _ => panic!("unknown contender {name}"),
+    }
+}
+
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
     let mem = Memory::new();
+    if let Some(spec) = std::env::var_os("KALLOC_BENCH_STEPS") {
+        run_steps(spec.to_str().unwrap(), &mem);
+        return;
+    }
+    if std::env::var_os("KALLOC_BENCH_TABLE_ONLY").is_some() {
+        ratio_table(&mem);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
     for workload in Workload::ALL {
         bench_one::<Buddy>(&mut c, &mem, workload);
         bench_one::<Bitmap>(&mut c, &mem, workload);
@@ -288,22 +375,5 @@ fn main() {
     if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test") {
         return;
     }
-    println!("\nns per operation and ratios (same run, 262,144 pages of 4 KiB):\n");
-    println!(
-        "| workload | buddy ns | bitmap ns | linear ns | bsa ns | linear/buddy | bsa/buddy | bitmap/buddy |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for workload in Workload::ALL {
-        let buddy = time_one::<Buddy>(&mem, workload);
-        let bitmap = time_one::<Bitmap>(&mem, workload);
-        let linear = time_one::<Linear>(&mem, workload);
-        let peer = time_one::<Peer>(&mem, workload);
-        println!(
-            "| {} | {buddy:.1} | {bitmap:.1} | {linear:.1} | {peer:.1} | {:.1}x | {:.2}x | {:.2}x |",
-            workload.name(),
-            linear / buddy,
-            peer / buddy,
-            bitmap / buddy,
-        );
-    }
+    ratio_table(&mem);
 }

@@ -1,1 +1,18 @@
-//! Byte-granular allocators: TLSF, buddy and slab.
+//! Byte-granular allocators: TLSF (the kernel heap), a binary buddy (the
+//! reference for internal fragmentation) and a slab allocator with named
+//! caches and `kmalloc` size classes, all behind [`ByteAllocator`].
+//!
+//! [`ByteAllocator`]: crate::ByteAllocator
+
+mod buddy;
+mod pool_table;
+mod slab;
+mod tlsf;
+
+pub use buddy::{BUDDY_UNIT, BuddyByteAllocator};
+pub use pool_table::MAX_POOLS;
+pub use slab::{
+    CacheId, KMALLOC_MAX, KMALLOC_SIZES, MAX_CACHES, MAX_EMPTY_SLABS, PageSource, SlabAllocator,
+    SlabInfo,
+};
+pub use tlsf::{TLSF_GRANULE, TLSF_HEADER, TLSF_MIN_BLOCK, Tlsf};

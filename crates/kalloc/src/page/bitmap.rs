@@ -64,28 +64,23 @@ impl Summary {
         Self { levels, count }
     }
 
-    /// Recomputes the bits above base words `first..=last`.
-    fn update(&mut self, mut first: usize, mut last: usize, marked: impl Fn(usize) -> bool) {
-        let level = self.levels[1].words_mut();
-        for w in first..=last {
-            if marked(w) {
-                bits::set(level, w)
-            } else {
-                bits::clear(level, w)
-            }
+    /// Recomputes the bits above base words `first..=last`, level by
+    /// level, stopping at the first level where no bit changed.
+    fn update(&mut self, first: usize, last: usize, marked: impl Fn(usize) -> bool) {
+        let mut level = self.levels[1];
+        if !set_bits_from(level.words_mut(), first, last, marked) {
+            return;
         }
+        let (mut first, mut last) = (first, last);
         for l in 2..=self.count {
             first /= 64;
             last /= 64;
-            let (lower, upper) = self.levels.split_at_mut(l);
-            let below = lower[l - 1].words();
-            let upper = upper[0].words_mut();
-            for (w, &word) in below.iter().enumerate().take(last + 1).skip(first) {
-                if word != 0 {
-                    bits::set(upper, w)
-                } else {
-                    bits::clear(upper, w)
-                }
+            // Copies of the handles: the two levels are disjoint storage.
+            let below = self.levels[l - 1];
+            let mut above = self.levels[l];
+            let below = below.words();
+            if !set_bits_from(above.words_mut(), first, last, |w| below[w] != 0) {
+                return;
             }
         }
     }
@@ -109,6 +104,32 @@ impl Summary {
     fn next(&self, from: usize) -> Option<usize> {
         self.next_in(1, from)
     }
+}
+
+/// Sets bit `w` of `words` to `marked(w)` for `w` in `first..=last`, a
+/// word at a time; returns whether any bit changed.
+fn set_bits_from(
+    words: &mut [u64],
+    first: usize,
+    last: usize,
+    marked: impl Fn(usize) -> bool,
+) -> bool {
+    let mut changed = false;
+    let mut w = first;
+    while w <= last {
+        let word = w / 64;
+        let top = last.min(word * 64 + 63);
+        let (mut value, mut mask) = (0u64, 0u64);
+        for bit in w..=top {
+            value |= u64::from(marked(bit)) << (bit % 64);
+            mask |= 1 << (bit % 64);
+        }
+        let old = words[word];
+        words[word] = (old & !mask) | value;
+        changed |= words[word] != old;
+        w = top + 1;
+    }
+    changed
 }
 
 /// A bitmap zone's metadata.
@@ -175,21 +196,6 @@ impl BitmapMeta {
         self.wholly_free.update(first, last, |w| used[w] == 0);
     }
 
-    /// The first free page at or after `from`.
-    fn next_free(&self, from: usize) -> Option<usize> {
-        if from >= self.occ.pages() {
-            return None;
-        }
-        let used = self.occ.used.words();
-        let w = from / 64;
-        let here = !used[w] & (u64::MAX << (from % 64));
-        if here != 0 {
-            return Some(w * 64 + here.trailing_zeros() as usize);
-        }
-        let w = self.partly_free.next(w + 1)?;
-        Some(w * 64 + (!used[w]).trailing_zeros() as usize)
-    }
-
     /// The start of the first free run at or after `from` that contains a
     /// wholly free word (every run of `LARGE_RUN` pages does).
     fn next_large_run(&self, from: usize) -> Option<usize> {
@@ -203,21 +209,100 @@ impl BitmapMeta {
         Some((w * 64 - free_below).max(from))
     }
 
+    /// First fit for fewer than `LARGE_RUN` pages: walks the maximal free
+    /// runs from the hint of `count`'s class a word at a time (a run is a
+    /// couple of bit operations, fully used words are skipped through
+    /// `partly_free`) and returns the first whose aligned start fits.
+    /// Moves the hint past the runs it proves shorter than the class.
+    fn find_small(&mut self, base_pfn: usize, count: usize, align_pages: usize) -> Option<usize> {
+        let pages = self.occ.pages();
+        let class = hint_class(count);
+        let from = self.hints[class];
+        if from >= pages {
+            return None;
+        }
+        let used = self.occ.used.words();
+        let mut hint = Some(from);
+        let mut w = from / 64;
+        let mut free = !used[w] & (u64::MAX << (from % 64));
+        // The start of a free run that reaches the bottom of word `w`.
+        let mut open: Option<usize> = None;
+        // `Ok(start)`, or `Err(true)` once every run above the hint was
+        // seen, `Err(false)` if no aligned start exists any more.
+        let found = 'scan: loop {
+            if open.is_none() && free == 0 {
+                match self.partly_free.next(w + 1) {
+                    Some(next) => w = next,
+                    None => break 'scan Err(true),
+                }
+                free = !used[w];
+                continue;
+            }
+            loop {
+                let run_start = match open {
+                    Some(start) => start,
+                    None if free == 0 => break,
+                    None => w * 64 + free.trailing_zeros() as usize,
+                };
+                // Used bits of word `w` at or after the run's start in it.
+                let after = if open.is_some() { 0 } else { run_start % 64 };
+                let used_after = !free & (u64::MAX << after);
+                let word_end = (w + 1) * 64;
+                let run_end = if used_after == 0 {
+                    word_end.min(pages)
+                } else {
+                    w * 64 + used_after.trailing_zeros() as usize
+                };
+                let Some(start) = (base_pfn + run_start).checked_next_multiple_of(align_pages)
+                else {
+                    break 'scan Err(false);
+                };
+                let start = start - base_pfn;
+                if start <= run_end && count <= run_end - start {
+                    break 'scan Ok(start);
+                }
+                if used_after == 0 && run_end < pages {
+                    // The run goes on into the next word.
+                    open = Some(run_start);
+                    break;
+                }
+                open = None;
+                if hint.is_some() && start == run_start && run_end - run_start < 1 << class {
+                    hint = Some(run_end);
+                } else {
+                    hint = None;
+                }
+                if run_end >= word_end.min(pages) {
+                    break;
+                }
+                free &= u64::MAX << (run_end % 64);
+            }
+            w += 1;
+            if w * 64 >= pages {
+                break 'scan Err(true);
+            }
+            free = !used[w];
+        };
+        if let Some(hint) = hint {
+            self.hints[class] = if found == Err(true) { pages } else { hint };
+        }
+        found.ok()
+    }
+
     /// First fit: the lowest page index of `count` free pages whose frame
     /// (`base_pfn` + index) is a multiple of `align_pages`. Moves the hint
     /// of `count`'s class past the runs it proves too short for the class.
     fn find(&mut self, base_pfn: usize, count: usize, align_pages: usize) -> Option<usize> {
+        if count < LARGE_RUN {
+            return self.find_small(base_pfn, count, align_pages);
+        }
         let pages = self.occ.pages();
         let class = hint_class(count);
         let mut from = self.hints[class];
         // Whether every run between the hint and `from` is below the class.
         let mut hint_follows = true;
         loop {
-            let Some(free) = (if count >= LARGE_RUN {
-                self.next_large_run(from)
-            } else {
-                self.next_free(from)
-            }) else {
+            let Some(free) = self.next_large_run(from) else {
                 if hint_follows {
                     self.hints[class] = pages;
                 }
@@ -246,14 +331,83 @@ impl BitmapMeta {
     }
 
     fn release(&mut self, page: usize, count: usize) {
-        // The run now holding `page` starts less than `2^k` pages below it,
-        // or its part below `page` was already a run of `2^k` above the hint.
-        for (k, hint) in self.hints.iter_mut().enumerate() {
-            *hint = (*hint).min(page.saturating_sub((1 << k) - 1));
-        }
         self.occ.mark_free(page, count);
+        let used = self.occ.used.words();
+        let pages = self.occ.pages();
+        match (
+            free_below(used, page, RUN_PROBE_WORDS),
+            free_from(used, page + count, pages, RUN_PROBE_WORDS),
+        ) {
+            // The freed pages joined the run `[page - below, ..)` of `len`
+            // pages, the only run that changed: only the classes it is long
+            // enough for may now find a fit below their hint.
+            (Some(below), Some(above)) => {
+                let len = below + count + above;
+                for (k, hint) in self.hints.iter_mut().enumerate() {
+                    if len >= 1 << k {
+                        *hint = (*hint).min(page - below);
+                    }
+                }
+            }
+            // A long run: the run now holding `page` starts less than `2^k`
+            // pages below it, or its part below `page` was already a run of
+            // `2^k` above the hint.
+            _ => {
+                for (k, hint) in self.hints.iter_mut().enumerate() {
+                    *hint = (*hint).min(page.saturating_sub((1 << k) - 1));
+                }
+            }
+        }
         self.refresh(page / 64, (page + count - 1) / 64);
     }
+}
+
+/// Words `release` looks at on each side of a freed range to measure the
+/// run it joins; past that the run is treated as long.
+const RUN_PROBE_WORDS: usize = 4;
+
+/// Free pages directly below page `end`, if fewer than `limit` words hold
+/// them and the used page that ends them.
+fn free_below(used: &[u64], mut end: usize, limit: usize) -> Option<usize> {
+    let start = end;
+    for _ in 0..limit {
+        if end == 0 {
+            return Some(start);
+        }
+        let w = (end - 1) / 64;
+        let below = end - w * 64;
+        let mask = if below == 64 {
+            u64::MAX
+        } else {
+            (1 << below) - 1
+        };
+        let taken = used[w] & mask;
+        if taken != 0 {
+            let last_used = w * 64 + 63 - taken.leading_zeros() as usize;
+            return Some(start - last_used - 1);
+        }
+        end = w * 64;
+    }
+    None
+}
+
+/// Free pages from page `start` up (at most to `pages`), if fewer than
+/// `limit` words hold them and the used page that ends them.
+fn free_from(used: &[u64], start: usize, pages: usize, limit: usize) -> Option<usize> {
+    let mut at = start;
+    for _ in 0..limit {
+        if at >= pages {
+            return Some(pages - start);
+        }
+        let w = at / 64;
+        let taken = used[w] & (u64::MAX << (at % 64));
+        if taken != 0 {
+            let first_used = w * 64 + taken.trailing_zeros() as usize;
+            return Some(first_used.min(pages) - start);
+        }
+        at = (w + 1) * 64;
+    }
+    None
 }
 
 /// A first-fit bitmap allocator of `PAGE_SIZE`-byte pages with summary

@@ -1,32 +1,84 @@
-//! One buddy zone's free structures: per-order free bitmaps (is the block
-//! of order `k` at frame `p` free? one bit test) and per-order doubly linked
-//! free lists threaded through side arrays (O(1) push, pop and removal of
-//! any block), so neither allocation nor merging scans a list.
+//! One buddy zone's bitmaps and free lists: per-order free bitmaps (is the
+//! block of order `k` at frame `p` free? one bit test), a bitmap of live
+//! allocation heads whose lengths sit in the spare links of those pages,
+//! and per-order doubly linked free lists threaded through a side array
+//! (O(1) push, pop and removal of any block). Neither allocation, nor
+//! merging, nor the checks of a free scan a list or a bitmap range.
 
 use core::mem::size_of;
 
 use super::super::bits::{self, RawBits};
-use super::super::occupancy::Occupancy;
 use super::super::zone::{Zone, ZoneMeta};
 
 /// Orders the metadata has room for: `0..ORDER_SLOTS`.
 pub(crate) const ORDER_SLOTS: usize = 32;
 const NIL: usize = usize::MAX;
 
+/// One order's free bitmap: bit `(pfn >> order) - first` is set iff the
+/// order-`order` block at frame `pfn` is on free list `order`.
+#[derive(Clone, Copy)]
+struct OrderBits {
+    words: *mut u64,
+    bits: usize,
+    /// `base_pfn >> order`: the aligned block holding the zone's first page.
+    first: usize,
+}
+
+impl OrderBits {
+    const EMPTY: Self = Self {
+        words: core::ptr::null_mut(),
+        bits: 0,
+        first: 0,
+    };
+
+    /// The word and mask of the block at `pfn`, if that block overlaps
+    /// the zone (a frame below the zone wraps past the last bit).
+    #[inline]
+    fn locate(&self, pfn: usize, order: usize) -> Option<(*mut u64, u64)> {
+        let bit = (pfn >> order).wrapping_sub(self.first);
+        // SAFETY: `bit < bits`, so the word is one of the `words_for(bits)`
+        // words this zone reserved for the order (`BuddyMeta::new`).
+        (bit < self.bits).then(|| unsafe { (self.words.add(bit / 64), 1 << (bit % 64)) })
+    }
+
+    #[inline]
+    fn get(&self, pfn: usize, order: usize) -> bool {
+        // SAFETY: an in-bounds word of this zone's bitmap (`locate`).
+        self.locate(pfn, order)
+            .is_some_and(|(word, mask)| unsafe { *word & mask != 0 })
+    }
+
+    /// Sets (`free`) or clears the bit of a block inside the zone.
+    #[inline]
+    fn put(&mut self, pfn: usize, order: usize, free: bool) {
+        let (word, mask) = self.locate(pfn, order).expect("block inside the zone");
+        // SAFETY: an in-bounds word of this zone's bitmap (`locate`); the
+        // `&mut self` of the owning metadata makes this the only access.
+        unsafe {
+            if free {
+                *word |= mask;
+            } else {
+                *word &= !mask;
+            }
+        }
+    }
+}
+
 /// A buddy zone's metadata (lives in the zone's own region).
 pub(crate) struct BuddyMeta {
-    pub occ: Occupancy,
-    /// `free_bits[k]`: bit `(p >> k) - (base_pfn >> k)` is set iff the
-    /// order-`k` block at frame `p` is on free list `k`.
-    free_bits: [RawBits; ORDER_SLOTS],
+    free_bits: [OrderBits; ORDER_SLOTS],
+    /// `live`: bit `i` set iff page index `i` is the first page of a live
+    /// allocation; its length is then `links[i][0]` (a live page is on no
+    /// list, so its links are spare).
+    live: RawBits,
     /// First page index (relative to `base_pfn`) of each free list.
     heads: [usize; ORDER_SLOTS],
     pub nr_free: [usize; ORDER_SLOTS],
     /// Bit `k` set iff free list `k` is non-empty.
     pub nonempty: u32,
-    /// `links[2 * i]` / `links[2 * i + 1]`: next / previous free block head
-    /// of the block whose head is page index `i`.
-    links: *mut usize,
+    /// `links[i]`: `[next, prev]` free block heads of the free block headed
+    /// by page index `i`, or `[length, _]` if `i` heads a live allocation.
+    links: *mut [usize; 2],
     pages: usize,
 }
 
@@ -38,32 +90,40 @@ fn order_bits(base_pfn: usize, pages: usize, order: usize) -> usize {
 
 impl ZoneMeta for BuddyMeta {
     fn trailing_bytes(pages: usize) -> usize {
-        let order_words: usize = (0..ORDER_SLOTS)
-            .map(|k| bits::words_for((pages >> k) + 2))
-            .sum();
-        Occupancy::bytes(pages) + 8 * order_words + 2 * size_of::<usize>() * pages
+        let bitmap_words: usize = bits::words_for(pages)
+            + (0..ORDER_SLOTS)
+                .map(|k| bits::words_for((pages >> k) + 2))
+                .sum::<usize>();
+        8 * bitmap_words + pages * size_of::<[usize; 2]>()
     }
 
     unsafe fn new(trailing: *mut u8, base_pfn: usize, pages: usize) -> Self {
-        // SAFETY (whole block): the pieces below are consecutive and disjoint
-        // and together take at most `trailing_bytes(pages)` bytes, because
+        // SAFETY (whole block): links, live bits, then the order bitmaps are
+        // consecutive, 8-aligned (as `trailing` is) and disjoint, and take at
+        // most `trailing_bytes(pages)` bytes because
         // `order_bits(..) <= (pages >> k) + 2`.
         unsafe {
-            let occ = Occupancy::new(trailing, pages);
-            let mut cursor = trailing.add(Occupancy::bytes(pages)).cast::<u64>();
-            let mut free_bits = [RawBits::EMPTY; ORDER_SLOTS];
+            let links = trailing.cast::<[usize; 2]>();
+            let mut cursor = links.add(pages).cast::<u64>();
+            let live = RawBits::new(cursor, pages);
+            cursor = cursor.add(bits::words_for(pages));
+            let mut free_bits = [OrderBits::EMPTY; ORDER_SLOTS];
             for (k, slot) in free_bits.iter_mut().enumerate() {
                 let n = order_bits(base_pfn, pages, k);
-                *slot = RawBits::new(cursor, n);
+                *slot = OrderBits {
+                    words: cursor,
+                    bits: n,
+                    first: base_pfn >> k,
+                };
                 cursor = cursor.add(bits::words_for(n));
             }
             Self {
-                occ,
                 free_bits,
+                live,
                 heads: [NIL; ORDER_SLOTS],
                 nr_free: [0; ORDER_SLOTS],
                 nonempty: 0,
-                links: cursor.cast::<usize>(),
+                links,
                 pages,
             }
         }
@@ -71,38 +131,59 @@ impl ZoneMeta for BuddyMeta {
 }
 
 impl BuddyMeta {
-    fn links(&mut self) -> &mut [usize] {
-        // SAFETY: `2 * pages` words reserved by `trailing_bytes`, owned by
+    #[inline]
+    fn links(&mut self) -> &mut [[usize; 2]] {
+        // SAFETY: `pages` entries reserved by `trailing_bytes`, owned by
         // this zone; `&mut self` makes this the only view.
-        unsafe { core::slice::from_raw_parts_mut(self.links, 2 * self.pages) }
+        unsafe { core::slice::from_raw_parts_mut(self.links, self.pages) }
+    }
+
+    /// The length of the live allocation whose first page is index
+    /// `index` (`< pages`), if one starts there.
+    #[inline]
+    pub fn live_length(&self, index: usize) -> Option<usize> {
+        if !bits::get(self.live.words(), index) {
+            return None;
+        }
+        assert!(index < self.pages);
+        // SAFETY: in bounds (checked); a read of one entry of the links
+        // this zone owns, while no mutable view exists (`&self`).
+        Some(unsafe { (*self.links.add(index))[0] })
+    }
+
+    /// Records a live allocation of `count` pages at page index `index`.
+    #[inline]
+    pub fn mark_live(&mut self, index: usize, count: usize) {
+        bits::set(self.live.words_mut(), index);
+        self.links()[index][0] = count;
+    }
+
+    /// Forgets the live allocation at page index `index`.
+    #[inline]
+    pub fn clear_live(&mut self, index: usize) {
+        bits::clear(self.live.words_mut(), index);
     }
 }
 
 impl Zone<BuddyMeta> {
-    fn bit_of(&self, pfn: usize, order: usize) -> usize {
-        (pfn >> order) - (self.base_pfn >> order)
-    }
-
-    /// Whether the order-`order` block at frame `pfn` is free (one bit test).
+    /// Whether the order-`order` block at frame `pfn` is free: one bit
+    /// test (a block outside the zone falls outside the bitmap).
+    #[inline]
     pub fn is_free_block(&self, pfn: usize, order: usize) -> bool {
-        if pfn + (1 << order) <= self.base_pfn || pfn >= self.end_pfn() {
-            return false;
-        }
-        bits::get(self.meta.free_bits[order].words(), self.bit_of(pfn, order))
+        self.meta.free_bits[order].get(pfn, order)
     }
 
     /// Puts the free block at `pfn` on list `order`, without merging.
+    #[inline]
     pub fn push(&mut self, pfn: usize, order: usize) {
-        let bit = self.bit_of(pfn, order);
         let index = pfn - self.base_pfn;
         let meta = &mut self.meta;
-        bits::set(meta.free_bits[order].words_mut(), bit);
+        meta.free_bits[order].put(pfn, order, true);
         let old = meta.heads[order];
         let links = meta.links();
-        links[2 * index] = old;
-        links[2 * index + 1] = NIL;
+        links[index] = [old, NIL];
         if old != NIL {
-            links[2 * old + 1] = index;
+            links[old][1] = index;
         }
         meta.heads[order] = index;
         meta.nr_free[order] += 1;
@@ -110,28 +191,29 @@ impl Zone<BuddyMeta> {
     }
 
     /// Takes the free block at `pfn` off list `order`, in O(1).
+    #[inline]
     pub fn unlink(&mut self, pfn: usize, order: usize) {
-        let bit = self.bit_of(pfn, order);
         let index = pfn - self.base_pfn;
         let meta = &mut self.meta;
-        bits::clear(meta.free_bits[order].words_mut(), bit);
+        meta.free_bits[order].put(pfn, order, false);
         let links = meta.links();
-        let (next, prev) = (links[2 * index], links[2 * index + 1]);
+        let [next, prev] = links[index];
         if next != NIL {
-            links[2 * next + 1] = prev;
+            links[next][1] = prev;
         }
         if prev != NIL {
-            links[2 * prev] = next;
+            links[prev][0] = next;
         } else {
             meta.heads[order] = next;
+            if next == NIL {
+                meta.nonempty &= !(1 << order);
+            }
         }
         meta.nr_free[order] -= 1;
-        if meta.heads[order] == NIL {
-            meta.nonempty &= !(1 << order);
-        }
     }
 
     /// Takes the first block off non-empty list `order`; returns its frame.
+    #[inline]
     pub fn pop(&mut self, order: usize) -> usize {
         let pfn = self.base_pfn + self.meta.heads[order];
         self.unlink(pfn, order);
@@ -140,6 +222,7 @@ impl Zone<BuddyMeta> {
 
     /// Frees the order-`order` block at `pfn`, merging with its buddy while
     /// the buddy is free, up to `max_order`.
+    #[inline]
     pub fn free_block(&mut self, mut pfn: usize, mut order: usize, max_order: usize) {
         while order < max_order {
             let buddy = pfn ^ (1 << order);
@@ -153,11 +236,44 @@ impl Zone<BuddyMeta> {
         self.push(pfn, order);
     }
 
-    /// The free block containing free page frame `pfn`: its head and order.
+    /// The free block containing page frame `pfn` (managed here), if the
+    /// page is free: its head and order. O(`max_order`).
     pub fn free_block_containing(&self, pfn: usize, max_order: usize) -> Option<(usize, usize)> {
         (0..=max_order)
             .map(|order| (pfn & !((1 << order) - 1), order))
             .find(|&(head, order)| self.is_free_block(head, order))
+    }
+
+    /// Calls `f(first_pfn, len)` for every maximal run of free pages, by
+    /// walking the blocks head to head: O(blocks * `max_order`).
+    pub fn for_each_free_run(&self, max_order: usize, mut f: impl FnMut(usize, usize)) {
+        let mut index = 0;
+        let mut run: Option<usize> = None;
+        while index < self.pages {
+            let pfn = self.base_pfn + index;
+            let (len, free) = match self.meta.live_length(index) {
+                Some(count) => (count, false),
+                None => {
+                    let (head, order) = self
+                        .free_block_containing(pfn, max_order)
+                        .expect("every page is in a live allocation or a free block");
+                    debug_assert_eq!(head, pfn);
+                    (1 << order, true)
+                }
+            };
+            match (free, run) {
+                (true, None) => run = Some(index),
+                (false, Some(start)) => {
+                    f(self.base_pfn + start, index - start);
+                    run = None;
+                }
+                _ => {}
+            }
+            index += len;
+        }
+        if let Some(start) = run {
+            f(self.base_pfn + start, self.pages - start);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The buddy system page allocator, the default: per-order free lists,
-//! split on allocation, merge with the buddy on free, occupancy in bitmaps.
+//! split on allocation, merge with the buddy on free, occupancy in bitmaps
+//! (per-order free blocks, live allocation starts).
 //! See `docs/page-allocators.md` for the data structures drawn out.
 
 mod lists;
@@ -24,10 +25,12 @@ pub const DEFAULT_MAX_ORDER: usize = 18;
 ///   `alloc_pages_exact`), so `alloc_pages(3, _)` costs 3 pages.
 /// - Freeing merges with the buddy while it is free; whether it is free is
 ///   one bit test in a per-order bitmap and its removal from its list is
-///   O(1) (doubly linked): O(`MAX_ORDER`) per freed block.
+///   O(1) (doubly linked): O(`MAX_ORDER`) per freed block. The arguments
+///   are checked in O(1) against the live allocation's recorded start and
+///   length (O(`MAX_ORDER`) more on the error path, to tell a double free).
 /// - Each region handed to [`add_memory`](BaseAllocator::add_memory) becomes
 ///   a zone cut into maximal naturally aligned blocks; its metadata (about
-///   `2 * size_of::<usize>() + 0.5` bytes per page, ~0.4% with 4 KiB pages,
+///   `2 * size_of::<usize>()` bytes and 3 bits per page, ~0.4% with 4 KiB pages,
 ///   at least one page) is taken from the start of the region.
 ///   Blocks are aligned on absolute addresses, so alignment requests up to
 ///   `PAGE_SIZE << MAX_ORDER` are met.
@@ -163,7 +166,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
                 for (tail, order) in aligned_blocks(pfn + count, pfn + (1 << need), MAX_ORDER) {
                     zone.push(tail, order);
                 }
-                zone.meta.occ.mark_allocated(pfn - zone.base_pfn, count);
+                zone.meta.mark_live(pfn - zone.base_pfn, count);
                 Some(pfn)
             })
             .ok_or(AllocError::NoMemory)?;
@@ -181,10 +184,15 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
             .zones
             .zone_of_pfns(first, count)
             .ok_or(AllocError::OutOfRange)?;
-        if zone.meta.occ.any_used(first - zone.base_pfn, count) {
-            return Err(AllocError::NoMemory);
-        }
         let end = first + count;
+        // Check first, change after: every page must lie in a free block.
+        let mut pfn = first;
+        while pfn < end {
+            let (head, order) = zone
+                .free_block_containing(pfn, MAX_ORDER)
+                .ok_or(AllocError::NoMemory)?;
+            pfn = head + (1 << order);
+        }
         let mut pfn = first;
         while pfn < end {
             let (head, order) = zone
@@ -202,7 +210,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
             }
             pfn = block_end;
         }
-        zone.meta.occ.mark_allocated(first - zone.base_pfn, count);
+        zone.meta.mark_live(first - zone.base_pfn, count);
         self.used_pages += count;
         Ok(addr)
     }
@@ -217,10 +225,20 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
             return Err(AllocError::NotAllocated);
         }
         let page = pfn - zone.base_pfn;
-        zone.meta.occ.check_live(page, count)?;
-        zone.meta.occ.mark_free(page, count);
-        for (block, order) in aligned_blocks(pfn, pfn + count, MAX_ORDER) {
-            zone.free_block(block, order, MAX_ORDER);
+        match zone.meta.live_length(page) {
+            Some(length) if length == count => {}
+            None if zone.free_block_containing(pfn, MAX_ORDER).is_some() => {
+                return Err(AllocError::DoubleFree);
+            }
+            _ => return Err(AllocError::NotAllocated),
+        }
+        zone.meta.clear_live(page);
+        if count.is_power_of_two() && pfn.trailing_zeros() >= count.trailing_zeros() {
+            zone.free_block(pfn, count.trailing_zeros() as usize, MAX_ORDER);
+        } else {
+            for (block, order) in aligned_blocks(pfn, pfn + count, MAX_ORDER) {
+                zone.free_block(block, order, MAX_ORDER);
+            }
         }
         self.used_pages -= count;
         Ok(())
@@ -239,7 +257,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageStatsSource
     for BuddyPageAllocator<PAGE_SIZE, MAX_ORDER>
 {
     /// Free lists per order are exact counters (O(orders)); the largest
-    /// free run needs a scan of the occupancy bitmaps (O(pages / 64)).
+    /// free run needs a walk over every block (O(blocks * `MAX_ORDER`)).
     fn page_stats(&self) -> PageStats {
         let mut stats = PageStats::empty(self.total_pages);
         stats.free_pages = self.total_pages - self.used_pages;
@@ -247,7 +265,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageStatsSource
             for (order, &n) in zone.meta.nr_free[..=MAX_ORDER].iter().enumerate() {
                 stats.free_blocks[order] += n;
             }
-            zone.meta.occ.for_each_free_run(|_, len| {
+            zone.for_each_free_run(MAX_ORDER, |_, len| {
                 stats.largest_free_run = stats.largest_free_run.max(len);
             });
         }

@@ -1,0 +1,430 @@
+//! A slab allocator: named caches of equal-size objects (`task`, `inode`,
+//! page-table nodes ...) plus `kmalloc`-style size classes from 8 B to
+//! 2 KiB, on slabs of pages taken from any [`PageSource`]. Requests above
+//! the largest class, or aligned beyond it, go straight to the page source.
+//!
+//! Allocation and free are O(1): a cache allocates from its first partial
+//! slab, an object's slab is its address rounded down to the slab size
+//! (slabs are aligned to their size), and an empty slab beyond
+//! [`MAX_EMPTY_SLABS`] goes back to the page source at once.
+
+mod cache;
+mod info;
+mod source;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+pub use self::cache::MAX_EMPTY_SLABS;
+use self::cache::SlabCache;
+pub use self::info::SlabInfo;
+pub use self::source::PageSource;
+use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
+
+/// The general-purpose size classes, as in Linux's `kmalloc` (with the
+/// 96- and 192-byte classes that cut waste between powers of two).
+pub const KMALLOC_SIZES: [usize; 11] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048];
+const KMALLOC_NAMES: [&str; 11] = [
+    "kmalloc-8",
+    "kmalloc-16",
+    "kmalloc-32",
+    "kmalloc-64",
+    "kmalloc-96",
+    "kmalloc-128",
+    "kmalloc-192",
+    "kmalloc-256",
+    "kmalloc-512",
+    "kmalloc-1k",
+    "kmalloc-2k",
+];
+/// The largest `kmalloc` class; larger requests are served in pages.
+pub const KMALLOC_MAX: usize = KMALLOC_SIZES[KMALLOC_SIZES.len() - 1];
+/// Total caches (size classes plus named caches) one allocator holds.
+pub const MAX_CACHES: usize = 64;
+
+/// Class index for each request size in 8-byte steps (`(size - 1) / 8`).
+const CLASS_BY_SIZE: [u8; KMALLOC_MAX / 8] = {
+    let mut table = [0u8; KMALLOC_MAX / 8];
+    let (mut step, mut class) = (0, 0);
+    while step < table.len() {
+        while KMALLOC_SIZES[class] < (step + 1) * 8 {
+            class += 1;
+        }
+        table[step] = class as u8;
+        step += 1;
+    }
+    table
+};
+
+/// The alignment every object of a class has: the largest power of two
+/// dividing its size (96-byte objects are 32-aligned).
+const fn class_align(class: usize) -> usize {
+    1 << KMALLOC_SIZES[class].trailing_zeros()
+}
+
+/// The `kmalloc` class serving `layout`: the smallest that holds its size
+/// and whose objects are aligned enough. `None` means pages.
+#[inline]
+fn class_for(layout: Layout) -> Option<usize> {
+    if layout.size() > KMALLOC_MAX || layout.align() > KMALLOC_MAX {
+        return None;
+    }
+    let mut class = CLASS_BY_SIZE[layout.size().max(1).div_ceil(8) - 1] as usize;
+    // Every class is at least 8-aligned: the common case skips the loop.
+    while layout.align() > 8 && class_align(class) < layout.align() {
+        class += 1;
+    }
+    Some(class)
+}
+
+/// A handle to a cache of a [`SlabAllocator`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheId(usize);
+
+/// The slab allocator over a page source `P`.
+pub struct SlabAllocator<P: PageSource> {
+    source: P,
+    caches: [Option<SlabCache>; MAX_CACHES],
+    /// Lowest and highest+1 address of all pages ever taken from `source`:
+    /// a pointer outside is `OutOfRange`, and slab headers are only read
+    /// inside.
+    lo: usize,
+    hi: usize,
+    large_pages: usize,
+}
+
+// SAFETY: the allocator owns its slabs (taken from `source`, which it owns)
+// and its raw pointers only point into them.
+unsafe impl<P: PageSource + Send> Send for SlabAllocator<P> {}
+
+impl<P: PageSource> SlabAllocator<P> {
+    /// A slab allocator with the `kmalloc` classes and no named cache.
+    pub fn new(source: P) -> Self {
+        let mut caches = [None; MAX_CACHES];
+        for (class, slot) in caches.iter_mut().enumerate().take(KMALLOC_SIZES.len()) {
+            *slot = SlabCache::new(
+                KMALLOC_NAMES[class],
+                class,
+                KMALLOC_SIZES[class],
+                class_align(class),
+                P::PAGE_SIZE,
+            );
+            debug_assert!(slot.is_some());
+        }
+        Self {
+            source,
+            caches,
+            lo: usize::MAX,
+            hi: 0,
+            large_pages: 0,
+        }
+    }
+
+    pub fn source(&self) -> &P {
+        &self.source
+    }
+
+    pub fn source_mut(&mut self) -> &mut P {
+        &mut self.source
+    }
+
+    /// Creates a named cache of objects of `size` bytes aligned to `align`.
+    /// `InvalidParam` for a zero size, a bad alignment, or an object that
+    /// does not fit a slab; `NoMemory` when all cache slots are taken.
+    pub fn create_cache(
+        &mut self,
+        name: &'static str,
+        size: usize,
+        align: usize,
+    ) -> AllocResult<CacheId> {
+        if size == 0 || !align.is_power_of_two() {
+            return Err(AllocError::InvalidParam);
+        }
+        let index = (KMALLOC_SIZES.len()..MAX_CACHES)
+            .find(|&i| self.caches[i].is_none())
+            .ok_or(AllocError::NoMemory)?;
+        let cache = SlabCache::new(name, index, size, align, P::PAGE_SIZE)
+            .ok_or(AllocError::InvalidParam)?;
+        self.caches[index] = Some(cache);
+        Ok(CacheId(index))
+    }
+
+    /// Destroys a named cache that has no live object, giving its slabs
+    /// back. `InvalidParam` for an unknown cache or a `kmalloc` class;
+    /// `NotAllocated` if objects are still live (nothing changes).
+    pub fn destroy_cache(&mut self, id: CacheId) -> AllocResult {
+        if id.0 < KMALLOC_SIZES.len() {
+            return Err(AllocError::InvalidParam);
+        }
+        let cache = self.cache_mut(id)?;
+        if cache.active_objects() != 0 {
+            return Err(AllocError::NotAllocated);
+        }
+        let Self { source, caches, .. } = self;
+        let cache = caches[id.0].as_mut().expect("checked above");
+        while cache.release_empty(source) {}
+        if cache.slab_count() != 0 {
+            return Err(AllocError::NotAllocated);
+        }
+        caches[id.0] = None;
+        Ok(())
+    }
+
+    fn cache_mut(&mut self, id: CacheId) -> AllocResult<&mut SlabCache> {
+        self.caches
+            .get_mut(id.0)
+            .and_then(Option::as_mut)
+            .ok_or(AllocError::InvalidParam)
+    }
+
+    /// Allocates one object from cache `id`.
+    pub fn cache_alloc(&mut self, id: CacheId) -> AllocResult<NonNull<u8>> {
+        self.cache_mut(id)?;
+        self.alloc_in(id.0)
+    }
+
+    /// Frees an object of cache `id`. Errors as for
+    /// [`dealloc`](ByteAllocator::dealloc) on this allocator.
+    ///
+    /// # Safety
+    /// As for [`ByteAllocator::dealloc`].
+    pub unsafe fn cache_free(&mut self, id: CacheId, ptr: NonNull<u8>) -> AllocResult {
+        self.cache_mut(id)?;
+        self.free_in(id.0, ptr)
+    }
+
+    /// Gives every empty slab of every cache back to the page source.
+    pub fn shrink(&mut self) {
+        let Self { source, caches, .. } = self;
+        for cache in caches.iter_mut().flatten() {
+            while cache.release_empty(source) {}
+        }
+    }
+
+    /// The `slabinfo` rows of every cache, size classes first.
+    pub fn slabinfo(&self) -> impl Iterator<Item = SlabInfo> + '_ {
+        self.caches.iter().flatten().map(SlabCache::info)
+    }
+
+    /// Pages held for requests above the largest class.
+    pub fn large_pages(&self) -> usize {
+        self.large_pages
+    }
+
+    fn note_pages(&mut self, start: usize, bytes: usize) {
+        self.lo = self.lo.min(start);
+        self.hi = self.hi.max(start + bytes);
+    }
+
+    #[inline]
+    fn alloc_in(&mut self, index: usize) -> AllocResult<NonNull<u8>> {
+        let Self {
+            source,
+            caches,
+            lo,
+            hi,
+            ..
+        } = self;
+        let cache = caches[index].as_mut().expect("callers pass live caches");
+        cache.alloc(source, |start, bytes| {
+            *lo = (*lo).min(start);
+            *hi = (*hi).max(start + bytes);
+        })
+    }
+
+    /// Whether `addr` is outside all memory the slab could have handed out:
+    /// outside the hull of the pages it took, or outside the page source
+    /// when the source can tell.
+    #[inline]
+    fn outside(&self, addr: usize) -> bool {
+        addr < self.lo || addr >= self.hi || self.source.contains(addr) == Some(false)
+    }
+
+    #[inline]
+    fn free_in(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
+        let addr = ptr.addr().get();
+        if self.outside(addr) {
+            return Err(AllocError::OutOfRange);
+        }
+        let Self {
+            source,
+            caches,
+            lo,
+            hi,
+            ..
+        } = self;
+        let cache = caches[index].as_mut().expect("callers pass live caches");
+        let (slab, object) = cache.check_live(ptr, *lo, *hi)?;
+        // SAFETY: `check_live` just validated the object.
+        unsafe { cache.free(source, slab, object) };
+        Ok(())
+    }
+
+    fn large_pages_for(&self, layout: Layout) -> AllocResult<(usize, usize)> {
+        let pages = layout.size().div_ceil(P::PAGE_SIZE);
+        Ok((pages, layout.align().max(P::PAGE_SIZE)))
+    }
+}
+
+impl<P: PageSource> BaseAllocator for SlabAllocator<P> {
+    /// # Safety
+    /// See [`BaseAllocator::add_memory`].
+    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.add_memory(start, size) }
+    }
+
+    /// Forwards to the page source (`InvalidParam` if it takes no memory).
+    ///
+    /// # Safety
+    /// See [`BaseAllocator::add_memory`].
+    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.source.add_memory(start, size) }
+    }
+}
+
+impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        if layout.size() == 0 {
+            return Err(AllocError::InvalidParam);
+        }
+        if let Some(class) = class_for(layout) {
+            return self.alloc_in(class);
+        }
+        let (pages, align) = self.large_pages_for(layout)?;
+        let block = self.source.alloc_pages(pages, align)?;
+        self.large_pages += pages;
+        self.note_pages(block.addr().get(), pages * P::PAGE_SIZE);
+        Ok(block)
+    }
+
+    /// Detection: outside the hull of every page ever taken from the
+    /// source, or outside the source when it answers
+    /// [`PageSource::contains`], is `OutOfRange` (with a source that cannot
+    /// tell and several regions, an address in a gap between them is
+    /// checked like a slab address: best-effort, and that memory is read). For a size class, the slab found by rounding the
+    /// address down must carry a valid header of that class (else
+    /// `NotAllocated`, which also catches a layout of another class), the
+    /// address must be an object boundary that was handed out (else
+    /// `NotAllocated`) and the object must be marked live in the slab's
+    /// bitmap (else `DoubleFree`): exact within live slabs. Best-effort: an
+    /// address in pages that are not a slab of the class relies on the
+    /// header magic (a 1 in 2^64 false match on arbitrary data). Large
+    /// blocks are checked by the page source's own `dealloc_pages`.
+    ///
+    /// # Safety
+    /// See [`ByteAllocator::dealloc`].
+    #[inline]
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        if let Some(class) = class_for(layout) {
+            return self.free_in(class, ptr);
+        }
+        let addr = ptr.addr().get();
+        if self.outside(addr) {
+            return Err(AllocError::OutOfRange);
+        }
+        let (pages, align) = self.large_pages_for(layout)?;
+        // `align` is a power of two: a mask test, not a division.
+        if addr & (align - 1) != 0 {
+            return Err(AllocError::NotAllocated);
+        }
+        // SAFETY: forwarded from the caller; the source validates the block.
+        unsafe { self.source.dealloc_pages(ptr, pages)? };
+        self.large_pages -= pages;
+        Ok(())
+    }
+
+    /// In place when the new size maps to the same class (or the same page
+    /// count), else moves.
+    ///
+    /// # Safety
+    /// See [`ByteAllocator::realloc`].
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_size: usize,
+    ) -> AllocResult<NonNull<u8>> {
+        let new_layout = Layout::from_size_align(new_size, old_layout.align())
+            .map_err(|_| AllocError::InvalidParam)?;
+        if new_size == 0 {
+            return Err(AllocError::InvalidParam);
+        }
+        let (old_class, new_class) = (class_for(old_layout), class_for(new_layout));
+        let addr = ptr.addr().get();
+        if self.outside(addr) {
+            return Err(AllocError::OutOfRange);
+        }
+        let same_place = match (old_class, new_class) {
+            (Some(old), Some(new)) => old == new,
+            (None, None) => {
+                old_layout.size().div_ceil(P::PAGE_SIZE) == new_size.div_ceil(P::PAGE_SIZE)
+            }
+            _ => false,
+        };
+        if same_place {
+            if let Some(class) = old_class {
+                let cache = self.caches[class]
+                    .as_ref()
+                    .expect("size classes always exist");
+                cache.check_live(ptr, self.lo, self.hi)?;
+            }
+            return Ok(ptr);
+        }
+        if let Some(class) = old_class {
+            let cache = self.caches[class]
+                .as_ref()
+                .expect("size classes always exist");
+            cache.check_live(ptr, self.lo, self.hi)?;
+        }
+        let moved = self.alloc(new_layout)?;
+        // SAFETY: both blocks are live and distinct; each holds the copied length.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                ptr.as_ptr(),
+                moved.as_ptr(),
+                old_layout.size().min(new_size),
+            );
+            if let Err(error) = self.dealloc(ptr, old_layout) {
+                let _ = self.dealloc(moved, new_layout);
+                return Err(error);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Bytes in slabs and large blocks, plus the page source's free pages.
+    fn total_bytes(&self) -> usize {
+        let slabs: usize = self
+            .caches
+            .iter()
+            .flatten()
+            .map(|c| c.slab_count() * c.slab_bytes())
+            .sum();
+        slabs + (self.large_pages + self.source.available_pages()) * P::PAGE_SIZE
+    }
+
+    /// Live objects times their object size, plus large blocks' pages.
+    fn used_bytes(&self) -> usize {
+        let objects: usize = self
+            .caches
+            .iter()
+            .flatten()
+            .map(|c| c.active_objects() * c.object_size)
+            .sum();
+        objects + self.large_pages * P::PAGE_SIZE
+    }
+
+    /// Free object slots in existing slabs, plus the page source's free pages.
+    fn available_bytes(&self) -> usize {
+        let free_slots: usize = self
+            .caches
+            .iter()
+            .flatten()
+            .map(|c| (c.slab_count() * c.objects_per_slab - c.active_objects()) * c.object_size)
+            .sum();
+        free_slots + self.source.available_pages() * P::PAGE_SIZE
+    }
+}
