@@ -91,12 +91,12 @@ impl<const LINE: usize, const HISTORY: usize> LineEditor<LINE, HISTORY> {
     /// Feeds one byte from the terminal; echo goes to `out`.
     pub fn feed(&mut self, byte: u8, out: &mut impl Write) -> Result<Event, fmt::Error> {
         let after_cr = core::mem::replace(&mut self.after_cr, false);
+        if core::mem::replace(&mut self.completed, false) {
+            self.clear();
+        }
         if byte == b'\n' && after_cr {
             // The LF of a CR LF pair: the Enter was already reported.
             return Ok(Event::None);
-        }
-        if core::mem::replace(&mut self.completed, false) {
-            self.clear();
         }
         match self.decode {
             Decode::Escape => {

@@ -71,9 +71,12 @@ fn typing_editing_and_enter() {
     feed(&mut editor, &mut screen, b"helo\x1b[Dl\x1b[F\x7fo!");
     assert_eq!(editor.line(), "hello!");
     assert_eq!(screen.shown(), "hello!");
-    assert_eq!(feed(&mut editor, &mut screen, b"\r\n"), [Event::Line]);
+    assert_eq!(feed(&mut editor, &mut screen, b"\r"), [Event::Line]);
     assert_eq!(editor.line(), "hello!");
     assert_eq!(screen.lines, ["hello!"]);
+    // The LF of CR LF is not a second Enter; the next byte starts a new line.
+    assert_eq!(feed(&mut editor, &mut screen, b"\n"), []);
+    assert_eq!(editor.line(), "");
 }
 
 #[test]
