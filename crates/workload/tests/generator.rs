@@ -130,14 +130,18 @@ fn sizes_follow_their_shape() {
     generator.drain(&mut host).unwrap();
 }
 
-/// A 4 KiB host buffer behind one raw pointer, so every block a fake
-/// target hands out shares its provenance (no `&mut` re-borrows between
-/// allocations).
-struct Buffer(*mut [u64; 512]);
+/// A page-aligned 4 KiB host buffer (the host allocator, and Miri's,
+/// only promise the element type's alignment otherwise).
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// A [`Page`] behind one raw pointer, so every block a fake target hands
+/// out shares its provenance (no `&mut` re-borrows between allocations).
+struct Buffer(*mut Page);
 
 impl Buffer {
     fn new() -> Self {
-        Buffer(Box::into_raw(Box::new([0; 512])))
+        Buffer(Box::into_raw(Box::new(Page([0; 4096]))))
     }
 
     fn at(&self, offset: usize) -> NonNull<u8> {
