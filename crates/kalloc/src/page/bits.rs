@@ -9,13 +9,6 @@ pub(crate) const fn words_for(bits: usize) -> usize {
     bits.div_ceil(64)
 }
 
-/// The mask of bits `[lo, hi)` inside one word (`lo < hi <= 64`).
-#[inline]
-fn word_mask(lo: usize, hi: usize) -> u64 {
-    let upper = if hi == 64 { u64::MAX } else { (1u64 << hi) - 1 };
-    upper & !((1u64 << lo) - 1)
-}
-
 #[inline]
 pub(crate) fn get(words: &[u64], bit: usize) -> bool {
     words[bit / 64] & (1 << (bit % 64)) != 0
@@ -31,117 +24,121 @@ pub(crate) fn clear(words: &mut [u64], bit: usize) {
     words[bit / 64] &= !(1 << (bit % 64));
 }
 
-/// Splits `[start, end)` (non-empty) into a masked first word, whole middle
-/// words and a masked last word: `(first, first_mask, middle, last, last_mask)`.
-/// When the range fits in one word, `last == first` and `last_mask == 0`.
+/// The mask of bits `[start % 64, 64)` of `start`'s word.
 #[inline]
-fn split(start: usize, end: usize) -> (usize, u64, core::ops::Range<usize>, usize, u64) {
-    let (first, last) = (start / 64, (end - 1) / 64);
-    if first == last {
-        return (
-            first,
-            word_mask(start % 64, (end - 1) % 64 + 1),
-            first..first,
-            first,
-            0,
-        );
-    }
-    (
-        first,
-        word_mask(start % 64, 64),
-        first + 1..last,
-        last,
-        word_mask(0, (end - 1) % 64 + 1),
-    )
+fn from_mask(start: usize) -> u64 {
+    u64::MAX << (start % 64)
+}
+
+/// The mask of bits `[0, (end - 1) % 64]` of the word holding bit `end - 1`.
+#[inline]
+fn up_to_mask(end: usize) -> u64 {
+    u64::MAX >> (63 - (end - 1) % 64)
 }
 
 /// Sets bits `[start, end)`.
+#[inline]
 pub(crate) fn set_range(words: &mut [u64], start: usize, end: usize) {
     if start >= end {
         return;
     }
-    let (first, first_mask, middle, last, last_mask) = split(start, end);
-    words[first] |= first_mask;
-    words[middle].fill(u64::MAX);
-    words[last] |= last_mask;
+    let (first, last) = (start / 64, (end - 1) / 64);
+    if first == last {
+        words[first] |= from_mask(start) & up_to_mask(end);
+        return;
+    }
+    words[first] |= from_mask(start);
+    for word in &mut words[first + 1..last] {
+        *word = u64::MAX;
+    }
+    words[last] |= up_to_mask(end);
 }
 
 /// Clears bits `[start, end)`.
+#[inline]
 pub(crate) fn clear_range(words: &mut [u64], start: usize, end: usize) {
     if start >= end {
         return;
     }
-    let (first, first_mask, middle, last, last_mask) = split(start, end);
-    words[first] &= !first_mask;
-    words[middle].fill(0);
-    words[last] &= !last_mask;
+    let (first, last) = (start / 64, (end - 1) / 64);
+    if first == last {
+        words[first] &= !(from_mask(start) & up_to_mask(end));
+        return;
+    }
+    words[first] &= !from_mask(start);
+    for word in &mut words[first + 1..last] {
+        *word = 0;
+    }
+    words[last] &= !up_to_mask(end);
 }
 
 /// Whether every bit of `[start, end)` is set.
+#[inline]
 pub(crate) fn all_set(words: &[u64], start: usize, end: usize) -> bool {
     if start >= end {
         return true;
     }
-    let (first, first_mask, middle, last, last_mask) = split(start, end);
-    words[first] & first_mask == first_mask
-        && words[last] & last_mask == last_mask
-        && words[middle].iter().all(|&w| w == u64::MAX)
+    let (first, last) = (start / 64, (end - 1) / 64);
+    if first == last {
+        let mask = from_mask(start) & up_to_mask(end);
+        return words[first] & mask == mask;
+    }
+    // No early exit in the middle: the AND over whole words vectorises.
+    words[first] | !from_mask(start) == u64::MAX
+        && words[last] | !up_to_mask(end) == u64::MAX
+        && words[first + 1..last]
+            .iter()
+            .fold(u64::MAX, |all, &w| all & w)
+            == u64::MAX
 }
 
 /// Whether no bit of `[start, end)` is set.
+#[inline]
 pub(crate) fn none_set(words: &[u64], start: usize, end: usize) -> bool {
     if start >= end {
         return true;
     }
-    let (first, first_mask, middle, last, last_mask) = split(start, end);
-    words[first] & first_mask == 0
-        && words[last] & last_mask == 0
-        && words[middle].iter().all(|&w| w == 0)
+    let (first, last) = (start / 64, (end - 1) / 64);
+    if first == last {
+        return words[first] & from_mask(start) & up_to_mask(end) == 0;
+    }
+    words[first] & from_mask(start) == 0
+        && words[last] & up_to_mask(end) == 0
+        && words[first + 1..last].iter().fold(0, |any, &w| any | w) == 0
 }
 
-/// Calls `f(word_index, mask)` for each word touched by `[start, end)`
-/// until it returns `false`.
+/// The first bit in `[start, end)` set in `word(i)`, a word at a time.
 #[inline]
-fn for_each_word(start: usize, end: usize, mut f: impl FnMut(usize, u64) -> bool) -> bool {
-    let mut bit = start;
-    while bit < end {
-        let word = bit / 64;
-        let lo = bit % 64;
-        let hi = (end - word * 64).min(64);
-        if !f(word, word_mask(lo, hi)) {
-            return false;
-        }
-        bit = word * 64 + hi;
+fn first_marked(start: usize, end: usize, word: impl Fn(usize) -> u64) -> Option<usize> {
+    if start >= end {
+        return None;
     }
-    true
+    let last = (end - 1) / 64;
+    let mut w = start / 64;
+    let mut hits = word(w) & from_mask(start);
+    loop {
+        if w == last {
+            hits &= up_to_mask(end);
+            return (hits != 0).then(|| w * 64 + hits.trailing_zeros() as usize);
+        }
+        if hits != 0 {
+            return Some(w * 64 + hits.trailing_zeros() as usize);
+        }
+        w += 1;
+        hits = word(w);
+    }
 }
 
 /// The first set bit in `[start, end)`, if any.
+#[inline]
 pub(crate) fn next_set(words: &[u64], start: usize, end: usize) -> Option<usize> {
-    let mut found = None;
-    for_each_word(start, end, |w, m| {
-        let hit = words[w] & m;
-        if hit != 0 {
-            found = Some(w * 64 + hit.trailing_zeros() as usize);
-            return false;
-        }
-        true
-    });
-    found
+    first_marked(start, end, |w| words[w])
 }
 
 /// The first clear bit in `[start, end)`, if any.
+#[inline]
 pub(crate) fn next_clear(words: &[u64], start: usize, end: usize) -> Option<usize> {
-    let mut found = None;
-    for_each_word(start, end, |w, m| {
-        let hit = !words[w] & m;
-        if hit != 0 {
-            found = Some(w * 64 + hit.trailing_zeros() as usize);
-            return false;
-        }
-        true
-    });
-    found
+    first_marked(start, end, |w| !words[w])
 }
 
 /// A bitmap stored in metadata memory the allocator owns: a base pointer
@@ -153,14 +150,15 @@ pub(crate) struct RawBits {
 }
 
 impl RawBits {
+    /// No bits (a dangling, aligned pointer: valid for zero words).
     pub(crate) const EMPTY: Self = Self {
-        ptr: core::ptr::null_mut(),
+        ptr: core::ptr::NonNull::dangling().as_ptr(),
         bits: 0,
     };
 
     /// # Safety
-    /// `ptr` points to `words_for(bits)` zeroed or initialised words that
-    /// stay valid, and are used through this value only, for as long as
+    /// `ptr` is non-null and 8-aligned (even for no bits) and points to
+    /// `words_for(bits)` zeroed or initialised words that stay valid, and are used through this value only, for as long as
     /// it (or a copy) is used.
     pub(crate) unsafe fn new(ptr: *mut u64, bits: usize) -> Self {
         Self { ptr, bits }
@@ -171,18 +169,12 @@ impl RawBits {
     }
 
     pub(crate) fn words(&self) -> &[u64] {
-        if self.bits == 0 {
-            return &[];
-        }
-        // SAFETY: `new`'s contract: the words are valid and owned by us;
-        // the shared borrow of `self` keeps `words_mut` from running.
+        // SAFETY: `new`'s contract (or `EMPTY`'s zero words at an aligned
+        // dangling pointer): the words are valid and owned by us; the shared borrow of `self` keeps `words_mut` from running.
         unsafe { core::slice::from_raw_parts(self.ptr, words_for(self.bits)) }
     }
 
     pub(crate) fn words_mut(&mut self) -> &mut [u64] {
-        if self.bits == 0 {
-            return &mut [];
-        }
         // SAFETY: as in `words`; the exclusive borrow of `self` makes this
         // the only live view of the words.
         unsafe { core::slice::from_raw_parts_mut(self.ptr, words_for(self.bits)) }

@@ -9,8 +9,8 @@ mod bitmap;
 pub(crate) mod bits;
 mod buddy;
 mod linear;
-mod occupancy;
 mod zone;
+mod zoned;
 
 pub use bitmap::BitmapPageAllocator;
 pub use buddy::{BuddyPageAllocator, DEFAULT_MAX_ORDER};
@@ -23,9 +23,11 @@ pub const DEFAULT_PAGE_SIZE: usize = 4096;
 
 /// Checks an alignment request (a power of two; below `PAGE_SIZE` means
 /// `PAGE_SIZE`) and returns it as a page order.
-fn check_align<const PAGE_SIZE: usize>(align: usize) -> AllocResult<usize> {
+#[inline]
+fn check_align(align: usize, page_size: usize) -> AllocResult<usize> {
     if !align.is_power_of_two() {
         return Err(AllocError::InvalidParam);
     }
-    Ok((align.max(PAGE_SIZE) / PAGE_SIZE).trailing_zeros() as usize)
+    // Both are powers of two: the quotient's log without a division.
+    Ok((align.max(page_size).trailing_zeros() - page_size.trailing_zeros()) as usize)
 }

@@ -8,7 +8,7 @@ mod lists;
 use core::ops::Range;
 
 use self::lists::{BuddyMeta, ORDER_SLOTS, aligned_blocks, aligned_blocks_rev};
-use super::zone::ZoneList;
+use super::zoned::ZonedPages;
 use super::{DEFAULT_PAGE_SIZE, check_align};
 use crate::stats::{PageStats, PageStatsSource};
 use crate::{AllocError, AllocResult, BaseAllocator, PageAllocator};
@@ -46,9 +46,7 @@ pub struct BuddyPageAllocator<
     const PAGE_SIZE: usize = DEFAULT_PAGE_SIZE,
     const MAX_ORDER: usize = DEFAULT_MAX_ORDER,
 > {
-    zones: ZoneList<BuddyMeta>,
-    total_pages: usize,
-    used_pages: usize,
+    pages: ZonedPages<BuddyMeta>,
 }
 
 // SAFETY: the zones are memory the allocator owns exclusively (the
@@ -76,9 +74,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> BuddyPageAllocator<PAGE_SIZ
             assert!(MAX_ORDER < ORDER_SLOTS);
         }
         Self {
-            zones: ZoneList::new(),
-            total_pages: 0,
-            used_pages: 0,
+            pages: ZonedPages::new(),
         }
     }
 
@@ -90,9 +86,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> BuddyPageAllocator<PAGE_SIZ
     /// The managed byte ranges, one per region, in address order (each
     /// region minus its metadata and unaligned edges).
     pub fn regions(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.zones
-            .iter()
-            .map(|z| z.base_pfn * PAGE_SIZE..z.end_pfn() * PAGE_SIZE)
+        self.pages.regions(PAGE_SIZE)
     }
 
     /// Free blocks of `2^order` pages across all regions (a `buddyinfo`
@@ -101,12 +95,12 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> BuddyPageAllocator<PAGE_SIZ
         if order > MAX_ORDER {
             return 0;
         }
-        self.zones.iter().map(|z| z.meta.nr_free[order]).sum()
+        self.pages.zones.iter().map(|z| z.meta.nr_free[order]).sum()
     }
 
     /// The order that serves `count` pages at `align` bytes.
     fn order_for(count: usize, align: usize) -> AllocResult<usize> {
-        let align_order = check_align::<PAGE_SIZE>(align)?;
+        let align_order = check_align(align, PAGE_SIZE)?;
         if count == 0 || count > 1 << MAX_ORDER || align_order > MAX_ORDER {
             return Err(AllocError::InvalidParam);
         }
@@ -130,12 +124,11 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> BaseAllocator
     /// written through it.
     unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
         // SAFETY: forwarded from the caller.
-        let zone = unsafe { self.zones.add(start, size, PAGE_SIZE)? };
+        let zone = unsafe { self.pages.add(start, size, PAGE_SIZE)? };
         // Pushed top down so the lists hand out low addresses first.
         for (pfn, order) in aligned_blocks_rev(zone.base_pfn, zone.end_pfn(), MAX_ORDER) {
             zone.push(pfn, order);
         }
-        self.total_pages += zone.pages;
         Ok(())
     }
 }
@@ -149,6 +142,7 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
         let need = Self::order_for(count, align)?;
         let wanted = u32::MAX << need;
         let pfn = self
+            .pages
             .zones
             .find_map_mut(|zone| {
                 let fit = zone.meta.nonempty & wanted;
@@ -170,20 +164,13 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
                 Some(pfn)
             })
             .ok_or(AllocError::NoMemory)?;
-        self.used_pages += count;
+        self.pages.used_pages += count;
         Ok(pfn * PAGE_SIZE)
     }
 
     fn alloc_pages_at(&mut self, addr: usize, count: usize, align: usize) -> AllocResult<usize> {
-        check_align::<PAGE_SIZE>(align)?;
-        if count == 0 || !addr.is_multiple_of(align.max(PAGE_SIZE)) {
-            return Err(AllocError::InvalidParam);
-        }
-        let first = addr / PAGE_SIZE;
-        let zone = self
-            .zones
-            .zone_of_pfns(first, count)
-            .ok_or(AllocError::OutOfRange)?;
+        let (zone, page) = self.pages.fixed_target(addr, count, align, PAGE_SIZE)?;
+        let first = zone.base_pfn + page;
         let end = first + count;
         // Check first, change after: every page must lie in a free block.
         let mut pfn = first;
@@ -210,21 +197,14 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
             }
             pfn = block_end;
         }
-        zone.meta.mark_live(first - zone.base_pfn, count);
-        self.used_pages += count;
+        zone.meta.mark_live(page, count);
+        self.pages.used_pages += count;
         Ok(addr)
     }
 
     fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {
-        let zone = self
-            .zones
-            .zone_of_addr(addr)
-            .ok_or(AllocError::OutOfRange)?;
-        let pfn = addr / PAGE_SIZE;
-        if count == 0 || !addr.is_multiple_of(PAGE_SIZE) || !zone.contains_pfns(pfn, 1) {
-            return Err(AllocError::NotAllocated);
-        }
-        let page = pfn - zone.base_pfn;
+        let (zone, page) = self.pages.free_target(addr, count, PAGE_SIZE)?;
+        let pfn = zone.base_pfn + page;
         match zone.meta.live_length(page) {
             Some(length) if length == count => {}
             None if zone.free_block_containing(pfn, MAX_ORDER).is_some() => {
@@ -240,16 +220,16 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageAllocator
                 zone.free_block(block, order, MAX_ORDER);
             }
         }
-        self.used_pages -= count;
+        self.pages.used_pages -= count;
         Ok(())
     }
 
     fn total_pages(&self) -> usize {
-        self.total_pages
+        self.pages.total_pages
     }
 
     fn used_pages(&self) -> usize {
-        self.used_pages
+        self.pages.used_pages
     }
 }
 
@@ -259,9 +239,9 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> PageStatsSource
     /// Free lists per order are exact counters (O(orders)); the largest
     /// free run needs a walk over every block (O(blocks * `MAX_ORDER`)).
     fn page_stats(&self) -> PageStats {
-        let mut stats = PageStats::empty(self.total_pages);
-        stats.free_pages = self.total_pages - self.used_pages;
-        for zone in self.zones.iter() {
+        let mut stats = PageStats::empty(self.pages.total_pages);
+        stats.free_pages = self.pages.total_pages - self.pages.used_pages;
+        for zone in self.pages.zones.iter() {
             for (order, &n) in zone.meta.nr_free[..=MAX_ORDER].iter().enumerate() {
                 stats.free_blocks[order] += n;
             }

@@ -1,10 +1,9 @@
-//! Occupancy of a zone's pages as two bitmaps, shared by the buddy and the
-//! bitmap allocators: `used` (one bit per page, set while handed out) and
-//! `starts` (set on the first page of each live allocation). Together they
-//! let `dealloc_pages` check its arguments exactly before changing anything.
+//! Occupancy of a bitmap zone's pages as two bitmaps: `used` (one bit per
+//! page, set while handed out) and `starts` (set on the first page of each
+//! live allocation). Together they let `dealloc_pages` check its arguments
+//! exactly before changing anything.
 
-use super::bits::{self, RawBits};
-use crate::stats::PageStats;
+use super::super::bits::{self, RawBits};
 use crate::{AllocError, AllocResult};
 
 pub(crate) struct Occupancy {
@@ -41,32 +40,50 @@ impl Occupancy {
         !bits::none_set(self.used.words(), page, page + count)
     }
 
-    /// Checks that `[page, page + count)` is exactly one live allocation.
+    /// Checks that `[page, page + count)` is exactly one live allocation:
+    /// `page` starts one, every page up to `page + count` is used with no
+    /// other start among them, and the allocation does not go on past.
+    #[inline(always)]
     pub fn check_live(&self, page: usize, count: usize) -> AllocResult {
         let used = self.used.words();
         let starts = self.starts.words();
         if !bits::get(used, page) {
             return Err(AllocError::DoubleFree);
         }
-        if count > self.pages() - page {
+        if !bits::get(starts, page) || count > self.pages() - page {
             return Err(AllocError::NotAllocated);
         }
         let end = page + count;
-        if !bits::get(starts, page)
-            || !bits::all_set(used, page, end)
-            || !bits::none_set(starts, page + 1, end)
-            || (end < self.pages() && bits::get(used, end) && !bits::get(starts, end))
-        {
+        // Every page used, no start after the first: the start bit is
+        // cleared from a copy of its word so one test covers both.
+        let (first, last) = (page / 64, (end - 1) / 64);
+        let (head, tail) = (u64::MAX << (page % 64), u64::MAX >> (63 - (end - 1) % 64));
+        let starts_first = starts[first] & !(1 << (page % 64));
+        let bad = if first == last {
+            (!used[first] | starts_first) & head & tail
+        } else {
+            let middle = used[first + 1..last]
+                .iter()
+                .zip(&starts[first + 1..last])
+                .fold(0, |bad, (&u, &s)| bad | !u | s);
+            ((!used[first] | starts_first) & head) | ((!used[last] | starts[last]) & tail) | middle
+        };
+        if bad != 0 {
+            return Err(AllocError::NotAllocated);
+        }
+        if end < self.pages() && bits::get(used, end) && !bits::get(starts, end) {
             return Err(AllocError::NotAllocated);
         }
         Ok(())
     }
 
+    #[inline(always)]
     pub fn mark_allocated(&mut self, page: usize, count: usize) {
         bits::set_range(self.used.words_mut(), page, page + count);
         bits::set(self.starts.words_mut(), page);
     }
 
+    #[inline(always)]
     pub fn mark_free(&mut self, page: usize, count: usize) {
         bits::clear_range(self.used.words_mut(), page, page + count);
         bits::clear(self.starts.words_mut(), page);
@@ -81,10 +98,5 @@ impl Occupancy {
             f(start, end - start);
             at = end;
         }
-    }
-
-    /// Adds this zone's free runs (its first page is `base_pfn`) to `stats`.
-    pub fn add_runs_to(&self, stats: &mut PageStats, base_pfn: usize, max_order: usize) {
-        self.for_each_free_run(|start, len| stats.add_free_run(base_pfn + start, len, max_order));
     }
 }
