@@ -6,359 +6,38 @@
 //!
 //! `cargo bench -p kalloc --bench byte` (full) or with
 //! `KALLOC_BENCH_QUICK=1` (short criterion runs, fewer rounds);
-//! `KALLOC_BENCH_TABLES_ONLY=1` skips criterion and prints only the tables.
+//! `KALLOC_BENCH_TABLES_ONLY=1` skips criterion and prints only the tables;
+//! `KALLOC_BENCH_PROFILE=<contender>/<random|churn64>` plays one trace 200
+//! times and nothing else (for `perf` and `valgrind --tool=callgrind`).
+//! The harness floor row (a bump pointer that never frees) is what the
+//! play loop costs per step without any allocator.
 
 #[path = "../tests/byte_common/host.rs"]
 #[allow(dead_code)]
 mod host;
 
-use std::alloc::Layout;
-use std::hint::black_box;
-use std::ptr::NonNull;
-use std::time::{Duration, Instant};
-
-use criterion::Criterion;
-use host::{Arena, HostPages};
-use kalloc::ByteAllocator;
-use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-
-const ARENA: usize = 32 << 20;
-const MAX_LIVE: usize = 4096;
-
-/// The interface every contender is driven through.
-trait Contender {
-    const NAME: &'static str;
-    fn new(arena: &Arena) -> Self;
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>>;
-    /// # Safety
-    /// `ptr` was returned by `alloc(layout)` and is freed once.
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout);
-}
-
-struct OurTlsf(Tlsf);
-impl Contender for OurTlsf {
-    const NAME: &'static str = "kalloc TLSF";
-    fn new(arena: &Arena) -> Self {
-        let mut tlsf = Tlsf::new();
-        // SAFETY: the arena outlives the contender (see `run_fresh`).
-        unsafe { tlsf.add_pool(arena.at(0), arena.len()).unwrap() };
-        Self(tlsf)
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.alloc(layout).ok()
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { self.0.dealloc(ptr, layout).unwrap() }
-    }
-}
-
-struct OurBuddy(BuddyByteAllocator);
-impl Contender for OurBuddy {
-    const NAME: &'static str = "kalloc buddy";
-    fn new(arena: &Arena) -> Self {
-        let mut buddy = BuddyByteAllocator::new();
-        // SAFETY: the arena outlives the contender.
-        unsafe { buddy.add_pool(arena.at(0), arena.len()).unwrap() };
-        Self(buddy)
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.alloc(layout).ok()
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { self.0.dealloc(ptr, layout).unwrap() }
-    }
-}
-
-/// The slab over the test page source (first fit over a page map): fine
-/// for slabs, too slow for page-sized requests, so it runs the small-object
-/// workload only.
-struct OurSlab(SlabAllocator<HostPages>);
-impl Contender for OurSlab {
-    const NAME: &'static str = "kalloc slab";
-    fn new(arena: &Arena) -> Self {
-        // SAFETY: the arena outlives the contender and nothing else uses it.
-        Self(SlabAllocator::new(unsafe { HostPages::over(arena) }))
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.alloc(layout).ok()
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { self.0.dealloc(ptr, layout).unwrap() }
-    }
-}
-
-struct Rlsf(rlsf::Tlsf<'static, u32, u32, 28, 32>);
-impl Contender for Rlsf {
-    const NAME: &'static str = "rlsf";
-    fn new(arena: &Arena) -> Self {
-        let mut tlsf = rlsf::Tlsf::new();
-        let pool = NonNull::slice_from_raw_parts(arena.at(0), arena.len());
-        // SAFETY: the arena outlives the contender and nothing else uses it.
-        unsafe { tlsf.insert_free_block_ptr(pool).unwrap() };
-        Self(tlsf)
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.allocate(layout)
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { self.0.deallocate(ptr, layout.align()) }
-    }
-}
-
-struct Talc(talc::Talc<talc::ErrOnOom>);
-impl Contender for Talc {
-    const NAME: &'static str = "talc";
-    fn new(arena: &Arena) -> Self {
-        let mut talc = talc::Talc::new(talc::ErrOnOom);
-        // SAFETY: the arena outlives the contender and nothing else uses it.
-        unsafe {
-            talc.claim(talc::Span::from_base_size(
-                arena.at(0).as_ptr(),
-                arena.len(),
-            ))
-            .unwrap()
-        };
-        Self(talc)
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        // SAFETY: `layout` has a non-zero size (every trace's sizes do).
-        unsafe { self.0.malloc(layout).ok() }
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { self.0.free(ptr, layout) }
-    }
-}
-
-struct Bsa(buddy_system_allocator::Heap<33>);
-impl Contender for Bsa {
-    const NAME: &'static str = "buddy_system_allocator";
-    fn new(arena: &Arena) -> Self {
-        let mut heap = buddy_system_allocator::Heap::<33>::new();
-        // SAFETY: the arena outlives the contender and nothing else uses it.
-        unsafe { heap.init(arena.at(0).as_ptr().expose_provenance(), arena.len()) };
-        Self(heap)
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.alloc(layout).ok()
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        self.0.dealloc(ptr, layout)
-    }
-}
-
-struct Llff(linked_list_allocator::Heap);
-impl Contender for Llff {
-    const NAME: &'static str = "linked_list_allocator";
-    fn new(arena: &Arena) -> Self {
-        let mut heap = linked_list_allocator::Heap::empty();
-        // SAFETY: the arena outlives the contender and nothing else uses it.
-        unsafe { heap.init(arena.at(0).as_ptr(), arena.len()) };
-        Self(heap)
-    }
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.allocate_first_fit(layout).ok()
-    }
-    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { self.0.deallocate(ptr, layout) }
-    }
-}
-
+/// Expands `$mac!(T)` for every listed contender type.
 macro_rules! for_each {
     ($mac:ident, $($ty:ty),*) => { $( $mac!($ty); )* };
 }
 
-/// One step of a trace: allocate `layout` into slot `slot`, or free the
-/// block in slot `slot`.
-#[derive(Clone, Copy)]
-enum Step {
-    Alloc { slot: usize, layout: Layout },
-    Free { slot: usize },
-}
+#[path = "byte/contenders.rs"]
+mod contenders;
+#[path = "byte/measure.rs"]
+mod measure;
+#[path = "byte/traces.rs"]
+mod traces;
 
-/// Random actions: sizes log-uniform 8 B..64 KiB, one in 16 with an
-/// alignment of 64..4096, up to `MAX_LIVE` live blocks (a slot model keeps
-/// the trace identical for everyone; a failed allocation leaves its slot
-/// empty and the later free skips it).
-fn random_actions(seed: u64, steps: usize) -> Vec<Step> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut live: Vec<usize> = Vec::new();
-    let mut free_slots: Vec<usize> = (0..MAX_LIVE).rev().collect();
-    let mut trace = Vec::with_capacity(steps + MAX_LIVE);
-    for _ in 0..steps {
-        let grow = live.is_empty() || (live.len() < MAX_LIVE && rng.gen_bool(0.5));
-        if grow {
-            let size = (2f64.powf(rng.gen_range(3.0..16.0))) as usize;
-            let align = if rng.gen_ratio(1, 16) {
-                1 << rng.gen_range(6..=12)
-            } else {
-                8
-            };
-            let slot = free_slots.pop().unwrap();
-            live.push(slot);
-            trace.push(Step::Alloc {
-                slot,
-                layout: Layout::from_size_align(size, align).unwrap(),
-            });
-        } else {
-            let slot = live.swap_remove(rng.gen_range(0..live.len()));
-            free_slots.push(slot);
-            trace.push(Step::Free { slot });
-        }
-    }
-    trace.extend(live.into_iter().map(|slot| Step::Free { slot }));
-    trace
-}
+use std::time::Duration;
 
-/// Small fixed-size churn: 1024 live 64-byte blocks, then random
-/// free-one-allocate-one.
-fn churn_64(seed: u64, steps: usize) -> Vec<Step> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let layout = Layout::from_size_align(64, 8).unwrap();
-    let mut trace: Vec<Step> = (0..1024).map(|slot| Step::Alloc { slot, layout }).collect();
-    for _ in 0..steps / 2 {
-        let slot = rng.gen_range(0..1024);
-        trace.push(Step::Free { slot });
-        trace.push(Step::Alloc { slot, layout });
-    }
-    trace.extend((0..1024).map(|slot| Step::Free { slot }));
-    trace
-}
+use contenders::*;
+use criterion::Criterion;
+use host::Arena;
+use measure::{efficiency, latencies, profile_only, time_play};
+use traces::{Step, churn_64, fresh_slots, play, random_actions};
 
-/// Plays a trace; `time_op` wraps every allocator call (for latencies).
-fn play<C: Contender>(c: &mut C, trace: &[Step], slots: &mut [Option<(NonNull<u8>, Layout)>]) {
-    for step in trace {
-        match *step {
-            Step::Alloc { slot, layout } => {
-                slots[slot] = c.alloc(layout).map(|p| {
-                    // SAFETY: a live block of at least one byte.
-                    unsafe { p.as_ptr().write(1) };
-                    (p, layout)
-                })
-            }
-            Step::Free { slot } => {
-                if let Some((p, layout)) = slots[slot].take() {
-                    // SAFETY: live block, freed once.
-                    unsafe { c.free(p, layout) }
-                }
-            }
-        }
-    }
-}
-
-fn fresh_slots() -> Vec<Option<(NonNull<u8>, Layout)>> {
-    vec![None; MAX_LIVE]
-}
-
-/// Wall time of one play of `trace` on a fresh contender.
-fn time_play<C: Contender>(arena: &Arena, trace: &[Step]) -> Duration {
-    let mut c = C::new(arena);
-    let mut slots = fresh_slots();
-    let start = Instant::now();
-    play(&mut c, black_box(trace), &mut slots);
-    start.elapsed()
-}
-
-/// Profiling aid: `KALLOC_BENCH_PROFILE=<contender>/<random|churn64>` plays
-/// that trace 200 times and nothing else (for `perf stat` / `perf record`).
-fn profile_only(arena: &Arena, random: &[Step], churn: &[Step]) -> bool {
-    let Ok(what) = std::env::var("KALLOC_BENCH_PROFILE") else {
-        return false;
-    };
-    let trace = if what.ends_with("/random") {
-        random
-    } else {
-        churn
-    };
-    macro_rules! profile {
-        ($ty:ty) => {
-            if what.starts_with(<$ty>::NAME) {
-                for _ in 0..200 {
-                    black_box(time_play::<$ty>(arena, trace));
-                }
-                return true;
-            }
-        };
-    }
-    for_each!(profile, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff);
-    panic!("unknown contender in KALLOC_BENCH_PROFILE={what}");
-}
-
-/// Cycle counter: `rdtsc` on x86_64, nanoseconds elsewhere.
-#[inline(always)]
-fn ticks() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `rdtsc` has no preconditions on x86_64.
-    unsafe {
-        core::arch::x86_64::_rdtsc()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        use std::sync::OnceLock;
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-    }
-}
-
-/// Per-operation latency percentiles (p50, p99, p99.9, max) over a trace.
-fn latencies<C: Contender>(arena: &Arena, trace: &[Step]) -> [u64; 4] {
-    let mut c = C::new(arena);
-    let mut slots = fresh_slots();
-    let mut samples = Vec::with_capacity(trace.len());
-    for step in trace {
-        let t0 = ticks();
-        play(&mut c, std::slice::from_ref(step), &mut slots);
-        samples.push(ticks() - t0);
-    }
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-    [at(0.5), at(0.99), at(0.999), *samples.last().unwrap()]
-}
-
-/// The share of the arena in use (requested bytes) at the first failed
-/// allocation, random sizes 8 B..16 KiB with one free for every three
-/// allocations, averaged over seeded rounds.
-fn efficiency<C: Contender>(arena_bytes: usize, rounds: u64) -> f64 {
-    let mut total = 0.0;
-    for seed in 0..rounds {
-        let arena = Arena::new(arena_bytes);
-        let mut c = C::new(&arena);
-        let mut rng = SmallRng::seed_from_u64(0xeff1 + seed);
-        let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
-        let mut in_use = 0usize;
-        loop {
-            if !live.is_empty() && rng.gen_ratio(1, 4) {
-                let (p, layout) = live.swap_remove(rng.gen_range(0..live.len()));
-                in_use -= layout.size();
-                // SAFETY: live block, freed once.
-                unsafe { c.free(p, layout) };
-                continue;
-            }
-            let size = (2f64.powf(rng.gen_range(3.0..14.0))) as usize;
-            let layout = Layout::from_size_align(size, 8).unwrap();
-            match c.alloc(layout) {
-                Some(p) => {
-                    in_use += size;
-                    live.push((p, layout));
-                }
-                None => break,
-            }
-        }
-        total += in_use as f64 / arena_bytes as f64;
-        for (p, layout) in live {
-            // SAFETY: live blocks, freed once.
-            unsafe { c.free(p, layout) };
-        }
-    }
-    total / rounds as f64
-}
+const ARENA: usize = 32 << 20;
+const MAX_LIVE: usize = 4096;
 
 struct Config {
     quick: bool,
@@ -448,7 +127,7 @@ fn main() {
             }};
         }
         for_each!(
-            time_round, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff
+            time_round, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff, Floor
         );
     }
     let median = |mut v: Vec<Duration>| {
@@ -468,6 +147,9 @@ fn main() {
     println!("| allocator | random ns/op | random ratio | churn64 ns/op | churn64 ratio |");
     println!("|---|---:|---:|---:|---:|");
     for &(name, r, c) in &rows {
+        if name == Floor::NAME {
+            continue;
+        }
         if name == "kalloc slab" {
             println!(
                 "| {name} | n/a (slab: churn only) | | {:.1} | {:.2} |",
@@ -484,23 +166,39 @@ fn main() {
             );
         }
     }
+    let floor = ours(Floor::NAME);
+    println!(
+        "| {} | {:.1} | | {:.1} | |",
+        Floor::NAME,
+        ns_per_step(floor.1, &random),
+        ns_per_step(floor.2, &churn)
+    );
     let slab = ours("kalloc slab");
     let buddy = ours("kalloc buddy");
     let bsa = ours("buddy_system_allocator");
-    println!("\nGoals");
+    // Net ratios take the harness floor off both sides: what each
+    // allocator itself costs per step. The goals are stated on the raw
+    // ratios; the net ones show how much of a ratio the harness hides.
+    let net = |peer: f64, ours: f64, floor: f64| (peer - floor) / (ours - floor).max(1.0);
+    println!("\nGoals (raw ratio; net of the harness floor in brackets)");
     println!(
-        "- TLSF random throughput vs rlsf: {:.2}x, vs talc: {:.2}x (goal >= 1.0)",
+        "- TLSF random throughput vs rlsf: {:.2}x [{:.2}x], vs talc: {:.2}x [{:.2}x] (goal >= 1.0)",
         ours("rlsf").1 / tlsf.1,
-        ours("talc").1 / tlsf.1
+        net(ours("rlsf").1, tlsf.1, floor.1),
+        ours("talc").1 / tlsf.1,
+        net(ours("talc").1, tlsf.1, floor.1)
     );
     println!(
-        "- slab vs TLSF on 64 B churn: {:.2}x (goal >= 2.0)",
-        tlsf.2 / slab.2
+        "- slab vs TLSF on 64 B churn: {:.2}x [{:.2}x] (goal >= 2.0)",
+        tlsf.2 / slab.2,
+        net(tlsf.2, slab.2, floor.2)
     );
     println!(
-        "- kalloc buddy vs buddy_system_allocator: random {:.2}x, churn64 {:.2}x (goal > 1.0)",
+        "- kalloc buddy vs buddy_system_allocator: random {:.2}x [{:.2}x], churn64 {:.2}x [{:.2}x] (goal > 1.0)",
         bsa.1 / buddy.1,
-        bsa.2 / buddy.2
+        net(bsa.1, buddy.1, floor.1),
+        bsa.2 / buddy.2,
+        net(bsa.2, buddy.2, floor.2)
     );
 
     println!(
@@ -526,12 +224,15 @@ fn main() {
         "ns"
     };
     println!("\nLatency per operation on the random-actions trace ({unit})");
-    println!("| allocator | p50 | p99 | p99.9 | max |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| allocator | p50 | p99 | p99.9 | max | aligned allocs p50 | p99 | p99.9 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     macro_rules! lat_row {
         ($ty:ty) => {{
-            let [p50, p99, p999, max] = latencies::<$ty>(&arena, &random);
-            println!("| {} | {p50} | {p99} | {p999} | {max} |", <$ty>::NAME);
+            let ([p50, p99, p999, max], [a50, a99, a999, _]) = latencies::<$ty>(&arena, &random);
+            println!(
+                "| {} | {p50} | {p99} | {p999} | {max} | {a50} | {a99} | {a999} |",
+                <$ty>::NAME
+            );
         }};
     }
     for_each!(lat_row, OurTlsf, OurBuddy, Rlsf, Talc, Bsa, Llff);
@@ -540,7 +241,7 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     macro_rules! lat_churn_row {
         ($ty:ty) => {{
-            let [p50, p99, p999, max] = latencies::<$ty>(&arena, &churn);
+            let ([p50, p99, p999, max], _) = latencies::<$ty>(&arena, &churn);
             println!("| {} | {p50} | {p99} | {p999} | {max} |", <$ty>::NAME);
         }};
     }

@@ -5,15 +5,18 @@
 //! Each pool keeps two bitmaps at its start (1 bit per 16-byte unit each,
 //! 1.6% of the pool), interleaved as one `StartMarks` word pair per 64
 //! units so every test reads one cache line: `alloc` marks the first unit
-//! of every allocated block, `free` the first unit of every free block.
-//! Because blocks
-//! are naturally aligned and tile the pool, whether the block at unit `u`
-//! has order `k` is two bit tests (see [`BuddyPool::has_order`]), so free
-//! and merge never scan a list: O(MAX_ORDER) in all.
+//! of every allocated block, `free` the first unit of every free block
+//! (`buddy/pool.rs`). Because blocks are naturally aligned and tile the
+//! pool, whether the block at unit `u` has order `k` is two bit tests (see
+//! `BuddyPool::has_order`), so free and merge never scan a list:
+//! O(MAX_ORDER) in all.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
+mod pool;
+
+use self::pool::{BuddyPool, Mark, StartMarks};
 use crate::byte::pool_table::{PoolEntry, PoolTable};
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
@@ -29,121 +32,6 @@ const WORD_BITS: usize = u64::BITS as usize;
 struct FreeNode {
     next: *mut FreeNode,
     prev: *mut FreeNode,
-}
-
-/// The start marks of 64 consecutive units: bit `i` of `alloc` (of
-/// `free`) is set iff an allocated (a free) block starts at unit
-/// `64 * word + i`. Keeping both words side by side makes "is a block
-/// start" one load from one cache line.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-struct StartMarks {
-    alloc: u64,
-    free: u64,
-}
-
-/// Which start mark of a unit.
-#[derive(Clone, Copy)]
-enum Mark {
-    Alloc,
-    Free,
-}
-
-/// One pool: its units and the start marks in front of them.
-#[derive(Clone, Copy, Debug)]
-struct BuddyPool {
-    /// Address of unit 0 (a multiple of `BUDDY_UNIT`).
-    data_start: usize,
-    units: usize,
-    marks: *mut StartMarks,
-    /// The pointer the pool was given with, for deriving block pointers.
-    base: NonNull<u8>,
-}
-
-impl BuddyPool {
-    #[inline]
-    fn unit_of(&self, addr: usize) -> usize {
-        (addr - self.data_start) >> UNIT_LOG2
-    }
-
-    /// The word pair holding `unit`'s marks.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    unsafe fn marks_of(&self, unit: usize) -> *mut StartMarks {
-        // SAFETY: the caller guarantees the unit, hence its word pair, exists.
-        unsafe { self.marks.add(unit / WORD_BITS) }
-    }
-
-    /// Reads one start mark of `unit`.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    unsafe fn mark(&self, unit: usize, mark: Mark) -> bool {
-        // SAFETY: forwarded.
-        let marks = unsafe { *self.marks_of(unit) };
-        let word = match mark {
-            Mark::Alloc => marks.alloc,
-            Mark::Free => marks.free,
-        };
-        word & (1 << (unit % WORD_BITS)) != 0
-    }
-
-    /// Sets or clears one start mark of `unit`.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    unsafe fn put_mark(&self, unit: usize, mark: Mark, value: bool) {
-        // SAFETY: forwarded; the word pair is pool memory only we access.
-        let marks = unsafe { &mut *self.marks_of(unit) };
-        let word = match mark {
-            Mark::Alloc => &mut marks.alloc,
-            Mark::Free => &mut marks.free,
-        };
-        let bit = 1 << (unit % WORD_BITS);
-        if value {
-            *word |= bit;
-        } else {
-            *word &= !bit;
-        }
-    }
-
-    /// Whether a block (free or allocated) starts at `unit`.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    unsafe fn is_start(&self, unit: usize) -> bool {
-        // SAFETY: forwarded.
-        let marks = unsafe { *self.marks_of(unit) };
-        (marks.alloc | marks.free) & (1 << (unit % WORD_BITS)) != 0
-    }
-
-    /// Whether the block starting at `unit` has exactly `order`. Blocks tile
-    /// the pool and are naturally aligned, so a block of lower order at
-    /// `unit` makes `unit + 2^(order-1)` a block start, and a block of
-    /// higher order makes `unit + 2^order` an interior unit.
-    ///
-    /// # Safety
-    /// A block starts at `unit`.
-    #[inline(always)]
-    unsafe fn has_order(&self, unit: usize, order: usize) -> bool {
-        let end = unit + (1 << order);
-        // SAFETY: indices are checked against `units` before each test.
-        unsafe {
-            end <= self.units
-                && (order == 0 || !self.is_start(unit + (1 << (order - 1))))
-                && (end == self.units || self.is_start(end))
-        }
-    }
-
-    #[inline]
-    fn node(&self, addr: usize) -> *mut FreeNode {
-        self.base.as_ptr().with_addr(addr).cast()
-    }
 }
 
 /// The binary buddy byte allocator.
@@ -270,6 +158,20 @@ impl BuddyByteAllocator {
     /// `addr` is the start of a block of `order` in `pool` that is on no list.
     #[inline]
     unsafe fn push_free(&mut self, pool: &BuddyPool, addr: usize, order: usize) {
+        // SAFETY: forwarded; the unit of a block start is in the pool.
+        unsafe {
+            pool.put_mark(pool.unit_of(addr), Mark::Free, true);
+            self.link_free(pool, addr, order);
+        }
+    }
+
+    /// Pushes the block at `addr` on the list of `order` without touching
+    /// its free mark (the caller has set it).
+    ///
+    /// # Safety
+    /// As for [`push_free`](Self::push_free).
+    #[inline(always)]
+    unsafe fn link_free(&mut self, pool: &BuddyPool, addr: usize, order: usize) {
         let node = pool.node(addr);
         let head = self.heads[order];
         // SAFETY: the block is ours and at least one unit (two links) long.
@@ -281,7 +183,6 @@ impl BuddyByteAllocator {
             if !head.is_null() {
                 (*head).prev = node;
             }
-            pool.put_mark(pool.unit_of(addr), Mark::Free, true);
         }
         self.heads[order] = node;
         self.nonempty |= 1 << order;
@@ -292,6 +193,20 @@ impl BuddyByteAllocator {
     /// `node` is a listed free block of `order` in `pool`.
     #[inline]
     unsafe fn unlink(&mut self, pool: &BuddyPool, node: *mut FreeNode, order: usize) {
+        // SAFETY: forwarded; the unit of a block start is in the pool.
+        unsafe {
+            self.unlink_node(node, order);
+            pool.put_mark(pool.unit_of(node.addr()), Mark::Free, false);
+        }
+    }
+
+    /// Unlinks a listed free block from the list of `order`, leaving its
+    /// free mark to the caller.
+    ///
+    /// # Safety
+    /// `node` is a listed free block of `order`.
+    #[inline(always)]
+    unsafe fn unlink_node(&mut self, node: *mut FreeNode, order: usize) {
         // SAFETY: listed nodes and their neighbours are valid free blocks.
         unsafe {
             let FreeNode { next, prev } = *node;
@@ -306,7 +221,6 @@ impl BuddyByteAllocator {
             } else {
                 (*prev).next = next;
             }
-            pool.put_mark(pool.unit_of(node.addr()), Mark::Free, false);
         }
         self.free_bytes -= BUDDY_UNIT << order;
     }
@@ -355,30 +269,36 @@ impl BuddyByteAllocator {
         // SAFETY: the caller guarantees a live block; buddy indices are
         // checked against the pool before every bitmap access.
         unsafe {
-            // The merging block stays marked as a start throughout, so a
-            // lower buddy's order test sees where that buddy ends.
-            pool.put_mark(pool.unit_of(addr), Mark::Alloc, false);
-            pool.put_mark(pool.unit_of(addr), Mark::Free, true);
+            // The merging block stays marked as a (free) start throughout,
+            // so a lower buddy's order test sees where that buddy ends.
+            let mut unit = pool.unit_of(addr);
+            pool.flip_to_free(unit);
             self.used_bytes -= BUDDY_UNIT << order;
             while order + 1 < ORDERS {
                 let buddy = addr ^ (BUDDY_UNIT << order);
                 if buddy < pool.data_start {
                     break;
                 }
-                let unit = pool.unit_of(buddy);
-                if unit >= pool.units
-                    || !pool.mark(unit, Mark::Free)
-                    || !pool.has_order(unit, order)
+                let buddy_unit = pool.unit_of(buddy);
+                if buddy_unit >= pool.units
+                    || !pool.mark(buddy_unit, Mark::Free)
+                    || !pool.has_order(buddy_unit, order)
                 {
                     break;
                 }
-                self.unlink(pool, pool.node(buddy), order);
-                pool.put_mark(pool.unit_of(addr), Mark::Free, false);
-                addr = addr.min(buddy);
-                pool.put_mark(pool.unit_of(addr), Mark::Free, true);
+                self.unlink_node(pool.node(buddy), order);
+                // The merged block starts at the lower of the two: the
+                // upper start stops being a block start.
+                if buddy < addr {
+                    pool.put_mark(unit, Mark::Free, false);
+                    addr = buddy;
+                    unit = buddy_unit;
+                } else {
+                    pool.put_mark(buddy_unit, Mark::Free, false);
+                }
                 order += 1;
             }
-            self.push_free(pool, addr, order);
+            self.link_free(pool, addr, order);
         }
     }
 }
@@ -421,12 +341,12 @@ impl ByteAllocator for BuddyByteAllocator {
         let pool = self.pool_of(addr);
         // SAFETY: `node` heads a free list; the halves split off lie inside it.
         unsafe {
-            self.unlink(&pool, node, found);
+            self.unlink_node(node, found);
             while found > order {
                 found -= 1;
                 self.push_free(&pool, addr + (BUDDY_UNIT << found), found);
             }
-            pool.put_mark(pool.unit_of(addr), Mark::Alloc, true);
+            pool.flip_to_alloc(pool.unit_of(addr));
         }
         self.used_bytes += BUDDY_UNIT << order;
         Ok(NonNull::new(node.cast()).expect("blocks lie in a pool, never at null"))

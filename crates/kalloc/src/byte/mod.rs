@@ -12,7 +12,7 @@ mod tlsf;
 pub use buddy::{BUDDY_UNIT, BuddyByteAllocator};
 pub use pool_table::MAX_POOLS;
 pub use slab::{
-    CacheId, KMALLOC_MAX, KMALLOC_SIZES, MAX_CACHES, MAX_EMPTY_SLABS, PageSource, SlabAllocator,
-    SlabInfo,
+    CacheId, KMALLOC_MAX, KMALLOC_SIZES, MAGAZINE_MAX, MAX_CACHES, MAX_EMPTY_SLABS, PageSource,
+    SlabAllocator, SlabInfo,
 };
 pub use tlsf::{TLSF_GRANULE, TLSF_HEADER, TLSF_MIN_BLOCK, Tlsf};

@@ -6,8 +6,11 @@
 use core::ptr::{self, NonNull};
 
 use super::info::SlabInfo;
+use super::magazine::Magazine;
 use super::source::PageSource;
 use crate::{AllocError, AllocResult};
+
+mod lists;
 
 /// At most this many empty slabs stay in a cache; more go back to the
 /// page source at once.
@@ -60,6 +63,9 @@ pub(super) struct SlabCache {
     /// full slot stays null: full slabs are only counted).
     lists: [*mut SlabHeader; 3],
     counts: [usize; 3],
+    /// Recently freed objects, taken back first by `alloc`.
+    magazine: Magazine,
+    /// Objects handed out and not freed (parked objects excluded).
     active_objects: usize,
     index: usize,
 }
@@ -103,6 +109,7 @@ impl SlabCache {
             current: ptr::null_mut(),
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
+            magazine: Magazine::new(objects),
             active_objects: 0,
             index,
         })
@@ -135,14 +142,47 @@ impl SlabCache {
         self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null())
     }
 
-    /// Slabs per state (full, partial, empty), the current slab included.
+    /// Slabs per state (full, partial, empty), the current slab included,
+    /// with parked objects counted as free: a slab's `in_use` counts them
+    /// (so it is never released under the magazine), `slabinfo` does not.
+    /// O(parked^2), at most `MAGAZINE_MAX^2` steps: statistics only.
     fn state_counts(&self) -> [usize; 3] {
         let mut counts = self.counts;
         if !self.current.is_null() {
             // SAFETY: a non-null current slab is a live slab of this cache.
             counts[self.list_for(unsafe { (*self.current).in_use })] += 1;
         }
+        for (position, object) in self.magazine.objects().enumerate() {
+            let slab = self.slab_of(object);
+            // Each slab once, at its first (most recent) parked object.
+            if self
+                .magazine
+                .objects()
+                .take(position)
+                .any(|earlier| self.slab_of(earlier) == slab)
+            {
+                continue;
+            }
+            let parked = self
+                .magazine
+                .objects()
+                .filter(|&other| self.slab_of(other) == slab)
+                .count();
+            // SAFETY: a slab holding a parked object is a live slab of
+            // this cache.
+            let in_use = unsafe { (*slab).in_use };
+            counts[self.list_for(in_use)] -= 1;
+            counts[self.list_for(in_use - parked)] += 1;
+        }
         counts
+    }
+
+    /// The slab holding `object` (slabs are aligned to their size).
+    #[inline(always)]
+    fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
+        object
+            .with_addr(object.addr() & !(self.slab_bytes - 1))
+            .cast()
     }
 
     /// Empty slabs held, the current slab included.
@@ -153,6 +193,7 @@ impl SlabCache {
     }
 
     pub fn info(&self) -> SlabInfo {
+        let [full_slabs, partial_slabs, empty_slabs] = self.state_counts();
         SlabInfo {
             name: self.name,
             object_size: self.object_size,
@@ -160,9 +201,9 @@ impl SlabCache {
             total_objects: self.slab_count() * self.objects_per_slab,
             objects_per_slab: self.objects_per_slab,
             pages_per_slab: self.pages_per_slab,
-            full_slabs: self.state_counts()[FULL],
-            partial_slabs: self.state_counts()[PARTIAL],
-            empty_slabs: self.state_counts()[EMPTY],
+            full_slabs,
+            partial_slabs,
+            empty_slabs,
         }
     }
 
@@ -175,94 +216,34 @@ impl SlabCache {
     }
 
     #[inline]
-    fn list_for(&self, in_use: usize) -> usize {
-        if in_use == 0 {
-            EMPTY
-        } else if in_use == self.objects_per_slab {
-            FULL
-        } else {
-            PARTIAL
-        }
-    }
-
-    /// Full slabs are only counted, not linked: nothing ever looks for
-    /// one, and skipping the links saves touching a neighbour slab's header
-    /// on most frees and allocations.
-    ///
-    /// # Safety
-    /// `slab` is a slab of this cache on no list.
-    #[inline]
-    unsafe fn push(&mut self, list: usize, slab: *mut SlabHeader) {
-        self.counts[list] += 1;
-        if list == FULL {
-            return;
-        }
-        let head = self.lists[list];
-        // SAFETY: `slab` and `head` are headers of this cache's slabs.
-        unsafe {
-            (*slab).prev = ptr::null_mut();
-            (*slab).next = head;
-            if !head.is_null() {
-                (*head).prev = slab;
-            }
-        }
-        self.lists[list] = slab;
-    }
-
-    /// # Safety
-    /// `slab` is on `list`.
-    #[inline]
-    unsafe fn unlink(&mut self, list: usize, slab: *mut SlabHeader) {
-        self.counts[list] -= 1;
-        if list == FULL {
-            return;
-        }
-        // SAFETY: listed slabs and their neighbours are valid headers.
-        unsafe {
-            let (prev, next) = ((*slab).prev, (*slab).next);
-            if !next.is_null() {
-                (*next).prev = prev;
-            }
-            if prev.is_null() {
-                self.lists[list] = next;
-            } else {
-                (*prev).next = next;
-            }
-        }
-    }
-
-    /// Moves `slab` to the list matching its new use count.
-    ///
-    /// # Safety
-    /// `slab` is on the list for `old_in_use`.
-    #[inline]
-    unsafe fn relist(&mut self, slab: *mut SlabHeader, old_in_use: usize) {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let (from, to) = (self.list_for(old_in_use), self.list_for((*slab).in_use));
-            if from != to {
-                self.unlink(from, slab);
-                self.push(to, slab);
-            }
-        }
-    }
-
-    #[inline]
     fn bitmap(slab: *mut SlabHeader) -> *mut usize {
         // SAFETY: the bitmap directly follows the header inside the slab.
         unsafe { slab.add(1).cast() }
     }
 
-    /// Allocates one object from the current slab; when it is full (or
-    /// there is none), `refill` makes the first partial slab current (else
-    /// an empty one, else a new slab from `source`, whose address range is
-    /// reported through `on_new_slab`).
-    #[inline]
+    /// Allocates one object: the one freed last if the magazine holds
+    /// any, else from the current slab; when that is full (or there is
+    /// none), `refill` makes the first partial slab current (else an empty
+    /// one, else a new slab from `source`, whose address range is reported
+    /// through `on_new_slab`).
+    #[inline(always)]
     pub fn alloc<P: PageSource>(
         &mut self,
         source: &mut P,
         on_new_slab: impl FnOnce(usize, usize),
     ) -> AllocResult<NonNull<u8>> {
+        if let Some(object) = self.magazine.pop() {
+            let slab = self.slab_of(object);
+            // SAFETY: a parked object is a free object of a live slab of
+            // this cache; its bitmap word lies in that slab. The slab's
+            // `in_use` already counts it.
+            unsafe {
+                let index = self.object_index(object.addr() - slab.addr() - self.first_object);
+                *Self::bitmap(slab).add(index / WORD_BITS) |= 1 << (index % WORD_BITS);
+                self.active_objects += 1;
+                return Ok(NonNull::new_unchecked(object));
+            }
+        }
         let mut slab = self.current;
         // SAFETY: a non-null current slab is a live slab of this cache.
         if slab.is_null() || unsafe { (*slab).in_use } == self.objects_per_slab {
@@ -289,65 +270,6 @@ impl SlabCache {
             self.active_objects += 1;
             Ok(NonNull::new_unchecked(object))
         }
-    }
-
-    /// Retires a full current slab to the full count and makes another
-    /// slab with a free object current.
-    #[cold]
-    fn refill<P: PageSource>(
-        &mut self,
-        source: &mut P,
-        on_new_slab: impl FnOnce(usize, usize),
-    ) -> AllocResult<*mut SlabHeader> {
-        let slab = if !self.lists[PARTIAL].is_null() {
-            self.lists[PARTIAL]
-        } else if !self.lists[EMPTY].is_null() {
-            self.lists[EMPTY]
-        } else {
-            let slab = self.new_slab(source)?;
-            on_new_slab(slab.addr(), self.slab_bytes);
-            slab
-        };
-        // SAFETY: `slab` heads its list; the old current slab, if any, is
-        // full (the only reason to refill with one) and on no list.
-        unsafe {
-            self.unlink(self.list_for((*slab).in_use), slab);
-            if !self.current.is_null() {
-                self.push(FULL, self.current);
-            }
-        }
-        self.current = slab;
-        Ok(slab)
-    }
-
-    /// Takes a fresh slab from `source`, initialises it and puts it on the
-    /// empty list.
-    #[cold]
-    fn new_slab<P: PageSource>(&mut self, source: &mut P) -> AllocResult<*mut SlabHeader> {
-        let pages = source.alloc_pages(self.pages_per_slab, self.slab_bytes)?;
-        if !pages.addr().get().is_multiple_of(self.slab_bytes) {
-            // A source that ignores alignment would break address-to-slab
-            // lookup; refuse it rather than corrupt memory later.
-            // SAFETY: just obtained from `source` with these arguments.
-            let _ = unsafe { source.dealloc_pages(pages, self.pages_per_slab) };
-            return Err(AllocError::InvalidParam);
-        }
-        let slab = pages.as_ptr().cast::<SlabHeader>();
-        // SAFETY: the slab's pages are ours; header and bitmap fit in them.
-        unsafe {
-            slab.write(SlabHeader {
-                magic: SLAB_MAGIC ^ slab.addr(),
-                cache: self.index,
-                free_head: ptr::null_mut(),
-                bump: 0,
-                in_use: 0,
-                prev: ptr::null_mut(),
-                next: ptr::null_mut(),
-            });
-            ptr::write_bytes(Self::bitmap(slab), 0, self.bitmap_words);
-            self.push(EMPTY, slab);
-        }
-        Ok(slab)
     }
 
     /// Checks that `ptr` is a live object of this cache; returns its slab
@@ -391,8 +313,11 @@ impl SlabCache {
         }
     }
 
-    /// Frees the object `index` of `slab` (validated by `check_live`), and
-    /// gives a surplus empty slab back to `source`.
+    /// Frees the object `index` of `slab` (validated by `check_live`):
+    /// parks it in the magazine, or, when that is full, gives it back to
+    /// its slab (and a surplus empty slab back to `source`). The last live
+    /// object of the cache empties the magazine, so a cache with nothing
+    /// allocated holds exactly its empty slabs.
     ///
     /// # Safety
     /// `check_live` returned `(slab, index)` and nothing changed since.
@@ -403,67 +328,66 @@ impl SlabCache {
         slab: *mut SlabHeader,
         index: usize,
     ) {
-        // SAFETY: a live object of a listed slab of this cache.
+        // SAFETY: a live object of a slab of this cache.
         unsafe {
             *Self::bitmap(slab).add(index / WORD_BITS) &= !(1 << (index % WORD_BITS));
             let object = slab
                 .cast::<u8>()
                 .add(self.first_object + index * self.object_size);
+            self.active_objects -= 1;
+            if !self.magazine.is_full() {
+                self.magazine.push(object);
+            } else {
+                self.return_to_slab(source, slab, object);
+            }
+            if self.active_objects == 0 {
+                self.drain_magazine(source);
+            }
+        }
+    }
+
+    /// Gives every parked object back to its slab.
+    #[cold]
+    pub fn drain_magazine<P: PageSource>(&mut self, source: &mut P) {
+        while let Some(object) = self.magazine.pop() {
+            let slab = self.slab_of(object);
+            // SAFETY: a parked object is a free object of a live slab of
+            // this cache, counted in its `in_use`, on no free list.
+            unsafe { self.return_to_slab(source, slab, object) };
+        }
+    }
+
+    /// Pushes a free `object` on its slab's free list and updates the
+    /// slab's state.
+    ///
+    /// # Safety
+    /// `object` is an object of `slab`, a slab of this cache, free in the
+    /// bitmap, on no list, and still counted in the slab's `in_use`.
+    #[inline]
+    unsafe fn return_to_slab<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+        object: *mut u8,
+    ) {
+        // SAFETY: the caller's guarantees.
+        unsafe {
             *object.cast::<*mut u8>() = (*slab).free_head;
             (*slab).free_head = object;
             let old_in_use = (*slab).in_use;
             (*slab).in_use = old_in_use - 1;
-            self.active_objects -= 1;
             // Only the first free of a full slab (full -> partial) and the
             // last object (partial -> empty) change a slab's state; the
             // current slab is on no list.
             if old_in_use == self.objects_per_slab || old_in_use == 1 {
                 if slab != self.current {
-                    self.relist(slab, old_in_use);
+                    self.on_transition(slab, old_in_use);
                 }
-                if self.empty_slabs() > MAX_EMPTY_SLABS {
+                if old_in_use == 1 && self.empty_slabs() > MAX_EMPTY_SLABS {
                     self.release_empty(source);
                 }
             }
         }
-    }
-
-    /// Gives one empty slab back to `source`: a listed one, else the
-    /// current slab if it is empty. Returns whether one was.
-    #[cold]
-    pub fn release_empty<P: PageSource>(&mut self, source: &mut P) -> bool {
-        let listed = self.lists[EMPTY];
-        // SAFETY: a non-null current slab is a live slab of this cache.
-        let current_empty = !self.current.is_null() && unsafe { (*self.current).in_use } == 0;
-        let slab = if !listed.is_null() {
-            // SAFETY: `listed` heads the empty list.
-            unsafe { self.unlink(EMPTY, listed) };
-            listed
-        } else if current_empty {
-            let slab = self.current;
-            self.current = ptr::null_mut();
-            slab
-        } else {
-            return false;
-        };
-        // SAFETY: `slab` is on no list now; its pages came from `source`
-        // with `pages_per_slab` pages and no object in it is live.
-        unsafe {
-            (*slab).magic = 0;
-            let pages = NonNull::new_unchecked(slab.cast::<u8>());
-            if source.dealloc_pages(pages, self.pages_per_slab).is_err() {
-                // The source refused its own block: keep the slab rather
-                // than lose or double-count its pages.
-                (*slab).magic = SLAB_MAGIC ^ slab.addr();
-                if current_empty && listed.is_null() {
-                    self.current = slab;
-                } else {
-                    self.push(EMPTY, slab);
-                }
-                return false;
-            }
-        }
-        true
     }
 }
 

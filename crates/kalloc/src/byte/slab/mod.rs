@@ -3,13 +3,15 @@
 //! 2 KiB, on slabs of pages taken from any [`PageSource`]. Requests above
 //! the largest class, or aligned beyond it, go straight to the page source.
 //!
-//! Allocation and free are O(1): a cache allocates from its first partial
-//! slab, an object's slab is its address rounded down to the slab size
+//! Allocation and free are O(1): a cache first takes back the object freed
+//! last (its magazine, see `magazine.rs`), else allocates from its current
+//! slab; an object's slab is its address rounded down to the slab size
 //! (slabs are aligned to their size), and an empty slab beyond
 //! [`MAX_EMPTY_SLABS`] goes back to the page source at once.
 
 mod cache;
 mod info;
+mod magazine;
 mod source;
 
 use core::alloc::Layout;
@@ -18,6 +20,7 @@ use core::ptr::NonNull;
 pub use self::cache::MAX_EMPTY_SLABS;
 use self::cache::SlabCache;
 pub use self::info::SlabInfo;
+pub use self::magazine::MAGAZINE_MAX;
 pub use self::source::PageSource;
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
@@ -64,13 +67,27 @@ const fn class_align(class: usize) -> usize {
 
 /// The `kmalloc` class serving `layout`: the smallest that holds its size
 /// and whose objects are aligned enough. `None` means pages.
-#[inline]
+#[inline(always)]
 fn class_for(layout: Layout) -> Option<usize> {
+    small_class(layout).or_else(|| class_for_general(layout))
+}
+
+/// The class of the common request, 1..=2048 bytes with an alignment of
+/// at most 8 (which every class has): one compare pair and a table load.
+/// `size - 1` wraps for 0, so a zero size is `None` here.
+#[inline(always)]
+fn small_class(layout: Layout) -> Option<usize> {
+    let below = layout.size().wrapping_sub(1);
+    (below < KMALLOC_MAX && layout.align() <= 8).then(|| CLASS_BY_SIZE[below >> 3] as usize)
+}
+
+/// [`class_for`] for zero sizes, alignments above 8 and large requests.
+#[inline(never)]
+fn class_for_general(layout: Layout) -> Option<usize> {
     if layout.size() > KMALLOC_MAX || layout.align() > KMALLOC_MAX {
         return None;
     }
     let mut class = CLASS_BY_SIZE[layout.size().max(1).div_ceil(8) - 1] as usize;
-    // Every class is at least 8-aligned: the common case skips the loop.
     while layout.align() > 8 && class_align(class) < layout.align() {
         class += 1;
     }
@@ -162,6 +179,7 @@ impl<P: PageSource> SlabAllocator<P> {
         }
         let Self { source, caches, .. } = self;
         let cache = caches[id.0].as_mut().expect("checked above");
+        cache.drain_magazine(source);
         while cache.release_empty(source) {}
         if cache.slab_count() != 0 {
             return Err(AllocError::NotAllocated);
@@ -197,6 +215,7 @@ impl<P: PageSource> SlabAllocator<P> {
     pub fn shrink(&mut self) {
         let Self { source, caches, .. } = self;
         for cache in caches.iter_mut().flatten() {
+            cache.drain_magazine(source);
             while cache.release_empty(source) {}
         }
     }
@@ -216,7 +235,7 @@ impl<P: PageSource> SlabAllocator<P> {
         self.hi = self.hi.max(start + bytes);
     }
 
-    #[inline]
+    #[inline(always)]
     fn alloc_in(&mut self, index: usize) -> AllocResult<NonNull<u8>> {
         let Self {
             source,
@@ -287,10 +306,13 @@ impl<P: PageSource> BaseAllocator for SlabAllocator<P> {
 impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        if let Some(class) = small_class(layout) {
+            return self.alloc_in(class);
+        }
         if layout.size() == 0 {
             return Err(AllocError::InvalidParam);
         }
-        if let Some(class) = class_for(layout) {
+        if let Some(class) = class_for_general(layout) {
             return self.alloc_in(class);
         }
         let (pages, align) = self.large_pages_for(layout)?;

@@ -141,16 +141,6 @@ pub(super) unsafe fn links(block: *mut BlockHeader) -> *mut FreeLinks {
     unsafe { block.byte_add(HEADER).cast() }
 }
 
-/// The block that physically follows `block` (the sentinel for the last).
-///
-/// # Safety
-/// As for [`size`].
-#[inline]
-pub(super) unsafe fn next_phys(block: *mut BlockHeader) -> *mut BlockHeader {
-    // SAFETY: a block's size never reaches past its pool's sentinel.
-    unsafe { block.byte_add(size(block)) }
-}
-
 /// The block size that serves a payload of `payload` bytes, or `None` if
 /// it overflows.
 #[inline]

@@ -46,10 +46,10 @@ pub struct Tlsf {
     sl_bitmap: [u32; FL_COUNT],
     heads: [[*mut BlockHeader; SL_COUNT]; FL_COUNT],
     pools: PoolTable<TlsfPool>,
-    free_block_bytes: usize,
-    free_blocks: usize,
-    used_block_bytes: usize,
-    used_blocks: usize,
+    /// Sum over free blocks of their size minus the header.
+    free_payload: usize,
+    /// Sum over allocated blocks of their size minus the header.
+    used_payload: usize,
     total_bytes: usize,
 }
 
@@ -72,10 +72,8 @@ impl Tlsf {
             sl_bitmap: [0; FL_COUNT],
             heads: [[ptr::null_mut(); SL_COUNT]; FL_COUNT],
             pools: PoolTable::new(),
-            free_block_bytes: 0,
-            free_blocks: 0,
-            used_block_bytes: 0,
-            used_blocks: 0,
+            free_payload: 0,
+            used_payload: 0,
             total_bytes: 0,
         }
     }
@@ -162,8 +160,24 @@ impl Tlsf {
     }
 
     /// Number of free blocks (after freeing everything, one per pool).
+    /// Walks every free list (not counted on the hot paths): statistics
+    /// only.
     pub fn free_block_count(&self) -> usize {
-        self.free_blocks
+        let mut count = 0;
+        for (fl, row) in self.heads.iter().enumerate() {
+            if self.fl_bitmap & (1 << fl) == 0 {
+                continue;
+            }
+            for &head in row {
+                let mut block = head;
+                while !block.is_null() {
+                    count += 1;
+                    // SAFETY: blocks on free lists are valid free blocks.
+                    block = unsafe { (*links(block)).next };
+                }
+            }
+        }
+        count
     }
 
     /// The largest payload a single allocation could get right now (with
@@ -230,8 +244,7 @@ impl Tlsf {
         self.heads[fl][sl] = block;
         self.fl_bitmap |= 1 << fl;
         self.sl_bitmap[fl] |= 1 << sl;
-        self.free_block_bytes += block_size;
-        self.free_blocks += 1;
+        self.free_payload += block_size - HEADER;
     }
 
     /// Pops `block`, the head of list `(fl, sl)` as `find_suitable`
@@ -254,9 +267,8 @@ impl Tlsf {
             } else {
                 (*links(next)).prev = ptr::null_mut();
             }
-            self.free_block_bytes -= size(block);
+            self.free_payload -= size(block) - HEADER;
         }
-        self.free_blocks -= 1;
     }
 
     /// Unlinks `block` from its free list (its free flag is left for the
@@ -286,8 +298,7 @@ impl Tlsf {
             } else {
                 (*links(prev)).next = next;
             }
-            self.free_block_bytes -= block_size;
-            self.free_blocks -= 1;
+            self.free_payload -= block_size - HEADER;
         }
     }
 

@@ -6,7 +6,7 @@ use core::ptr::{self, NonNull};
 use super::Tlsf;
 use super::block::{
     BlockHeader, GRANULE, HEADER, MIN_BLOCK, block_size_for, init, is_free, is_prev_free, links,
-    mapping_insert, next_phys, raw_size_flags, set, set_prev_free, size,
+    mapping_insert, raw_size_flags, set, set_prev_free, size,
 };
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
@@ -62,37 +62,54 @@ impl Tlsf {
 
     /// Cuts an allocated block of `need` bytes with an `align`ed payload out
     /// of the free block `block` (already off its list), returning the
-    /// unused front and tail to the free lists.
+    /// unused front and tail to the free lists. Every header is written
+    /// once: the final layout (front gap, allocation, tail) is known before
+    /// anything is written, and the successor of a free block is never free
+    /// (immediate coalescing), so the tail needs no merge test.
     ///
     /// # Safety
     /// `block` is a free block, off its list, that fits `need` at `align`.
     #[inline]
-    unsafe fn carve(&mut self, mut block: *mut BlockHeader, need: usize, align: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees `block` is a free block that fits;
-        // every derived header lies inside it.
+    unsafe fn carve(&mut self, block: *mut BlockHeader, need: usize, align: usize) -> *mut u8 {
+        let gap = if align > GRANULE {
+            front_gap(block.addr(), align)
+        } else {
+            0
+        };
+        if gap == 0 {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.carve_front(block, need) };
+        }
+        // SAFETY: the caller guarantees `block` is a free block that fits
+        // `gap + need`; every derived header lies inside it, and its
+        // successor is a valid header (a block or the sentinel).
         unsafe {
-            if align > GRANULE {
-                let gap = front_gap(block.addr(), align);
-                if gap != 0 {
-                    let rest = block.byte_add(gap);
-                    let rest_size = size(block) - gap;
-                    init(rest, rest_size, false, true);
-                    (*rest).prev_phys = block;
-                    (*next_phys(rest)).prev_phys = rest;
-                    set(block, gap, false);
-                    self.insert_free(block);
-                    block = rest;
-                }
-            }
-            set(block, size(block), false);
-            if size(block) - need >= MIN_BLOCK {
-                self.split_off_tail(block, need);
+            let block_size = size(block);
+            let next = block.byte_add(block_size);
+            // The front gap stays a free block; `block`'s predecessor is
+            // not free (it was free itself), so PREV_FREE stays clear.
+            set(block, gap, true);
+            self.link_free(block, gap);
+            let start = block.byte_add(gap);
+            (*start).prev_phys = block;
+            let avail = block_size - gap;
+            let rest = avail - need;
+            if rest >= MIN_BLOCK {
+                init(start, need, false, true);
+                let tail = start.byte_add(need);
+                (*tail).prev_phys = start;
+                init(tail, rest, true, false);
+                // `next` already has PREV_FREE: its predecessor was free.
+                (*next).prev_phys = tail;
+                self.link_free(tail, rest);
+                self.used_payload += need - HEADER;
             } else {
-                set_prev_free(next_phys(block), false);
+                init(start, avail, false, true);
+                (*next).prev_phys = start;
+                set_prev_free(next, false);
+                self.used_payload += avail - HEADER;
             }
-            self.used_block_bytes += size(block);
-            self.used_blocks += 1;
-            block.byte_add(HEADER).cast()
+            start.byte_add(HEADER).cast()
         }
     }
 
@@ -119,13 +136,12 @@ impl Tlsf {
                 // `next` already has PREV_FREE: its predecessor was free.
                 (*next).prev_phys = tail;
                 self.link_free(tail, rest);
-                self.used_block_bytes += need;
+                self.used_payload += need - HEADER;
             } else {
                 set(block, block_size, false);
                 set_prev_free(next, false);
-                self.used_block_bytes += block_size;
+                self.used_payload += block_size - HEADER;
             }
-            self.used_blocks += 1;
             block.byte_add(HEADER).cast()
         }
     }
@@ -135,6 +151,20 @@ impl Tlsf {
     /// then falls back to the bounded exact-fit probe.
     #[inline(never)]
     fn alloc_general(&mut self, need: usize, align: usize) -> AllocResult<NonNull<u8>> {
+        if align > GRANULE
+            && let Some((block, fl, sl)) = self.find_suitable(need)
+            && front_gap(block.addr(), align) == 0
+        {
+            // The good-fit head for the bare size is already aligned: no
+            // front gap to split off (found from the block's address alone,
+            // without reading it).
+            // SAFETY: `find_suitable` returned the head of list `(fl, sl)`,
+            // whose every block holds `need` bytes.
+            unsafe {
+                self.pop_head(block, fl, sl);
+                return Ok(NonNull::new_unchecked(self.carve_front(block, need)));
+            }
+        }
         let search = if align <= GRANULE {
             need
         } else {
@@ -242,8 +272,7 @@ impl Tlsf {
         // SAFETY: `block` is live, so its neighbours are valid headers.
         unsafe {
             let block_size = size(block);
-            self.used_block_bytes -= block_size;
-            self.used_blocks -= 1;
+            self.used_payload -= block_size - HEADER;
             // Mark the header free even if it is merged away below: a
             // second free of the same pointer then reads DoubleFree.
             set(block, block_size, true);
@@ -356,7 +385,7 @@ impl ByteAllocator for Tlsf {
             let old_size = size(block);
             if need <= old_size {
                 if old_size - need >= MIN_BLOCK {
-                    self.used_block_bytes -= old_size - need;
+                    self.used_payload -= old_size - need;
                     self.split_off_tail(block, need);
                 }
                 return Ok(ptr);
@@ -368,9 +397,9 @@ impl ByteAllocator for Tlsf {
                 set(block, grown, false);
                 (*block.byte_add(grown)).prev_phys = block;
                 set_prev_free(block.byte_add(grown), false);
-                self.used_block_bytes += grown - old_size;
+                self.used_payload += grown - old_size;
                 if grown - need >= MIN_BLOCK {
-                    self.used_block_bytes -= grown - need;
+                    self.used_payload -= grown - need;
                     self.split_off_tail(block, need);
                 }
                 return Ok(ptr);
@@ -391,10 +420,10 @@ impl ByteAllocator for Tlsf {
     }
 
     fn used_bytes(&self) -> usize {
-        self.used_block_bytes - self.used_blocks * HEADER
+        self.used_payload
     }
 
     fn available_bytes(&self) -> usize {
-        self.free_block_bytes - self.free_blocks * HEADER
+        self.free_payload
     }
 }

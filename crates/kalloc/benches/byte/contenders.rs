@@ -1,0 +1,202 @@
+//! The contenders of the byte-allocator benchmark: ours (TLSF, buddy,
+//! slab) and the peers (rlsf, talc, buddy_system_allocator,
+//! linked_list_allocator), all driven through one small trait, plus the
+//! harness floor.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use kalloc::ByteAllocator;
+use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
+
+use crate::host::{Arena, HostPages};
+
+/// The interface every contender is driven through.
+pub trait Contender {
+    const NAME: &'static str;
+    fn new(arena: &Arena) -> Self;
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>>;
+    /// # Safety
+    /// `ptr` was returned by `alloc(layout)` and is freed once.
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout);
+}
+
+pub struct OurTlsf(Tlsf);
+impl Contender for OurTlsf {
+    const NAME: &'static str = "kalloc TLSF";
+    fn new(arena: &Arena) -> Self {
+        let mut tlsf = Tlsf::new();
+        // SAFETY: the arena outlives the contender (see `run_fresh`).
+        unsafe { tlsf.add_pool(arena.at(0), arena.len()).unwrap() };
+        Self(tlsf)
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.alloc(layout).ok()
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.dealloc(ptr, layout).unwrap() }
+    }
+}
+
+pub struct OurBuddy(BuddyByteAllocator);
+impl Contender for OurBuddy {
+    const NAME: &'static str = "kalloc buddy";
+    fn new(arena: &Arena) -> Self {
+        let mut buddy = BuddyByteAllocator::new();
+        // SAFETY: the arena outlives the contender.
+        unsafe { buddy.add_pool(arena.at(0), arena.len()).unwrap() };
+        Self(buddy)
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.alloc(layout).ok()
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.dealloc(ptr, layout).unwrap() }
+    }
+}
+
+/// The slab over the test page source (first fit over a page map): fine
+/// for slabs, too slow for page-sized requests, so it runs the small-object
+/// workload only.
+pub struct OurSlab(SlabAllocator<HostPages>);
+impl Contender for OurSlab {
+    const NAME: &'static str = "kalloc slab";
+    fn new(arena: &Arena) -> Self {
+        // SAFETY: the arena outlives the contender and nothing else uses it.
+        Self(SlabAllocator::new(unsafe { HostPages::over(arena) }))
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.alloc(layout).ok()
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.dealloc(ptr, layout).unwrap() }
+    }
+}
+
+pub struct Rlsf(rlsf::Tlsf<'static, u32, u32, 28, 32>);
+impl Contender for Rlsf {
+    const NAME: &'static str = "rlsf";
+    fn new(arena: &Arena) -> Self {
+        let mut tlsf = rlsf::Tlsf::new();
+        let pool = NonNull::slice_from_raw_parts(arena.at(0), arena.len());
+        // SAFETY: the arena outlives the contender and nothing else uses it.
+        unsafe { tlsf.insert_free_block_ptr(pool).unwrap() };
+        Self(tlsf)
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.allocate(layout)
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.deallocate(ptr, layout.align()) }
+    }
+}
+
+pub struct Talc(talc::Talc<talc::ErrOnOom>);
+impl Contender for Talc {
+    const NAME: &'static str = "talc";
+    fn new(arena: &Arena) -> Self {
+        let mut talc = talc::Talc::new(talc::ErrOnOom);
+        // SAFETY: the arena outlives the contender and nothing else uses it.
+        unsafe {
+            talc.claim(talc::Span::from_base_size(
+                arena.at(0).as_ptr(),
+                arena.len(),
+            ))
+            .unwrap()
+        };
+        Self(talc)
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: `layout` has a non-zero size (every trace's sizes do).
+        unsafe { self.0.malloc(layout).ok() }
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.free(ptr, layout) }
+    }
+}
+
+pub struct Bsa(buddy_system_allocator::Heap<33>);
+impl Contender for Bsa {
+    const NAME: &'static str = "buddy_system_allocator";
+    fn new(arena: &Arena) -> Self {
+        let mut heap = buddy_system_allocator::Heap::<33>::new();
+        // SAFETY: the arena outlives the contender and nothing else uses it.
+        unsafe { heap.init(arena.at(0).as_ptr().expose_provenance(), arena.len()) };
+        Self(heap)
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.alloc(layout).ok()
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        self.0.dealloc(ptr, layout)
+    }
+}
+
+pub struct Llff(linked_list_allocator::Heap);
+impl Contender for Llff {
+    const NAME: &'static str = "linked_list_allocator";
+    fn new(arena: &Arena) -> Self {
+        let mut heap = linked_list_allocator::Heap::empty();
+        // SAFETY: the arena outlives the contender and nothing else uses it.
+        unsafe { heap.init(arena.at(0).as_ptr(), arena.len()) };
+        Self(heap)
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.allocate_first_fit(layout).ok()
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.deallocate(ptr, layout) }
+    }
+}
+
+/// The harness floor: a bump pointer that wraps around the arena and never
+/// reuses a block, with no bookkeeping. Not an allocator: it measures what
+/// the play loop itself costs per step (trace decoding, slot array, one
+/// write per block), so the tables can show each allocator's own time.
+pub struct Floor {
+    base: NonNull<u8>,
+    len: usize,
+    next: usize,
+}
+impl Contender for Floor {
+    const NAME: &'static str = "harness floor (bump, no free)";
+    fn new(arena: &Arena) -> Self {
+        Self {
+            base: arena.at(0),
+            len: arena.len(),
+            next: 0,
+        }
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        let mut at = (self.next + layout.align() - 1) & !(layout.align() - 1);
+        if at + layout.size() > self.len {
+            at = 0;
+        }
+        self.next = at + layout.size();
+        // SAFETY: `at + size <= len`: inside the arena.
+        Some(unsafe { self.base.add(at) })
+    }
+    #[inline]
+    unsafe fn free(&mut self, _ptr: NonNull<u8>, _layout: Layout) {}
+}
