@@ -24,11 +24,23 @@ use core::ptr::NonNull;
 use kalloc::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
 use crate::leak::{Checkpoint, SiteSummary, tally};
-use crate::ledger::{Counters, Ledger, Record, RecordSlot, State};
+use crate::ledger::{Counters, Entry, Ledger, RecordSlot, State};
 use crate::pattern::{self, ALLOC_POISON, FREE_POISON, REDZONE_ACTIVE, REDZONE_INACTIVE};
 use crate::{
     Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink, Side,
 };
+
+/// Where an object lies in the block the inner allocator handed out.
+struct Geometry {
+    /// The inner block's start.
+    inner: *mut u8,
+    /// Bytes of front red zone (the object's offset in the inner block).
+    front: usize,
+    /// The object's size.
+    size: usize,
+    /// The inner block's size (front zone, object, rear zone).
+    inner_size: usize,
+}
 
 /// A byte allocator wrapped with debug checks. With no flags set it only
 /// forwards and counts.
@@ -63,12 +75,17 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
     ) -> Self {
         let mut config = config;
         config.redzone = config.redzone.next_multiple_of(8);
+        let rear_zone = if config.flags.contains(DebugFlags::REDZONE) {
+            config.redzone
+        } else {
+            0
+        };
         DebugByteAllocator {
             name,
             inner,
             config,
             sink,
-            ledger: Ledger::new(table, history, clock),
+            ledger: Ledger::new(table, history, clock, 1, rear_zone),
             held_bytes: 0,
         }
     }
@@ -117,13 +134,28 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         self.sink.report(&report);
     }
 
+    fn redzones(&self) -> bool {
+        self.config.flags.contains(DebugFlags::REDZONE)
+    }
+
+    /// The front red zone of an object aligned to `align`: at least the
+    /// configured zone, a multiple of the alignment so the object stays
+    /// aligned (0 without red zones).
+    fn front_zone(&self, align: usize) -> usize {
+        if self.redzones() {
+            self.config.redzone.next_multiple_of(align)
+        } else {
+            0
+        }
+    }
+
     /// The inner layout for `layout` and the offset of the object in it.
     fn inner_layout(&self, layout: Layout) -> AllocResult<(Layout, usize)> {
-        if !self.config.flags.contains(DebugFlags::REDZONE) {
+        if !self.redzones() {
             return Ok((layout, 0));
         }
         let zone = self.config.redzone;
-        let front = zone.next_multiple_of(layout.align());
+        let front = self.front_zone(layout.align());
         let size = front
             .checked_add(layout.size())
             .and_then(|s| s.checked_add(zone))
@@ -134,10 +166,18 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
     }
 
     /// Allocates with `site` as the call site to record.
+    #[inline]
     pub fn alloc_at(&mut self, layout: Layout, site: CallSite) -> AllocResult<NonNull<u8>> {
         if !self.debugging() {
             return self.alloc_plain(layout);
         }
+        self.alloc_checked(layout, site)
+    }
+
+    /// The allocation path with checks on. Kept out of line so the `off`
+    /// path, inlined into callers, is one branch and a few counters.
+    #[inline(never)]
+    fn alloc_checked(&mut self, layout: Layout, site: CallSite) -> AllocResult<NonNull<u8>> {
         let (inner_layout, front) = self.inner_layout(layout)?;
         while !self.ledger.has_room() {
             match self.ledger.pop_oldest() {
@@ -186,25 +226,14 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         }
         let tracked = self.config.flags.contains(DebugFlags::TRACK)
             && layout.size() >= self.config.track_threshold;
+        let site = if tracked { site } else { CallSite::Unknown };
         let now = self.ledger.now();
-        let info = BlockInfo {
-            start: user.addr().get(),
-            size: layout.size(),
-            align: layout.align(),
-            alloc_site: if tracked { site } else { CallSite::Unknown },
-            alloc_time: now,
-            ..BlockInfo::default()
-        };
-        let record = Record {
-            info,
-            state: State::Live,
-            inner: Some(inner_ptr),
-            inner_size: inner_layout.size(),
-        };
-        self.ledger.record_alloc(user.addr().get(), record, now);
+        self.ledger
+            .record_alloc(user.as_ptr(), layout.size(), layout.align(), site, now);
         Ok(user)
     }
 
+    #[inline]
     fn alloc_plain(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
         let result = self.inner.alloc(layout);
         let counters = &mut self.ledger.counters;
@@ -242,6 +271,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
     /// As [`ByteAllocator::dealloc`], except that with any debug flag set
     /// `ptr` may be any pointer at all: it is dereferenced only when it is
     /// the start of a live object of this layer.
+    #[inline]
     pub unsafe fn dealloc_at(
         &mut self,
         ptr: NonNull<u8>,
@@ -262,8 +292,16 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
             }
             return result;
         }
+        self.dealloc_checked(ptr, layout, site)
+    }
+
+    /// The free path with checks on (out of line, as `alloc_checked`).
+    /// Safe: `ptr` is dereferenced only once the table shows it is the
+    /// start of a live object of this layer.
+    #[inline(never)]
+    fn dealloc_checked(&mut self, ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResult {
         let key = ptr.addr().get();
-        let (slot, record) = match self
+        let (slot, entry) = match self
             .ledger
             .check_free(key, layout.size(), Some(layout.align()))
         {
@@ -274,25 +312,22 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                 return Err(refusal.error);
             }
         };
-        self.check_live_redzones(key, &record, site);
+        self.check_live_redzones(&entry, site);
         let poison = self.config.flags.contains(DebugFlags::POISON);
         if poison {
-            self.poison_freed(&record);
-            self.held_bytes += record.inner_size;
+            self.poison_freed(&entry);
+            self.held_bytes += self.geometry(&entry).inner_size;
         }
         if !poison {
             // Not held: the memory goes back at once; the record stays in
             // the history for double-free reports.
-            let inner = record
-                .inner
-                .expect("byte records carry their inner pointer");
-            let inner_layout = self.inner_layout_of(&record);
+            let (inner, inner_layout) = self.inner_block(&entry);
             // SAFETY: `inner` was returned by `self.inner` for this layout
             // and has not been freed (the record was live).
             unsafe { self.inner.dealloc(inner, inner_layout)? };
         }
         let now = self.ledger.now();
-        let site = if record.info.alloc_site.is_known() {
+        let site = if entry.record.alloc_site().is_known() {
             site
         } else {
             CallSite::Unknown
@@ -309,31 +344,54 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         Ok(())
     }
 
-    fn inner_layout_of(&self, record: &Record) -> Layout {
-        let align = if self.config.flags.contains(DebugFlags::REDZONE) {
-            record.info.align.max(8)
+    /// Where an object's inner block lies (derived from its record and the
+    /// configuration, so records need not store it).
+    fn geometry(&self, entry: &Entry) -> Geometry {
+        let front = self.front_zone(entry.record.align());
+        let rear = if self.redzones() {
+            self.config.redzone
         } else {
-            record.info.align
+            0
         };
-        Layout::from_size_align(record.inner_size, align).expect("recorded layouts are valid")
+        Geometry {
+            inner: entry.ptr.wrapping_sub(front),
+            front,
+            size: entry.record.size(),
+            inner_size: front + entry.record.size() + rear,
+        }
+    }
+
+    /// The pointer and layout the inner allocator handed the object out as.
+    fn inner_block(&self, entry: &Entry) -> (NonNull<u8>, Layout) {
+        let geometry = self.geometry(entry);
+        let align = if self.redzones() {
+            entry.record.align().max(8)
+        } else {
+            entry.record.align()
+        };
+        let layout = Layout::from_size_align(geometry.inner_size, align)
+            .expect("recorded layouts are valid");
+        let inner = NonNull::new(geometry.inner).expect("inner blocks are not null");
+        (inner, layout)
     }
 
     /// Checks a live object's red zones; reports and repairs damage.
-    fn check_live_redzones(&mut self, key: usize, record: &Record, site: CallSite) -> bool {
-        self.check_zones(key, record, site, REDZONE_ACTIVE)
+    fn check_live_redzones(&mut self, entry: &Entry, site: CallSite) -> bool {
+        self.check_zones(entry, site, REDZONE_ACTIVE)
     }
 
-    fn check_zones(&mut self, key: usize, record: &Record, site: CallSite, expected: u8) -> bool {
-        let Some(inner) = record.inner else {
-            return true;
-        };
-        let front = key - inner.addr().get();
+    fn check_zones(&mut self, entry: &Entry, site: CallSite, expected: u8) -> bool {
+        let Geometry {
+            inner: base,
+            front,
+            size,
+            inner_size,
+        } = self.geometry(entry);
         if front == 0 {
             return true;
         }
-        let size = record.info.size;
-        let rear_len = record.inner_size - front - size;
-        let base = inner.as_ptr();
+        let rear_len = inner_size - front - size;
+        let key = entry.key();
         let mut clean = true;
         // SAFETY: the whole inner block belongs to this layer's record (live,
         // or freed and held in quarantine), so both zones are readable.
@@ -346,7 +404,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                     expected,
                     found,
                 };
-                self.report(kind, key, site, Some(record.info), Action::Repaired);
+                self.report(kind, key, site, Some(entry.info()), Action::Repaired);
                 pattern::fill(base, front, expected);
                 clean = false;
             }
@@ -359,7 +417,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                     expected,
                     found,
                 };
-                self.report(kind, key, site, Some(record.info), Action::Repaired);
+                self.report(kind, key, site, Some(entry.info()), Action::Repaired);
                 pattern::fill(rear, rear_len, expected);
                 clean = false;
             }
@@ -367,30 +425,30 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         clean
     }
 
-    fn poison_freed(&mut self, record: &Record) {
-        let Some(inner) = record.inner else { return };
-        let front = record.info.start - inner.addr().get();
+    fn poison_freed(&mut self, entry: &Entry) {
+        let Geometry {
+            inner,
+            front,
+            size,
+            inner_size,
+        } = self.geometry(entry);
         // SAFETY: the inner block is owned by this still-live record.
         unsafe {
-            pattern::fill(inner.as_ptr(), front, REDZONE_INACTIVE);
-            let object = inner.as_ptr().add(front);
-            pattern::fill(object, record.info.size, FREE_POISON);
-            let rear = record.inner_size - front - record.info.size;
-            pattern::fill(object.add(record.info.size), rear, REDZONE_INACTIVE);
+            pattern::fill(inner, front, REDZONE_INACTIVE);
+            let object = inner.add(front);
+            pattern::fill(object, size, FREE_POISON);
+            let rear = inner_size - front - size;
+            pattern::fill(object.add(size), rear, REDZONE_INACTIVE);
         }
     }
 
     /// Checks a quarantined object's poison; reports writes after free.
-    fn check_poison(&mut self, key: usize, record: &Record) -> bool {
-        let Some(inner) = record.inner else {
-            return true;
-        };
-        let front = key - inner.addr().get();
-        let object = inner.as_ptr().wrapping_add(front);
-        let size = record.info.size;
+    fn check_poison(&mut self, entry: &Entry) -> bool {
+        let object = entry.ptr;
+        let size = entry.record.size();
         // SAFETY: the object is held in quarantine by this layer.
         let mismatch = unsafe { pattern::first_mismatch(object, size, FREE_POISON) };
-        let mut clean = self.check_zones(key, record, record.info.free_site, REDZONE_INACTIVE);
+        let mut clean = self.check_zones(entry, entry.record.free_site(), REDZONE_INACTIVE);
         if let Some(offset) = mismatch {
             // SAFETY: as above.
             let found = unsafe { pattern::found_bytes(object, size, offset) };
@@ -401,9 +459,9 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
             };
             self.report(
                 kind,
-                key,
+                entry.key(),
                 CallSite::Unknown,
-                Some(record.info),
+                Some(entry.info()),
                 Action::Repaired,
             );
             clean = false;
@@ -414,15 +472,12 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
     /// Lets a freed object go: checks its poison if held, gives the memory
     /// back to the inner allocator (its record is already gone).
     fn release(&mut self, key: usize) {
-        let Some(record) = self.ledger.take_freed(key) else {
+        let Some(entry) = self.ledger.take_freed(key) else {
             return;
         };
-        if record.state == (State::Freed { held: true }) {
-            self.check_poison(key, &record);
-            let inner = record
-                .inner
-                .expect("byte records carry their inner pointer");
-            let layout = self.inner_layout_of(&record);
+        if entry.record.state == (State::Freed { held: true }) {
+            self.check_poison(&entry);
+            let (inner, layout) = self.inner_block(&entry);
             // SAFETY: the block was returned by `self.inner` with this
             // layout and held since; nobody else may use it.
             let result = unsafe { self.inner.dealloc(inner, layout) };
@@ -430,7 +485,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                 result.is_ok(),
                 "inner allocator refused a quarantined block: {result:?}"
             );
-            self.held_bytes -= record.inner_size;
+            self.held_bytes -= layout.size();
         }
     }
 
@@ -448,10 +503,11 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         let mut damaged = 0;
         let mut slot = 0;
         // Copy each record out of the table: reports need `&mut self`.
-        while let Some((next, key, record)) = self.ledger.table.next_from(slot) {
+        while let Some((next, ptr, record)) = self.ledger.table.next_from(slot) {
+            let entry = Entry { ptr, record };
             let clean = match record.state {
-                State::Live => self.check_live_redzones(key, &record, CallSite::Unknown),
-                State::Freed { held: true } => self.check_poison(key, &record),
+                State::Live => self.check_live_redzones(&entry, CallSite::Unknown),
+                State::Freed { held: true } => self.check_poison(&entry),
                 State::Freed { held: false } => true,
             };
             damaged += usize::from(!clean);
@@ -474,7 +530,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         checkpoint: Checkpoint,
         out: &mut [SiteSummary],
     ) -> (usize, usize) {
-        tally(self.ledger.live().map(|(_, r)| r), checkpoint.0, out)
+        tally(self.ledger.live().map(|e| e.record), checkpoint.0, out)
     }
 }
 

@@ -24,23 +24,20 @@ pub struct Checkpoint(pub(crate) u64);
 /// Groups `records` allocated at or after sequence number `since` by call
 /// site into `out`, largest size first. Returns how many entries were
 /// filled and how many blocks did not fit (their sites beyond `out.len()`).
-pub(crate) fn tally<'a>(
-    records: impl Iterator<Item = &'a Record>,
+pub(crate) fn tally(
+    records: impl Iterator<Item = Record>,
     since: u64,
     out: &mut [SiteSummary],
 ) -> (usize, usize) {
     let mut filled = 0;
     let mut dropped = 0;
-    for record in records.filter(|r| r.info.seq >= since) {
-        let info = &record.info;
-        let entry = match out[..filled]
-            .iter_mut()
-            .position(|s| s.site == info.alloc_site)
-        {
+    for record in records.filter(|r| r.seq() >= since) {
+        let site = record.alloc_site();
+        let entry = match out[..filled].iter_mut().position(|s| s.site == site) {
             Some(index) => &mut out[index],
             None if filled < out.len() => {
                 out[filled] = SiteSummary {
-                    site: info.alloc_site,
+                    site,
                     oldest_seq: u64::MAX,
                     ..SiteSummary::default()
                 };
@@ -53,10 +50,10 @@ pub(crate) fn tally<'a>(
             }
         };
         entry.count += 1;
-        entry.size += info.size;
-        if info.seq < entry.oldest_seq {
-            entry.oldest_seq = info.seq;
-            entry.oldest_time = info.alloc_time;
+        entry.size += record.size();
+        if record.seq() < entry.oldest_seq {
+            entry.oldest_seq = record.seq();
+            entry.oldest_time = record.alloc_time();
         }
     }
     out[..filled]

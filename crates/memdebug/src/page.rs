@@ -13,7 +13,7 @@ use core::mem::MaybeUninit;
 use kalloc::{AllocError, AllocResult, BaseAllocator, PageAllocator};
 
 use crate::leak::{Checkpoint, SiteSummary, tally};
-use crate::ledger::{Counters, Ledger, Record, RecordSlot, State};
+use crate::ledger::{Counters, Entry, Ledger, RecordSlot, State};
 use crate::pattern::{self, ALLOC_POISON, PAGE_FREE_POISON};
 use crate::{Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink};
 
@@ -46,7 +46,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
             inner,
             config,
             sink,
-            ledger: Ledger::new(table, history, clock),
+            ledger: Ledger::new(table, history, clock, P::PAGE_SIZE, 0),
             held_pages: 0,
         }
     }
@@ -171,22 +171,10 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
         }
         let tracked =
             self.config.flags.contains(DebugFlags::TRACK) && count >= self.config.track_threshold;
+        let site = if tracked { site } else { CallSite::Unknown };
         let now = self.ledger.now();
-        let info = BlockInfo {
-            start: addr,
-            size: count,
-            align,
-            alloc_site: if tracked { site } else { CallSite::Unknown },
-            alloc_time: now,
-            ..BlockInfo::default()
-        };
-        let record = Record {
-            info,
-            state: State::Live,
-            inner: None,
-            inner_size: Self::bytes(count),
-        };
-        self.ledger.record_alloc(addr, record, now);
+        let ptr = core::ptr::with_exposed_provenance_mut(addr);
+        self.ledger.record_alloc(ptr, count, align, site, now);
         Ok(addr)
     }
 
@@ -233,7 +221,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
             }
             return result;
         }
-        let (slot, record) = match self.ledger.check_free(addr, count, None) {
+        let (slot, entry) = match self.ledger.check_free(addr, count, None) {
             Ok(found) => found,
             Err(refusal) => {
                 self.ledger.counters.refused_frees += 1;
@@ -245,19 +233,13 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
         if poison {
             // SAFETY: the block is live and being freed by its owner; its
             // pages are dereferenceable (see the module doc).
-            unsafe {
-                pattern::fill(
-                    core::ptr::with_exposed_provenance_mut(addr),
-                    record.inner_size,
-                    PAGE_FREE_POISON,
-                )
-            };
+            unsafe { pattern::fill(entry.ptr, Self::bytes(count), PAGE_FREE_POISON) };
             self.held_pages += count;
         } else {
             self.inner.dealloc_pages(addr, count)?;
         }
         let now = self.ledger.now();
-        let site = if record.info.alloc_site.is_known() {
+        let site = if entry.record.alloc_site().is_known() {
             site
         } else {
             CallSite::Unknown
@@ -275,16 +257,15 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
     }
 
     /// Checks a quarantined block's poison; reports writes after free.
-    fn check_poison(&mut self, addr: usize, record: &Record) -> bool {
-        let base = core::ptr::with_exposed_provenance::<u8>(addr);
+    fn check_poison(&mut self, entry: &Entry) -> bool {
+        let bytes = Self::bytes(entry.record.size());
         // SAFETY: the block is held in quarantine by this layer.
-        let Some(offset) =
-            (unsafe { pattern::first_mismatch(base, record.inner_size, PAGE_FREE_POISON) })
+        let Some(offset) = (unsafe { pattern::first_mismatch(entry.ptr, bytes, PAGE_FREE_POISON) })
         else {
             return true;
         };
         // SAFETY: as above.
-        let found = unsafe { pattern::found_bytes(base, record.inner_size, offset) };
+        let found = unsafe { pattern::found_bytes(entry.ptr, bytes, offset) };
         let kind = ReportKind::WriteAfterFree {
             offset,
             expected: PAGE_FREE_POISON,
@@ -292,26 +273,27 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
         };
         self.report(
             kind,
-            addr,
+            entry.key(),
             CallSite::Unknown,
-            Some(record.info),
+            Some(entry.info()),
             Action::Repaired,
         );
         false
     }
 
     fn release(&mut self, addr: usize) {
-        let Some(record) = self.ledger.take_freed(addr) else {
+        let Some(entry) = self.ledger.take_freed(addr) else {
             return;
         };
-        if record.state == (State::Freed { held: true }) {
-            self.check_poison(addr, &record);
-            let result = self.inner.dealloc_pages(addr, record.info.size);
+        if entry.record.state == (State::Freed { held: true }) {
+            self.check_poison(&entry);
+            let count = entry.record.size();
+            let result = self.inner.dealloc_pages(addr, count);
             debug_assert!(
                 result.is_ok(),
                 "inner allocator refused a quarantined block: {result:?}"
             );
-            self.held_pages -= record.info.size;
+            self.held_pages -= count;
         }
     }
 
@@ -327,8 +309,9 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
     pub fn validate(&mut self) -> usize {
         let mut damaged = 0;
         let mut slot = 0;
-        while let Some((next, addr, record)) = self.ledger.table.next_from(slot) {
-            if record.state == (State::Freed { held: true }) && !self.check_poison(addr, &record) {
+        while let Some((next, ptr, record)) = self.ledger.table.next_from(slot) {
+            let entry = Entry { ptr, record };
+            if record.state == (State::Freed { held: true }) && !self.check_poison(&entry) {
                 damaged += 1;
             }
             slot = next + 1;
@@ -341,8 +324,10 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
     pub fn block_containing(&self, addr: usize) -> Option<BlockInfo> {
         self.ledger
             .live()
-            .find(|(start, record)| addr >= *start && addr - start < record.inner_size)
-            .map(|(_, record)| record.info)
+            .find(|entry| {
+                addr >= entry.key() && addr - entry.key() < self.ledger.extent(&entry.record)
+            })
+            .map(|entry| entry.info())
     }
 
     /// See [`DebugByteAllocator::checkpoint`](crate::DebugByteAllocator::checkpoint).
@@ -357,7 +342,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
         checkpoint: Checkpoint,
         out: &mut [SiteSummary],
     ) -> (usize, usize) {
-        tally(self.ledger.live().map(|(_, r)| r), checkpoint.0, out)
+        tally(self.ledger.live().map(|e| e.record), checkpoint.0, out)
     }
 }
 

@@ -11,12 +11,18 @@
 //! ```
 //! Invariant: every entry sits in the run that starts at or before its home
 //! slot, with no empty slot between its home and its position.
+//!
+//! Slots are 64-byte aligned, and a layer's slot (address and record) is
+//! exactly 64 bytes: looking a block up costs one cache line, not two.
+//! Keys are pointers, compared by address, so the layer keeps the
+//! provenance it needs to touch a block's memory later.
 
 use core::mem::MaybeUninit;
 
 /// One slot of a table, opaque to users (they only provide the memory).
 #[derive(Clone, Copy)]
-pub struct Slot<V: Copy>(Option<(usize, V)>);
+#[repr(align(64))]
+pub struct Slot<V: Copy>(Option<(*mut u8, V)>);
 
 /// The table: at most 7/8 full, so lookups stay short.
 pub(crate) struct Table<'t, V: Copy> {
@@ -73,7 +79,7 @@ impl<'t, V: Copy> Table<'t, V> {
         loop {
             match self.slots[index].0 {
                 None => return Err(index),
-                Some((k, _)) if k == key => return Ok(index),
+                Some((k, _)) if k.addr() == key => return Ok(index),
                 Some(_) => index = (index + 1) & self.mask,
             }
         }
@@ -109,9 +115,17 @@ impl<'t, V: Copy> Table<'t, V> {
             .1
     }
 
+    /// The key of an occupied slot, with its provenance.
+    pub(crate) fn key_at(&self, slot: usize) -> *mut u8 {
+        self.slots[slot]
+            .0
+            .expect("slot from position() is occupied")
+            .0
+    }
+
     /// Inserts or replaces; `Err(value)` when the table is full.
-    pub(crate) fn insert(&mut self, key: usize, value: V) -> Result<(), V> {
-        match self.locate(key) {
+    pub(crate) fn insert(&mut self, key: *mut u8, value: V) -> Result<(), V> {
+        match self.locate(key.addr()) {
             Ok(slot) => {
                 *self.at_mut(slot) = value;
                 Ok(())
@@ -129,13 +143,13 @@ impl<'t, V: Copy> Table<'t, V> {
     #[cfg(test)]
     pub(crate) fn remove(&mut self, key: usize) -> Option<V> {
         let slot = self.position(key)?;
-        Some(self.remove_at(slot))
+        Some(self.remove_at(slot).1)
     }
 
     /// Removes the entry in an occupied slot.
-    pub(crate) fn remove_at(&mut self, slot: usize) -> V {
+    pub(crate) fn remove_at(&mut self, slot: usize) -> (*mut u8, V) {
         let mut hole = slot;
-        let (_, removed) = self.slots[hole]
+        let removed = self.slots[hole]
             .0
             .take()
             .expect("slot from position() is occupied");
@@ -144,7 +158,7 @@ impl<'t, V: Copy> Table<'t, V> {
         // their home does not lie strictly between the hole and them.
         let mut next = (hole + 1) & self.mask;
         while let Some((k, _)) = self.slots[next].0 {
-            let home = self.home(k);
+            let home = self.home(k.addr());
             let distance_to_next = next.wrapping_sub(home) & self.mask;
             let distance_to_hole = hole.wrapping_sub(home) & self.mask;
             if distance_to_hole <= distance_to_next {
@@ -158,12 +172,12 @@ impl<'t, V: Copy> Table<'t, V> {
     }
 
     /// The first entry at slot `from` or later: `(slot, key, value)`.
-    pub(crate) fn next_from(&self, from: usize) -> Option<(usize, usize, V)> {
+    pub(crate) fn next_from(&self, from: usize) -> Option<(usize, *mut u8, V)> {
         (from..self.slots.len()).find_map(|slot| self.slots[slot].0.map(|(k, v)| (slot, k, v)))
     }
 
     /// Every entry, in table order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &V)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (*mut u8, &V)> + '_ {
         self.slots
             .iter()
             .filter_map(|slot| slot.0.as_ref().map(|(k, v)| (*k, v)))
@@ -177,6 +191,17 @@ mod tests {
     use std::collections::BTreeMap;
     use std::vec::Vec;
 
+    fn address(addr: usize) -> *mut u8 {
+        core::ptr::without_provenance_mut(addr)
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn slots_are_one_cache_line() {
+        assert_eq!(core::mem::size_of::<crate::RecordSlot>(), 64);
+        assert_eq!(core::mem::align_of::<crate::RecordSlot>(), 64);
+    }
+
     fn memory(n: usize) -> Vec<MaybeUninit<Slot<u32>>> {
         (0..n).map(|_| MaybeUninit::uninit()).collect()
     }
@@ -186,9 +211,9 @@ mod tests {
         let mut mem = memory(16);
         let mut table = Table::new(&mut mem);
         for key in 0..14 {
-            table.insert(key * 64, key as u32).unwrap();
+            table.insert(address(key * 64), key as u32).unwrap();
         }
-        assert_eq!(table.insert(9999, 1), Err(1));
+        assert_eq!(table.insert(address(9999), 1), Err(1));
         assert_eq!(table.len(), 14);
     }
 
@@ -209,7 +234,7 @@ mod tests {
             for (i, (key, insert)) in ops.into_iter().enumerate() {
                 let key = key * 4096;
                 if insert {
-                    let ok = table.insert(key, i as u32).is_ok();
+                    let ok = table.insert(address(key), i as u32).is_ok();
                     if ok { model.insert(key, i as u32); }
                     prop_assert!(ok || model.len() >= table.capacity());
                 } else {
