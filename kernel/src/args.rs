@@ -22,6 +22,10 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "kernel heap: slab (default: slab classes over TLSF), tlsf or buddy",
     ),
     (
+        "cmds",
+        "monitor: run this `;`-separated command list, then power off",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
@@ -43,6 +47,9 @@ pub struct KernelArgs {
     pub timer_hz: u32,
     pub page_allocator: crate::memory::pages::PageAllocatorKind,
     pub heap: crate::memory::heap::HeapKind,
+    /// `cmds=`: the monitor runs these commands instead of prompting.
+    #[cfg_attr(feature = "ktest", expect(dead_code, reason = "the test build has no shell"))]
+    pub cmds: Option<&'static str>,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
 }
@@ -149,6 +156,11 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
         timer_hz: timer_hz.unwrap_or(DEFAULT_TIMER_HZ),
         page_allocator: choice(&args, "pagealloc", "buddy or bitmap")?.unwrap_or_default(),
         heap: choice(&args, "alloc", "slab, tlsf or buddy")?.unwrap_or_default(),
+        cmds: args
+            .get("cmds")
+            .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
+            .map(|arg| arg.value.ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key })))
+            .transpose()?,
         #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })

@@ -279,10 +279,6 @@ pub fn shrink() {
 }
 
 /// Bytes the byte allocators hand out right now (their own accounting).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn used_bytes() -> usize {
     let guard = HEAP.lock();
     match guard.as_ref() {
@@ -309,4 +305,20 @@ pub fn largest_free_block() -> usize {
         }
         None => 0,
     }
+}
+
+/// Copies the slab caches' `slabinfo` rows into `rows` (so the caller can
+/// print them without holding the heap lock); the number of caches, or
+/// `None` unless the heap is `alloc=slab`.
+pub fn slabinfo(rows: &mut [Option<kalloc::byte::SlabInfo>]) -> Option<usize> {
+    let guard = HEAP.lock();
+    let Some(Heap::Slab { slab, .. }) = guard.as_ref() else {
+        return None;
+    };
+    let mut count = 0;
+    for (row, info) in rows.iter_mut().zip(slab.slabinfo()) {
+        *row = Some(info);
+        count += 1;
+    }
+    Some(count)
 }

@@ -276,6 +276,12 @@ pub fn is_mapped(va: usize) -> Option<bool> {
     Some(table.translate(va).is_ok())
 }
 
+/// Runs `f` on the live kernel page table (read-only, its lock held, so
+/// `f` must not print or allocate); `None` before the table is built.
+pub fn inspect<R>(f: impl FnOnce(&PageTable<KernelFrames>) -> R) -> Option<R> {
+    KERNEL_TABLE.lock().as_ref().map(f)
+}
+
 /// Whether physical `pa` is RAM the device tree lists.
 pub fn is_ram(pa: usize) -> bool {
     platform::try_get().is_some_and(|p| p.ram.as_slice().iter().any(|r| r.contains(pa as u64)))

@@ -1,0 +1,420 @@
+//! Allocating and freeing by hand: `alloc`, `free`, `pages`, `freepages`.
+//!
+//! The [`Ledger`] remembers every block the shell handed out (so `free`
+//! can pass the allocator the right layout) and the blocks it freed (so a
+//! second free is recognised). Only a remembered block is ever given to an
+//! allocator; any other address gets a diagnosis and is left alone, since
+//! freeing an arbitrary kernel address would corrupt the heap.
+//!
+//! A repeated free is passed on to the allocator so it reports its own
+//! typed error (`DoubleFree`). That is sound because the block is still
+//! free: in the monitor build the shell hart is the only allocator user
+//! after boot (other harts idle, the timer handler does not allocate, the
+//! shell keeps its state in fixed arrays), a freed record is dropped as
+//! soon as a later `alloc`/`pages` overlaps it, and `bench` (which
+//! allocates a lot but frees it all) forgets every freed record.
+//!
+//! ```text
+//!   live:  [Record; 64]   addr, Bytes{size, align} | Pages{count}, serial
+//!   freed: [Record; 32]   ring of the last frees
+//! ```
+
+use super::Monitor;
+use crate::arch::{PAGE_SIZE, virt_to_phys};
+use crate::memory::{Size, fault, heap, pages};
+use core::alloc::Layout;
+use core::fmt::Write;
+use kshell::{ArgError, Args, CommandError, parse_number};
+
+const LIVE: usize = 64;
+const FREED: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// From the global allocator (`alloc`).
+    Bytes { size: usize, align: usize },
+    /// From the page allocator (`pages`).
+    Pages { count: usize },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Record {
+    pub addr: usize,
+    pub kind: Kind,
+    /// 1 for the first block handed out, 2 for the next ...
+    pub serial: u32,
+}
+
+impl Record {
+    fn bytes(&self) -> usize {
+        match self.kind {
+            Kind::Bytes { size, .. } => size,
+            Kind::Pages { count } => count * PAGE_SIZE,
+        }
+    }
+
+    fn overlaps(&self, addr: usize, bytes: usize) -> bool {
+        self.addr < addr + bytes && addr < self.addr + self.bytes()
+    }
+
+    fn contains(&self, addr: usize) -> bool {
+        (self.addr..self.addr + self.bytes().max(1)).contains(&addr)
+    }
+}
+
+impl core::fmt::Display for Record {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.kind {
+            Kind::Bytes { size, align } => {
+                write!(f, "#{} {:#x}: {size} bytes, align {align}", self.serial, self.addr)
+            }
+            Kind::Pages { count } => write!(
+                f,
+                "#{} {:#x}: {count} page(s) at physical {:#x}",
+                self.serial,
+                self.addr,
+                virt_to_phys(self.addr)
+            ),
+        }
+    }
+}
+
+/// The blocks handed out and recently freed by the shell.
+pub struct Ledger {
+    live: [Option<Record>; LIVE],
+    freed: [Option<Record>; FREED],
+    next_freed: usize,
+    serial: u32,
+}
+
+impl Ledger {
+    pub const fn new() -> Self {
+        Self {
+            live: [None; LIVE],
+            freed: [None; FREED],
+            next_freed: 0,
+            serial: 0,
+        }
+    }
+
+    /// Live blocks and their bytes, split into heap bytes and pages.
+    pub fn totals(&self) -> (usize, usize, usize, usize) {
+        let (mut blocks, mut bytes, mut page_blocks, mut page_count) = (0, 0, 0, 0);
+        for record in self.live.iter().flatten() {
+            match record.kind {
+                Kind::Bytes { size, .. } => {
+                    blocks += 1;
+                    bytes += size;
+                }
+                Kind::Pages { count } => {
+                    page_blocks += 1;
+                    page_count += count;
+                }
+            }
+        }
+        (blocks, bytes, page_blocks, page_count)
+    }
+
+    fn has_room(&self) -> bool {
+        self.live.iter().any(Option::is_none)
+    }
+
+    fn add(&mut self, addr: usize, kind: Kind) -> Record {
+        self.serial += 1;
+        let record = Record {
+            addr,
+            kind,
+            serial: self.serial,
+        };
+        // The allocator handed this range out again: it is no longer free.
+        for slot in &mut self.freed {
+            if slot.is_some_and(|r| r.overlaps(addr, record.bytes())) {
+                *slot = None;
+            }
+        }
+        let slot = self
+            .live
+            .iter_mut()
+            .find(|s| s.is_none())
+            .expect("has_room checked");
+        *slot = Some(record);
+        record
+    }
+
+    /// Puts back a record `take_live` removed (its free was refused).
+    fn restore(&mut self, record: Record) {
+        if let Some(slot) = self.live.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(record);
+        }
+    }
+
+    fn take_live(&mut self, addr: usize) -> Option<Record> {
+        self.live
+            .iter_mut()
+            .find(|s| s.is_some_and(|r| r.addr == addr))
+            .and_then(Option::take)
+    }
+
+    fn live_at(&self, addr: usize) -> Option<Record> {
+        self.live.iter().flatten().find(|r| r.addr == addr).copied()
+    }
+
+    fn remember_freed(&mut self, record: Record) {
+        self.freed[self.next_freed] = Some(record);
+        self.next_freed = (self.next_freed + 1) % FREED;
+    }
+
+    fn freed_at(&self, addr: usize) -> Option<Record> {
+        self.freed
+            .iter()
+            .flatten()
+            .filter(|r| r.addr == addr)
+            .max_by_key(|r| r.serial)
+            .copied()
+    }
+
+    /// Forgets every freed record (after others may have reused them).
+    pub fn forget_freed(&mut self) {
+        self.freed = [None; FREED];
+    }
+}
+
+fn layout_of(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).expect("validated by the caller")
+}
+
+/// `alloc <size> [align]`
+pub fn alloc<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let size_word = args.word("size")?;
+    let size = parse_number(size_word)?;
+    if size == 0 || size > (1 << 30) {
+        return Err(ArgError::OutOfRange(size_word).into());
+    }
+    let align = match args.next_word() {
+        None => 8,
+        Some(word) => {
+            let align = parse_number(word)?;
+            if !align.is_power_of_two() || align > (1 << 30) {
+                return Err(ArgError::Invalid(word).into());
+            }
+            align
+        }
+    };
+    args.end()?;
+    if !monitor.ledger.has_room() {
+        return Err(CommandError::Failed(
+            "the shell remembers 64 live blocks at most: free some first",
+        ));
+    }
+    let (size, align) = (size as usize, align as usize);
+    let layout = layout_of(size, align);
+    // SAFETY: non-zero size (checked above).
+    let ptr = unsafe { alloc::alloc::alloc(layout) };
+    if ptr.is_null() {
+        writeln!(
+            out,
+            "alloc: the kernel heap refused {size} bytes, align {align}:"
+        )?;
+        crate::memory::global::print_failure_diagnosis();
+        return Err(CommandError::Failed("out of memory"));
+    }
+    let record = monitor
+        .ledger
+        .add(ptr as usize, Kind::Bytes { size, align });
+    let via = if heap::goes_to_pages(layout) {
+        "page allocator, whole pages"
+    } else {
+        "heap byte allocator"
+    };
+    writeln!(out, "{record} ({via})")?;
+    Ok(())
+}
+
+/// `pages <count>`
+pub fn pages<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let count = args.number_in("count", 1..=1 << 20)? as usize;
+    args.end()?;
+    if !monitor.ledger.has_room() {
+        return Err(CommandError::Failed(
+            "the shell remembers 64 live blocks at most: free some first",
+        ));
+    }
+    match pages::alloc(count, PAGE_SIZE) {
+        Ok(addr) => {
+            let record = monitor.ledger.add(addr, Kind::Pages { count });
+            writeln!(out, "{record} ({})", Size((count * PAGE_SIZE) as u64))?;
+            Ok(())
+        }
+        Err(error) => {
+            let stats = pages::stats();
+            writeln!(
+                out,
+                "pages: the page allocator refused {count} page(s): {error} ({error:?}); \
+                 {} pages free, largest free run {} pages",
+                stats.free_pages, stats.largest_free_run
+            )?;
+            Err(CommandError::Failed("allocation refused"))
+        }
+    }
+}
+
+/// Frees a live record; prints the allocator's error if it refuses.
+fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
+    match record.kind {
+        Kind::Bytes { size, align } => {
+            // SAFETY: the ledger holds exactly the blocks `alloc` returned
+            // with this layout and not yet freed.
+            unsafe { alloc::alloc::dealloc(record.addr as *mut u8, layout_of(size, align)) };
+            Ok(())
+        }
+        Kind::Pages { count } => pages::free(record.addr, count).map_err(|error| {
+            let _ = writeln!(out, "page allocator: {error} ({error:?})");
+            CommandError::Failed("the page allocator refused the free")
+        }),
+    }
+}
+
+/// Gives a block freed before to its allocator again, for its verdict.
+fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
+    writeln!(
+        out,
+        "double free: {record} was already freed by this shell"
+    )?;
+    let (verdict, who) = match record.kind {
+        Kind::Bytes { size, align } => {
+            let layout = layout_of(size, align);
+            if heap::goes_to_pages(layout) {
+                (
+                    pages::free(record.addr, size.div_ceil(PAGE_SIZE)),
+                    "page allocator",
+                )
+            } else {
+                let ptr = core::ptr::NonNull::new(record.addr as *mut u8).expect("non-null");
+                // SAFETY: the block came from `heap::alloc_small(layout)`
+                // (through the global allocator) and was freed; the module
+                // doc explains why it is still free, so the allocator only
+                // inspects it and reports the double free.
+                (unsafe { heap::free_small(ptr, layout) }, "heap allocator")
+            }
+        }
+        Kind::Pages { count } => (pages::free(record.addr, count), "page allocator"),
+    };
+    match verdict {
+        Err(error) => {
+            writeln!(out, "{who}: {error} ({error:?}); nothing changed")?;
+        }
+        Ok(()) => {
+            writeln!(
+                out,
+                "{who}: ACCEPTED the second free: it did not detect the double free"
+            )?;
+        }
+    }
+    Err(CommandError::Failed("double free refused"))
+}
+
+/// Explains why `addr` is not something the shell can free.
+fn unknown(monitor: &Monitor, addr: usize, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
+    if let Some(block) = monitor.ledger.live.iter().flatten().find(|r| r.contains(addr)) {
+        writeln!(
+            out,
+            "{addr:#x} is inside block {block}, not its start; free takes the start address"
+        )?;
+        return Err(CommandError::Failed("not the start of a block"));
+    }
+    writeln!(
+        out,
+        "{addr:#x} ({}) was not handed out by this shell's `alloc` or `pages`; \
+         it is left alone (freeing an arbitrary kernel address would corrupt the heap)",
+        RegionName(addr)
+    )?;
+    Err(CommandError::Failed("unknown address"))
+}
+
+struct RegionName(usize);
+
+impl core::fmt::Display for RegionName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match fault::region_of(self.0) {
+            fault::Region::LinearMap => f.write_str("linear map of RAM"),
+            fault::Region::Section(name) => write!(f, "kernel {name}"),
+            fault::Region::Device(name) => write!(f, "device {name}"),
+            fault::Region::Unmapped => f.write_str("unmapped"),
+            fault::Region::StackGuard { hart_id } => {
+                write!(f, "guard page below hart {hart_id}'s stack")
+            }
+            fault::Region::TrapStackGuard { hart_id } => {
+                write!(f, "guard page below hart {hart_id}'s trap stack")
+            }
+        }
+    }
+}
+
+/// `free <addr>`
+pub fn free<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let addr = args.number("addr")? as usize;
+    args.end()?;
+    if let Some(record) = monitor.ledger.take_live(addr) {
+        if let Err(error) = release(record, out) {
+            monitor.ledger.restore(record);
+            return Err(error);
+        }
+        monitor.ledger.remember_freed(record);
+        writeln!(out, "freed {record}")?;
+        return Ok(());
+    }
+    if let Some(record) = monitor.ledger.freed_at(addr) {
+        return free_again(record, out);
+    }
+    unknown(monitor, addr, out)
+}
+
+/// `freepages <addr> <count>`
+pub fn freepages<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let addr = args.number("addr")? as usize;
+    let count_word = args.word("count")?;
+    let count = parse_number(count_word)? as usize;
+    args.end()?;
+    match monitor.ledger.live_at(addr).map(|r| r.kind) {
+        Some(Kind::Pages { count: held }) if held == count => {
+            let record = monitor.ledger.take_live(addr).expect("just found");
+            if let Err(error) = release(record, out) {
+                monitor.ledger.restore(record);
+                return Err(error);
+            }
+            monitor.ledger.remember_freed(record);
+            writeln!(out, "freed {record}")?;
+            Ok(())
+        }
+        Some(Kind::Pages { count: held }) => {
+            writeln!(
+                out,
+                "{addr:#x} is a block of {held} page(s), not {count}; a partial free is refused"
+            )?;
+            Err(ArgError::OutOfRange(count_word).into())
+        }
+        Some(Kind::Bytes { .. }) => Err(CommandError::Failed(
+            "that block came from `alloc`: use `free <addr>`",
+        )),
+        None => match monitor.ledger.freed_at(addr) {
+            Some(record) => free_again(record, out),
+            None => unknown(monitor, addr, out),
+        },
+    }
+}
