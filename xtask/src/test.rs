@@ -39,15 +39,17 @@ enum Step {
     Loom,
     Miri,
     Kernel,
+    Shell,
 }
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     Step::Fmt,
     Step::Clippy,
     Step::Host,
     Step::Loom,
     Step::Miri,
     Step::Kernel,
+    Step::Shell,
 ];
 
 impl Step {
@@ -59,6 +61,7 @@ impl Step {
             Step::Loom => "loom",
             Step::Miri => "miri",
             Step::Kernel => "kernel",
+            Step::Shell => "shell",
         }
     }
 
@@ -102,7 +105,7 @@ pub fn command(args: &[String]) -> Result<u8, String> {
 
     let config = Config::load(Mode::Test)?;
     setup::ensure_rust(&config)?;
-    if selected.contains(&Step::Kernel) {
+    if selected.contains(&Step::Kernel) || selected.contains(&Step::Shell) {
         setup::ensure_qemu()?;
     }
     if selected.contains(&Step::Miri) {
@@ -180,6 +183,7 @@ fn run_step(config: &Config, step: Step) -> Result<(), String> {
             process::run(cmd)
         }
         Step::Kernel => kernel_tests(config),
+        Step::Shell => crate::shell_test::shell_tests(config),
     }
 }
 

@@ -1,0 +1,442 @@
+//! The `shell` test step: boots the normal kernel image in QEMU with a
+//! piped serial console, TYPES commands byte by byte at the `rvos>`
+//! prompt (as a person would, escapes and control keys included), waits
+//! for each next prompt, and checks every command's output against the
+//! others (`alloc` then `meminfo` shows the bytes, `buddyinfo` sums to
+//! `meminfo`'s free pages, a double free is diagnosed and the next
+//! command still runs, `translate` of a `.text` address is R-X ...).
+//! Then the `cmds=` mode runs a list without a prompt.
+//!
+//! Every wait has a time limit; a failure names the check and shows the
+//! end of the transcript as the terminal would display it.
+
+use crate::config::Config;
+use crate::kernel::{self, Flavour};
+use crate::process;
+use crate::qemu;
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const PROMPT: &str = "rvos> ";
+/// Longest wait for one command (the bench is the slowest).
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+const BOOT_LIMIT: Duration = Duration::from_secs(60);
+
+/// What a terminal shows for `raw` serial output: CR returns to column 0,
+/// BS moves left, printable bytes overwrite, BEL and other controls show
+/// nothing. One string per line.
+pub fn render(raw: &[u8]) -> Vec<String> {
+    let mut lines = vec![Vec::<u8>::new()];
+    let mut column = 0usize;
+    for &byte in raw {
+        let line = lines.last_mut().expect("never empty");
+        match byte {
+            b'\n' => {
+                lines.push(Vec::new());
+                column = 0;
+            }
+            b'\r' => column = 0,
+            0x08 => column = column.saturating_sub(1),
+            0x20..=0x7e => {
+                if column < line.len() {
+                    line[column] = byte;
+                } else {
+                    line.resize(column, b' ');
+                    line.push(byte);
+                }
+                column += 1;
+            }
+            _ => {}
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| String::from_utf8_lossy(&l).trim_end().to_string())
+        .collect()
+}
+
+/// A running QEMU whose console the test types into and reads.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Session {
+    fn start(config: &Config, image: &std::path::Path) -> Result<Self, String> {
+        let mut cmd = qemu::command(config, image, &config.boot_args(&["log=warn".into()]));
+        println!("xtask: {}", process::describe(&cmd));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start QEMU: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin pipe")?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for source in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sink = output.clone();
+            thread::spawn(move || {
+                let mut source = source;
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = source.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().expect("reader").extend_from_slice(&chunk[..n]);
+                }
+            });
+        }
+        Ok(Self {
+            child,
+            stdin,
+            output,
+        })
+    }
+
+    fn raw(&self) -> Vec<u8> {
+        self.output.lock().expect("reader").clone()
+    }
+
+    fn prompts(&self) -> usize {
+        count(&self.raw(), PROMPT.as_bytes())
+    }
+
+    /// The transcript's last `lines` lines, as displayed.
+    fn tail(&self, lines: usize) -> String {
+        let screen = render(&self.raw());
+        screen[screen.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn fail(&self, what: &str) -> String {
+        format!("{what}\n---- transcript (end) ----\n{}\n----", self.tail(60))
+    }
+
+    /// Waits until at least `prompts` prompts were printed.
+    fn wait_prompts(&mut self, prompts: usize, limit: Duration, what: &str) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        while self.prompts() < prompts {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(self.fail(&format!("QEMU exited ({status}) while waiting for {what}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(self.fail(&format!(
+                    "no `rvos>` prompt within {} s while waiting for {what}",
+                    limit.as_secs()
+                )));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Types `keys` one byte at a time.
+    fn type_keys(&mut self, keys: &[u8]) -> Result<(), String> {
+        for &byte in keys {
+            self.stdin
+                .write_all(&[byte])
+                .and_then(|()| self.stdin.flush())
+                .map_err(|e| self.fail(&format!("writing to QEMU's console: {e}")))?;
+            thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
+    /// Types `keys` (which end with Enter), waits for the next prompt and
+    /// returns the displayed lines: the edited command line first, then
+    /// the command's output.
+    fn run(&mut self, keys: &str) -> Result<Vec<String>, String> {
+        let before = self.prompts();
+        let start = nth(&self.raw(), PROMPT.as_bytes(), before - 1);
+        self.type_keys(keys.as_bytes())?;
+        self.wait_prompts(before + 1, COMMAND_LIMIT, &format!("the end of {keys:?}"))?;
+        let raw = self.raw();
+        let end = nth(&raw, PROMPT.as_bytes(), before);
+        let mut lines = render(&raw[start..end]);
+        while lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        Ok(lines)
+    }
+
+    /// `run`, then checks the first line shows `expected` after the prompt.
+    fn command(&mut self, keys: &str, expected: &str) -> Result<Vec<String>, String> {
+        let lines = self.run(keys)?;
+        let shown = lines.first().map(String::as_str).unwrap_or("");
+        if shown != format!("{PROMPT}{expected}") {
+            return Err(self.fail(&format!(
+                "after typing {keys:?} the line shows {shown:?}, expected {:?}",
+                format!("{PROMPT}{expected}")
+            )));
+        }
+        Ok(lines[1..].to_vec())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// Offset of the `index`-th (0-based) occurrence, or the end.
+fn nth(haystack: &[u8], needle: &[u8], index: usize) -> usize {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .nth(index)
+        .map_or(haystack.len(), |(at, _)| at)
+}
+
+/// The number after `Name:` in `meminfo` output.
+fn field(lines: &[String], name: &str) -> Option<u64> {
+    lines.iter().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(':')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn has(lines: &[String], text: &str) -> bool {
+    lines.iter().any(|l| l.contains(text))
+}
+
+/// The first hex address after `#N ` in an `alloc`/`pages` reply.
+fn handed_out(lines: &[String]) -> Option<String> {
+    lines.iter().find_map(|line| {
+        let rest = line.strip_prefix('#')?;
+        let address = rest.split_whitespace().nth(1)?.trim_end_matches(':');
+        address.starts_with("0x").then(|| address.to_string())
+    })
+}
+
+/// Runs the interactive checks, then the `cmds=` checks.
+pub fn shell_tests(config: &Config) -> Result<(), String> {
+    let image = kernel::build(config, Flavour::Normal)?;
+    interactive(config, &image)?;
+    cmds_mode(config, &image)
+}
+
+macro_rules! check {
+    ($session:expr, $cond:expr, $($what:tt)+) => {
+        if !$cond {
+            return Err($session.fail(&format!($($what)+)));
+        }
+    };
+}
+
+fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
+    let mut s = Session::start(config, image)?;
+    s.wait_prompts(1, BOOT_LIMIT, "the first prompt after boot")?;
+
+    // alloc then meminfo shows the bytes.
+    let before = s.command("meminfo\r", "meminfo")?;
+    let live_before = field(&before, "HeapLive");
+    check!(s, live_before.is_some(), "meminfo has no HeapLive line");
+    let reply = s.command("alloc 1000\r", "alloc 1000")?;
+    let Some(block) = handed_out(&reply) else {
+        return Err(s.fail("alloc 1000 printed no `#1 0x...` line"));
+    };
+    let after = s.command("meminfo\r", "meminfo")?;
+    check!(
+        s,
+        field(&after, "HeapLive") == live_before.map(|b| b + 1000),
+        "HeapLive went from {live_before:?} to {:?}, expected +1000",
+        field(&after, "HeapLive")
+    );
+    check!(s, field(&after, "ShellAlloc") == Some(1000), "ShellAlloc is not 1000 B");
+
+    // buddyinfo sums to meminfo's free pages.
+    let buddy = s.command("buddyinfo\r", "buddyinfo")?;
+    let sum: u64 = buddy
+        .iter()
+        .find_map(|l| l.strip_prefix("Node 0, zone   Normal"))
+        .map(|counts| {
+            counts
+                .split_whitespace()
+                .enumerate()
+                .map(|(order, n)| n.parse::<u64>().unwrap_or(u64::MAX / 4096) << order)
+                .sum()
+        })
+        .unwrap_or(0);
+    check!(
+        s,
+        Some(sum) == field(&after, "FreePages"),
+        "buddyinfo sums to {sum} pages, meminfo says FreePages {:?}",
+        field(&after, "FreePages")
+    );
+
+    // Free, then a double free: diagnosed, and the kernel stays up.
+    let freed = s.command(&format!("free {block}\r"), &format!("free {block}"))?;
+    check!(s, has(&freed, "freed #1"), "free {block} did not confirm");
+    let again = s.command(&format!("free {block}\r"), &format!("free {block}"))?;
+    check!(
+        s,
+        has(&again, "double free") && has(&again, "DoubleFree"),
+        "a second free of {block} was not diagnosed as a double free by the allocator"
+    );
+    let up = s.command("uptime\r", "uptime")?;
+    check!(s, has(&up, "up "), "the command after a double free did not run");
+    let restored = s.command("meminfo\r", "meminfo")?;
+    check!(
+        s,
+        field(&restored, "HeapLive") == live_before,
+        "HeapLive did not return to {live_before:?} after the free"
+    );
+
+    // Pages by hand, and their double free.
+    let pages = s.command("pages 3\r", "pages 3")?;
+    let Some(block) = handed_out(&pages) else {
+        return Err(s.fail("pages 3 printed no `#2 0x...` line"));
+    };
+    let freed = s.command(&format!("freepages {block} 3\r"), &format!("freepages {block} 3"))?;
+    check!(s, has(&freed, "freed #2"), "freepages {block} 3 did not confirm");
+    let again = s.command(&format!("freepages {block} 3\r"), &format!("freepages {block} 3"))?;
+    check!(s, has(&again, "DoubleFree"), "the page allocator did not report the double free");
+
+    // translate of a .text address shows R-X.
+    let map = s.command("vmmap\r", "vmmap")?;
+    let Some(text) = map
+        .iter()
+        .find(|l| l.ends_with(".text"))
+        .and_then(|l| l.split('-').next())
+    else {
+        return Err(s.fail("vmmap shows no .text mapping"));
+    };
+    let text = text.to_string();
+    let walk = s.command(&format!("translate {text}\r"), &format!("translate {text}"))?;
+    check!(
+        s,
+        walk.iter().any(|l| l.contains("=> physical") && l.contains("R-X") && l.contains(".text")),
+        "translate {text} does not end in an R-X .text leaf"
+    );
+    check!(s, walk.iter().filter(|l| l.contains(" table 0x")).count() >= 1, "no walk steps shown");
+
+    // Errors: unknown command, bad number (with the usage line).
+    let unknown = s.command("frobnicate\r", "frobnicate")?;
+    check!(s, has(&unknown, "unknown command `frobnicate`"), "unknown command not reported");
+    let bad = s.command("alloc 12q\r", "alloc 12q")?;
+    check!(
+        s,
+        has(&bad, "alloc: `12q` is not a number") && has(&bad, "usage: alloc <size> [align]"),
+        "a bad number was not reported with the usage line"
+    );
+
+    // Line editing over the wire: backspace, Ctrl-U, left arrow, history.
+    let edited = s.command("memXX\x7f\x7finfo\r", "meminfo")?;
+    check!(s, has(&edited, "MemTotal:"), "backspace-edited meminfo did not run");
+    let killed = s.command("garbage\x15uptime\r", "uptime")?;
+    check!(s, has(&killed, "up "), "Ctrl-U did not clear the line");
+    let moved = s.command("uptme\x1b[D\x1b[Di\r", "uptime")?;
+    check!(s, has(&moved, "up "), "left arrow + insert did not produce `uptime`");
+    s.command("buddyinfo\r", "buddyinfo")?;
+    s.command("uptime\r", "uptime")?;
+    let recalled = s.command("\x1b[A\x1b[A\r", "buddyinfo")?;
+    check!(s, has(&recalled, "Node 0, zone"), "Up Up did not recall buddyinfo");
+
+    // The remaining commands answer sensibly.
+    let frag = s.command("frag\r", "frag")?;
+    check!(
+        s,
+        has(&frag, "extfrag_index") && has(&frag, "one character ="),
+        "frag lacks indices or the map"
+    );
+    let slab = s.command("slabinfo\r", "slabinfo")?;
+    check!(s, has(&slab, "slabinfo - version: 2.1"), "slabinfo header missing");
+    let harts = s.command("harts\r", "harts")?;
+    let online = harts.iter().filter(|l| l.contains(" online ")).count();
+    check!(
+        s,
+        online == config.smp as usize,
+        "harts lists {online} online harts, QEMU has {}",
+        config.smp
+    );
+    let bench = s.command("bench tlsf\r", "bench tlsf")?;
+    check!(
+        s,
+        bench.iter().any(|l| l.starts_with("tlsf ") && l.split_whitespace().count() == 5),
+        "bench tlsf printed no result row"
+    );
+    let level = s.command("log\r", "log")?;
+    check!(s, has(&level, "log level: WARN"), "log does not show the boot level");
+
+    // shutdown ends QEMU with status 0.
+    s.type_keys(b"shutdown\r")?;
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    loop {
+        match s.child.try_wait() {
+            Ok(Some(status)) if status.code() == Some(0) => break,
+            Ok(Some(status)) => return Err(s.fail(&format!("shutdown ended QEMU with {status}"))),
+            _ if Instant::now() >= deadline => {
+                return Err(s.fail("QEMU still runs after `shutdown`"));
+            }
+            _ => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    println!("xtask: shell: interactive session ok (typed over the serial line, every check passed)");
+    Ok(())
+}
+
+fn cmds_mode(config: &Config, image: &std::path::Path) -> Result<(), String> {
+    for (list, code, must_contain) in [
+        ("meminfo; buddyinfo; shutdown", 0, "Node 0, zone"),
+        ("uptime; nosuchcommand", 6, "unknown command `nosuchcommand`"),
+    ] {
+        let args = config.boot_args(&[format!("cmds=\"{list}\"")]);
+        let run = process::run_limited(qemu::command(config, image, &args), false, Some(BOOT_LIMIT))?;
+        let status = run.status.and_then(|s| s.code());
+        if status != Some(code) || !run.output.contains(must_contain) {
+            return Err(format!(
+                "cmds=\"{list}\": expected status {code} and {must_contain:?}, got {status:?}; output tail:\n{}",
+                run.tail(30)
+            ));
+        }
+        println!("xtask: shell: cmds=\"{list}\" ends with status {code}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_applies_backspace_and_carriage_return() {
+        assert_eq!(render(b"rvos> memX\x08 \x08info\r\n"), ["rvos> meminfo", ""]);
+        assert_eq!(render(b"abc\rX\x07"), ["Xbc"]);
+        assert_eq!(render(b"\x08\x08ab"), ["ab"]);
+    }
+
+    #[test]
+    fn fields_and_addresses_parse() {
+        let lines: Vec<String> = ["HeapLive:      1000 B", "#3 0xffffffc080301000: 3 page(s)"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(field(&lines, "HeapLive"), Some(1000));
+        assert_eq!(field(&lines, "Heap"), None);
+        assert_eq!(handed_out(&lines).as_deref(), Some("0xffffffc080301000"));
+        assert_eq!(nth(b"a> b> c> ", b"> ", 1), 4);
+        assert_eq!(count(b"a> b> c> ", b"> "), 3);
+    }
+}
