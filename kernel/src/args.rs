@@ -48,7 +48,10 @@ pub struct KernelArgs {
     pub page_allocator: crate::memory::pages::PageAllocatorKind,
     pub heap: crate::memory::heap::HeapKind,
     /// `cmds=`: the monitor runs these commands instead of prompting.
-    #[cfg_attr(feature = "ktest", expect(dead_code, reason = "the test build has no shell"))]
+    #[cfg_attr(
+        feature = "ktest",
+        expect(dead_code, reason = "the test build has no shell")
+    )]
     pub cmds: Option<&'static str>,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
@@ -159,7 +162,10 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
         cmds: args
             .get("cmds")
             .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
-            .map(|arg| arg.value.ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key })))
+            .map(|arg| {
+                arg.value
+                    .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))
+            })
             .transpose()?,
         #[cfg(feature = "ktest")]
         test: test_args(&args)?,

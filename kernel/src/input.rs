@@ -132,16 +132,39 @@ pub fn counters() -> (u64, u64) {
 
 #[cfg(feature = "ktest")]
 mod tests {
+    use super::*;
     use crate::ktest::prelude::*;
 
     ktest! {
         fn uart_receive_interrupt_is_routed_to_the_boot_hart() {
-            let plic = super::plic::get();
-            kassert!(plic.is_some(), "the PLIC was not set up at boot");
-            let source = super::uart_source();
-            kassert!(source.is_ok(), "the UART node has no interrupt");
-            let enabled = riscv::register::sie::read().sext();
-            kassert!(enabled, "sie.SEIE is off on the boot hart");
+            kassert!(plic::get().is_some(), "the PLIC was not set up at boot");
+            kassert!(uart_source().is_ok(), "the UART node has no interrupt");
+            kassert!(sie::read().sext(), "sie.SEIE is off on the boot hart");
+            Ok(())
+        }
+    }
+
+    ktest! {
+        fn a_received_byte_goes_through_the_plic_into_the_ring() {
+            const MARKER: u8 = 0x5a;
+            let Some(uart) = crate::console::uart() else {
+                return Err(crate::ktest::Failure::new(format_args!("no console UART")));
+            };
+            let source = uart_source().unwrap_or(0);
+            let (irqs, spurious) = (plic::count(source), plic::spurious());
+            while pop().is_some() {}
+            uart.set_loopback(true);
+            uart.put(MARKER);
+            let timebase = crate::platform::get().timebase_hz;
+            let deadline = crate::arch::cpu::ticks() + timebase / 5;
+            let mut found = false;
+            while !found && crate::arch::cpu::ticks() < deadline {
+                found = pop() == Some(MARKER);
+            }
+            uart.set_loopback(false);
+            kassert!(found, "the looped-back byte never reached the ring within 200 ms");
+            kassert!(plic::count(source) > irqs, "no interrupt was claimed for irq {source}");
+            kassert_eq!(plic::spurious(), spurious);
             Ok(())
         }
     }

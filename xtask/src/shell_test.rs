@@ -78,8 +78,14 @@ impl Session {
         let stdin = child.stdin.take().ok_or("no stdin pipe")?;
         let output = Arc::new(Mutex::new(Vec::new()));
         for source in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -118,7 +124,10 @@ impl Session {
     }
 
     fn fail(&self, what: &str) -> String {
-        format!("{what}\n---- transcript (end) ----\n{}\n----", self.tail(60))
+        format!(
+            "{what}\n---- transcript (end) ----\n{}\n----",
+            self.tail(60)
+        )
     }
 
     /// Waits until at least `prompts` prompts were printed.
@@ -192,7 +201,10 @@ impl Drop for Session {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// Offset of the `index`-th (0-based) occurrence, or the end.
@@ -264,7 +276,11 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
         "HeapLive went from {live_before:?} to {:?}, expected +1000",
         field(&after, "HeapLive")
     );
-    check!(s, field(&after, "ShellAlloc") == Some(1000), "ShellAlloc is not 1000 B");
+    check!(
+        s,
+        field(&after, "ShellAlloc") == Some(1000),
+        "ShellAlloc is not 1000 B"
+    );
 
     // buddyinfo sums to meminfo's free pages.
     let buddy = s.command("buddyinfo\r", "buddyinfo")?;
@@ -296,7 +312,11 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
         "a second free of {block} was not diagnosed as a double free by the allocator"
     );
     let up = s.command("uptime\r", "uptime")?;
-    check!(s, has(&up, "up "), "the command after a double free did not run");
+    check!(
+        s,
+        has(&up, "up "),
+        "the command after a double free did not run"
+    );
     let restored = s.command("meminfo\r", "meminfo")?;
     check!(
         s,
@@ -309,10 +329,24 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
     let Some(block) = handed_out(&pages) else {
         return Err(s.fail("pages 3 printed no `#2 0x...` line"));
     };
-    let freed = s.command(&format!("freepages {block} 3\r"), &format!("freepages {block} 3"))?;
-    check!(s, has(&freed, "freed #2"), "freepages {block} 3 did not confirm");
-    let again = s.command(&format!("freepages {block} 3\r"), &format!("freepages {block} 3"))?;
-    check!(s, has(&again, "DoubleFree"), "the page allocator did not report the double free");
+    let freed = s.command(
+        &format!("freepages {block} 3\r"),
+        &format!("freepages {block} 3"),
+    )?;
+    check!(
+        s,
+        has(&freed, "freed #2"),
+        "freepages {block} 3 did not confirm"
+    );
+    let again = s.command(
+        &format!("freepages {block} 3\r"),
+        &format!("freepages {block} 3"),
+    )?;
+    check!(
+        s,
+        has(&again, "DoubleFree"),
+        "the page allocator did not report the double free"
+    );
 
     // translate of a .text address shows R-X.
     let map = s.command("vmmap\r", "vmmap")?;
@@ -327,14 +361,23 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
     let walk = s.command(&format!("translate {text}\r"), &format!("translate {text}"))?;
     check!(
         s,
-        walk.iter().any(|l| l.contains("=> physical") && l.contains("R-X") && l.contains(".text")),
+        walk.iter()
+            .any(|l| l.contains("=> physical") && l.contains("R-X") && l.contains(".text")),
         "translate {text} does not end in an R-X .text leaf"
     );
-    check!(s, walk.iter().filter(|l| l.contains(" table 0x")).count() >= 1, "no walk steps shown");
+    check!(
+        s,
+        walk.iter().filter(|l| l.contains(" table 0x")).count() >= 1,
+        "no walk steps shown"
+    );
 
     // Errors: unknown command, bad number (with the usage line).
     let unknown = s.command("frobnicate\r", "frobnicate")?;
-    check!(s, has(&unknown, "unknown command `frobnicate`"), "unknown command not reported");
+    check!(
+        s,
+        has(&unknown, "unknown command `frobnicate`"),
+        "unknown command not reported"
+    );
     let bad = s.command("alloc 12q\r", "alloc 12q")?;
     check!(
         s,
@@ -344,15 +387,27 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
 
     // Line editing over the wire: backspace, Ctrl-U, left arrow, history.
     let edited = s.command("memXX\x7f\x7finfo\r", "meminfo")?;
-    check!(s, has(&edited, "MemTotal:"), "backspace-edited meminfo did not run");
+    check!(
+        s,
+        has(&edited, "MemTotal:"),
+        "backspace-edited meminfo did not run"
+    );
     let killed = s.command("garbage\x15uptime\r", "uptime")?;
     check!(s, has(&killed, "up "), "Ctrl-U did not clear the line");
     let moved = s.command("uptme\x1b[D\x1b[Di\r", "uptime")?;
-    check!(s, has(&moved, "up "), "left arrow + insert did not produce `uptime`");
+    check!(
+        s,
+        has(&moved, "up "),
+        "left arrow + insert did not produce `uptime`"
+    );
     s.command("buddyinfo\r", "buddyinfo")?;
     s.command("uptime\r", "uptime")?;
     let recalled = s.command("\x1b[A\x1b[A\r", "buddyinfo")?;
-    check!(s, has(&recalled, "Node 0, zone"), "Up Up did not recall buddyinfo");
+    check!(
+        s,
+        has(&recalled, "Node 0, zone"),
+        "Up Up did not recall buddyinfo"
+    );
 
     // The remaining commands answer sensibly.
     let frag = s.command("frag\r", "frag")?;
@@ -362,7 +417,11 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
         "frag lacks indices or the map"
     );
     let slab = s.command("slabinfo\r", "slabinfo")?;
-    check!(s, has(&slab, "slabinfo - version: 2.1"), "slabinfo header missing");
+    check!(
+        s,
+        has(&slab, "slabinfo - version: 2.1"),
+        "slabinfo header missing"
+    );
     let harts = s.command("harts\r", "harts")?;
     let online = harts.iter().filter(|l| l.contains(" online ")).count();
     check!(
@@ -374,11 +433,17 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
     let bench = s.command("bench tlsf\r", "bench tlsf")?;
     check!(
         s,
-        bench.iter().any(|l| l.starts_with("tlsf ") && l.split_whitespace().count() == 5),
+        bench
+            .iter()
+            .any(|l| l.starts_with("tlsf ") && l.split_whitespace().count() == 5),
         "bench tlsf printed no result row"
     );
     let level = s.command("log\r", "log")?;
-    check!(s, has(&level, "log level: WARN"), "log does not show the boot level");
+    check!(
+        s,
+        has(&level, "log level: WARN"),
+        "log does not show the boot level"
+    );
 
     // shutdown ends QEMU with status 0.
     s.type_keys(b"shutdown\r")?;
@@ -393,17 +458,24 @@ fn interactive(config: &Config, image: &std::path::Path) -> Result<(), String> {
             _ => thread::sleep(Duration::from_millis(20)),
         }
     }
-    println!("xtask: shell: interactive session ok (typed over the serial line, every check passed)");
+    println!(
+        "xtask: shell: interactive session ok (typed over the serial line, every check passed)"
+    );
     Ok(())
 }
 
 fn cmds_mode(config: &Config, image: &std::path::Path) -> Result<(), String> {
     for (list, code, must_contain) in [
         ("meminfo; buddyinfo; shutdown", 0, "Node 0, zone"),
-        ("uptime; nosuchcommand", 6, "unknown command `nosuchcommand`"),
+        (
+            "uptime; nosuchcommand",
+            6,
+            "unknown command `nosuchcommand`",
+        ),
     ] {
         let args = config.boot_args(&[format!("cmds=\"{list}\"")]);
-        let run = process::run_limited(qemu::command(config, image, &args), false, Some(BOOT_LIMIT))?;
+        let run =
+            process::run_limited(qemu::command(config, image, &args), false, Some(BOOT_LIMIT))?;
         let status = run.status.and_then(|s| s.code());
         if status != Some(code) || !run.output.contains(must_contain) {
             return Err(format!(
@@ -422,7 +494,10 @@ mod tests {
 
     #[test]
     fn render_applies_backspace_and_carriage_return() {
-        assert_eq!(render(b"rvos> memX\x08 \x08info\r\n"), ["rvos> meminfo", ""]);
+        assert_eq!(
+            render(b"rvos> memX\x08 \x08info\r\n"),
+            ["rvos> meminfo", ""]
+        );
         assert_eq!(render(b"abc\rX\x07"), ["Xbc"]);
         assert_eq!(render(b"\x08\x08ab"), ["ab"]);
     }

@@ -18,6 +18,7 @@ const LCR_8N1: u8 = 0b11;
 const LCR_DLAB: u8 = 1 << 7;
 const FCR_ENABLE_AND_CLEAR: u8 = 0b111;
 const MCR_DTR_RTS: u8 = 0b11;
+const MCR_LOOPBACK: u8 = 1 << 4;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 const LSR_DATA_READY: u8 = 1 << 0;
 const IER_RX_AVAILABLE: u8 = 1 << 0;
@@ -80,6 +81,21 @@ impl Ns16550a {
     /// interrupt stays asserted until [`get`](Self::get) drained it).
     pub fn enable_rx_interrupt(&self) {
         self.write(IER, IER_RX_AVAILABLE);
+    }
+
+    /// Loopback mode: what is sent is received instead of leaving the
+    /// UART (a test drives the receive path with it).
+    #[cfg_attr(
+        not(feature = "ktest"),
+        expect(dead_code, reason = "the in-kernel tests are its only user")
+    )]
+    pub fn set_loopback(&self, on: bool) {
+        let mcr = if on {
+            MCR_DTR_RTS | MCR_LOOPBACK
+        } else {
+            MCR_DTR_RTS
+        };
+        self.write(MCR, mcr);
     }
 
     fn register(&self, index: usize) -> usize {

@@ -59,7 +59,9 @@ pub enum PlicError {
     /// The source number is 0 or beyond `riscv,ndev` (or this driver).
     BadSource(usize),
     /// The hart has no S-mode context.
-    NoContext { hart_id: usize },
+    NoContext {
+        hart_id: usize,
+    },
 }
 
 impl fmt::Display for PlicError {

@@ -310,6 +310,10 @@ pub fn largest_free_block() -> usize {
 /// Copies the slab caches' `slabinfo` rows into `rows` (so the caller can
 /// print them without holding the heap lock); the number of caches, or
 /// `None` unless the heap is `alloc=slab`.
+#[cfg_attr(
+    feature = "ktest",
+    expect(dead_code, reason = "the monitor's `slabinfo` is its only user")
+)]
 pub fn slabinfo(rows: &mut [Option<kalloc::byte::SlabInfo>]) -> Option<usize> {
     let guard = HEAP.lock();
     let Some(Heap::Slab { slab, .. }) = guard.as_ref() else {

@@ -278,6 +278,13 @@ pub fn is_mapped(va: usize) -> Option<bool> {
 
 /// Runs `f` on the live kernel page table (read-only, its lock held, so
 /// `f` must not print or allocate); `None` before the table is built.
+#[cfg_attr(
+    feature = "ktest",
+    expect(
+        dead_code,
+        reason = "the monitor's `vmmap`/`translate` are its only users"
+    )
+)]
 pub fn inspect<R>(f: impl FnOnce(&PageTable<KernelFrames>) -> R) -> Option<R> {
     KERNEL_TABLE.lock().as_ref().map(f)
 }

@@ -16,9 +16,9 @@ use crate::memory::{heap, pages};
 use core::alloc::Layout;
 use core::fmt::Write;
 use core::ptr::NonNull;
+use kalloc::AllocError;
 use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
-use kalloc::AllocError;
 use kshell::{ArgError, Args, CommandError};
 use workload::{Block, Bytes, Generator, Pages, Sizes, Spec, Target};
 
@@ -40,12 +40,28 @@ enum Subject {
 }
 
 const SUBJECTS: [(&str, Subject, &str); 6] = [
-    ("heap", Subject::Heap, "the live kernel heap (global allocator)"),
+    (
+        "heap",
+        Subject::Heap,
+        "the live kernel heap (global allocator)",
+    ),
     ("tlsf", Subject::Tlsf, "fresh TLSF over 4 MiB"),
-    ("slab", Subject::Slab, "fresh slab allocator (kmalloc classes)"),
+    (
+        "slab",
+        Subject::Slab,
+        "fresh slab allocator (kmalloc classes)",
+    ),
     ("buddy", Subject::ByteBuddy, "fresh byte buddy over 4 MiB"),
-    ("pages-buddy", Subject::PageBuddy, "fresh buddy page allocator over 4 MiB"),
-    ("pages-bitmap", Subject::PageBitmap, "fresh bitmap page allocator over 4 MiB"),
+    (
+        "pages-buddy",
+        Subject::PageBuddy,
+        "fresh buddy page allocator over 4 MiB",
+    ),
+    (
+        "pages-bitmap",
+        Subject::PageBitmap,
+        "fresh bitmap page allocator over 4 MiB",
+    ),
 ];
 
 /// The live global allocator as a workload target.
@@ -58,7 +74,12 @@ impl Target for GlobalHeap {
         NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError::NoMemory)
     }
 
-    unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize, align: usize) -> Result<(), AllocError> {
+    unsafe fn free(
+        &mut self,
+        ptr: NonNull<u8>,
+        size: usize,
+        align: usize,
+    ) -> Result<(), AllocError> {
         let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
         // SAFETY: the caller frees a live block `alloc` returned for it.
         unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
@@ -82,7 +103,11 @@ fn page_spec() -> Spec {
 }
 
 /// Runs `spec` for `steps` against `target` and drains it; (ops, ticks).
-fn measure(target: &mut impl Target, spec: Spec, steps: u64) -> Result<(u64, u64), workload::Failure> {
+fn measure(
+    target: &mut impl Target,
+    spec: Spec,
+    steps: u64,
+) -> Result<(u64, u64), workload::Failure> {
     // About 10 KiB: the boot stack has 64.
     let mut slots = [None::<Block>; LIVE];
     let mut generator = Generator::new(spec, &mut slots);
@@ -190,7 +215,11 @@ pub fn bench<'a>(
         "seed {SEED:#x}; bytes: {BYTE_STEPS} steps, 8..1024 B, {LIVE} live; \
          pages: {PAGE_STEPS} steps, 1..8 pages, 64 live; pattern fill+check included"
     )?;
-    writeln!(out, "{:<13} {:>9} {:>10} {:>12} {:>6}", "allocator", "ops", "ms", "ops/s", "ratio")?;
+    writeln!(
+        out,
+        "{:<13} {:>9} {:>10} {:>12} {:>6}",
+        "allocator", "ops", "ms", "ops/s", "ratio"
+    )?;
     let mut first_rate: Option<u64> = None;
     let mut failed = false;
     for (name, subject, _) in SUBJECTS {

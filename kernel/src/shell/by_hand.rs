@@ -66,7 +66,11 @@ impl core::fmt::Display for Record {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.kind {
             Kind::Bytes { size, align } => {
-                write!(f, "#{} {:#x}: {size} bytes, align {align}", self.serial, self.addr)
+                write!(
+                    f,
+                    "#{} {:#x}: {size} bytes, align {align}",
+                    self.serial, self.addr
+                )
             }
             Kind::Pages { count } => write!(
                 f,
@@ -284,10 +288,7 @@ fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'stat
 
 /// Gives a block freed before to its allocator again, for its verdict.
 fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
-    writeln!(
-        out,
-        "double free: {record} was already freed by this shell"
-    )?;
+    writeln!(out, "double free: {record} was already freed by this shell")?;
     let (verdict, who) = match record.kind {
         Kind::Bytes { size, align } => {
             let layout = layout_of(size, align);
@@ -322,8 +323,18 @@ fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'s
 }
 
 /// Explains why `addr` is not something the shell can free.
-fn unknown(monitor: &Monitor, addr: usize, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
-    if let Some(block) = monitor.ledger.live.iter().flatten().find(|r| r.contains(addr)) {
+fn unknown(
+    monitor: &Monitor,
+    addr: usize,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'static>> {
+    if let Some(block) = monitor
+        .ledger
+        .live
+        .iter()
+        .flatten()
+        .find(|r| r.contains(addr))
+    {
         writeln!(
             out,
             "{addr:#x} is inside block {block}, not its start; free takes the start address"

@@ -50,7 +50,12 @@ pub fn meminfo<'a>(
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
     args.end()?;
-    let ram: u64 = platform::get().ram.as_slice().iter().map(|r| r.size()).sum();
+    let ram: u64 = platform::get()
+        .ram
+        .as_slice()
+        .iter()
+        .map(|r| r.size())
+        .sum();
     let stats = pages::stats();
     let (total, free) = (stats.total_pages, stats.free_pages);
     let used = total - free;
@@ -72,14 +77,14 @@ pub fn meminfo<'a>(
         let pad = 15usize.saturating_sub(name.len());
         writeln!(out, "{name}:{:pad$}{value:>12} {unit:<2}  {note}", "")
     };
-    line(out, "MemTotal", (ram / 1024) as usize, "kB", "RAM in the device tree")?;
     line(
         out,
-        "MemManaged",
-        kb(total),
+        "MemTotal",
+        (ram / 1024) as usize,
         "kB",
-        page_allocator_name(),
+        "RAM in the device tree",
     )?;
+    line(out, "MemManaged", kb(total), "kB", page_allocator_name())?;
     line(out, "MemFree", kb(free), "kB", "")?;
     line(out, "MemUsed", kb(used), "kB", "managed minus free")?;
     line(
@@ -91,7 +96,13 @@ pub fn meminfo<'a>(
     )?;
     line(out, "FreePages", free, "", "pages of 4 KiB")?;
     line(out, "LargestFreeRun", kb(stats.largest_free_run), "kB", "")?;
-    line(out, "WatermarkMin", kb(min), "kB", "Linux's formula; advisory")?;
+    line(
+        out,
+        "WatermarkMin",
+        kb(min),
+        "kB",
+        "Linux's formula; advisory",
+    )?;
     line(out, "WatermarkLow", kb(low), "kB", "")?;
     line(out, "WatermarkHigh", kb(high), "kB", zone)?;
     writeln!(out, "HeapAllocator:  {:>12}", heap_name())?;
@@ -147,7 +158,13 @@ pub fn meminfo<'a>(
     line(out, "ShellAlloc", bytes, "B", "")?;
     line(out, "ShellAllocs", blocks, "", "blocks from `alloc`")?;
     line(out, "ShellPages", kb(page_count), "kB", "")?;
-    line(out, "ShellPageAllocs", page_blocks, "", "blocks from `pages`")?;
+    line(
+        out,
+        "ShellPageAllocs",
+        page_blocks,
+        "",
+        "blocks from `pages`",
+    )?;
     Ok(())
 }
 

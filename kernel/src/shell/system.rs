@@ -30,7 +30,11 @@ pub fn harts<'a>(
             "{:>4} {:>4} {:<7} {:>11}  {:#x}-{:#x}  ",
             block.hart_id(),
             block.slot(),
-            if block.is_online() { "online" } else { "offline" },
+            if block.is_online() {
+                "online"
+            } else {
+                "offline"
+            },
             block.timer_ticks.load(Ordering::Relaxed),
             stack.start,
             stack.end
@@ -39,7 +43,15 @@ pub fn harts<'a>(
             Some(context) => write!(out, "{context:>4}")?,
             None => write!(out, "   -")?,
         }
-        writeln!(out, "{}", if block.hart_id() == me { "  (shell)" } else { "" })?;
+        writeln!(
+            out,
+            "{}",
+            if block.hart_id() == me {
+                "  (shell)"
+            } else {
+                ""
+            }
+        )?;
     }
     let (received, overruns) = crate::input::counters();
     writeln!(
