@@ -3,7 +3,8 @@
 //! generator (random sizes, random lifetimes, every block filled with a
 //! pattern and checked before it is freed). All allocators of one call
 //! run the same spec, one after the other, so the ops/s column compares
-//! them; the ratio column is against the first allocator of the table.
+//! them; the ratio column is against the first allocator of its group
+//! (byte allocators against `heap`, page allocators against `pages-buddy`).
 //!
 //! Fresh instances run over a region taken from the page allocator (and
 //! given back afterwards); `heap` drives the live global allocator and
@@ -225,6 +226,10 @@ pub fn bench<'a>(
     for (name, subject, _) in SUBJECTS {
         if only.is_some_and(|word| word != name) {
             continue;
+        }
+        if subject == Subject::PageBuddy {
+            // A different workload: its ratios start again.
+            first_rate = None;
         }
         match run(subject) {
             Ok((ops, ticks)) => {

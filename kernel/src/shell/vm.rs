@@ -8,7 +8,7 @@
 //! the console is.
 
 use super::Monitor;
-use crate::memory::{Size, fault, paging};
+use crate::memory::{Size, layout, paging};
 use core::fmt::{self, Write};
 use kshell::{ArgError, Args, CommandError};
 use sv39::{PageSize, PteFlags, VirtAddr, WalkEnd};
@@ -16,6 +16,7 @@ use sv39::{PageSize, PteFlags, VirtAddr, WalkEnd};
 /// A run of leaves: contiguous in both address spaces, same flags and size.
 #[derive(Clone, Copy)]
 struct Run {
+    what: &'static str,
     va: usize,
     pa: usize,
     len: usize,
@@ -54,21 +55,28 @@ fn size_name(size: PageSize) -> &'static str {
     }
 }
 
-/// What the kernel keeps at `va`, for a human.
-struct What(usize);
-
-impl fmt::Display for What {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match fault::region_of(self.0) {
-            fault::Region::Section(name) => f.write_str(name),
-            fault::Region::LinearMap => f.write_str("linear map of RAM"),
-            fault::Region::Device(name) => write!(f, "device {name}"),
-            fault::Region::StackGuard { .. } | fault::Region::TrapStackGuard { .. } => {
-                f.write_str("guard page (should be unmapped!)")
-            }
-            fault::Region::Unmapped => f.write_str("device"),
-        }
+/// What the kernel keeps at `va` (mapped to `pa`), for a human: an
+/// image section, the linear map of RAM, or a device. Reads no lock (it
+/// runs while the page-table lock is held).
+fn classify(sections: &[layout::Section], va: usize, pa: usize) -> &'static str {
+    if let Some(section) = sections.iter().find(|s| s.virt.contains(&va)) {
+        return section.name;
     }
+    if paging::is_ram(pa) {
+        return "linear map of RAM";
+    }
+    paging::device_at(va).unwrap_or("device")
+}
+
+/// The device-tree node whose registers hold physical `pa`, and where
+/// they end.
+fn device_node(pa: usize) -> Option<(&'static str, usize)> {
+    crate::platform::get().fdt.all_nodes().find_map(|node| {
+        let reg = node.reg()?.next()?;
+        let start = reg.starting_address as usize;
+        let end = start + reg.size?;
+        (start..end).contains(&pa).then_some((node.name, end))
+    })
 }
 
 /// `vmmap`
@@ -81,10 +89,13 @@ pub fn vmmap<'a>(
     let mut runs = [None::<Run>; MAX_RUNS];
     let mut count: usize = 0;
     let mut truncated = false;
+    let sections = layout::sections();
     let collected = paging::inspect(|table| {
         for leaf in table.mappings() {
             let (va, pa, bytes) = (leaf.va.as_usize(), leaf.pa.as_usize(), leaf.size.bytes());
+            let what = classify(&sections, va, pa);
             if let Some(Some(run)) = count.checked_sub(1).map(|last| runs[last].as_mut())
+                && run.what == what
                 && run.va + run.len == va
                 && run.pa + run.len == pa
                 && run.size == leaf.size
@@ -99,6 +110,7 @@ pub fn vmmap<'a>(
                 break;
             }
             runs[count] = Some(Run {
+                what,
                 va,
                 pa,
                 len: bytes,
@@ -120,7 +132,7 @@ pub fn vmmap<'a>(
     let mut leaves = [0usize; 3];
     for run in runs[..count].iter().flatten() {
         leaves[run.size.level()] += run.leaves;
-        writeln!(
+        write!(
             out,
             "{:#018x}-{:#018x}  {:#012x} {} {:>10} {:>5}x{:<2}  {}",
             run.va,
@@ -130,8 +142,19 @@ pub fn vmmap<'a>(
             Size(run.len as u64),
             run.leaves,
             size_name(run.size),
-            What(run.va)
+            run.what
         )?;
+        if run.what == "device"
+            && let Some((node, end)) = device_node(run.pa)
+        {
+            let more = if end < run.pa + run.len {
+                " and more"
+            } else {
+                ""
+            };
+            write!(out, " {node}{more}")?;
+        }
+        writeln!(out)?;
     }
     writeln!(
         out,
@@ -155,6 +178,7 @@ pub fn translate<'a>(
     let va = kshell::parse_number(word)? as usize;
     args.end()?;
     let va = VirtAddr::new(va).map_err(|_| ArgError::Invalid(word))?;
+    let sections = layout::sections();
     let walk = paging::inspect(|table| table.walk(va))
         .ok_or(CommandError::Failed("the kernel page table is not built"))?;
     writeln!(
@@ -196,7 +220,7 @@ pub fn translate<'a>(
             translation.pa.as_usize(),
             size_name(translation.size),
             Perms(translation.flags),
-            What(va.as_usize())
+            classify(&sections, va.as_usize(), translation.pa.as_usize())
         )?,
         WalkEnd::Invalid { level } => {
             writeln!(out, "  => not mapped (invalid entry at level {level})")?
