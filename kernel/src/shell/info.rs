@@ -75,7 +75,11 @@ pub fn meminfo<'a>(
     let (blocks, bytes, page_blocks, page_count) = monitor.ledger.totals();
     let line = |out: &mut dyn Write, name: &str, value: usize, unit: &str, note: &str| {
         let pad = 15usize.saturating_sub(name.len());
-        writeln!(out, "{name}:{:pad$}{value:>12} {unit:<2}  {note}", "")
+        match (unit, note) {
+            ("", "") => writeln!(out, "{name}:{:pad$}{value:>12}", ""),
+            (unit, "") => writeln!(out, "{name}:{:pad$}{value:>12} {unit}", ""),
+            (unit, note) => writeln!(out, "{name}:{:pad$}{value:>12} {unit:<2}  {note}", ""),
+        }
     };
     line(
         out,
