@@ -12,11 +12,13 @@
 //! The ring is single-producer (the interrupt handler) single-consumer
 //! (the shell), both on the same hart; the consumer masks interrupts only
 //! to check for emptiness and sleep without missing a wake-up. A byte that
-//! finds the ring full is dropped and counted ([`overruns`]).
+//! finds the ring full is dropped and counted ([`counters`]). Without a
+//! PLIC route (no PLIC in the device tree) `read_byte` falls back to
+//! polling the UART once per wake-up (timer tick), still sleeping between.
 
 use crate::drivers::plic::{self, Plic, PlicError};
 use crate::platform;
-use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use riscv::register::{sie, sstatus};
 
 const RING_BYTES: usize = 256;
@@ -27,6 +29,9 @@ static HEAD: AtomicUsize = AtomicUsize::new(0);
 static TAIL: AtomicUsize = AtomicUsize::new(0);
 static OVERRUNS: AtomicU64 = AtomicU64::new(0);
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
+/// Whether the receive interrupt is routed (else `read_byte` polls the
+/// UART each time the hart wakes, e.g. on a timer tick).
+static ROUTED: AtomicBool = AtomicBool::new(false);
 
 /// The PLIC source of the console UART (its `interrupts` property).
 fn uart_source() -> Result<usize, PlicError> {
@@ -65,6 +70,7 @@ pub fn start() -> Result<(), PlicError> {
     // SAFETY: unmasking external interrupts; the trap vector dispatches
     // them to the PLIC driver.
     unsafe { sie::set_sext() };
+    ROUTED.store(true, Ordering::Release);
     Ok(())
 }
 
@@ -101,6 +107,17 @@ fn pop() -> Option<u8> {
     expect(dead_code, reason = "the test build has no shell")
 )]
 pub fn read_byte() -> u8 {
+    if !ROUTED.load(Ordering::Acquire) {
+        // No PLIC route (a platform without one): poll once per wake-up,
+        // i.e. per timer tick, still sleeping in between.
+        loop {
+            if let Some(byte) = crate::console::uart().and_then(|uart| uart.get()) {
+                RECEIVED.fetch_add(1, Ordering::Relaxed);
+                return byte;
+            }
+            riscv::asm::wfi();
+        }
+    }
     loop {
         // With SIE off, `wfi` still wakes on a pending interrupt, so a byte
         // arriving between the check and the `wfi` is not slept through.

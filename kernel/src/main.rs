@@ -103,7 +103,9 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);
     if let Err(error) = input::start() {
-        warn!("no serial input ({error}): the monitor can only run cmds=");
+        warn!(
+            "no interrupt-driven serial input ({error}): the monitor polls the UART on each timer tick"
+        );
     }
 
     #[cfg(feature = "ktest")]

@@ -435,7 +435,30 @@ fn interactive(config: &Config, image: &std::path::Path, args: &[String]) -> Res
         has(&slab, "slabinfo - version: 2.1") || has(&slab, "which has no slab caches"),
         "slabinfo shows neither the caches nor why there are none"
     );
+    // The shell waits in `wfi`: every hart's timer keeps ticking meanwhile.
+    let ticks = |lines: &[String]| -> Vec<(String, u64)> {
+        lines
+            .iter()
+            .filter(|l| l.contains(" online "))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                Some((words.first()?.to_string(), words.get(3)?.parse().ok()?))
+            })
+            .collect()
+    };
+    let first = s.command("harts\r", "harts")?;
+    thread::sleep(Duration::from_millis(500));
     let harts = s.command("harts\r", "harts")?;
+    let (before, after) = (ticks(&first), ticks(&harts));
+    check!(
+        s,
+        before.len() == after.len()
+            && before
+                .iter()
+                .zip(&after)
+                .all(|((h0, t0), (h1, t1))| h0 == h1 && t1 > t0),
+        "timer ticks did not advance on every hart while the shell waited: {before:?} -> {after:?}"
+    );
     let online = harts.iter().filter(|l| l.contains(" online ")).count();
     check!(
         s,

@@ -117,6 +117,21 @@ pub fn meminfo<'a>(
         "kB",
         "held by the byte allocator (pools, slabs)",
     )?;
+    let mut rows = [None; kalloc::byte::MAX_CACHES];
+    if let Some(count) = heap::slabinfo(&mut rows) {
+        let slab_pages: usize = rows[..count]
+            .iter()
+            .flatten()
+            .map(|r| r.pages_per_slab * (r.full_slabs + r.partial_slabs + r.empty_slabs))
+            .sum();
+        line(
+            out,
+            "Slab",
+            kb(slab_pages),
+            "kB",
+            "slabs of the kmalloc caches",
+        )?;
+    }
     line(
         out,
         "HeapUsed",
