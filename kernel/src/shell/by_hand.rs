@@ -13,175 +13,15 @@
 //! shell keeps its state in fixed arrays), a freed record is dropped as
 //! soon as a later `alloc`/`pages` overlaps it, and `bench` (which
 //! allocates a lot but frees it all) forgets every freed record.
-//!
-//! ```text
-//!   live:  [Record; 64]   addr, Bytes{size, align} | Pages{count}, serial
-//!   freed: [Record; 32]   ring of the last frees
-//! ```
 
 use super::Monitor;
-use crate::arch::{PAGE_SIZE, virt_to_phys};
+pub use super::ledger::Ledger;
+use super::ledger::{Kind, Record};
+use crate::arch::PAGE_SIZE;
 use crate::memory::{Size, fault, heap, pages};
 use core::alloc::Layout;
 use core::fmt::Write;
 use kshell::{ArgError, Args, CommandError, parse_number};
-
-const LIVE: usize = 64;
-const FREED: usize = 32;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// From the global allocator (`alloc`).
-    Bytes { size: usize, align: usize },
-    /// From the page allocator (`pages`).
-    Pages { count: usize },
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Record {
-    pub addr: usize,
-    pub kind: Kind,
-    /// 1 for the first block handed out, 2 for the next ...
-    pub serial: u32,
-}
-
-impl Record {
-    fn bytes(&self) -> usize {
-        match self.kind {
-            Kind::Bytes { size, .. } => size,
-            Kind::Pages { count } => count * PAGE_SIZE,
-        }
-    }
-
-    fn overlaps(&self, addr: usize, bytes: usize) -> bool {
-        self.addr < addr + bytes && addr < self.addr + self.bytes()
-    }
-
-    fn contains(&self, addr: usize) -> bool {
-        (self.addr..self.addr + self.bytes().max(1)).contains(&addr)
-    }
-}
-
-impl core::fmt::Display for Record {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.kind {
-            Kind::Bytes { size, align } => {
-                write!(
-                    f,
-                    "#{} {:#x}: {size} bytes, align {align}",
-                    self.serial, self.addr
-                )
-            }
-            Kind::Pages { count } => write!(
-                f,
-                "#{} {:#x}: {count} page(s) at physical {:#x}",
-                self.serial,
-                self.addr,
-                virt_to_phys(self.addr)
-            ),
-        }
-    }
-}
-
-/// The blocks handed out and recently freed by the shell.
-pub struct Ledger {
-    live: [Option<Record>; LIVE],
-    freed: [Option<Record>; FREED],
-    next_freed: usize,
-    serial: u32,
-}
-
-impl Ledger {
-    pub const fn new() -> Self {
-        Self {
-            live: [None; LIVE],
-            freed: [None; FREED],
-            next_freed: 0,
-            serial: 0,
-        }
-    }
-
-    /// Live blocks and their bytes, split into heap bytes and pages.
-    pub fn totals(&self) -> (usize, usize, usize, usize) {
-        let (mut blocks, mut bytes, mut page_blocks, mut page_count) = (0, 0, 0, 0);
-        for record in self.live.iter().flatten() {
-            match record.kind {
-                Kind::Bytes { size, .. } => {
-                    blocks += 1;
-                    bytes += size;
-                }
-                Kind::Pages { count } => {
-                    page_blocks += 1;
-                    page_count += count;
-                }
-            }
-        }
-        (blocks, bytes, page_blocks, page_count)
-    }
-
-    fn has_room(&self) -> bool {
-        self.live.iter().any(Option::is_none)
-    }
-
-    fn add(&mut self, addr: usize, kind: Kind) -> Record {
-        self.serial += 1;
-        let record = Record {
-            addr,
-            kind,
-            serial: self.serial,
-        };
-        // The allocator handed this range out again: it is no longer free.
-        for slot in &mut self.freed {
-            if slot.is_some_and(|r| r.overlaps(addr, record.bytes())) {
-                *slot = None;
-            }
-        }
-        let slot = self
-            .live
-            .iter_mut()
-            .find(|s| s.is_none())
-            .expect("has_room checked");
-        *slot = Some(record);
-        record
-    }
-
-    /// Puts back a record `take_live` removed (its free was refused).
-    fn restore(&mut self, record: Record) {
-        if let Some(slot) = self.live.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(record);
-        }
-    }
-
-    fn take_live(&mut self, addr: usize) -> Option<Record> {
-        self.live
-            .iter_mut()
-            .find(|s| s.is_some_and(|r| r.addr == addr))
-            .and_then(Option::take)
-    }
-
-    fn live_at(&self, addr: usize) -> Option<Record> {
-        self.live.iter().flatten().find(|r| r.addr == addr).copied()
-    }
-
-    fn remember_freed(&mut self, record: Record) {
-        self.freed[self.next_freed] = Some(record);
-        self.next_freed = (self.next_freed + 1) % FREED;
-    }
-
-    fn freed_at(&self, addr: usize) -> Option<Record> {
-        self.freed
-            .iter()
-            .flatten()
-            .filter(|r| r.addr == addr)
-            .max_by_key(|r| r.serial)
-            .copied()
-    }
-
-    /// Forgets every freed record (after others may have reused them).
-    pub fn forget_freed(&mut self) {
-        self.freed = [None; FREED];
-    }
-}
 
 fn layout_of(size: usize, align: usize) -> Layout {
     Layout::from_size_align(size, align).expect("validated by the caller")
@@ -328,13 +168,7 @@ fn unknown(
     addr: usize,
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'static>> {
-    if let Some(block) = monitor
-        .ledger
-        .live
-        .iter()
-        .flatten()
-        .find(|r| r.contains(addr))
-    {
+    if let Some(block) = monitor.ledger.live_containing(addr) {
         writeln!(
             out,
             "{addr:#x} is inside block {block}, not its start; free takes the start address"

@@ -14,6 +14,7 @@
 //! ```text
 //!   info.rs     meminfo buddyinfo slabinfo      frag.rs    frag
 //!   by_hand.rs  alloc free pages freepages      vm.rs      vmmap translate
+//!   ledger.rs   what by_hand handed out and freed
 //!   bench.rs    bench                           system.rs  harts log uptime shutdown
 //! ```
 
@@ -21,6 +22,7 @@ mod bench;
 mod by_hand;
 mod frag;
 mod info;
+mod ledger;
 mod system;
 mod vm;
 
