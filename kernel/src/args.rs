@@ -22,6 +22,20 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "kernel heap: slab (default: slab classes over TLSF), tlsf or buddy",
     ),
     (
+        "memdebug",
+        "memory debugging: off (default), all, or a comma list of poison, allocpoison, \
+         redzone, track, leakcheck",
+    ),
+    (
+        "memdebug.track",
+        "with memdebug=track: record call sites of byte allocations of at least this many \
+         bytes (default 256; 0 in the test build)",
+    ),
+    (
+        "memdebug.leakwatch",
+        "with memdebug=leakcheck: boot-hart timer ticks between two leak checks (default 100)",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
@@ -43,6 +57,7 @@ pub struct KernelArgs {
     pub timer_hz: u32,
     pub page_allocator: crate::memory::pages::PageAllocatorKind,
     pub heap: crate::memory::heap::HeapKind,
+    pub memdebug: crate::memory::debug::DebugArgs,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
 }
@@ -149,9 +164,35 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
         timer_hz: timer_hz.unwrap_or(DEFAULT_TIMER_HZ),
         page_allocator: choice(&args, "pagealloc", "buddy or bitmap")?.unwrap_or_default(),
         heap: choice(&args, "alloc", "slab, tlsf or buddy")?.unwrap_or_default(),
+        memdebug: memdebug_args(&args)?,
         #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })
+}
+
+/// `memdebug=` (the crate's flag syntax) and its companions.
+fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memory::debug::DebugArgs, BadArgs> {
+    let mut parsed = crate::memory::debug::DebugArgs::default();
+    if let Some(arg) = args
+        .get("memdebug")
+        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
+    {
+        let value = arg.value.ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))?;
+        parsed.flags = memdebug::DebugFlags::parse(value).map_err(|_| {
+            BadArgs(ArgErrorText::Value {
+                key: arg.key,
+                value,
+                expected: "off, all, or a comma list of poison, allocpoison, redzone, track, leakcheck",
+            })
+        })?;
+    }
+    if let Some(bytes) = typed::<usize>(args, "memdebug.track", "a size in bytes")? {
+        parsed.track_threshold = bytes;
+    }
+    if let Some(ticks) = typed::<u32>(args, "memdebug.leakwatch", "a number of timer ticks")? {
+        parsed.leak_period_ticks = ticks;
+    }
+    Ok(parsed)
 }
 
 #[cfg(feature = "ktest")]

@@ -155,10 +155,6 @@ pub fn init(kind: HeapKind) {
 static KIND: AtomicUsize = AtomicUsize::new(0);
 
 /// The heap `alloc=` picked, once initialised.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn kind() -> Option<HeapKind> {
     match KIND.load(Ordering::Acquire) {
         1 => Some(HeapKind::Slab),
@@ -259,6 +255,7 @@ pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     expect(dead_code, reason = "the in-kernel tests are its only user so far")
 )]
 pub fn shrink() {
+    super::debug::flush_quarantines();
     let mut guard = HEAP.lock();
     match guard.as_mut() {
         Some(Heap::Slab { slab, tlsf }) => {
@@ -279,10 +276,6 @@ pub fn shrink() {
 }
 
 /// Bytes the byte allocators hand out right now (their own accounting).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn used_bytes() -> usize {
     let guard = HEAP.lock();
     match guard.as_ref() {
@@ -308,5 +301,16 @@ pub fn largest_free_block() -> usize {
                 .map_or(0, |order| kalloc::byte::BUDDY_UNIT << order)
         }
         None => 0,
+    }
+}
+
+/// Calls `f` with each slab cache's figures (`alloc=slab` only), under the
+/// heap lock: `f` must not allocate.
+pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
+    let guard = HEAP.lock();
+    if let Some(Heap::Slab { slab, .. }) = guard.as_ref() {
+        for info in slab.slabinfo() {
+            f(&info);
+        }
     }
 }
