@@ -23,7 +23,7 @@ pub mod leak;
 pub mod oom;
 pub mod site;
 
-pub use layers::{flush_quarantines, validate};
+pub use layers::{flush_byte_quarantine, flush_page_quarantine, flush_quarantines, validate};
 pub(super) use layers::{alloc_pages, dealloc_pages, global_alloc, global_dealloc};
 
 use crate::arch::PAGE_SIZE;

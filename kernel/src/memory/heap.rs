@@ -255,7 +255,12 @@ pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     expect(dead_code, reason = "the in-kernel tests are its only user so far")
 )]
 pub fn shrink() {
-    super::debug::flush_quarantines();
+    super::debug::flush_byte_quarantine();
+    shrink_pools();
+    super::debug::flush_page_quarantine();
+}
+
+fn shrink_pools() {
     let mut guard = HEAP.lock();
     match guard.as_mut() {
         Some(Heap::Slab { slab, tlsf }) => {

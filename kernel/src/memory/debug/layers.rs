@@ -256,7 +256,8 @@ pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
 /// return address, the call site when no [`super::site`] scope names one.
 pub fn global_alloc(layout: Layout, pc: usize) -> *mut u8 {
     let site = super::site::current().unwrap_or(CallSite::Code(pc));
-    let result = with_bytes(|layer| layer.alloc_at(layout, site)).unwrap_or(Err(AllocError::NoMemory));
+    let result = with_bytes(|layer| layer.alloc_at(layer_layout(layout), site))
+        .unwrap_or(Err(AllocError::NoMemory));
     match result {
         Ok(ptr) => {
             let live = heap::COUNTERS
@@ -287,7 +288,7 @@ pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout, pc: usize) {
     };
     // SAFETY: with checks on, the layer validates `ptr` against its table
     // before touching it (see `DebugByteAllocator::dealloc_at`).
-    let result = with_bytes(|layer| unsafe { layer.dealloc_at(ptr, layout, site) });
+    let result = with_bytes(|layer| unsafe { layer.dealloc_at(ptr, layer_layout(layout), site) });
     if let Some(Ok(())) = result {
         crate::memory::stats::note_free();
         heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
@@ -314,8 +315,29 @@ pub fn dealloc_pages(addr: usize, count: usize, site: CallSite) -> AllocResult {
 /// Gives every quarantined block back to the allocators (checking each);
 /// counters that compare page usage before and after call it first.
 pub fn flush_quarantines() {
+    flush_byte_quarantine();
+    flush_page_quarantine();
+}
+
+/// Gives the byte layer's quarantine back to the heap and the page layer.
+pub fn flush_byte_quarantine() {
     with_bytes(ByteLayer::flush_quarantine);
+}
+
+/// Gives the page layer's quarantine back to the page allocator.
+pub fn flush_page_quarantine() {
     with_pages(PageLayer::flush_quarantine);
+}
+
+/// The layout the byte layer is asked for: blocks of a page or more stay
+/// page-aligned as without memdebug (their front red zone is then a whole
+/// page, which also keeps an underflow off the previous block).
+fn layer_layout(layout: Layout) -> Layout {
+    if heap::goes_to_pages(layout) && layout.align() < PAGE_SIZE {
+        Layout::from_size_align(layout.size(), PAGE_SIZE).unwrap_or(layout)
+    } else {
+        layout
+    }
 }
 
 /// Checks every red zone of live byte blocks and the poison of every
