@@ -132,7 +132,7 @@ pub struct KernelSink;
 
 impl ReportSink for KernelSink {
     fn report(&mut self, report: &Report) {
-        log::error!("{report}");
+        log::error!(target: "memdebug", "{report}");
         capture::record(report);
     }
 }
@@ -327,6 +327,18 @@ pub fn flush_byte_quarantine() {
 /// Gives the page layer's quarantine back to the page allocator.
 pub fn flush_page_quarantine() {
     with_pages(PageLayer::flush_quarantine);
+}
+
+/// Pages the page allocator is asked for to serve `layout` through the
+/// byte layer (the request as the OOM report states its order).
+pub fn pages_needed(layout: Layout) -> usize {
+    let layout = layer_layout(layout);
+    let mut size = layout.size();
+    if super::flags().contains(memdebug::DebugFlags::REDZONE) {
+        let zone = DebugConfig::bytes(super::flags()).redzone.next_multiple_of(8);
+        size += zone.next_multiple_of(layout.align()) + zone;
+    }
+    size.div_ceil(PAGE_SIZE)
 }
 
 /// The layout the byte layer is asked for: blocks of a page or more stay

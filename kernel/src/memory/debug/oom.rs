@@ -17,7 +17,7 @@ use core::alloc::Layout;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kalloc::AllocError;
-use memdebug::{CallSite, Checkpoint, SiteSummary};
+use memdebug::{CallSite, Checkpoint, DebugFlags, SiteSummary};
 
 /// Call sites an OOM report lists.
 pub const TOP_SITES: usize = 4;
@@ -59,19 +59,24 @@ pub struct OomReport {
     pub top_count: usize,
 }
 
-/// The order of a block of `size` bytes in pages.
-fn page_order(size: usize) -> usize {
-    size.div_ceil(PAGE_SIZE).max(1).next_power_of_two().ilog2() as usize
+/// The page order a request needs: that of the pages asked for, red zones
+/// included when the byte layer adds them; 0 below a page (heap growth).
+fn page_order(layout: Layout) -> usize {
+    if layout.size() < PAGE_SIZE {
+        return 0;
+    }
+    let pages = if super::bytes_on() {
+        layers::pages_needed(layout)
+    } else {
+        layout.size().div_ceil(PAGE_SIZE)
+    };
+    pages.max(1).next_power_of_two().ilog2() as usize
 }
 
 /// Gathers the report for a failed request.
 pub fn build(layout: Layout, error: AllocError, site: CallSite) -> OomReport {
     let stats = stats::get_memory_stats();
-    let order = if layout.size() >= PAGE_SIZE {
-        page_order(layout.size())
-    } else {
-        0
-    };
+    let order = page_order(layout);
     let mut top_sites = [SiteSummary::default(); TOP_SITES];
     let top_count = layers::with_bytes(|layer| {
         layer
@@ -136,8 +141,10 @@ impl fmt::Display for OomReport {
             s.fragmentation_index,
             pages.unusable_free_index(s.order)
         )?;
-        if self.top_count == 0 {
-            f.write_str("\n  top call sites: not tracked (memdebug=track)")?;
+        if !super::flags().contains(DebugFlags::TRACK) {
+            f.write_str("\n  top call sites: not tracked (boot with memdebug=track)")?;
+        } else if self.top_count == 0 {
+            f.write_str("\n  top call sites: nothing outstanding")?;
         } else {
             f.write_str("\n  top call sites by outstanding bytes:")?;
             for site in &self.top_sites[..self.top_count] {
