@@ -177,7 +177,9 @@ fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memory::debug::Debug
         .get("memdebug")
         .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
     {
-        let value = arg.value.ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))?;
+        let value = arg
+            .value
+            .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))?;
         parsed.flags = memdebug::DebugFlags::parse(value).map_err(|_| {
             BadArgs(ArgErrorText::Value {
                 key: arg.key,

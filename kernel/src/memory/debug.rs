@@ -23,8 +23,16 @@ pub mod leak;
 pub mod oom;
 pub mod site;
 
-pub use layers::{flush_byte_quarantine, flush_page_quarantine, flush_quarantines, validate};
 pub(super) use layers::{alloc_pages, dealloc_pages, global_alloc, global_dealloc};
+pub use layers::{flush_byte_quarantine, flush_page_quarantine};
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        unused_imports,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
+pub use layers::{flush_quarantines, validate};
 
 use crate::arch::PAGE_SIZE;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -128,9 +136,9 @@ pub fn init(args: DebugArgs, timebase_hz: u64) {
                 args.track_threshold
             );
         }
-        Err(error) => log::error!(
-            "memdebug: no memory for the debug tables ({error}); checks stay off"
-        ),
+        Err(error) => {
+            log::error!("memdebug: no memory for the debug tables ({error}); checks stay off")
+        }
     }
 }
 

@@ -165,8 +165,9 @@ pub fn get_memory_stats() -> MemoryStats {
         unusable_index[order] = pages.unusable_free_index(order);
         fragmentation_index[order] = pages.fragmentation_index(order);
     }
-    let refused_frees = debug::layers_counters()
-        .map_or(0, |(bytes, pages)| bytes.refused_frees + pages.refused_frees);
+    let refused_frees = debug::layers_counters().map_or(0, |(bytes, pages)| {
+        bytes.refused_frees + pages.refused_frees
+    });
     MemoryStats {
         heap: HeapTotals {
             kind: heap::kind().map(heap::HeapKind::name),

@@ -20,6 +20,13 @@ pub struct Captured {
     pub dropped: usize,
 }
 
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 impl Captured {
     const EMPTY: Captured = Captured {
         reports: [None; CAPACITY],
@@ -79,6 +86,13 @@ pub(super) fn record(report: &Report) {
 
 /// Runs `f` and returns its result with the reports raised on this hart
 /// meanwhile. Captures do not nest (an inner one would end the outer).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
     {
         let mut state = STATE.lock();

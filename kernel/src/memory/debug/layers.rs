@@ -159,16 +159,16 @@ pub struct Tables {
     pub pages: usize,
 }
 
-/// Takes `slots` record slots and `history` history entries in pages from
-/// the plain page allocator; they stay the layer's for good.
-fn take_tables(
-    slots: usize,
-    history: usize,
-) -> AllocResult<(
+/// A layer's record table, its free history, and the pages they took.
+type LayerTables = (
     &'static mut [MaybeUninit<RecordSlot>],
     &'static mut [MaybeUninit<usize>],
     usize,
-)> {
+);
+
+/// Takes `slots` record slots and `history` history entries in pages from
+/// the plain page allocator; they stay the layer's for good.
+fn take_tables(slots: usize, history: usize) -> AllocResult<LayerTables> {
     let table_bytes = slots * size_of::<RecordSlot>();
     let history_bytes = history * size_of::<usize>();
     let count = (table_bytes + history_bytes).div_ceil(PAGE_SIZE);
@@ -309,11 +309,19 @@ pub fn alloc_pages(count: usize, align: usize, site: CallSite) -> AllocResult<us
 /// `pages::free` with the page layer on: a bad free is reported and
 /// refused with an error.
 pub fn dealloc_pages(addr: usize, count: usize, site: CallSite) -> AllocResult {
-    with_pages(|layer| layer.dealloc_pages_from(addr, count, site)).unwrap_or(Err(AllocError::OutOfRange))
+    with_pages(|layer| layer.dealloc_pages_from(addr, count, site))
+        .unwrap_or(Err(AllocError::OutOfRange))
 }
 
 /// Gives every quarantined block back to the allocators (checking each);
 /// counters that compare page usage before and after call it first.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn flush_quarantines() {
     flush_byte_quarantine();
     flush_page_quarantine();
@@ -335,7 +343,9 @@ pub fn pages_needed(layout: Layout) -> usize {
     let layout = layer_layout(layout);
     let mut size = layout.size();
     if super::flags().contains(memdebug::DebugFlags::REDZONE) {
-        let zone = DebugConfig::bytes(super::flags()).redzone.next_multiple_of(8);
+        let zone = DebugConfig::bytes(super::flags())
+            .redzone
+            .next_multiple_of(8);
         size += zone.next_multiple_of(layout.align()) + zone;
     }
     size.div_ceil(PAGE_SIZE)
@@ -354,6 +364,13 @@ fn layer_layout(layout: Layout) -> Layout {
 
 /// Checks every red zone of live byte blocks and the poison of every
 /// quarantined block now; returns how many were damaged (each reported).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn validate() -> usize {
     with_bytes(ByteLayer::validate).unwrap_or(0) + with_pages(PageLayer::validate).unwrap_or(0)
 }

@@ -23,6 +23,13 @@ pub struct LeakCheckpoint {
 }
 
 /// Marks now; `None` unless `memdebug=` has `track` (nothing to diff).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn checkpoint() -> Option<LeakCheckpoint> {
     if !super::flags().contains(DebugFlags::TRACK) {
         return None;
@@ -71,14 +78,14 @@ impl Outstanding {
 pub fn outstanding_since(since: LeakCheckpoint) -> (Outstanding, Outstanding) {
     let mut bytes = Outstanding::new("bytes");
     let mut pages = Outstanding::new("pages");
-    if let Some((len, dropped)) =
-        layers::with_bytes(|layer: &mut ByteLayer| layer.outstanding_since(since.bytes, &mut bytes.sites))
-    {
+    if let Some((len, dropped)) = layers::with_bytes(|layer: &mut ByteLayer| {
+        layer.outstanding_since(since.bytes, &mut bytes.sites)
+    }) {
         (bytes.len, bytes.dropped) = (len, dropped);
     }
-    if let Some((len, dropped)) =
-        layers::with_pages(|layer: &mut PageLayer| layer.outstanding_since(since.pages, &mut pages.sites))
-    {
+    if let Some((len, dropped)) = layers::with_pages(|layer: &mut PageLayer| {
+        layer.outstanding_since(since.pages, &mut pages.sites)
+    }) {
         (pages.len, pages.dropped) = (len, dropped);
     }
     (bytes, pages)
@@ -95,9 +102,7 @@ impl fmt::Display for Outstanding {
         write!(
             f,
             "outstanding {}: {count} blocks, {size} {} at {} call sites",
-            self.unit,
-            self.unit,
-            self.len
+            self.unit, self.unit, self.len
         )?;
         for site in self.sites() {
             write!(
@@ -123,7 +128,9 @@ impl fmt::Display for Outstanding {
 /// [`LEAK_STREAK`] or more consecutive steps.
 pub fn watch_step(watch: &mut LeakWatch<SITES>, mut on_growth: impl FnMut(&SiteSummary, u32)) {
     let (bytes, _) = outstanding();
-    watch.observe(bytes.sites(), LEAK_STREAK, |site, streak| on_growth(site, streak));
+    watch.observe(bytes.sites(), LEAK_STREAK, |site, streak| {
+        on_growth(site, streak)
+    });
 }
 
 static WATCH: IrqTicketLock<LeakWatch<SITES>> = IrqTicketLock::new("leakwatch", LeakWatch::new());

@@ -42,11 +42,25 @@ static REPORTS: AtomicUsize = AtomicUsize::new(0);
 static LAST: IrqTicketLock<Option<OomSummary>> = IrqTicketLock::new("oom-report", None);
 
 /// How many OOM reports were logged since boot.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn reports() -> usize {
     REPORTS.load(Ordering::Relaxed)
 }
 
 /// The last report's facts.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn last() -> Option<OomSummary> {
     *LAST.lock()
 }
@@ -157,7 +171,11 @@ impl fmt::Display for OomReport {
         }
         let mut caches = self.stats.slab_rows().filter(|row| row.total_objects > 0);
         if let Some(first) = caches.next() {
-            write!(f, "\n  slab caches in use:\n  {}\n  {first}", kalloc::byte::SlabInfo::TITLE)?;
+            write!(
+                f,
+                "\n  slab caches in use:\n  {}\n  {first}",
+                kalloc::byte::SlabInfo::TITLE
+            )?;
             for row in caches {
                 write!(f, "\n  {row}")?;
             }

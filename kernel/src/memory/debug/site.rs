@@ -25,6 +25,13 @@ static SCOPES: [AtomicPtr<Location<'static>>; MAX_HARTS] =
 /// Runs `f`; the allocations and frees it makes on this hart are
 /// attributed to the caller's source location.
 #[track_caller]
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(
+        dead_code,
+        reason = "API for kernel code; the in-kernel tests are its only user so far"
+    )
+)]
 pub fn at_site<R>(f: impl FnOnce() -> R) -> R {
     let location = Location::caller();
     let Some(hart) = crate::arch::hart::try_current() else {
@@ -52,8 +59,6 @@ pub fn current() -> Option<CallSite> {
 pub fn return_address() -> usize {
     let ra: usize;
     // SAFETY: reads the `ra` register into a local; no memory, no stack.
-    unsafe {
-        core::arch::asm!("mv {}, ra", out(reg) ra, options(nomem, nostack, preserves_flags))
-    };
+    unsafe { core::arch::asm!("mv {}, ra", out(reg) ra, options(nomem, nostack, preserves_flags)) };
     ra
 }

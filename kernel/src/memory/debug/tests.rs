@@ -24,10 +24,17 @@ use memdebug::{
 
 /// Whether every flag in `needed` is on; with `memdebug=off`, checks that
 /// the layers really are absent first.
+#[allow(clippy::result_large_err, reason = "the failure type of every test")]
 fn enabled(needed: DebugFlags) -> Result<bool, crate::ktest::Failure> {
     if flags().is_empty() {
-        kassert!(!bytes_on() && !pages_on(), "memdebug=off but a layer is installed");
-        kassert!(leak::checkpoint().is_none(), "memdebug=off but tracking answers");
+        kassert!(
+            !bytes_on() && !pages_on(),
+            "memdebug=off but a layer is installed"
+        );
+        kassert!(
+            leak::checkpoint().is_none(),
+            "memdebug=off but tracking answers"
+        );
     }
     Ok(flags().contains(needed))
 }
@@ -41,6 +48,7 @@ fn line_here(site: CallSite) -> Option<u32> {
 }
 
 /// The single report `captured` holds.
+#[allow(clippy::result_large_err, reason = "the failure type of every test")]
 fn single(captured: &Captured) -> Result<Report, crate::ktest::Failure> {
     let Some(report) = captured.single() else {
         return Err(crate::ktest::Failure::new(format_args!(
