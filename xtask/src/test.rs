@@ -229,7 +229,9 @@ pub const HEAPS: &[&str] = &["slab", "tlsf", "buddy"];
 /// runs with all checks on (the in-kernel provocations need them, and the
 /// whole suite then runs under poison, red zones and tracking); the
 /// default pair runs once more with `memdebug=off`, the shipped path.
-const MEMDEBUG_ALL: &str = "memdebug=all";
+/// The leak watch checks every 20 ticks (0.2 s at the default 100 Hz) so
+/// its test sees several checks in about a second.
+const MEMDEBUG_ALL: &str = "memdebug=all memdebug.leakwatch=20";
 const MEMDEBUG_OFF: &str = "memdebug=off";
 
 /// The `ktest` image at `SMP` harts and `MEM` RAM, once per `pagealloc=` x

@@ -135,6 +135,28 @@ pub fn watch_step(watch: &mut LeakWatch<SITES>, mut on_growth: impl FnMut(&SiteS
 
 static WATCH: IrqTicketLock<LeakWatch<SITES>> = IrqTicketLock::new("leakwatch", LeakWatch::new());
 static TICKS: AtomicUsize = AtomicUsize::new(0);
+/// Watch steps the timer ran, and the last site it named (with its streak).
+static CHECKS: AtomicUsize = AtomicUsize::new(0);
+static LAST_NAMED: IrqTicketLock<Option<(SiteSummary, u32)>> =
+    IrqTicketLock::new("leakwatch-named", None);
+
+/// How many periodic checks ran since boot.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn checks() -> usize {
+    CHECKS.load(Ordering::Acquire)
+}
+
+/// The last site the periodic watch named, with its streak.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn last_named() -> Option<(SiteSummary, u32)> {
+    *LAST_NAMED.lock()
+}
 
 /// Called by the timer interrupt on every hart: under `leakcheck`, the
 /// boot hart runs a watch step every `memdebug.leakwatch` ticks.
@@ -160,5 +182,7 @@ pub fn on_tick() {
             site.oldest_seq,
             super::ticks_to_micros(site.oldest_time)
         );
+        *LAST_NAMED.lock() = Some((*site, streak));
     });
+    CHECKS.fetch_add(1, Ordering::Release);
 }

@@ -298,6 +298,7 @@ ktest! {
         let (bytes, _) = leak::outstanding_since(checkpoint);
         let found = bytes.sites().iter().find(|s| line_here(s.site) == Some(line));
         kassert!(found.is_some_and(|s| s.count == 1 && s.size == 1000), "leak not named: {bytes}");
+        log::info!("leak checkpoint: {bytes}");
         // Without a scope, the site is the code address that allocated.
         let unscoped = Vec::<u8>::with_capacity(777);
         let (bytes, _) = leak::outstanding_since(checkpoint);
@@ -369,6 +370,34 @@ ktest! {
         // The kernel kept running and the memory is back.
         let mut again = Vec::<u8>::new();
         kassert!(again.try_reserve_exact(BLOCK).is_ok(), "no memory after the hoard was freed");
+        Ok(())
+    }
+}
+
+ktest! {
+    fn the_timer_driven_leak_watch_logs_a_site_that_keeps_growing() {
+        if !enabled(DebugFlags::LEAKCHECK)? {
+            return Ok(());
+        }
+        let timebase = crate::platform::get().timebase_hz;
+        let mut hoard: Vec<Vec<u8>> = Vec::with_capacity(8);
+        let (grow, line) = (|| at_site(|| Vec::<u8>::with_capacity(256 * 1024)), line!());
+        for _ in 0..=leak::LEAK_STREAK + 1 {
+            hoard.push(grow());
+            // Wait for the boot hart's timer to run the next check.
+            let seen = leak::checks();
+            let deadline = crate::arch::cpu::ticks() + 10 * timebase;
+            while leak::checks() == seen {
+                kassert!(crate::arch::cpu::ticks() < deadline, "no leak check within 10 s (memdebug.leakwatch too long?)");
+                core::hint::spin_loop();
+            }
+        }
+        let named = leak::last_named();
+        kassert!(
+            named.is_some_and(|(site, streak)| line_here(site.site) == Some(line) && streak >= leak::LEAK_STREAK),
+            "the periodic watch did not name the growing site: {named:?}"
+        );
+        drop(hoard);
         Ok(())
     }
 }
