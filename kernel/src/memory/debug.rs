@@ -69,10 +69,20 @@ static BYTES_ON: AtomicBool = AtomicBool::new(false);
 static PAGES_ON: AtomicBool = AtomicBool::new(false);
 static TIMEBASE_HZ: AtomicU64 = AtomicU64::new(0);
 static LEAK_PERIOD: AtomicUsize = AtomicUsize::new(0);
+static TRACK_THRESHOLD: AtomicUsize = AtomicUsize::new(0);
 
 /// The checks chosen at boot.
 pub fn flags() -> DebugFlags {
     DebugFlags::from_bits_truncate(FLAGS.load(Ordering::Relaxed))
+}
+
+/// Whether a byte block of `size` bytes records its call site.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn tracks(size: usize) -> bool {
+    flags().contains(DebugFlags::TRACK) && size >= TRACK_THRESHOLD.load(Ordering::Relaxed)
 }
 
 /// Whether the global allocator goes through the byte layer.
@@ -118,6 +128,7 @@ pub fn init(args: DebugArgs, timebase_hz: u64) {
     TIMEBASE_HZ.store(timebase_hz, Ordering::Relaxed);
     FLAGS.store(args.flags.bits(), Ordering::Relaxed);
     LEAK_PERIOD.store(args.leak_period_ticks as usize, Ordering::Relaxed);
+    TRACK_THRESHOLD.store(args.track_threshold, Ordering::Relaxed);
     if args.flags.is_empty() {
         log::info!("memdebug: off");
         return;

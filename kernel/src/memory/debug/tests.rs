@@ -10,7 +10,7 @@
 
 use super::capture::{Captured, capture};
 use super::site::at_site;
-use super::{bytes_on, flags, leak, oom, pages_on, validate};
+use super::{bytes_on, flags, leak, oom, pages_on, tracks, validate};
 use crate::arch::PAGE_SIZE;
 use crate::ktest::prelude::*;
 use crate::memory::pages;
@@ -77,7 +77,8 @@ unsafe fn raw_free(ptr: NonNull<u8>, layout: Layout) {
 
 ktest! {
     fn global_double_free_is_refused_with_a_report() {
-        if !enabled(DebugFlags::TRACK)? {
+        // The sites are checked, so 48-byte blocks must be tracked.
+        if !enabled(DebugFlags::TRACK)? || !tracks(48) {
             return Ok(());
         }
         let layout = Layout::from_size_align(48, 8).unwrap();
@@ -108,7 +109,7 @@ ktest! {
 
 ktest! {
     fn global_foreign_and_interior_frees_are_refused() {
-        if !enabled(DebugFlags::TRACK)? {
+        if !enabled(DebugFlags::empty())? || !bytes_on() {
             return Ok(());
         }
         static NOT_HEAP: [u8; 64] = [0; 64];
@@ -139,7 +140,7 @@ ktest! {
 
 ktest! {
     fn global_wrong_size_free_is_refused() {
-        if !enabled(DebugFlags::TRACK)? {
+        if !enabled(DebugFlags::empty())? || !bytes_on() {
             return Ok(());
         }
         let layout = Layout::from_size_align(48, 8).unwrap();
@@ -160,7 +161,7 @@ ktest! {
 
 ktest! {
     fn global_write_after_free_is_reported_with_offset_and_bytes() {
-        if !enabled(DebugFlags::POISON | DebugFlags::TRACK)? {
+        if !enabled(DebugFlags::POISON | DebugFlags::TRACK)? || !tracks(64) {
             return Ok(());
         }
         let layout = Layout::from_size_align(64, 8).unwrap();
@@ -290,7 +291,7 @@ ktest! {
 
 ktest! {
     fn leak_checkpoint_names_the_leaked_vec_and_its_call_site() {
-        if !enabled(DebugFlags::TRACK)? {
+        if !enabled(DebugFlags::TRACK)? || !tracks(777) {
             return Ok(());
         }
         let checkpoint = leak::checkpoint().ok_or(crate::ktest::Failure::new(format_args!("no checkpoint")))?;
@@ -313,7 +314,7 @@ ktest! {
 
 ktest! {
     fn leak_watch_names_a_site_that_keeps_growing() {
-        if !enabled(DebugFlags::TRACK)? {
+        if !enabled(DebugFlags::TRACK)? || !tracks(256 * 1024) {
             return Ok(());
         }
         let mut watch = memdebug::LeakWatch::<{ leak::SITES }>::new();
@@ -376,7 +377,7 @@ ktest! {
 
 ktest! {
     fn the_timer_driven_leak_watch_logs_a_site_that_keeps_growing() {
-        if !enabled(DebugFlags::LEAKCHECK)? {
+        if !enabled(DebugFlags::LEAKCHECK)? || !tracks(256 * 1024) {
             return Ok(());
         }
         let timebase = crate::platform::get().timebase_hz;
