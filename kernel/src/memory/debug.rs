@@ -154,4 +154,6 @@ pub fn init(args: DebugArgs, timebase_hz: u64) {
 }
 
 #[cfg(feature = "ktest")]
+mod bench;
+#[cfg(feature = "ktest")]
 mod tests;
