@@ -27,7 +27,8 @@ static LAST_FAILURE_SIZE: AtomicUsize = AtomicUsize::new(0);
 static LAST_FAILURE_ALIGN: AtomicUsize = AtomicUsize::new(0);
 static LAST_FAILURE_ERROR: AtomicUsize = AtomicUsize::new(0);
 
-fn remember_failure(layout: Layout, error: AllocError) {
+/// Keeps the failed request for [`print_failure_diagnosis`].
+pub(super) fn remember_failure(layout: Layout, error: AllocError) {
     LAST_FAILURE_SIZE.store(layout.size(), Ordering::Relaxed);
     LAST_FAILURE_ALIGN.store(layout.align(), Ordering::Relaxed);
     LAST_FAILURE_ERROR.store(error as usize + 1, Ordering::Relaxed);
@@ -45,13 +46,8 @@ fn record_failure(layout: Layout, error: AllocError) {
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if debug::bytes_on() {
-            let pc = debug::site::return_address();
-            let ptr = debug::global_alloc(layout, pc);
-            if ptr.is_null() {
-                // The layer counted it and logged the OOM report.
-                remember_failure(layout, AllocError::NoMemory);
-            }
-            return ptr;
+            // A tail call: the layer reads our caller's return address.
+            return debug::global_alloc(layout);
         }
         let result = if heap::goes_to_pages(layout) {
             let count = layout.size().div_ceil(PAGE_SIZE).max(1);
@@ -82,11 +78,9 @@ unsafe impl GlobalAlloc for KernelAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if debug::bytes_on() {
-            let pc = debug::site::return_address();
             // SAFETY: forwarded from the caller; the layer refuses (and
-            // reports) a pointer it did not hand out.
-            unsafe { debug::global_dealloc(ptr, layout, pc) };
-            return;
+            // reports) a pointer it did not hand out. A tail call, as above.
+            return unsafe { debug::global_dealloc(ptr, layout) };
         }
         let result = if heap::goes_to_pages(layout) {
             let count = layout.size().div_ceil(PAGE_SIZE).max(1);

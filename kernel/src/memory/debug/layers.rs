@@ -252,9 +252,14 @@ pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
     DEBUG_PAGES.lock().as_mut().map(|cell| f(&mut cell.0))
 }
 
-/// `GlobalAlloc::alloc` with the byte layer on. `pc` is the caller's
-/// return address, the call site when no [`super::site`] scope names one.
-pub fn global_alloc(layout: Layout, pc: usize) -> *mut u8 {
+/// `GlobalAlloc::alloc` with the byte layer on. `GlobalAlloc` tail-calls
+/// it, so `ra` on entry is `GlobalAlloc`'s caller: the call site when no
+/// [`super::site`] scope names one. Out of line and cold, so the off path
+/// stays a load and a branch.
+#[cold]
+#[inline(never)]
+pub fn global_alloc(layout: Layout) -> *mut u8 {
+    let pc = super::site::return_address();
     let site = super::site::current().unwrap_or(CallSite::Code(pc));
     let result = with_bytes(|layer| layer.alloc_at(layer_layout(layout), site))
         .unwrap_or(Err(AllocError::NoMemory));
@@ -268,6 +273,7 @@ pub fn global_alloc(layout: Layout, pc: usize) -> *mut u8 {
             ptr.as_ptr()
         }
         Err(error) => {
+            crate::memory::global::remember_failure(layout, error);
             super::oom::allocation_failed(layout, error, site);
             core::ptr::null_mut()
         }
@@ -276,11 +282,15 @@ pub fn global_alloc(layout: Layout, pc: usize) -> *mut u8 {
 
 /// `GlobalAlloc::dealloc` with the byte layer on: a bad free is reported
 /// and refused (the block, if any, stays as it was); the kernel goes on.
+/// Tail-called, cold and out of line like [`global_alloc`].
 ///
 /// # Safety
 /// None beyond `GlobalAlloc::dealloc`'s, and a bad pointer is survivable:
 /// the layer dereferences `ptr` only if it is a live block it handed out.
-pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout, pc: usize) {
+#[cold]
+#[inline(never)]
+pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout) {
+    let pc = super::site::return_address();
     let site = super::site::current().unwrap_or(CallSite::Code(pc));
     let Some(ptr) = NonNull::new(ptr) else {
         log::error!("memdebug: GlobalAlloc::dealloc of null by {site} refused");

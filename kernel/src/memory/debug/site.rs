@@ -53,8 +53,9 @@ pub fn current() -> Option<CallSite> {
     unsafe { location.as_ref() }.map(CallSite::Source)
 }
 
-/// The return address of the function this is inlined into, read before
-/// that function makes any call (so `ra` still holds it).
+/// The return address of the function this is inlined into, when called
+/// first thing, before that function makes any call (so `ra` still holds
+/// it): the asm is volatile, so it is not moved past a call.
 #[inline(always)]
 pub fn return_address() -> usize {
     let ra: usize;
