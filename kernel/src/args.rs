@@ -36,6 +36,11 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "with memdebug=leakcheck: boot-hart timer ticks between two leak checks (default 100)",
     ),
     (
+        "memdebug.kfence",
+        "with memdebug on: every N-th byte allocation up to a page sits against an unmapped \
+         guard page (default 0 = none)",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
@@ -193,6 +198,9 @@ fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memory::debug::Debug
     }
     if let Some(ticks) = typed::<u32>(args, "memdebug.leakwatch", "a number of timer ticks")? {
         parsed.leak_period_ticks = ticks;
+    }
+    if let Some(interval) = typed::<usize>(args, "memdebug.kfence", "a sampling interval")? {
+        parsed.kfence_interval = interval;
     }
     Ok(parsed)
 }

@@ -18,6 +18,7 @@
 //! while a test has armed it, to the capture buffer.
 
 pub mod capture;
+pub mod kfence;
 mod layers;
 pub mod leak;
 pub mod oom;
@@ -48,6 +49,9 @@ pub struct DebugArgs {
     /// `memdebug.leakwatch=TICKS`: timer ticks (of the boot hart) between
     /// two leak checks under `leakcheck`.
     pub leak_period_ticks: u32,
+    /// `memdebug.kfence=N`: every N-th byte allocation gets a page of its
+    /// own against an unmapped guard page (0: none).
+    pub kfence_interval: usize,
 }
 
 impl Default for DebugArgs {
@@ -56,6 +60,7 @@ impl Default for DebugArgs {
             flags: DebugFlags::empty(),
             track_threshold: DEFAULT_TRACK_THRESHOLD,
             leak_period_ticks: 100,
+            kfence_interval: 0,
         }
     }
 }
@@ -135,6 +140,7 @@ pub fn init(args: DebugArgs, timebase_hz: u64) {
     }
     match layers::install(args) {
         Ok(tables) => {
+            kfence::configure(args.kfence_interval);
             BYTES_ON.store(true, Ordering::Release);
             PAGES_ON.store(true, Ordering::Release);
             log::info!(

@@ -261,6 +261,16 @@ pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
 pub fn global_alloc(layout: Layout) -> *mut u8 {
     let pc = super::site::return_address();
     let site = super::site::current().unwrap_or(CallSite::Code(pc));
+    if super::kfence::take_sample(layout)
+        && let Some(ptr) = super::kfence::alloc(layout, site)
+    {
+        let live = heap::COUNTERS
+            .live_bytes
+            .fetch_add(layout.size(), Ordering::Relaxed);
+        heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
+        crate::memory::stats::note_alloc(live + layout.size());
+        return ptr.as_ptr();
+    }
     let result = with_bytes(|layer| layer.alloc_at(layer_layout(layout), site))
         .unwrap_or(Err(AllocError::NoMemory));
     match result {
@@ -296,6 +306,16 @@ pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout) {
         log::error!("memdebug: GlobalAlloc::dealloc of null by {site} refused");
         return;
     };
+    if super::kfence::owns(ptr.addr().get()) {
+        if super::kfence::free(ptr, layout, site) {
+            crate::memory::stats::note_free();
+            heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
+            heap::COUNTERS
+                .live_bytes
+                .fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        return;
+    }
     // SAFETY: with checks on, the layer validates `ptr` against its table
     // before touching it (see `DebugByteAllocator::dealloc_at`).
     let result = with_bytes(|layer| unsafe { layer.dealloc_at(ptr, layer_layout(layout), site) });
