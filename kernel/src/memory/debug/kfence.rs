@@ -252,3 +252,6 @@ pub fn hit(addr: usize) -> GuardHit {
         },
     }
 }
+
+#[cfg(feature = "ktest")]
+mod tests;
