@@ -26,6 +26,25 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "monitor: run this `;`-separated command list, then power off",
     ),
     (
+        "memdebug",
+        "memory debugging: off (default), all, or a comma list of poison, allocpoison, \
+         redzone, track, leakcheck",
+    ),
+    (
+        "memdebug.track",
+        "with memdebug=track: record call sites of byte allocations of at least this many \
+         bytes (default 256; 0 in the test build)",
+    ),
+    (
+        "memdebug.leakwatch",
+        "with memdebug=leakcheck: boot-hart timer ticks between two leak checks (default 100)",
+    ),
+    (
+        "memdebug.kfence",
+        "with memdebug on: every N-th byte allocation up to a page sits against an unmapped \
+         guard page (default 0 = none)",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
@@ -53,6 +72,7 @@ pub struct KernelArgs {
         expect(dead_code, reason = "the test build has no shell")
     )]
     pub cmds: Option<&'static str>,
+    pub memdebug: crate::memory::debug::DebugArgs,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
 }
@@ -167,9 +187,40 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
                     .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))
             })
             .transpose()?,
+        memdebug: memdebug_args(&args)?,
         #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })
+}
+
+/// `memdebug=` (the crate's flag syntax) and its companions.
+fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memory::debug::DebugArgs, BadArgs> {
+    let mut parsed = crate::memory::debug::DebugArgs::default();
+    if let Some(arg) = args
+        .get("memdebug")
+        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
+    {
+        let value = arg
+            .value
+            .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))?;
+        parsed.flags = memdebug::DebugFlags::parse(value).map_err(|_| {
+            BadArgs(ArgErrorText::Value {
+                key: arg.key,
+                value,
+                expected: "off, all, or a comma list of poison, allocpoison, redzone, track, leakcheck",
+            })
+        })?;
+    }
+    if let Some(bytes) = typed::<usize>(args, "memdebug.track", "a size in bytes")? {
+        parsed.track_threshold = bytes;
+    }
+    if let Some(ticks) = typed::<u32>(args, "memdebug.leakwatch", "a number of timer ticks")? {
+        parsed.leak_period_ticks = ticks;
+    }
+    if let Some(interval) = typed::<usize>(args, "memdebug.kfence", "a sampling interval")? {
+        parsed.kfence_interval = interval;
+    }
+    Ok(parsed)
 }
 
 #[cfg(feature = "ktest")]

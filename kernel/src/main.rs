@@ -99,6 +99,7 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     memory::layout::print(platform, layout);
 
     memory::pages::init(args.page_allocator);
+    memory::debug::init(args.memdebug, platform.timebase_hz);
     memory::heap::init(args.heap);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);

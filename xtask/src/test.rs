@@ -229,28 +229,43 @@ pub const PAGE_ALLOCATORS: &[&str] = &["buddy", "bitmap"];
 /// Kernel heaps (`alloc=`) the kernel suite runs with.
 pub const HEAPS: &[&str] = &["slab", "tlsf", "buddy"];
 
+/// `memdebug=` of the configurations: every `pagealloc=` x `alloc=` pair
+/// runs with all checks on (the in-kernel provocations need them, and the
+/// whole suite then runs under poison, red zones and tracking); the
+/// default pair runs once more with `memdebug=off`, the shipped path.
+/// The leak watch checks every 20 ticks (0.2 s at the default 100 Hz) so
+/// its test sees several checks in about a second.
+const MEMDEBUG_ALL: &str = "memdebug=all memdebug.leakwatch=20";
+const MEMDEBUG_OFF: &str = "memdebug=off";
+
 /// The `ktest` image at `SMP` harts and `MEM` RAM, once per `pagealloc=` x
-/// `alloc=` choice: all registered tests must pass each time; then the
+/// `alloc=` choice with `memdebug=all`, and once for the default pair with
+/// `memdebug=off`: all registered tests must pass each time; then the
 /// exit path: a deliberate panic, a deliberate fatal trap, an unexpected
 /// write to `.rodata` (with its page-fault diagnosis) and an unhandled
 /// allocation failure (with its diagnosis) must each
 /// reach the host as their distinct failure status.
 fn kernel_tests(config: &Config) -> Result<(), String> {
     let image = kernel::build(config, Flavour::Test)?;
-    for page_allocator in PAGE_ALLOCATORS {
-        for heap in HEAPS {
-            let expectations = [
-                format!("ktest.harts={}", config.smp),
-                format!("ktest.mem={}", config.mem_bytes),
-                format!("pagealloc={page_allocator}"),
-                format!("alloc={heap}"),
-            ];
-            let suite = qemu::command(config, &image, &config.boot_args(&expectations));
-            println!("xtask: {}", process::describe(&suite));
-            let run = process::run_limited(suite, true, config.timeout)?;
-            check_suite(config, &run)
-                .map_err(|e| format!("pagealloc={page_allocator} alloc={heap}: {e}"))?;
-        }
+    let pairs = PAGE_ALLOCATORS
+        .iter()
+        .flat_map(|page_allocator| HEAPS.iter().map(move |heap| (*page_allocator, *heap)));
+    let runs = pairs
+        .map(|(page_allocator, heap)| (page_allocator, heap, MEMDEBUG_ALL))
+        .chain([(PAGE_ALLOCATORS[0], HEAPS[0], MEMDEBUG_OFF)]);
+    for (page_allocator, heap, memdebug) in runs {
+        let expectations = [
+            format!("ktest.harts={}", config.smp),
+            format!("ktest.mem={}", config.mem_bytes),
+            format!("pagealloc={page_allocator}"),
+            format!("alloc={heap}"),
+            memdebug.to_string(),
+        ];
+        let suite = qemu::command(config, &image, &config.boot_args(&expectations));
+        println!("xtask: {}", process::describe(&suite));
+        let run = process::run_limited(suite, true, config.timeout)?;
+        check_suite(config, &run)
+            .map_err(|e| format!("pagealloc={page_allocator} alloc={heap} {memdebug}: {e}"))?;
     }
 
     for (crash, code, must_contain) in [

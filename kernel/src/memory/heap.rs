@@ -155,10 +155,6 @@ pub fn init(kind: HeapKind) {
 static KIND: AtomicUsize = AtomicUsize::new(0);
 
 /// The heap `alloc=` picked, once initialised.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn kind() -> Option<HeapKind> {
     match KIND.load(Ordering::Acquire) {
         1 => Some(HeapKind::Slab),
@@ -259,6 +255,12 @@ pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     expect(dead_code, reason = "the in-kernel tests are its only user so far")
 )]
 pub fn shrink() {
+    super::debug::flush_byte_quarantine();
+    shrink_pools();
+    super::debug::flush_page_quarantine();
+}
+
+fn shrink_pools() {
     let mut guard = HEAP.lock();
     match guard.as_mut() {
         Some(Heap::Slab { slab, tlsf }) => {
@@ -307,6 +309,17 @@ pub fn largest_free_block() -> usize {
     }
 }
 
+/// Calls `f` with each slab cache's figures (`alloc=slab` only), under the
+/// heap lock: `f` must not allocate.
+pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
+    let guard = HEAP.lock();
+    if let Some(Heap::Slab { slab, .. }) = guard.as_ref() {
+        for info in slab.slabinfo() {
+            f(&info);
+        }
+    }
+}
+
 /// Copies the slab caches' `slabinfo` rows into `rows` (so the caller can
 /// print them without holding the heap lock); the number of caches, or
 /// `None` unless the heap is `alloc=slab`.
@@ -315,14 +328,15 @@ pub fn largest_free_block() -> usize {
     expect(dead_code, reason = "the monitor's `slabinfo` is its only user")
 )]
 pub fn slabinfo(rows: &mut [Option<kalloc::byte::SlabInfo>]) -> Option<usize> {
-    let guard = HEAP.lock();
-    let Some(Heap::Slab { slab, .. }) = guard.as_ref() else {
+    if kind() != Some(HeapKind::Slab) {
         return None;
-    };
-    let mut count = 0;
-    for (row, info) in rows.iter_mut().zip(slab.slabinfo()) {
-        *row = Some(info);
-        count += 1;
     }
+    let mut count = 0;
+    for_each_slab_cache(|info| {
+        if let Some(row) = rows.get_mut(count) {
+            *row = Some(*info);
+            count += 1;
+        }
+    });
     Some(count)
 }

@@ -1,6 +1,7 @@
 //! Physical memory as the kernel sees it at boot. The allocators themselves
 //! live in the `kalloc` crate; this module decides what they may own.
 
+pub mod debug;
 pub mod fault;
 pub mod global;
 pub mod heap;
@@ -10,5 +11,6 @@ pub mod pages;
 pub mod paging;
 mod size;
 pub mod stacks;
+pub mod stats;
 
 pub use size::Size;

@@ -140,14 +140,27 @@ pub fn with<R>(f: impl FnOnce(&mut BootPageAllocator) -> R) -> R {
         .expect("page allocator used before memory::pages::init"))
 }
 
-/// Allocates `count` contiguous pages aligned to `align` bytes.
+/// Allocates `count` contiguous pages aligned to `align` bytes (through
+/// the `memdebug=` page layer when it is on, recording the caller).
+#[track_caller]
 pub fn alloc(count: usize, align: usize) -> AllocResult<usize> {
-    with(|a| a.alloc_pages(count, align))
+    if super::debug::pages_on() {
+        return super::debug::alloc_pages(count, align, memdebug::CallSite::caller());
+    }
+    with(|a| {
+        let result = a.alloc_pages(count, align);
+        super::stats::note_pages(result.is_ok(), a.used_pages());
+        result
+    })
 }
 
 /// Frees `count` pages at `addr`, a block `alloc` returned.
+#[track_caller]
 pub fn free(addr: usize, count: usize) -> AllocResult {
-    with(|a| a.dealloc_pages(addr, count))
+    if super::debug::pages_on() {
+        return super::debug::dealloc_pages(addr, count, memdebug::CallSite::caller());
+    }
+    with(|a| a.dealloc_pages(addr, count)).inspect(|()| super::stats::note_page_free())
 }
 
 /// Pages in use and in total.

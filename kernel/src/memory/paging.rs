@@ -228,10 +228,6 @@ fn with_table<R>(
 }
 
 /// Maps the 4 KiB page at `va` to `pa` and makes every hart see it.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the page-table tests are its only user so far")
-)]
 pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
     with_table(|table| {
         table.map(
@@ -246,10 +242,6 @@ pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), Ma
 }
 
 /// Unmaps the page at `va` on every hart.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the page-table tests are its only user so far")
-)]
 pub fn unmap_page(va: usize) -> Result<(), MapError> {
     with_table(|table| table.unmap(VirtAddr::new(va)?))?;
     flush_all_harts(va..va + PAGE_SIZE);

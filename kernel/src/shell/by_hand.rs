@@ -199,6 +199,7 @@ impl core::fmt::Display for RegionName {
             fault::Region::TrapStackGuard { hart_id } => {
                 write!(f, "guard page below hart {hart_id}'s trap stack")
             }
+            fault::Region::Sampled(_) => f.write_str("memdebug.kfence window"),
         }
     }
 }

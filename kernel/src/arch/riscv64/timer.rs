@@ -71,5 +71,6 @@ pub fn on_interrupt() {
         hook();
     }
     HOOK_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    crate::memory::debug::leak::on_tick();
     let _ = sbi_rt::set_timer(cpu::ticks() + interval().max(1));
 }
