@@ -7,6 +7,7 @@ mod kernel;
 mod process;
 mod qemu;
 mod setup;
+mod stress;
 mod test;
 
 use std::process::ExitCode;
@@ -17,13 +18,16 @@ usage: cargo xtask <command>
 commands:
   run                 build the kernel and boot it in QEMU (Ctrl-A X quits QEMU)
   test [--only S,..] [--skip S,..]
-                      every check: fmt, clippy, host, loom, miri, kernel
+                      every check: fmt, clippy, host, loom, miri, kernel, stress
+  stress              run the stress workload on every hart for DURATION seconds
+                      (test image, boot arg stress=; fault injection on); exits non-zero on any failure
   debug               boot QEMU halted with a gdb stub and print the gdb command
   build [--ktest]     build the kernel image (or its test build) and print its path
   help                this text
 
 knobs (environment variables):
-  SMP=N        harts (run/debug default 2, test default 4)
+  SMP=N        harts (run/debug default 2, test and stress default 4; stress runs up to SMP=8)
+  DURATION=S   stress: seconds to run (default 60; the test step runs 5)
   MEM=SIZE     RAM, QEMU syntax: 128M, 1G, 2G; a plain number means MiB (default 128M)
   LOG=LEVEL    kernel log level: off, error, warn, info, debug, trace (boot arg log=)
   ARGS='...'   extra kernel boot arguments (QEMU -append)
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Some("debug") => no_extra_args(&args).and_then(|()| qemu::debug_command()),
         Some("build") => build_command(&args[1..]),
         Some("test") => test::command(&args[1..]),
+        Some("stress") => no_extra_args(&args).and_then(|()| stress::command()),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(0)

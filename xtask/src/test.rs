@@ -39,15 +39,17 @@ enum Step {
     Loom,
     Miri,
     Kernel,
+    Stress,
 }
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     Step::Fmt,
     Step::Clippy,
     Step::Host,
     Step::Loom,
     Step::Miri,
     Step::Kernel,
+    Step::Stress,
 ];
 
 impl Step {
@@ -59,6 +61,7 @@ impl Step {
             Step::Loom => "loom",
             Step::Miri => "miri",
             Step::Kernel => "kernel",
+            Step::Stress => "stress",
         }
     }
 
@@ -102,7 +105,7 @@ pub fn command(args: &[String]) -> Result<u8, String> {
 
     let config = Config::load(Mode::Test)?;
     setup::ensure_rust(&config)?;
-    if selected.contains(&Step::Kernel) {
+    if selected.contains(&Step::Kernel) || selected.contains(&Step::Stress) {
         setup::ensure_qemu()?;
     }
     if selected.contains(&Step::Miri) {
@@ -180,6 +183,7 @@ fn run_step(config: &Config, step: Step) -> Result<(), String> {
             process::run(cmd)
         }
         Step::Kernel => kernel_tests(config),
+        Step::Stress => crate::stress::run(config, crate::stress::SHORT_SECONDS, false),
     }
 }
 
@@ -220,6 +224,9 @@ fn clippy(config: &Config) -> Result<(), String> {
     }
 }
 
+/// Pages the kernel suite marks bad at boot (its badmem tests check them).
+pub const BADMEM: &str = "badmem=0x84000000,0x84001000";
+
 /// Page allocators (`pagealloc=`) the kernel suite runs with.
 pub const PAGE_ALLOCATORS: &[&str] = &["buddy", "bitmap"];
 /// Kernel heaps (`alloc=`) the kernel suite runs with.
@@ -240,6 +247,8 @@ fn kernel_tests(config: &Config) -> Result<(), String> {
                 format!("ktest.mem={}", config.mem_bytes),
                 format!("pagealloc={page_allocator}"),
                 format!("alloc={heap}"),
+                // Two pages out of service for the whole run (memory::badmem).
+                BADMEM.to_string(),
             ];
             let suite = qemu::command(config, &image, &config.boot_args(&expectations));
             println!("xtask: {}", process::describe(&suite));

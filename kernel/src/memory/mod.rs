@@ -1,7 +1,9 @@
 //! Physical memory as the kernel sees it at boot. The allocators themselves
 //! live in the `kalloc` crate; this module decides what they may own.
 
+pub mod badmem;
 pub mod fault;
+pub mod faults;
 pub mod global;
 pub mod heap;
 pub mod kernel_map;
@@ -10,5 +12,7 @@ pub mod pages;
 pub mod paging;
 mod size;
 pub mod stacks;
+#[cfg(feature = "ktest")]
+pub mod stress;
 
 pub use size::Size;

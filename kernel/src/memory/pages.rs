@@ -142,12 +142,22 @@ pub fn with<R>(f: impl FnOnce(&mut BootPageAllocator) -> R) -> R {
 
 /// Allocates `count` contiguous pages aligned to `align` bytes.
 pub fn alloc(count: usize, align: usize) -> AllocResult<usize> {
+    alloc_for("pages", count, align)
+}
+
+/// [`alloc`] on behalf of `name` (`heap`, `pagetable`, ...), the name
+/// fault injection's filter matches (`memory::faults`).
+pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
+    if crate::memory::faults::page_alloc_fails(name, count, PAGE_SIZE) {
+        return Err(kalloc::AllocError::NoMemory);
+    }
     with(|a| a.alloc_pages(count, align))
 }
 
-/// Frees `count` pages at `addr`, a block `alloc` returned.
+/// Frees `count` pages at `addr`, a block `alloc` returned. A bad page in
+/// it is isolated before the lock is released (`memory::badmem`).
 pub fn free(addr: usize, count: usize) -> AllocResult {
-    with(|a| a.dealloc_pages(addr, count))
+    with(|a| crate::memory::badmem::free_checked(a, addr, count))
 }
 
 /// Pages in use and in total.
