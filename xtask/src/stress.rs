@@ -16,6 +16,10 @@ pub const DEFAULT_SECONDS: u64 = 60;
 pub const SHORT_SECONDS: u64 = 5;
 /// QEMU start, boot and the final checks, on top of the duration.
 const MARGIN: Duration = Duration::from_secs(120);
+/// More per hart: each finishes its round and drains its live blocks after
+/// the deadline, and on an oversubscribed host every lock handoff can wait
+/// for a descheduled vCPU (a 10 s run at SMP=8 on 2 busy cores took 112 s).
+const MARGIN_PER_HART: Duration = Duration::from_secs(30);
 
 /// `DURATION=` in whole seconds.
 fn duration() -> Result<u64, String> {
@@ -52,7 +56,7 @@ pub fn run(config: &Config, seconds: u64, echo: bool) -> Result<(), String> {
     println!("xtask: {}", process::describe(&cmd));
     let limit = match std::env::var_os("TIMEOUT") {
         Some(_) => config.timeout,
-        None => Some(Duration::from_secs(seconds) + MARGIN),
+        None => Some(Duration::from_secs(seconds) + MARGIN + MARGIN_PER_HART * config.smp),
     };
     let run = process::run_limited(cmd, echo, limit)?;
     let passed = run.output.lines().any(|l| l.starts_with("stress: PASS"));
