@@ -25,9 +25,13 @@ type Locked<T> = TicketLock<T, HostArch>;
 
 const PAGE: usize = 4096;
 const THREADS: usize = 4;
-const STEPS: u64 = if cfg!(miri) { 60 } else { 1200 };
+const STEPS: u64 = if cfg!(miri) { 32 } else { 1200 };
+/// Page blocks are filled and checked byte by byte: fewer under Miri.
+const PAGE_STEPS: u64 = if cfg!(miri) { 16 } else { 1200 };
 const ROUND: u64 = 16;
 const MAX_LIVE: usize = 32;
+/// Arena pages (Miri spends most of its time creating big arenas).
+const ARENA_PAGES: usize = if cfg!(miri) { 64 } else { 2048 };
 
 /// Page-aligned host memory for an allocator to manage.
 struct Arena {
@@ -132,6 +136,7 @@ fn seed() -> u64 {
 /// thread passing a block to the next every round, then drains the
 /// mailboxes. Returns (allocations, frees, cross-thread frees).
 fn run_threads<T: Target>(
+    steps: u64,
     spec: impl Fn(usize) -> Spec + Sync,
     target: impl Fn() -> T + Sync,
 ) -> Result<(u64, u64, u64), Failure> {
@@ -145,7 +150,7 @@ fn run_threads<T: Target>(
                     let mut generator = Generator::new(spec(me), &mut slots);
                     let mut target = target();
                     let mut crossed = 0;
-                    for _ in 0..STEPS / ROUND {
+                    for _ in 0..steps / ROUND {
                         generator.run(&mut target, ROUND)?;
                         if let Some(block) = generator.take_victim() {
                             mailboxes[(me + 1) % THREADS]
@@ -201,29 +206,30 @@ fn check(totals: Result<(u64, u64, u64), Failure>) -> (u64, u64, u64) {
 #[test]
 fn threads_share_the_locked_buddy_page_allocator() {
     let seed = seed();
-    let arena = Arena::new(1024 * PAGE);
+    let arena = Arena::new(ARENA_PAGES * PAGE);
     let pages = page_allocator(&arena);
     let spec = |thread: usize| Spec {
         sizes: Sizes::Pages {
             page_size: PAGE,
-            max_pages: 3,
+            max_pages: if cfg!(miri) { 1 } else { 3 },
         },
         owner: 100 + thread as u32,
         ..Spec::random(seed.rotate_left(9) ^ thread as u64, 1, 1, 16)
     };
-    check(run_threads(spec, || Pages(&pages)));
+    check(run_threads(PAGE_STEPS, spec, || Pages(&pages)));
     assert_eq!(pages.lock().used_pages(), 0);
 }
 
 #[test]
 fn threads_share_a_locked_tlsf() {
     let seed = seed();
-    let arena = Arena::new(4 << 20);
+    let arena = Arena::new(ARENA_PAGES * PAGE);
     let mut tlsf = Tlsf::new();
     // SAFETY: the arena outlives the allocator and nothing else uses it.
     unsafe { tlsf.add_memory(arena.start(), arena.layout.size()) }.unwrap();
     let tlsf = Locked::new("tlsf", tlsf);
     check(run_threads(
+        STEPS,
         |thread| byte_spec(seed, thread, 6000),
         || Bytes(&tlsf),
     ));
@@ -233,10 +239,11 @@ fn threads_share_a_locked_tlsf() {
 #[test]
 fn threads_share_a_locked_slab_over_the_locked_page_allocator() {
     let seed = seed();
-    let arena = Arena::new(2048 * PAGE);
+    let arena = Arena::new(ARENA_PAGES * PAGE);
     let pages = page_allocator(&arena);
     let slab = Locked::new("slab", SlabAllocator::new(SharedPages(&pages)));
     check(run_threads(
+        STEPS,
         |thread| byte_spec(seed.rotate_left(3), thread, 3000),
         || Bytes(&slab),
     ));
