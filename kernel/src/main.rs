@@ -99,6 +99,7 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     memory::layout::print(platform, layout);
 
     memory::pages::init(args.page_allocator);
+    memory::badmem::init(&args.badmem);
     memory::debug::init(args.memdebug, platform.timebase_hz);
     memory::heap::init(args.heap);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
@@ -108,7 +109,13 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
             "no interrupt-driven serial input ({error}): the monitor polls the UART on each timer tick"
         );
     }
+    // Injected faults start once the boot allocations are done.
+    memory::faults::init(args.fail_page_alloc, args.failslab);
 
+    #[cfg(feature = "ktest")]
+    if let Some(seconds) = args.stress_seconds {
+        memory::stress::run(seconds)
+    }
     #[cfg(feature = "ktest")]
     ktest::run(args.test);
 

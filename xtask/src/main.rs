@@ -8,6 +8,7 @@ mod process;
 mod qemu;
 mod setup;
 mod shell_test;
+mod stress;
 mod test;
 
 use std::process::ExitCode;
@@ -19,14 +20,17 @@ commands:
   run                 build the kernel and boot it to the `rvos>` monitor in QEMU
                       (`help` lists the commands; `shutdown` or Ctrl-A X quits)
   test [--only S,..] [--skip S,..]
-                      every check: fmt, clippy, host, loom, miri, kernel, shell
+                      every check: fmt, clippy, host, loom, miri, kernel, shell, stress
                       (shell: types commands into the monitor over the serial line)
+  stress              run the stress workload on every hart for DURATION seconds
+                      (test image, boot arg stress=; fault injection on); exits non-zero on any failure
   debug               boot QEMU halted with a gdb stub and print the gdb command
   build [--ktest]     build the kernel image (or its test build) and print its path
   help                this text
 
 knobs (environment variables):
-  SMP=N        harts (run/debug default 2, test default 4)
+  SMP=N        harts (run/debug default 2, test and stress default 4; stress runs up to SMP=8)
+  DURATION=S   stress: seconds to run (default 60; the test step runs 5)
   MEM=SIZE     RAM, QEMU syntax: 128M, 1G, 2G; a plain number means MiB (default 128M)
   LOG=LEVEL    kernel log level: off, error, warn, info, debug, trace (boot arg log=)
   ARGS='...'   extra kernel boot arguments (QEMU -append)
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Some("debug") => no_extra_args(&args).and_then(|()| qemu::debug_command()),
         Some("build") => build_command(&args[1..]),
         Some("test") => test::command(&args[1..]),
+        Some("stress") => no_extra_args(&args).and_then(|()| stress::command()),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(0)

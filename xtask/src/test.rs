@@ -40,9 +40,10 @@ enum Step {
     Miri,
     Kernel,
     Shell,
+    Stress,
 }
 
-const STEPS: [Step; 7] = [
+const STEPS: [Step; 8] = [
     Step::Fmt,
     Step::Clippy,
     Step::Host,
@@ -50,6 +51,7 @@ const STEPS: [Step; 7] = [
     Step::Miri,
     Step::Kernel,
     Step::Shell,
+    Step::Stress,
 ];
 
 impl Step {
@@ -62,6 +64,7 @@ impl Step {
             Step::Miri => "miri",
             Step::Kernel => "kernel",
             Step::Shell => "shell",
+            Step::Stress => "stress",
         }
     }
 
@@ -105,7 +108,10 @@ pub fn command(args: &[String]) -> Result<u8, String> {
 
     let config = Config::load(Mode::Test)?;
     setup::ensure_rust(&config)?;
-    if selected.contains(&Step::Kernel) || selected.contains(&Step::Shell) {
+    if [Step::Kernel, Step::Shell, Step::Stress]
+        .iter()
+        .any(|step| selected.contains(step))
+    {
         setup::ensure_qemu()?;
     }
     if selected.contains(&Step::Miri) {
@@ -184,6 +190,7 @@ fn run_step(config: &Config, step: Step) -> Result<(), String> {
         }
         Step::Kernel => kernel_tests(config),
         Step::Shell => crate::shell_test::shell_tests(config),
+        Step::Stress => crate::stress::run(config, crate::stress::SHORT_SECONDS, false),
     }
 }
 
@@ -224,6 +231,9 @@ fn clippy(config: &Config) -> Result<(), String> {
     }
 }
 
+/// Pages the kernel suite marks bad at boot (its badmem tests check them).
+pub const BADMEM: &str = "badmem=0x84000000,0x84001000";
+
 /// Page allocators (`pagealloc=`) the kernel suite runs with.
 pub const PAGE_ALLOCATORS: &[&str] = &["buddy", "bitmap"];
 /// Kernel heaps (`alloc=`) the kernel suite runs with.
@@ -260,6 +270,8 @@ fn kernel_tests(config: &Config) -> Result<(), String> {
             format!("pagealloc={page_allocator}"),
             format!("alloc={heap}"),
             memdebug.to_string(),
+            // Two pages out of service for the whole run (memory::badmem).
+            BADMEM.to_string(),
         ];
         let suite = qemu::command(config, &image, &config.boot_args(&expectations));
         println!("xtask: {}", process::describe(&suite));

@@ -76,7 +76,7 @@ impl PageSource for GlobalPages {
     const PAGE_SIZE: usize = PAGE_SIZE;
 
     fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
-        let addr = super::pages::alloc(count, align)?;
+        let addr = super::pages::alloc_for("heap", count, align)?;
         COUNTERS.heap_pages.fetch_add(count, Ordering::Relaxed);
         NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
     }
@@ -132,6 +132,9 @@ pub static COUNTERS: Counters = Counters {
 };
 
 /// Installs the byte allocator; before this every allocation fails.
+/// Never inlined: the allocator is built on the stack (tens of KiB) and
+/// would otherwise stay in the boot function's frame under every test.
+#[inline(never)]
 pub fn init(kind: HeapKind) {
     let heap = match kind {
         HeapKind::Slab => Heap::Slab {
@@ -215,6 +218,11 @@ fn trim_tlsf(tlsf: &mut Tlsf) {
 
 /// Allocates a small block (`!goes_to_pages(layout)`).
 pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
+    if let Some(kind) = kind()
+        && super::faults::slab_alloc_fails(kind, layout)
+    {
+        return Err(AllocError::NoMemory);
+    }
     let mut guard = HEAP.lock();
     let heap = guard.as_mut().ok_or(AllocError::NoMemory)?;
     match heap {
@@ -277,6 +285,19 @@ fn shrink_pools() {
             }
         }
         Some(Heap::Buddy(_)) | None => {}
+    }
+}
+
+/// Memory failure: retires the slab holding linear-map address `addr`, if
+/// one does (`memory::badmem`). Its objects are never handed out again; its
+/// pages go back when its last object is freed.
+pub fn retire_slab_at(addr: usize) -> bool {
+    let Some(page) = NonNull::new(addr as *mut u8) else {
+        return false;
+    };
+    match HEAP.lock().as_mut() {
+        Some(Heap::Slab { slab, .. }) => slab.retire_slab_at(page),
+        _ => false,
     }
 }
 

@@ -24,7 +24,7 @@ pub struct KernelFrames;
 // freed) and the linear map reaches all of RAM read-write.
 unsafe impl FrameSource for KernelFrames {
     fn alloc_frame(&mut self) -> Option<PhysAddr> {
-        let virt = pages::alloc(1, PAGE_SIZE).ok()?;
+        let virt = pages::alloc_for("pagetable", 1, PAGE_SIZE).ok()?;
         PhysAddr::new(arch::virt_to_phys(virt)).ok()
     }
 

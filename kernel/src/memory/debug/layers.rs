@@ -101,11 +101,7 @@ impl PageAllocator for PlainPages {
     const PAGE_SIZE: usize = PAGE_SIZE;
 
     fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<usize> {
-        pages::with(|a| {
-            let result = a.alloc_pages(count, align);
-            crate::memory::stats::note_pages(result.is_ok(), a.used_pages());
-            result
-        })
+        pages::alloc_plain(count, align)
     }
 
     fn alloc_pages_at(&mut self, addr: usize, count: usize, align: usize) -> AllocResult<usize> {
@@ -113,8 +109,7 @@ impl PageAllocator for PlainPages {
     }
 
     fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {
-        pages::with(|a| a.dealloc_pages(addr, count))
-            .inspect(|()| crate::memory::stats::note_page_free())
+        pages::free_plain(addr, count)
     }
 
     fn total_pages(&self) -> usize {

@@ -32,6 +32,9 @@ pub(super) struct SlabHeader {
     in_use: usize,
     prev: *mut SlabHeader,
     next: *mut SlabHeader,
+    /// Taken out of service (a bad page backs it): on no list, never
+    /// allocated from again; its pages go back when its last object does.
+    retired: bool,
 }
 
 const FULL: usize = 0;
@@ -60,6 +63,8 @@ pub(super) struct SlabCache {
     /// full slot stays null: full slabs are only counted).
     lists: [*mut SlabHeader; 3],
     counts: [usize; 3],
+    /// Retired slabs still holding live objects.
+    retired: usize,
     active_objects: usize,
     index: usize,
 }
@@ -103,6 +108,7 @@ impl SlabCache {
             current: ptr::null_mut(),
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
+            retired: 0,
             active_objects: 0,
             index,
         })
@@ -132,7 +138,12 @@ impl SlabCache {
     }
 
     pub fn slab_count(&self) -> usize {
-        self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null())
+        self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null()) + self.retired
+    }
+
+    /// Retired slabs still holding live objects.
+    pub fn retired_slabs(&self) -> usize {
+        self.retired
     }
 
     /// Slabs per state (full, partial, empty), the current slab included.
@@ -343,6 +354,7 @@ impl SlabCache {
                 in_use: 0,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
+                retired: false,
             });
             ptr::write_bytes(Self::bitmap(slab), 0, self.bitmap_words);
             self.push(EMPTY, slab);
@@ -409,11 +421,20 @@ impl SlabCache {
             let object = slab
                 .cast::<u8>()
                 .add(self.first_object + index * self.object_size);
-            *object.cast::<*mut u8>() = (*slab).free_head;
-            (*slab).free_head = object;
             let old_in_use = (*slab).in_use;
             (*slab).in_use = old_in_use - 1;
             self.active_objects -= 1;
+            if (*slab).retired {
+                // Never reused: the object stays off the free list, and
+                // the slab's pages go back with its last object.
+                if old_in_use == 1 {
+                    self.retired -= 1;
+                    self.give_back(source, slab);
+                }
+                return;
+            }
+            *object.cast::<*mut u8>() = (*slab).free_head;
+            (*slab).free_head = object;
             // Only the first free of a full slab (full -> partial) and the
             // last object (partial -> empty) change a slab's state; the
             // current slab is on no list.
@@ -425,6 +446,72 @@ impl SlabCache {
                     self.release_empty(source);
                 }
             }
+        }
+    }
+
+    /// The slab of this cache holding `addr`, if that is a live slab;
+    /// `lo..hi` bounds the pages ever taken from the source.
+    pub fn slab_holding(&self, addr: NonNull<u8>, lo: usize, hi: usize) -> Option<*mut SlabHeader> {
+        let slab_addr = addr.addr().get() & !(self.slab_bytes - 1);
+        if slab_addr < lo || slab_addr.saturating_add(self.first_object) > hi {
+            return None;
+        }
+        let slab = addr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
+        // SAFETY: `slab_addr` lies in pages obtained from the source, which
+        // stay mapped (as in `check_live`); only the magic and owner are read.
+        let live =
+            unsafe { (*slab).magic == SLAB_MAGIC ^ slab_addr && (*slab).cache == self.index };
+        live.then_some(slab)
+    }
+
+    /// Takes `slab` out of service (memory failure): no object of it is
+    /// handed out again; its pages go back to `source` now if it is empty,
+    /// else when its last live object is freed. Returns whether the slab
+    /// was in service.
+    ///
+    /// # Safety
+    /// [`slab_holding`](Self::slab_holding) returned `slab` and nothing
+    /// changed since.
+    pub(super) unsafe fn retire<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+    ) -> bool {
+        // SAFETY: a live slab of this cache (the caller checked it).
+        unsafe {
+            if (*slab).retired {
+                return false;
+            }
+            if slab == self.current {
+                self.current = ptr::null_mut();
+            } else {
+                self.unlink(self.list_for((*slab).in_use), slab);
+            }
+            (*slab).retired = true;
+            if (*slab).in_use == 0 {
+                self.give_back(source, slab);
+            } else {
+                self.retired += 1;
+            }
+        }
+        true
+    }
+
+    /// Returns a retired slab with no live object to `source`.
+    ///
+    /// # Safety
+    /// `slab` is retired, on no list, and holds no live object.
+    unsafe fn give_back<P: PageSource>(&mut self, source: &mut P, slab: *mut SlabHeader) {
+        // SAFETY: forwarded from the caller; the slab's pages came from
+        // `source` with `pages_per_slab` pages.
+        unsafe {
+            (*slab).magic = 0;
+            // A source refusing its own block is a bug elsewhere; the slab
+            // is out of service either way, so its pages are only lost.
+            let _ = source.dealloc_pages(
+                NonNull::new_unchecked(slab.cast::<u8>()),
+                self.pages_per_slab,
+            );
         }
     }
 
