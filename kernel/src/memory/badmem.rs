@@ -131,10 +131,7 @@ pub fn mark_page_bad(pa: usize) -> AllocResult<BadPage> {
 
 #[cfg_attr(
     not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "run-time API; the in-kernel tests and stress mode use it so far"
-    )
+    expect(dead_code, reason = "run-time API; the in-kernel tests use it so far")
 )]
 /// Whether the page holding physical address `pa` is marked bad.
 pub fn is_bad(pa: usize) -> bool {
@@ -142,13 +139,6 @@ pub fn is_bad(pa: usize) -> bool {
         .is_bad::<BootPageAllocator>(arch::phys_to_virt(pa & !(PAGE_SIZE - 1)))
 }
 
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "run-time API; the in-kernel tests and stress mode use it so far"
-    )
-)]
 /// Bad pages isolated, and those waiting for their block to be freed.
 pub fn counts() -> (usize, usize) {
     BAD.lock().bad_pages()

@@ -1,14 +1,15 @@
 //! Fault injection in the kernel, in the manner of Linux's
 //! `fail_page_alloc` and `failslab`: two [`FaultPolicy`]s (from the
 //! `faultinject` crate), one consulted by every page allocation
-//! (`memory::pages::alloc_for`), one by every small heap allocation
-//! (`memory::heap::alloc_small`). Each is set at boot
+//! (`memory::pages::alloc_for`), one by every small allocation through
+//! the global allocator (`memory::heap::injected_failure`, asked first,
+//! before any memdebug layer). Each is set at boot
 //! (`fail_page_alloc=`, `failslab=`, `*.filter=`, see `args.rs`) or at run
 //! time ([`configure`], [`set_fail_nth`]).
 //!
 //! ```text
 //!   pages::alloc_for(name, n) ──► should_fail(Site::Pages, name, n pages) ──► Err(NoMemory)
-//!   heap::alloc_small(layout) ──► should_fail(Site::Slab, cache name, size) ─► Err(NoMemory)
+//!   GlobalAlloc::alloc(small) ──► should_fail(Site::Slab, cache name, size) ─► null
 //! ```
 //!
 //! An unarmed site costs one relaxed atomic load; an armed one takes its
@@ -83,13 +84,6 @@ pub fn configure(which: Site, config: FaultConfig) {
     rearm(site, &policy);
 }
 
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "run-time API; the in-kernel tests and stress mode use it so far"
-    )
-)]
 /// The site's configuration.
 pub fn config(which: Site) -> FaultConfig {
     site(which).policy.lock().config()
@@ -104,37 +98,16 @@ pub fn set_fail_nth(which: Site, n: u64) {
     rearm(site, &policy);
 }
 
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "run-time API; the in-kernel tests and stress mode use it so far"
-    )
-)]
 /// Whether a `fail_nth` set at the site has not fired yet.
 pub fn fail_nth_pending(which: Site) -> bool {
     site(which).policy.lock().fail_nth_pending()
 }
 
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "run-time API; the in-kernel tests and stress mode use it so far"
-    )
-)]
 /// Failures injected at the site since boot.
 pub fn injected(which: Site) -> u64 {
     site(which).policy.lock().injected()
 }
 
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "run-time API; the in-kernel tests and stress mode use it so far"
-    )
-)]
 /// Turns both sites off (configuration and pending fail-nth).
 pub fn disarm_all() {
     for which in Site::ALL {
@@ -212,10 +185,6 @@ pub fn cache_name(kind: HeapKind, layout: Layout) -> &'static str {
 static SET_AT_BOOT: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
 /// Whether a boot argument configured the site.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "stress mode (test build) is its only user")
-)]
 pub fn set_at_boot(which: Site) -> bool {
     SET_AT_BOOT[which as usize].load(Ordering::Relaxed)
 }

@@ -57,6 +57,8 @@ unsafe impl GlobalAlloc for KernelAllocator {
                     .fetch_add(count, Ordering::Relaxed);
                 addr as *mut u8
             })
+        } else if heap::injected_failure(layout) {
+            Err(kalloc::AllocError::NoMemory)
         } else {
             heap::alloc_small(layout).map(NonNull::as_ptr)
         };
@@ -117,10 +119,6 @@ pub struct AllocFailure {
 
 /// `Box::new` that reports failure instead of stopping the kernel
 /// (`Box::try_new` is not stable yet).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn try_box<T>(value: T) -> Result<Box<T>, AllocFailure> {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {

@@ -216,13 +216,16 @@ fn trim_tlsf(tlsf: &mut Tlsf) {
     }
 }
 
+/// Whether `failslab` fails this small request. The global allocator
+/// asks before anything else (as Linux's `should_failslab` comes first),
+/// so no layer in between, e.g. memdebug retrying after emptying its
+/// quarantine, can absorb the injected failure.
+pub fn injected_failure(layout: Layout) -> bool {
+    kind().is_some_and(|kind| super::faults::slab_alloc_fails(kind, layout))
+}
+
 /// Allocates a small block (`!goes_to_pages(layout)`).
 pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
-    if let Some(kind) = kind()
-        && super::faults::slab_alloc_fails(kind, layout)
-    {
-        return Err(AllocError::NoMemory);
-    }
     let mut guard = HEAP.lock();
     let heap = guard.as_mut().ok_or(AllocError::NoMemory)?;
     match heap {
@@ -258,10 +261,6 @@ pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
 }
 
 /// Gives every empty slab and idle TLSF pool back to the page allocator.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn shrink() {
     super::debug::flush_byte_quarantine();
     shrink_pools();

@@ -14,7 +14,6 @@ pub mod paging;
 mod size;
 pub mod stacks;
 pub mod stats;
-#[cfg(feature = "ktest")]
 pub mod stress;
 
 pub use size::Size;

@@ -1,5 +1,5 @@
-//! Stress mode (`stress=SECONDS` on the test build; `cargo xtask stress`):
-//! every hart runs the workload generator against the global allocator
+//! Stress mode (`stress=SECONDS` on the test build, `cargo xtask stress`;
+//! `stress <seconds> [harts]` in the monitor): every hart runs the workload generator against the global allocator
 //! and the page allocator for the given time, with cross-hart frees, the
 //! timer interrupt allocating on every tick, and fault injection on (1% of
 //! page and heap requests unless `fail_page_alloc=` / `failslab=` are
@@ -19,12 +19,15 @@ mod worker;
 use crate::arch::{cpu, smp, timer};
 use crate::memory::faults::{self, Site};
 use crate::memory::{heap, pages};
+#[cfg(feature = "ktest")]
 use crate::power::{self, FailureCode};
 use crate::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicU64, Ordering};
 use faultinject::FaultConfig;
 use worker::{FAILURE, HOOK_BROKEN, REPORT, TOTALS};
 
+/// Most harts that take part (`SMP=8` fits; more stay idle).
+pub const MAX_HARTS: usize = worker::STRESS_HARTS;
 /// Tick rate during the run (and so of the timer-interrupt allocations).
 const STRESS_TIMER_HZ: u32 = 1000;
 /// The workloads' base seed (printed; each hart and epoch derives its own).
@@ -153,11 +156,25 @@ fn periodic_report() {
 /// Never inlined: its frame would otherwise sit under every test the
 /// `ktest` build runs from the same boot function (the stack-depth tests
 /// measure it).
+#[cfg(feature = "ktest")]
 #[inline(never)]
-pub fn run(seconds: u64) -> ! {
+pub fn run_and_power_off(seconds: u64) -> ! {
+    match run(seconds, MAX_HARTS) {
+        Ok(()) => power::succeed(),
+        Err(_) => power::fail(FailureCode::TestsFailed),
+    }
+}
+
+/// Runs the stress workload for `seconds` on up to `harts` harts and
+/// prints its report; `Err` names why the run failed. Fault injection,
+/// the timer rate and hook are what they were before when it returns.
+pub fn run(seconds: u64, harts: usize) -> Result<(), &'static str> {
     let seconds = seconds.max(1);
+    worker::reset(harts);
+    let saved_faults = [Site::Pages, Site::Slab].map(faults::config);
+    let saved_interval = timer::interval();
     for (site, name) in [(Site::Pages, "fail_page_alloc"), (Site::Slab, "failslab")] {
-        if !faults::set_at_boot(site) {
+        if !faults::set_at_boot(site) && faults::config(site) == FaultConfig::OFF {
             faults::configure(site, DEFAULT_FAULTS);
         }
         let config = faults::config(site);
@@ -198,6 +215,7 @@ pub fn run(seconds: u64) -> ! {
     let injected_before = CLOCK.lock().injected_before;
     let injected = injected_total() - injected_before;
     faults::disarm_all();
+    timer::set_interval(saved_interval);
     let drained = worker::drain_mailboxes();
     report_line(true);
     let after = snapshot();
@@ -247,14 +265,17 @@ pub fn run(seconds: u64) -> ! {
     if !counters_back(&before, &after) {
         verdict = Some("counters are not back at their starting values");
     }
+    for (site, config) in [Site::Pages, Site::Slab].into_iter().zip(saved_faults) {
+        faults::configure(site, config);
+    }
     match verdict {
         None => {
             crate::println!("stress: PASS (counters back at their starting values)");
-            power::succeed()
+            Ok(())
         }
         Some(reason) => {
             crate::println!("stress: FAIL: {reason}");
-            power::fail(FailureCode::TestsFailed)
+            Err(reason)
         }
     }
 }

@@ -130,6 +130,22 @@ fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'stat
 fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
     writeln!(out, "double free: {record} was already freed by this shell")?;
     let (verdict, who) = match record.kind {
+        Kind::Bytes { size, align } if crate::memory::debug::bytes_on() => {
+            let refused =
+                || crate::memory::debug::layers_counters().map_or(0, |(b, _)| b.refused_frees);
+            let before = refused();
+            // SAFETY: with `memdebug=` on, the global allocator's byte
+            // layer owns the block's state: it recognises a block that is
+            // not live (quarantined, or no longer known) and refuses the
+            // free with a report; nothing reaches the heap.
+            unsafe { alloc::alloc::dealloc(record.addr as *mut u8, layout_of(size, align)) };
+            let verdict = if refused() > before {
+                Err(kalloc::AllocError::DoubleFree)
+            } else {
+                Ok(())
+            };
+            (verdict, "memdebug byte layer (report above)")
+        }
         Kind::Bytes { size, align } => {
             let layout = layout_of(size, align);
             if heap::goes_to_pages(layout) {

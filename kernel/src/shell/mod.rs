@@ -16,10 +16,12 @@
 //!   by_hand.rs  alloc free pages freepages      vm.rs      vmmap translate
 //!   ledger.rs   what by_hand handed out and freed
 //!   bench.rs    bench                           system.rs  harts log uptime shutdown
+//!   diag.rs     leaks inject badpage stress
 //! ```
 
 mod bench;
 mod by_hand;
+mod diag;
 mod frag;
 mod info;
 mod ledger;
@@ -34,6 +36,8 @@ use kshell::{Command, Event, LineEditor, Outcome};
 /// `shutdown` was asked for.
 pub struct Monitor {
     pub ledger: by_hand::Ledger,
+    /// `leaks`' checkpoint, once taken.
+    pub leak_mark: Option<crate::memory::debug::leak::LeakCheckpoint>,
     pub shutdown: bool,
 }
 
@@ -106,6 +110,30 @@ pub const COMMANDS: &[Command<Monitor>] = &[
         run: bench::bench,
     },
     Command {
+        name: "leaks",
+        usage: "[mark|all]",
+        help: "live blocks by call site since the checkpoint (`mark` sets it, `all`: since boot)",
+        run: diag::leaks,
+    },
+    Command {
+        name: "stress",
+        usage: "<seconds> [harts]",
+        help: "run the stress workload on every hart (cross-hart frees, injected faults)",
+        run: diag::stress,
+    },
+    Command {
+        name: "inject",
+        usage: "[pages|slab] [off | nth <n> | <percent> [interval] [times] [min_order]]",
+        help: "fault injection (fail_page_alloc, failslab): show or set",
+        run: diag::inject,
+    },
+    Command {
+        name: "badpage",
+        usage: "[<pa>]",
+        help: "mark a physical page bad (memory failure): isolated now or when freed",
+        run: diag::badpage,
+    },
+    Command {
         name: "harts",
         usage: "",
         help: "harts, their state, timer ticks and interrupts",
@@ -150,6 +178,7 @@ const HISTORY: usize = 16;
 pub fn run(cmds: Option<&'static str>) -> ! {
     let mut monitor = Monitor {
         ledger: by_hand::Ledger::new(),
+        leak_mark: None,
         shutdown: false,
     };
     let mut out = Console;

@@ -47,22 +47,31 @@ fn handed_out(lines: &[String]) -> Option<String> {
     })
 }
 
-/// `pagealloc=` x `alloc=` pairs the session runs with: the default, and
-/// each other algorithm once (their double-free detection differs).
-const CONFIGS: [(&str, &str); 3] = [("buddy", "slab"), ("bitmap", "tlsf"), ("buddy", "buddy")];
+/// `pagealloc=` x `alloc=` x `memdebug=` of the sessions: the default,
+/// each other algorithm once (their double-free detection differs), and
+/// the debug layers on (they take over double-free detection, and `leaks`
+/// needs their call sites).
+const CONFIGS: [(&str, &str, &str); 4] = [
+    ("buddy", "slab", "off"),
+    ("bitmap", "tlsf", "off"),
+    ("buddy", "buddy", "off"),
+    ("buddy", "slab", "all"),
+];
 
 /// Runs the interactive session once per [`CONFIGS`] pair, then the
 /// `cmds=` checks.
 pub fn shell_tests(config: &Config) -> Result<(), String> {
     let image = kernel::build(config, Flavour::Normal)?;
-    for (page_allocator, heap) in CONFIGS {
+    for (page_allocator, heap, memdebug) in CONFIGS {
         let args = [
             "log=warn".to_string(),
             format!("pagealloc={page_allocator}"),
             format!("alloc={heap}"),
+            format!("memdebug={memdebug}"),
         ];
-        interactive(config, &image, &args)
-            .map_err(|e| format!("pagealloc={page_allocator} alloc={heap}: {e}"))?;
+        interactive(config, &image, &args, memdebug != "off").map_err(|e| {
+            format!("pagealloc={page_allocator} alloc={heap} memdebug={memdebug}: {e}")
+        })?;
     }
     cmds_mode(config, &image)
 }
@@ -75,7 +84,12 @@ macro_rules! check {
     };
 }
 
-fn interactive(config: &Config, image: &std::path::Path, args: &[String]) -> Result<(), String> {
+fn interactive(
+    config: &Config,
+    image: &std::path::Path,
+    args: &[String],
+    memdebug: bool,
+) -> Result<(), String> {
     let mut s = Session::start(config, image, args)?;
     s.wait_prompts(1, BOOT_LIMIT, "the first prompt after boot")?;
 
@@ -129,6 +143,13 @@ fn interactive(config: &Config, image: &std::path::Path, args: &[String]) -> Res
         has(&again, "double free") && has(&again, "DoubleFree"),
         "a second free of {block} was not diagnosed as a double free by the allocator"
     );
+    if memdebug {
+        check!(
+            s,
+            has(&again, "memdebug byte layer") && has(&again, "double free of"),
+            "memdebug did not report the double free of {block}"
+        );
+    }
     let up = s.command("uptime\r", "uptime")?;
     check!(
         s,
@@ -286,6 +307,8 @@ fn interactive(config: &Config, image: &std::path::Path, args: &[String]) -> Res
         "log does not show the boot level"
     );
 
+    diagnostics(&mut s, memdebug)?;
+
     // shutdown ends QEMU with status 0.
     s.type_keys(b"shutdown\r")?;
     let deadline = Instant::now() + COMMAND_LIMIT;
@@ -303,6 +326,93 @@ fn interactive(config: &Config, image: &std::path::Path, args: &[String]) -> Res
         "xtask: shell: {}: interactive session ok (typed over the serial line, every check passed)",
         args.join(" ")
     );
+    Ok(())
+}
+
+/// `inject`, `badpage`, `leaks` and a short `stress` from the prompt.
+fn diagnostics(s: &mut Session, memdebug: bool) -> Result<(), String> {
+    // fail-nth: exactly the next heap allocation fails, the one after works.
+    let armed = s.command("inject slab nth 1\r", "inject slab nth 1")?;
+    check!(
+        s,
+        has(&armed, "fail-nth armed"),
+        "inject slab nth 1 not armed"
+    );
+    let failed = s.command("alloc 64\r", "alloc 64")?;
+    check!(
+        s,
+        has(&failed, "the kernel heap refused 64 bytes"),
+        "the injected failure did not reach `alloc`"
+    );
+    let shown = s.command("inject\r", "inject")?;
+    check!(
+        s,
+        shown
+            .iter()
+            .any(|l| l.starts_with("failslab") && l.contains("injected 1")),
+        "inject does not count the injected failure"
+    );
+    let works = s.command("alloc 64\r", "alloc 64")?;
+    let Some(block) = handed_out(&works) else {
+        return Err(s.fail("alloc 64 after the injected failure did not succeed"));
+    };
+    s.command(&format!("free {block}\r"), &format!("free {block}"))?;
+
+    // badpage: a page is taken out of service once; a non-RAM address is refused.
+    let before = s.command("meminfo\r", "meminfo")?;
+    let bad = s.command("badpage 0x84000000\r", "badpage 0x84000000")?;
+    check!(
+        s,
+        has(&bad, "now isolated") || has(&bad, "in use; isolated when"),
+        "badpage 0x84000000 was not taken"
+    );
+    let after = s.command("meminfo\r", "meminfo")?;
+    if has(&bad, "now isolated") {
+        check!(
+            s,
+            field(&after, "FreePages").zip(field(&before, "FreePages"))
+                == field(&before, "FreePages").map(|f| (f - 1, f)),
+            "an isolated free page did not leave FreePages ({:?} -> {:?})",
+            field(&before, "FreePages"),
+            field(&after, "FreePages")
+        );
+    }
+    let again = s.command("badpage 0x84000000\r", "badpage 0x84000000")?;
+    check!(
+        s,
+        has(&again, "already marked bad"),
+        "second badpage not recognised"
+    );
+    let outside = s.command("badpage 0x10\r", "badpage 0x10")?;
+    check!(
+        s,
+        has(&outside, "OutOfRange") || has(&outside, "outside"),
+        "badpage of a non-RAM address was not refused"
+    );
+
+    // leaks: a checkpoint, a block allocated after it, named by the report.
+    if memdebug {
+        s.command("leaks mark\r", "leaks mark")?;
+        let kept = s.command("alloc 100\r", "alloc 100")?;
+        check!(s, handed_out(&kept).is_some(), "alloc 100 failed");
+        let leaks = s.command("leaks\r", "leaks")?;
+        check!(
+            s,
+            has(&leaks, ": 1 blocks, 100 bytes"),
+            "leaks does not list the block allocated after the checkpoint"
+        );
+    } else {
+        let leaks = s.command("leaks\r", "leaks")?;
+        check!(
+            s,
+            has(&leaks, "boot with memdebug=track"),
+            "leaks without memdebug does not say what to boot with"
+        );
+    }
+
+    // A short stress run from the prompt, on two harts.
+    let stress = s.command_within("stress 2 2\r", "stress 2 2", Duration::from_secs(120))?;
+    check!(s, has(&stress, "stress: PASS"), "stress 2 2 did not pass");
     Ok(())
 }
 

@@ -163,11 +163,11 @@ impl Session {
     /// Types `keys` (which end with Enter), waits for the next prompt and
     /// returns the displayed lines: the edited command line first, then
     /// the command's output.
-    fn run(&mut self, keys: &str) -> Result<Vec<String>, String> {
+    fn run(&mut self, keys: &str, limit: Duration) -> Result<Vec<String>, String> {
         let before = self.prompts();
         let start = nth(&self.raw(), PROMPT.as_bytes(), before - 1);
         self.type_keys(keys.as_bytes())?;
-        self.wait_prompts(before + 1, COMMAND_LIMIT, &format!("the end of {keys:?}"))?;
+        self.wait_prompts(before + 1, limit, &format!("the end of {keys:?}"))?;
         let raw = self.raw();
         let end = nth(&raw, PROMPT.as_bytes(), before);
         let mut lines = render(&raw[start..end]);
@@ -179,7 +179,17 @@ impl Session {
 
     /// `run`, then checks the first line shows `expected` after the prompt.
     pub fn command(&mut self, keys: &str, expected: &str) -> Result<Vec<String>, String> {
-        let lines = self.run(keys)?;
+        self.command_within(keys, expected, COMMAND_LIMIT)
+    }
+
+    /// [`Session::command`] for a command that may take up to `limit`.
+    pub fn command_within(
+        &mut self,
+        keys: &str,
+        expected: &str,
+        limit: Duration,
+    ) -> Result<Vec<String>, String> {
+        let lines = self.run(keys, limit)?;
         let shown = lines.first().map(String::as_str).unwrap_or("");
         if shown != format!("{PROMPT}{expected}") {
             return Err(self.fail(&format!(

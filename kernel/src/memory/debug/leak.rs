@@ -23,13 +23,6 @@ pub struct LeakCheckpoint {
 }
 
 /// Marks now; `None` unless `memdebug=` has `track` (nothing to diff).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "API for kernel code; the in-kernel tests are its only user so far"
-    )
-)]
 pub fn checkpoint() -> Option<LeakCheckpoint> {
     if !super::flags().contains(DebugFlags::TRACK) {
         return None;
@@ -141,19 +134,11 @@ static LAST_NAMED: IrqTicketLock<Option<(SiteSummary, u32)>> =
     IrqTicketLock::new("leakwatch-named", None);
 
 /// How many periodic checks ran since boot.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn checks() -> usize {
     CHECKS.load(Ordering::Acquire)
 }
 
 /// The last site the periodic watch named, with its streak.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn last_named() -> Option<(SiteSummary, u32)> {
     *LAST_NAMED.lock()
 }

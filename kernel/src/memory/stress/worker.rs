@@ -188,9 +188,33 @@ pub fn page_spec(slot: usize, epoch: u64) -> Spec {
     }
 }
 
+/// Harts the run asked for (`stress <seconds> [harts]` in the monitor).
+pub static HARTS: AtomicUsize = AtomicUsize::new(STRESS_HARTS);
+
 /// Hart slots taking part.
 pub fn participants() -> usize {
-    crate::arch::smp::online_count().min(STRESS_HARTS)
+    crate::arch::smp::online_count()
+        .min(STRESS_HARTS)
+        .min(HARTS.load(Ordering::Relaxed))
+        .max(1)
+}
+
+/// Clears the run-wide state before a run (the monitor may run several).
+pub fn reset(harts: usize) {
+    for counter in [
+        &TOTALS.allocs,
+        &TOTALS.frees,
+        &TOTALS.cross_frees,
+        &TOTALS.failures_seen,
+        &TOTALS.hook_runs,
+        &TOTALS.epochs,
+    ] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    TOTALS.peak_pages_used.store(0, Ordering::Relaxed);
+    *FAILURE.lock() = None;
+    HOOK_BROKEN.store(false, Ordering::Relaxed);
+    HARTS.store(harts, Ordering::Relaxed);
 }
 
 /// Passes a victim to the next hart; frees what the previous hart sent.
