@@ -25,6 +25,11 @@ pub fn init(uart: Ns16550a, clock_hz: Option<u32>) {
     UART.set(uart);
 }
 
+/// The console UART, once `init` ran (the shell's input path reads it).
+pub fn uart() -> Option<&'static Ns16550a> {
+    UART.get()
+}
+
 /// Holds the console for the duration of one `print!`.
 struct ConsoleGuard {
     acquired: bool,

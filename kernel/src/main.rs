@@ -2,7 +2,8 @@
 //! to be read. This file is the boot sequence after the architecture entry
 //! code (`arch::riscv64::entry`) has switched to the high half: discover the
 //! platform, start the console and logging, compute and print the memory
-//! layout, then either run the in-kernel tests (`ktest` build) or stop.
+//! layout, start the other harts and the serial input, then run the
+//! in-kernel tests (`ktest` build) or the interactive monitor (`shell`).
 
 #![no_std]
 #![no_main]
@@ -13,11 +14,14 @@ mod arch;
 mod args;
 mod console;
 mod drivers;
+mod input;
 mod ktest;
 mod memory;
 mod panic;
 mod platform;
 mod power;
+#[cfg(not(feature = "ktest"))]
+mod shell;
 mod sync;
 
 use drivers::{ns16550a::Ns16550a, sifive_test::SifiveTest};
@@ -95,18 +99,28 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     memory::layout::print(platform, layout);
 
     memory::pages::init(args.page_allocator);
+    memory::badmem::init(&args.badmem);
+    memory::debug::init(args.memdebug, platform.timebase_hz);
     memory::heap::init(args.heap);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);
+    if let Err(error) = input::start() {
+        warn!(
+            "no interrupt-driven serial input ({error}): the monitor polls the UART on each timer tick"
+        );
+    }
+    // Injected faults start once the boot allocations are done.
+    memory::faults::init(args.fail_page_alloc, args.failslab);
 
+    #[cfg(feature = "ktest")]
+    if let Some(seconds) = args.stress_seconds {
+        memory::stress::run_and_power_off(seconds)
+    }
     #[cfg(feature = "ktest")]
     ktest::run(args.test);
 
     #[cfg(not(feature = "ktest"))]
-    {
-        info!("boot complete; powering off (no interactive monitor yet)");
-        power::succeed()
-    }
+    shell::run(args.cmds)
 }
 
 /// Gives every other hart a stack and starts it; then starts this hart's

@@ -24,6 +24,12 @@ pub enum FailureCode {
     Platform = 4,
     /// A boot argument is malformed or has a bad value.
     BootArgs = 5,
+    /// A command of the monitor's `cmds=` list failed.
+    #[cfg_attr(
+        feature = "ktest",
+        expect(dead_code, reason = "the test build has no shell")
+    )]
+    CommandsFailed = 6,
 }
 
 static FINISHER: BootCell<SifiveTest> = BootCell::new();

@@ -28,6 +28,8 @@ pub struct Config {
     pub mem_bytes: u64,
     pub log: Option<String>,
     pub extra_args: String,
+    /// `CMDS`: the monitor's command list (run and debug only).
+    pub cmds: Option<String>,
     pub timeout: Option<Duration>,
     pub gdb_port: u16,
 }
@@ -77,6 +79,10 @@ impl Config {
                 ))?,
             )),
         };
+        let cmds = knob("CMDS");
+        if cmds.as_ref().is_some_and(|c| c.contains('"')) {
+            return Err("CMDS must not contain `\"` (it is passed as cmds=\"...\")".into());
+        }
         let gdb_port = match knob("GDB_PORT") {
             None => 1234,
             Some(text) => text
@@ -92,9 +98,18 @@ impl Config {
             mem_bytes,
             log,
             extra_args: knob("ARGS").unwrap_or_default(),
+            cmds,
             timeout,
             gdb_port,
         })
+    }
+
+    /// `cmds="..."` from CMDS, for the run and debug commands.
+    pub fn cmds_arg(&self) -> Vec<String> {
+        self.cmds
+            .iter()
+            .map(|list| format!("cmds=\"{list}\""))
+            .collect()
     }
 
     /// The kernel's boot arguments: `log=` from LOG, then ARGS, then `extra`.

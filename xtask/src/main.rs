@@ -7,6 +7,8 @@ mod kernel;
 mod process;
 mod qemu;
 mod setup;
+mod shell_test;
+mod stress;
 mod test;
 
 use std::process::ExitCode;
@@ -15,18 +17,26 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  run                 build the kernel and boot it in QEMU (Ctrl-A X quits QEMU)
+  run                 build the kernel and boot it to the `rvos>` monitor in QEMU
+                      (`help` lists the commands; `shutdown` or Ctrl-A X quits)
   test [--only S,..] [--skip S,..]
-                      every check: fmt, clippy, host, loom, miri, kernel
+                      every check: fmt, clippy, host, loom, miri, kernel, shell, stress
+                      (shell: types commands into the monitor over the serial line)
+  stress              run the stress workload on every hart for DURATION seconds
+                      (test image, boot arg stress=; fault injection on); exits non-zero on any failure
   debug               boot QEMU halted with a gdb stub and print the gdb command
   build [--ktest]     build the kernel image (or its test build) and print its path
   help                this text
 
 knobs (environment variables):
-  SMP=N        harts (run/debug default 2, test default 4)
+  SMP=N        harts (run/debug default 2, test and stress default 4; stress runs up to SMP=8)
+  DURATION=S   stress: seconds to run (default 60; the test step runs 5)
   MEM=SIZE     RAM, QEMU syntax: 128M, 1G, 2G; a plain number means MiB (default 128M)
   LOG=LEVEL    kernel log level: off, error, warn, info, debug, trace (boot arg log=)
   ARGS='...'   extra kernel boot arguments (QEMU -append)
+  CMDS='a; b'  run: the monitor runs this `;`-separated command list instead of
+               prompting, then powers off (status 6 if a command failed), e.g.
+               CMDS=\"meminfo; buddyinfo; shutdown\" (boot arg cmds=)
   TIMEOUT=S    wall-clock limit per QEMU run in seconds (test default 120, run: none)
   GDB_PORT=P   gdb stub port for debug (default 1234)
   CARGO_TARGET_DIR  where everything is built (default: the workspace's target/)";
@@ -38,6 +48,7 @@ fn main() -> ExitCode {
         Some("debug") => no_extra_args(&args).and_then(|()| qemu::debug_command()),
         Some("build") => build_command(&args[1..]),
         Some("test") => test::command(&args[1..]),
+        Some("stress") => no_extra_args(&args).and_then(|()| stress::command()),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(0)

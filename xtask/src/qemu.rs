@@ -26,7 +26,7 @@ pub fn run_command() -> Result<u8, String> {
     setup::ensure_rust(&config)?;
     setup::ensure_qemu()?;
     let image = kernel::build(&config, Flavour::Normal)?;
-    let qemu = command(&config, &image, &config.boot_args(&[]));
+    let qemu = command(&config, &image, &config.boot_args(&config.cmds_arg()));
     println!("xtask: {}", process::describe(&qemu));
     match process::run_interactive(qemu, config.timeout)? {
         Some(status) => Ok(status.code().map_or(1, |code| code.clamp(0, 255) as u8)),
@@ -43,7 +43,7 @@ pub fn debug_command() -> Result<u8, String> {
     setup::ensure_rust(&config)?;
     setup::ensure_qemu()?;
     let image = kernel::build(&config, Flavour::Normal)?;
-    let mut qemu = command(&config, &image, &config.boot_args(&[]));
+    let mut qemu = command(&config, &image, &config.boot_args(&config.cmds_arg()));
     qemu.args(["-S", "-gdb", &format!("tcp::{}", config.gdb_port)]);
     println!("xtask: {}", process::describe(&qemu));
     println!("xtask: QEMU is halted before the firmware; attach from another terminal with:");

@@ -39,15 +39,19 @@ enum Step {
     Loom,
     Miri,
     Kernel,
+    Shell,
+    Stress,
 }
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 8] = [
     Step::Fmt,
     Step::Clippy,
     Step::Host,
     Step::Loom,
     Step::Miri,
     Step::Kernel,
+    Step::Shell,
+    Step::Stress,
 ];
 
 impl Step {
@@ -59,6 +63,8 @@ impl Step {
             Step::Loom => "loom",
             Step::Miri => "miri",
             Step::Kernel => "kernel",
+            Step::Shell => "shell",
+            Step::Stress => "stress",
         }
     }
 
@@ -102,7 +108,10 @@ pub fn command(args: &[String]) -> Result<u8, String> {
 
     let config = Config::load(Mode::Test)?;
     setup::ensure_rust(&config)?;
-    if selected.contains(&Step::Kernel) {
+    if [Step::Kernel, Step::Shell, Step::Stress]
+        .iter()
+        .any(|step| selected.contains(step))
+    {
         setup::ensure_qemu()?;
     }
     if selected.contains(&Step::Miri) {
@@ -180,6 +189,8 @@ fn run_step(config: &Config, step: Step) -> Result<(), String> {
             process::run(cmd)
         }
         Step::Kernel => kernel_tests(config),
+        Step::Shell => crate::shell_test::shell_tests(config),
+        Step::Stress => crate::stress::run(config, crate::stress::SHORT_SECONDS, false),
     }
 }
 
@@ -220,33 +231,53 @@ fn clippy(config: &Config) -> Result<(), String> {
     }
 }
 
+/// Pages the kernel suite marks bad at boot (its badmem tests check them).
+pub const BADMEM: &str = "badmem=0x84000000,0x84001000";
+
 /// Page allocators (`pagealloc=`) the kernel suite runs with.
 pub const PAGE_ALLOCATORS: &[&str] = &["buddy", "bitmap"];
 /// Kernel heaps (`alloc=`) the kernel suite runs with.
 pub const HEAPS: &[&str] = &["slab", "tlsf", "buddy"];
 
+/// `memdebug=` of the configurations: every `pagealloc=` x `alloc=` pair
+/// runs with all checks on (the in-kernel provocations need them, and the
+/// whole suite then runs under poison, red zones and tracking); the
+/// default pair runs once more with `memdebug=off`, the shipped path.
+/// The leak watch checks every 20 ticks (0.2 s at the default 100 Hz) so
+/// its test sees several checks in about a second.
+const MEMDEBUG_ALL: &str = "memdebug=all memdebug.leakwatch=20";
+const MEMDEBUG_OFF: &str = "memdebug=off";
+
 /// The `ktest` image at `SMP` harts and `MEM` RAM, once per `pagealloc=` x
-/// `alloc=` choice: all registered tests must pass each time; then the
+/// `alloc=` choice with `memdebug=all`, and once for the default pair with
+/// `memdebug=off`: all registered tests must pass each time; then the
 /// exit path: a deliberate panic, a deliberate fatal trap, an unexpected
 /// write to `.rodata` (with its page-fault diagnosis) and an unhandled
 /// allocation failure (with its diagnosis) must each
 /// reach the host as their distinct failure status.
 fn kernel_tests(config: &Config) -> Result<(), String> {
     let image = kernel::build(config, Flavour::Test)?;
-    for page_allocator in PAGE_ALLOCATORS {
-        for heap in HEAPS {
-            let expectations = [
-                format!("ktest.harts={}", config.smp),
-                format!("ktest.mem={}", config.mem_bytes),
-                format!("pagealloc={page_allocator}"),
-                format!("alloc={heap}"),
-            ];
-            let suite = qemu::command(config, &image, &config.boot_args(&expectations));
-            println!("xtask: {}", process::describe(&suite));
-            let run = process::run_limited(suite, true, config.timeout)?;
-            check_suite(config, &run)
-                .map_err(|e| format!("pagealloc={page_allocator} alloc={heap}: {e}"))?;
-        }
+    let pairs = PAGE_ALLOCATORS
+        .iter()
+        .flat_map(|page_allocator| HEAPS.iter().map(move |heap| (*page_allocator, *heap)));
+    let runs = pairs
+        .map(|(page_allocator, heap)| (page_allocator, heap, MEMDEBUG_ALL))
+        .chain([(PAGE_ALLOCATORS[0], HEAPS[0], MEMDEBUG_OFF)]);
+    for (page_allocator, heap, memdebug) in runs {
+        let expectations = [
+            format!("ktest.harts={}", config.smp),
+            format!("ktest.mem={}", config.mem_bytes),
+            format!("pagealloc={page_allocator}"),
+            format!("alloc={heap}"),
+            memdebug.to_string(),
+            // Two pages out of service for the whole run (memory::badmem).
+            BADMEM.to_string(),
+        ];
+        let suite = qemu::command(config, &image, &config.boot_args(&expectations));
+        println!("xtask: {}", process::describe(&suite));
+        let run = process::run_limited(suite, true, config.timeout)?;
+        check_suite(config, &run)
+            .map_err(|e| format!("pagealloc={page_allocator} alloc={heap} {memdebug}: {e}"))?;
     }
 
     for (crash, code, must_contain) in [

@@ -10,10 +10,14 @@
 //!   allocation can see it.
 //! - A page backing a slab is the slab allocator's business: when the
 //!   slab's pages come back here, the same rule isolates the bad one.
+//!
+//! [`BadPageList`] is the bookkeeping alone, called with the allocator it
+//! guards (a kernel keeps it under the page allocator's lock);
+//! [`BadPageFilter`] owns an allocator and applies the list on every call.
 
 use kalloc::{AllocError, AllocResult, BaseAllocator, PageAllocator};
 
-/// What [`Quarantined::mark_bad`] did with the page.
+/// What [`BadPageList::mark_bad`] did with the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadPage {
     /// The page was free and is now isolated.
@@ -30,40 +34,45 @@ enum State {
     Pending,
 }
 
-/// A page allocator that never hands out pages marked bad. Remembers up to
-/// `MAX` bad pages.
-pub struct BadPageFilter<P, const MAX: usize> {
-    inner: P,
+/// Up to `MAX` bad pages of one page allocator and what became of them.
+/// Every method takes the allocator the pages belong to; the caller keeps
+/// the two together (one lock, or one owner as in [`BadPageFilter`]).
+pub struct BadPageList<const MAX: usize> {
     bad: [(usize, State); MAX],
     count: usize,
     isolated: usize,
 }
 
-impl<P: PageAllocator, const MAX: usize> BadPageFilter<P, MAX> {
-    pub const fn new(inner: P) -> Self {
-        BadPageFilter {
-            inner,
+impl<const MAX: usize> Default for BadPageList<MAX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const MAX: usize> BadPageList<MAX> {
+    pub const fn new() -> Self {
+        BadPageList {
             bad: [(0, State::Pending); MAX],
             count: 0,
             isolated: 0,
         }
     }
 
-    pub fn inner(&self) -> &P {
-        &self.inner
-    }
-
-    /// Marks the page holding `addr` bad. `OutOfRange` if no region holds
-    /// it, `NoMemory` if the list of bad pages is full.
-    pub fn mark_bad(&mut self, addr: usize) -> AllocResult<BadPage> {
+    /// Marks the page of `allocator` holding `addr` bad. `OutOfRange` if
+    /// no region holds it, `NoMemory` if the list is full.
+    pub fn mark_bad<P: PageAllocator>(
+        &mut self,
+        allocator: &mut P,
+        addr: usize,
+    ) -> AllocResult<BadPage> {
         let page = addr & !(P::PAGE_SIZE - 1);
-        if self.bad[..self.count].iter().any(|&(p, _)| p == page) {
+        if self.is_bad::<P>(page) {
             return Ok(BadPage::AlreadyBad);
         }
         if self.count == MAX {
             return Err(AllocError::NoMemory);
         }
-        let state = match self.inner.alloc_pages_at(page, 1, P::PAGE_SIZE) {
+        let state = match allocator.alloc_pages_at(page, 1, P::PAGE_SIZE) {
             Ok(_) => State::Isolated,
             Err(AllocError::NoMemory) => State::Pending,
             Err(error) => return Err(error),
@@ -80,7 +89,7 @@ impl<P: PageAllocator, const MAX: usize> BadPageFilter<P, MAX> {
     }
 
     /// Whether the page holding `addr` is marked bad.
-    pub fn is_bad(&self, addr: usize) -> bool {
+    pub fn is_bad<P: PageAllocator>(&self, addr: usize) -> bool {
         let page = addr & !(P::PAGE_SIZE - 1);
         self.bad[..self.count].iter().any(|&(p, _)| p == page)
     }
@@ -91,16 +100,39 @@ impl<P: PageAllocator, const MAX: usize> BadPageFilter<P, MAX> {
         (self.isolated, self.count - self.isolated)
     }
 
+    /// Whether some marked page is still waiting for its block's free.
+    pub fn has_pending(&self) -> bool {
+        self.count > self.isolated
+    }
+
+    /// The marked pages, isolated or not.
+    pub fn pages(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bad[..self.count].iter().map(|&(page, _)| page)
+    }
+
+    /// Refuses a free of `count` pages at `addr` that covers an isolated
+    /// page: the list owns those, so such a free names memory its caller
+    /// never had. Call before handing the free to the allocator.
+    pub fn check_free<P: PageAllocator>(&self, addr: usize, count: usize) -> AllocResult {
+        let end = addr.saturating_add(count.saturating_mul(P::PAGE_SIZE));
+        if self.bad[..self.count]
+            .iter()
+            .any(|&(p, s)| s == State::Isolated && (addr..end).contains(&p))
+        {
+            return Err(AllocError::NotAllocated);
+        }
+        Ok(())
+    }
+
     /// Isolates the pending bad pages inside `[addr, addr + count pages)`,
-    /// which was just freed.
-    fn isolate_pending(&mut self, addr: usize, count: usize) {
-        let end = addr + count * P::PAGE_SIZE;
+    /// which `allocator` has just taken back. Call under the same
+    /// exclusion as the free, so no allocation can see the page between.
+    pub fn after_free<P: PageAllocator>(&mut self, allocator: &mut P, addr: usize, count: usize) {
+        let end = addr.saturating_add(count.saturating_mul(P::PAGE_SIZE));
         for index in 0..self.count {
             let (page, state) = self.bad[index];
             if state == State::Pending && (addr..end).contains(&page) {
-                // The block was freed under the same `&mut self`: nothing
-                // can have taken the page in between.
-                let taken = self.inner.alloc_pages_at(page, 1, P::PAGE_SIZE);
+                let taken = allocator.alloc_pages_at(page, 1, P::PAGE_SIZE);
                 debug_assert!(
                     taken.is_ok(),
                     "freshly freed bad page {page:#x} not available: {taken:?}"
@@ -111,6 +143,43 @@ impl<P: PageAllocator, const MAX: usize> BadPageFilter<P, MAX> {
                 }
             }
         }
+    }
+}
+
+/// A page allocator that never hands out pages marked bad. Remembers up to
+/// `MAX` bad pages.
+pub struct BadPageFilter<P, const MAX: usize> {
+    inner: P,
+    list: BadPageList<MAX>,
+}
+
+impl<P: PageAllocator, const MAX: usize> BadPageFilter<P, MAX> {
+    pub const fn new(inner: P) -> Self {
+        BadPageFilter {
+            inner,
+            list: BadPageList::new(),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Marks the page holding `addr` bad. `OutOfRange` if no region holds
+    /// it, `NoMemory` if the list of bad pages is full.
+    pub fn mark_bad(&mut self, addr: usize) -> AllocResult<BadPage> {
+        self.list.mark_bad(&mut self.inner, addr)
+    }
+
+    /// Whether the page holding `addr` is marked bad.
+    pub fn is_bad(&self, addr: usize) -> bool {
+        self.list.is_bad::<P>(addr)
+    }
+
+    /// Bad pages taken out of service, and those still waiting for their
+    /// block to be freed.
+    pub fn bad_pages(&self) -> (usize, usize) {
+        self.list.bad_pages()
     }
 }
 
@@ -138,26 +207,18 @@ impl<P: PageAllocator, const MAX: usize> PageAllocator for BadPageFilter<P, MAX>
     }
 
     fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {
-        let end = addr.saturating_add(count.saturating_mul(P::PAGE_SIZE));
-        if self.bad[..self.count]
-            .iter()
-            .any(|&(p, s)| s == State::Isolated && (addr..end).contains(&p))
-        {
-            // An isolated page is owned by this filter: a free covering it
-            // names memory its caller never had.
-            return Err(AllocError::NotAllocated);
-        }
+        self.list.check_free::<P>(addr, count)?;
         self.inner.dealloc_pages(addr, count)?;
-        self.isolate_pending(addr, count);
+        self.list.after_free(&mut self.inner, addr, count);
         Ok(())
     }
 
     /// Pages in service: isolated bad pages are out of it.
     fn total_pages(&self) -> usize {
-        self.inner.total_pages() - self.isolated
+        self.inner.total_pages() - self.list.isolated
     }
 
     fn used_pages(&self) -> usize {
-        self.inner.used_pages() - self.isolated
+        self.inner.used_pages() - self.list.isolated
     }
 }

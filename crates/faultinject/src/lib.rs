@@ -17,6 +17,6 @@ mod hwpoison;
 mod policy;
 mod wrap;
 
-pub use hwpoison::{BadPage, BadPageFilter};
+pub use hwpoison::{BadPage, BadPageFilter, BadPageList};
 pub use policy::{BadFaultSpec, FaultConfig, FaultPolicy, Request};
 pub use wrap::{FailingBytes, FailingPages};

@@ -1,9 +1,11 @@
-//! NS16550A UART, polled transmit: the kernel console. Register stride and
-//! access width come from the device tree (`reg-shift`, `reg-io-width`).
+//! NS16550A UART, polled transmit and interrupt-driven receive: the kernel
+//! console. Register stride and access width come from the device tree
+//! (`reg-shift`, `reg-io-width`).
 
 use core::ptr::{read_volatile, write_volatile};
 
 const THR: usize = 0; // transmit holding (write, DLAB=0)
+const RBR: usize = 0; // receive buffer (read, DLAB=0)
 const DLL: usize = 0; // divisor latch low (DLAB=1)
 const IER: usize = 1; // interrupt enable (DLAB=0)
 const DLM: usize = 1; // divisor latch high (DLAB=1)
@@ -16,7 +18,10 @@ const LCR_8N1: u8 = 0b11;
 const LCR_DLAB: u8 = 1 << 7;
 const FCR_ENABLE_AND_CLEAR: u8 = 0b111;
 const MCR_DTR_RTS: u8 = 0b11;
+const MCR_LOOPBACK: u8 = 1 << 4;
 const LSR_THR_EMPTY: u8 = 1 << 5;
+const LSR_DATA_READY: u8 = 1 << 0;
+const IER_RX_AVAILABLE: u8 = 1 << 0;
 
 const BAUD: u32 = 115_200;
 
@@ -65,6 +70,32 @@ impl Ns16550a {
             core::hint::spin_loop();
         }
         self.write(THR, byte);
+    }
+
+    /// The next received byte, if one is waiting.
+    pub fn get(&self) -> Option<u8> {
+        (self.read(LSR) & LSR_DATA_READY != 0).then(|| self.read(RBR))
+    }
+
+    /// Raises the UART's interrupt line while received data waits (the
+    /// interrupt stays asserted until [`get`](Self::get) drained it).
+    pub fn enable_rx_interrupt(&self) {
+        self.write(IER, IER_RX_AVAILABLE);
+    }
+
+    /// Loopback mode: what is sent is received instead of leaving the
+    /// UART (a test drives the receive path with it).
+    #[cfg_attr(
+        not(feature = "ktest"),
+        expect(dead_code, reason = "the in-kernel tests are its only user")
+    )]
+    pub fn set_loopback(&self, on: bool) {
+        let mcr = if on {
+            MCR_DTR_RTS | MCR_LOOPBACK
+        } else {
+            MCR_DTR_RTS
+        };
+        self.write(MCR, mcr);
     }
 
     fn register(&self, index: usize) -> usize {

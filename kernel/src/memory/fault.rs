@@ -20,6 +20,9 @@ pub enum Region {
     LinearMap,
     /// An MMIO device from the device tree.
     Device(&'static str),
+    /// The `memdebug.kfence` window: a sampled block's guard page, or the
+    /// page of a block already freed.
+    Sampled(crate::memory::debug::kfence::GuardHit),
     /// Nothing is mapped there.
     Unmapped,
 }
@@ -55,6 +58,22 @@ impl fmt::Display for Diagnosis {
                 verb(self.access)
             ),
             Region::Device(name) => write!(f, "{} device {name}", verb(self.access)),
+            Region::Sampled(hit) => match hit.block {
+                Some(block) => write!(
+                    f,
+                    "{} {} sampled block {:#x} ({} bytes) at offset {:+}",
+                    verb(self.access),
+                    if hit.freed {
+                        "freed"
+                    } else {
+                        "the guard page of"
+                    },
+                    block.start,
+                    block.size,
+                    hit.offset
+                ),
+                None => write!(f, "{} the sampled-block window", verb(self.access)),
+            },
             Region::Unmapped => f.write_str("unmapped"),
         }
     }
@@ -78,6 +97,9 @@ pub fn region_of(addr: usize) -> Region {
                 hart_id: block.hart_id(),
             };
         }
+    }
+    if crate::memory::debug::kfence::owns(addr) {
+        return Region::Sampled(crate::memory::debug::kfence::hit(addr));
     }
     for section in layout::sections() {
         if section.virt.contains(&addr) {

@@ -9,7 +9,7 @@
 //! calls [`print_failure_diagnosis`]: the request, free pages per order and
 //! the largest free block.
 
-use super::{heap, pages};
+use super::{debug, heap, pages, stats};
 use crate::arch::PAGE_SIZE;
 use alloc::boxed::Box;
 use core::alloc::{GlobalAlloc, Layout};
@@ -27,11 +27,17 @@ static LAST_FAILURE_SIZE: AtomicUsize = AtomicUsize::new(0);
 static LAST_FAILURE_ALIGN: AtomicUsize = AtomicUsize::new(0);
 static LAST_FAILURE_ERROR: AtomicUsize = AtomicUsize::new(0);
 
-fn record_failure(layout: Layout, error: AllocError) {
-    heap::COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
+/// Keeps the failed request for [`print_failure_diagnosis`].
+pub(super) fn remember_failure(layout: Layout, error: AllocError) {
     LAST_FAILURE_SIZE.store(layout.size(), Ordering::Relaxed);
     LAST_FAILURE_ALIGN.store(layout.align(), Ordering::Relaxed);
     LAST_FAILURE_ERROR.store(error as usize + 1, Ordering::Relaxed);
+}
+
+fn record_failure(layout: Layout, error: AllocError) {
+    remember_failure(layout, error);
+    // Counts the failure and logs the OOM report.
+    debug::oom::allocation_failed(layout, error, memdebug::CallSite::Unknown);
 }
 
 // SAFETY: blocks come from the page allocator or the heap, never overlap,
@@ -39,6 +45,10 @@ fn record_failure(layout: Layout, error: AllocError) {
 // `dealloc` routes a block back by the same layout test `alloc` used.
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if debug::bytes_on() {
+            // A tail call: the layer reads our caller's return address.
+            return debug::global_alloc(layout);
+        }
         let result = if heap::goes_to_pages(layout) {
             let count = layout.size().div_ceil(PAGE_SIZE).max(1);
             pages::alloc(count, layout.align().max(PAGE_SIZE)).map(|addr| {
@@ -47,15 +57,18 @@ unsafe impl GlobalAlloc for KernelAllocator {
                     .fetch_add(count, Ordering::Relaxed);
                 addr as *mut u8
             })
+        } else if heap::injected_failure(layout) {
+            Err(kalloc::AllocError::NoMemory)
         } else {
             heap::alloc_small(layout).map(NonNull::as_ptr)
         };
         match result {
             Ok(ptr) => {
                 heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
-                heap::COUNTERS
+                let live = heap::COUNTERS
                     .live_bytes
                     .fetch_add(layout.size(), Ordering::Relaxed);
+                stats::note_alloc(live + layout.size());
                 ptr
             }
             Err(error) => {
@@ -66,6 +79,11 @@ unsafe impl GlobalAlloc for KernelAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if debug::bytes_on() {
+            // SAFETY: forwarded from the caller; the layer refuses (and
+            // reports) a pointer it did not hand out. A tail call, as above.
+            return unsafe { debug::global_dealloc(ptr, layout) };
+        }
         let result = if heap::goes_to_pages(layout) {
             let count = layout.size().div_ceil(PAGE_SIZE).max(1);
             pages::free(ptr as usize, count).map(|()| {
@@ -89,6 +107,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
         heap::COUNTERS
             .live_bytes
             .fetch_sub(layout.size(), Ordering::Relaxed);
+        stats::note_free();
     }
 }
 
@@ -100,10 +119,6 @@ pub struct AllocFailure {
 
 /// `Box::new` that reports failure instead of stopping the kernel
 /// (`Box::try_new` is not stable yet).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn try_box<T>(value: T) -> Result<Box<T>, AllocFailure> {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {

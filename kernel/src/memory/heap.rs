@@ -76,7 +76,7 @@ impl PageSource for GlobalPages {
     const PAGE_SIZE: usize = PAGE_SIZE;
 
     fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
-        let addr = super::pages::alloc(count, align)?;
+        let addr = super::pages::alloc_for("heap", count, align)?;
         COUNTERS.heap_pages.fetch_add(count, Ordering::Relaxed);
         NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
     }
@@ -132,6 +132,9 @@ pub static COUNTERS: Counters = Counters {
 };
 
 /// Installs the byte allocator; before this every allocation fails.
+/// Never inlined: the allocator is built on the stack (tens of KiB) and
+/// would otherwise stay in the boot function's frame under every test.
+#[inline(never)]
 pub fn init(kind: HeapKind) {
     let heap = match kind {
         HeapKind::Slab => Heap::Slab {
@@ -155,10 +158,6 @@ pub fn init(kind: HeapKind) {
 static KIND: AtomicUsize = AtomicUsize::new(0);
 
 /// The heap `alloc=` picked, once initialised.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn kind() -> Option<HeapKind> {
     match KIND.load(Ordering::Acquire) {
         1 => Some(HeapKind::Slab),
@@ -217,6 +216,14 @@ fn trim_tlsf(tlsf: &mut Tlsf) {
     }
 }
 
+/// Whether `failslab` fails this small request. The global allocator
+/// asks before anything else (as Linux's `should_failslab` comes first),
+/// so no layer in between, e.g. memdebug retrying after emptying its
+/// quarantine, can absorb the injected failure.
+pub fn injected_failure(layout: Layout) -> bool {
+    kind().is_some_and(|kind| super::faults::slab_alloc_fails(kind, layout))
+}
+
 /// Allocates a small block (`!goes_to_pages(layout)`).
 pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
     let mut guard = HEAP.lock();
@@ -254,11 +261,13 @@ pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
 }
 
 /// Gives every empty slab and idle TLSF pool back to the page allocator.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn shrink() {
+    super::debug::flush_byte_quarantine();
+    shrink_pools();
+    super::debug::flush_page_quarantine();
+}
+
+fn shrink_pools() {
     let mut guard = HEAP.lock();
     match guard.as_mut() {
         Some(Heap::Slab { slab, tlsf }) => {
@@ -278,11 +287,20 @@ pub fn shrink() {
     }
 }
 
+/// Memory failure: retires the slab holding linear-map address `addr`, if
+/// one does (`memory::badmem`). Its objects are never handed out again; its
+/// pages go back when its last object is freed.
+pub fn retire_slab_at(addr: usize) -> bool {
+    let Some(page) = NonNull::new(addr as *mut u8) else {
+        return false;
+    };
+    match HEAP.lock().as_mut() {
+        Some(Heap::Slab { slab, .. }) => slab.retire_slab_at(page),
+        _ => false,
+    }
+}
+
 /// Bytes the byte allocators hand out right now (their own accounting).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn used_bytes() -> usize {
     let guard = HEAP.lock();
     match guard.as_ref() {
@@ -309,4 +327,36 @@ pub fn largest_free_block() -> usize {
         }
         None => 0,
     }
+}
+
+/// Calls `f` with each slab cache's figures (`alloc=slab` only), under the
+/// heap lock: `f` must not allocate.
+pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
+    let guard = HEAP.lock();
+    if let Some(Heap::Slab { slab, .. }) = guard.as_ref() {
+        for info in slab.slabinfo() {
+            f(&info);
+        }
+    }
+}
+
+/// Copies the slab caches' `slabinfo` rows into `rows` (so the caller can
+/// print them without holding the heap lock); the number of caches, or
+/// `None` unless the heap is `alloc=slab`.
+#[cfg_attr(
+    feature = "ktest",
+    expect(dead_code, reason = "the monitor's `slabinfo` is its only user")
+)]
+pub fn slabinfo(rows: &mut [Option<kalloc::byte::SlabInfo>]) -> Option<usize> {
+    if kind() != Some(HeapKind::Slab) {
+        return None;
+    }
+    let mut count = 0;
+    for_each_slab_cache(|info| {
+        if let Some(row) = rows.get_mut(count) {
+            *row = Some(*info);
+            count += 1;
+        }
+    });
+    Some(count)
 }

@@ -1,7 +1,10 @@
 //! Physical memory as the kernel sees it at boot. The allocators themselves
 //! live in the `kalloc` crate; this module decides what they may own.
 
+pub mod badmem;
+pub mod debug;
 pub mod fault;
+pub mod faults;
 pub mod global;
 pub mod heap;
 pub mod kernel_map;
@@ -10,5 +13,7 @@ pub mod pages;
 pub mod paging;
 mod size;
 pub mod stacks;
+pub mod stats;
+pub mod stress;
 
 pub use size::Size;

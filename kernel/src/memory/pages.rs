@@ -140,14 +140,50 @@ pub fn with<R>(f: impl FnOnce(&mut BootPageAllocator) -> R) -> R {
         .expect("page allocator used before memory::pages::init"))
 }
 
-/// Allocates `count` contiguous pages aligned to `align` bytes.
+/// Allocates `count` contiguous pages aligned to `align` bytes (through
+/// the `memdebug=` page layer when it is on, recording the caller).
+#[track_caller]
 pub fn alloc(count: usize, align: usize) -> AllocResult<usize> {
-    with(|a| a.alloc_pages(count, align))
+    alloc_for("pages", count, align)
+}
+
+/// [`alloc`] on behalf of `name` (`heap`, `pagetable`, ...), the name
+/// fault injection's filter matches (`memory::faults`).
+#[track_caller]
+pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
+    if super::faults::page_alloc_fails(name, count, PAGE_SIZE) {
+        return Err(kalloc::AllocError::NoMemory);
+    }
+    if super::debug::pages_on() {
+        return super::debug::alloc_pages(count, align, memdebug::CallSite::caller());
+    }
+    alloc_plain(count, align)
+}
+
+/// The allocation underneath `memdebug`'s page layer: the allocator itself
+/// and the statistics.
+pub fn alloc_plain(count: usize, align: usize) -> AllocResult<usize> {
+    with(|a| {
+        let result = a.alloc_pages(count, align);
+        super::stats::note_pages(result.is_ok(), a.used_pages());
+        result
+    })
 }
 
 /// Frees `count` pages at `addr`, a block `alloc` returned.
+#[track_caller]
 pub fn free(addr: usize, count: usize) -> AllocResult {
-    with(|a| a.dealloc_pages(addr, count))
+    if super::debug::pages_on() {
+        return super::debug::dealloc_pages(addr, count, memdebug::CallSite::caller());
+    }
+    free_plain(addr, count)
+}
+
+/// The free underneath `memdebug`'s page layer: a bad page in the block
+/// is isolated before the lock is released (`memory::badmem`).
+pub fn free_plain(addr: usize, count: usize) -> AllocResult {
+    with(|a| super::badmem::free_checked(a, addr, count))
+        .inspect(|()| super::stats::note_page_free())
 }
 
 /// Pages in use and in total.

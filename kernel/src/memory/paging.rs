@@ -24,7 +24,7 @@ pub struct KernelFrames;
 // freed) and the linear map reaches all of RAM read-write.
 unsafe impl FrameSource for KernelFrames {
     fn alloc_frame(&mut self) -> Option<PhysAddr> {
-        let virt = pages::alloc(1, PAGE_SIZE).ok()?;
+        let virt = pages::alloc_for("pagetable", 1, PAGE_SIZE).ok()?;
         PhysAddr::new(arch::virt_to_phys(virt)).ok()
     }
 
@@ -228,10 +228,6 @@ fn with_table<R>(
 }
 
 /// Maps the 4 KiB page at `va` to `pa` and makes every hart see it.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the page-table tests are its only user so far")
-)]
 pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
     with_table(|table| {
         table.map(
@@ -246,10 +242,6 @@ pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), Ma
 }
 
 /// Unmaps the page at `va` on every hart.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the page-table tests are its only user so far")
-)]
 pub fn unmap_page(va: usize) -> Result<(), MapError> {
     with_table(|table| table.unmap(VirtAddr::new(va)?))?;
     flush_all_harts(va..va + PAGE_SIZE);
@@ -274,6 +266,19 @@ pub fn is_mapped(va: usize) -> Option<bool> {
     let table = guard.as_ref()?;
     let va = VirtAddr::new(va).ok()?;
     Some(table.translate(va).is_ok())
+}
+
+/// Runs `f` on the live kernel page table (read-only, its lock held, so
+/// `f` must not print or allocate); `None` before the table is built.
+#[cfg_attr(
+    feature = "ktest",
+    expect(
+        dead_code,
+        reason = "the monitor's `vmmap`/`translate` are its only users"
+    )
+)]
+pub fn inspect<R>(f: impl FnOnce(&PageTable<KernelFrames>) -> R) -> Option<R> {
+    KERNEL_TABLE.lock().as_ref().map(f)
 }
 
 /// Whether physical `pa` is RAM the device tree lists.

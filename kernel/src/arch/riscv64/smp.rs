@@ -121,10 +121,6 @@ pub fn on_software_interrupt() {
     unsafe { sip::clear_ssoft() };
 }
 
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 /// Runs `job(slot)` on every online hart, the caller included, and
 /// returns when all have finished. One job at a time (panics otherwise).
 pub fn run_on_all_harts(job: fn(usize)) {

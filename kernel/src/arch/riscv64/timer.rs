@@ -24,6 +24,12 @@ pub fn configure(timebase_hz: u64, rate_hz: u32) {
     INTERVAL.store(interval, Ordering::Relaxed);
 }
 
+/// Sets the timebase ticks between two interrupts directly (to restore an
+/// earlier [`interval`]); each hart picks it up at its next tick.
+pub fn set_interval(interval: u64) {
+    INTERVAL.store(interval, Ordering::Relaxed);
+}
+
 /// Timebase ticks between two interrupts (0 = off).
 pub fn interval() -> u64 {
     INTERVAL.load(Ordering::Relaxed)
@@ -44,10 +50,6 @@ pub fn start_on_this_hart() {
 /// Installs (or with `None` removes) the per-tick hook. Returns once no
 /// hart runs the previous hook any more, so its effects are complete (call
 /// it from thread context, never from the hook).
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn set_hook(hook: Option<fn()>) {
     HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
     while HOOK_RUNNING.load(Ordering::SeqCst) != 0 {
@@ -71,5 +73,6 @@ pub fn on_interrupt() {
         hook();
     }
     HOOK_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    crate::memory::debug::leak::on_tick();
     let _ = sbi_rt::set_timer(cpu::ticks() + interval().max(1));
 }

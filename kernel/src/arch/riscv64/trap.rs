@@ -3,7 +3,8 @@
 //! dispatches on scause.
 //!
 //! Interrupts: the supervisor timer interrupt ticks (`timer`), the
-//! supervisor software interrupt is the cross-hart wake-up (`smp`). An
+//! supervisor software interrupt is the cross-hart wake-up (`smp`), the
+//! supervisor external interrupt goes to the PLIC driver. An
 //! exception is recovered only if a test armed a recovery point on this
 //! hart (`fault_catch`); otherwise it is fatal: the handler prints scause
 //! (decoded), sepc, stval, for page faults the region the address hits
@@ -128,6 +129,7 @@ extern "C" fn rvos_trap(frame: &mut TrapFrame) {
     match cause {
         TrapCause::Interrupt(SUPERVISOR_TIMER) => super::timer::on_interrupt(),
         TrapCause::Interrupt(SUPERVISOR_SOFTWARE) => super::smp::on_software_interrupt(),
+        TrapCause::Interrupt(SUPERVISOR_EXTERNAL) => crate::drivers::plic::on_external_interrupt(),
         TrapCause::Exception(_) if depth == 1 && super::fault_catch::recover(frame) => {}
         _ => fatal(frame, cause),
     }
@@ -139,6 +141,7 @@ extern "C" fn rvos_trap(frame: &mut TrapFrame) {
 /// scause interrupt codes.
 pub const SUPERVISOR_SOFTWARE: usize = 1;
 pub const SUPERVISOR_TIMER: usize = 5;
+pub const SUPERVISOR_EXTERNAL: usize = 9;
 
 fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
     let hart = crate::arch::hart::current_id();

@@ -32,12 +32,14 @@ ktest! {
 
 ktest! {
     fn requests_of_a_page_or_more_come_from_the_page_allocator() {
+        crate::memory::debug::flush_quarantines();
         let (used_before, _) = pages::usage();
         let large: Vec<u8> = alloc::vec![0xa5; 3 * PAGE_SIZE];
         let (used_during, _) = pages::usage();
         kassert!(used_during >= used_before + 3, "3-page Vec took {} pages", used_during - used_before);
         kassert!((large.as_ptr() as usize).is_multiple_of(PAGE_SIZE), "large block {:p} is not page aligned", large.as_ptr());
         drop(large);
+        crate::memory::debug::flush_quarantines();
         kassert_eq!(pages::usage().0, used_before);
         Ok(())
     }

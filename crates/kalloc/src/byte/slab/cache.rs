@@ -11,6 +11,7 @@ use super::source::PageSource;
 use crate::{AllocError, AllocResult};
 
 mod lists;
+mod retire;
 
 /// At most this many empty slabs stay in a cache; more go back to the
 /// page source at once.
@@ -35,6 +36,9 @@ pub(super) struct SlabHeader {
     in_use: usize,
     prev: *mut SlabHeader,
     next: *mut SlabHeader,
+    /// Taken out of service (a bad page backs it): on no list, never
+    /// allocated from again; its pages go back when its last object does.
+    retired: bool,
 }
 
 const FULL: usize = 0;
@@ -65,6 +69,8 @@ pub(super) struct SlabCache {
     counts: [usize; 3],
     /// Recently freed objects, taken back first by `alloc`.
     magazine: Magazine,
+    /// Retired slabs still holding live objects.
+    retired: usize,
     /// Objects handed out and not freed (parked objects excluded).
     active_objects: usize,
     index: usize,
@@ -110,6 +116,7 @@ impl SlabCache {
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
             magazine: Magazine::new(objects),
+            retired: 0,
             active_objects: 0,
             index,
         })
@@ -139,7 +146,7 @@ impl SlabCache {
     }
 
     pub fn slab_count(&self) -> usize {
-        self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null())
+        self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null()) + self.retired
     }
 
     /// Slabs per state (full, partial, empty), the current slab included,
@@ -335,7 +342,9 @@ impl SlabCache {
                 .cast::<u8>()
                 .add(self.first_object + index * self.object_size);
             self.active_objects -= 1;
-            if !self.magazine.is_full() {
+            if (*slab).retired {
+                self.free_retired(source, slab);
+            } else if !self.magazine.is_full() {
                 self.magazine.push(object);
             } else {
                 self.return_to_slab(source, slab, object);

@@ -225,6 +225,39 @@ impl<P: PageSource> SlabAllocator<P> {
         self.caches.iter().flatten().map(SlabCache::info)
     }
 
+    /// Memory failure: retires the slab holding `addr` (a pointer into one
+    /// of its pages), so none of its objects is handed out again; its
+    /// pages go back to the source when its last live object is freed (at
+    /// once if it has none). Returns whether a slab in service held `addr`.
+    pub fn retire_slab_at(&mut self, addr: NonNull<u8>) -> bool {
+        if self.outside(addr.addr().get()) {
+            return false;
+        }
+        let Self {
+            source,
+            caches,
+            lo,
+            hi,
+            ..
+        } = self;
+        for cache in caches.iter_mut().flatten() {
+            if let Some(slab) = cache.slab_holding(addr, *lo, *hi) {
+                // SAFETY: `slab_holding` just found it, under `&mut self`.
+                return unsafe { cache.retire(source, slab) };
+            }
+        }
+        false
+    }
+
+    /// Retired slabs still holding live objects, over all caches.
+    pub fn retired_slabs(&self) -> usize {
+        self.caches
+            .iter()
+            .flatten()
+            .map(SlabCache::retired_slabs)
+            .sum()
+    }
+
     /// Pages held for requests above the largest class.
     pub fn large_pages(&self) -> usize {
         self.large_pages

@@ -137,6 +137,7 @@ impl SlabCache {
                 in_use: 0,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
+                retired: false,
             });
             ptr::write_bytes(Self::bitmap(slab), 0, self.bitmap_words);
             self.push(EMPTY, slab);

@@ -1,0 +1,115 @@
+//! Retiring a slab (memory failure: a bad page backs it). A retired slab
+//! is on no list and never allocated from again; its objects are not
+//! reused once freed, and its pages go back to the source with its last
+//! live object (at once if it has none).
+
+use core::ptr::{self, NonNull};
+
+use super::{SLAB_MAGIC, SlabCache, SlabHeader};
+use crate::byte::slab::source::PageSource;
+
+impl SlabCache {
+    /// Retired slabs still holding live objects.
+    pub fn retired_slabs(&self) -> usize {
+        self.retired
+    }
+
+    /// The slab of this cache holding `addr`, if that is a live slab;
+    /// `lo..hi` bounds the pages ever taken from the source.
+    pub fn slab_holding(&self, addr: NonNull<u8>, lo: usize, hi: usize) -> Option<*mut SlabHeader> {
+        let slab_addr = addr.addr().get() & !(self.slab_bytes - 1);
+        if slab_addr < lo || slab_addr.saturating_add(self.first_object) > hi {
+            return None;
+        }
+        let slab = addr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
+        self.is_live(slab).then_some(slab)
+    }
+
+    /// Whether `slab` (an address inside pages taken from the source) is a
+    /// live slab of this cache.
+    fn is_live(&self, slab: *mut SlabHeader) -> bool {
+        // SAFETY: the caller's address lies in pages obtained from the
+        // source, which stay mapped (as in `check_live`); only the magic
+        // and the owner are read.
+        unsafe { (*slab).magic == SLAB_MAGIC ^ slab.addr() && (*slab).cache == self.index }
+    }
+
+    /// Takes `slab` out of service. Parked objects go back to their slabs
+    /// first, so none of `slab`'s is handed out from the magazine; if that
+    /// emptied `slab` and the cache gave it back, it is out of service
+    /// already. Returns whether the slab was in service.
+    ///
+    /// # Safety
+    /// [`slab_holding`](Self::slab_holding) returned `slab` and nothing
+    /// changed since.
+    pub(in crate::byte::slab) unsafe fn retire<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+    ) -> bool {
+        self.drain_magazine(source);
+        if !self.is_live(slab) {
+            return true;
+        }
+        // SAFETY: a live slab of this cache (checked just above); the
+        // current slab is on no list, any other is on the list for its
+        // `in_use`.
+        unsafe {
+            if (*slab).retired {
+                return false;
+            }
+            if slab == self.current {
+                self.current = ptr::null_mut();
+            } else {
+                self.unlink(self.list_for((*slab).in_use), slab);
+            }
+            (*slab).retired = true;
+            if (*slab).in_use == 0 {
+                self.give_back(source, slab);
+            } else {
+                self.retired += 1;
+            }
+        }
+        true
+    }
+
+    /// A live object of the retired `slab` was freed (its bitmap bit is
+    /// already clear): it stays off every free list; the slab's pages go
+    /// back with its last object.
+    ///
+    /// # Safety
+    /// `slab` is a retired slab of this cache with at least one object in
+    /// use.
+    pub(super) unsafe fn free_retired<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+    ) {
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            (*slab).in_use -= 1;
+            if (*slab).in_use == 0 {
+                self.retired -= 1;
+                self.give_back(source, slab);
+            }
+        }
+    }
+
+    /// Returns a retired slab with no live object to `source`.
+    ///
+    /// # Safety
+    /// `slab` is retired, on no list, and holds no live object.
+    unsafe fn give_back<P: PageSource>(&mut self, source: &mut P, slab: *mut SlabHeader) {
+        // SAFETY: forwarded from the caller; the slab's pages came from
+        // `source` with `pages_per_slab` pages.
+        unsafe {
+            (*slab).magic = 0;
+            // A source refusing its own block is a bug elsewhere; the slab
+            // is out of service either way, so its pages are only lost.
+            let _ = source.dealloc_pages(
+                NonNull::new_unchecked(slab.cast::<u8>()),
+                self.pages_per_slab,
+            );
+        }
+    }
+}

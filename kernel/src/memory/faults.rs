@@ -1,0 +1,213 @@
+//! Fault injection in the kernel, in the manner of Linux's
+//! `fail_page_alloc` and `failslab`: two [`FaultPolicy`]s (from the
+//! `faultinject` crate), one consulted by every page allocation
+//! (`memory::pages::alloc_for`), one by every small allocation through
+//! the global allocator (`memory::heap::injected_failure`, asked first,
+//! before any memdebug layer). Each is set at boot
+//! (`fail_page_alloc=`, `failslab=`, `*.filter=`, see `args.rs`) or at run
+//! time ([`configure`], [`set_fail_nth`]).
+//!
+//! ```text
+//!   pages::alloc_for(name, n) ──► should_fail(Site::Pages, name, n pages) ──► Err(NoMemory)
+//!   GlobalAlloc::alloc(small) ──► should_fail(Site::Slab, cache name, size) ─► null
+//! ```
+//!
+//! An unarmed site costs one relaxed atomic load; an armed one takes its
+//! policy's `IrqSpinLock` (interrupts masked, so the timer handler may
+//! allocate). Request names: page allocations say who asks (`heap`,
+//! `pagetable`, `pages` for everyone else); heap requests name their
+//! `kmalloc-N` class under `alloc=slab`, else the allocator (`tlsf`,
+//! `buddy`).
+
+use crate::memory::heap::HeapKind;
+use crate::sync::IrqSpinLock;
+use core::alloc::Layout;
+use core::sync::atomic::{AtomicBool, Ordering};
+use faultinject::{FaultConfig, FaultPolicy, Request};
+
+/// Which allocation path a policy governs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// The page allocator (`fail_page_alloc`).
+    Pages,
+    /// The kernel heap's small blocks (`failslab`).
+    Slab,
+}
+
+impl Site {
+    pub const ALL: [Site; 2] = [Site::Pages, Site::Slab];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Site::Pages => "fail_page_alloc",
+            Site::Slab => "failslab",
+        }
+    }
+}
+
+/// The seed of the policies' coins (fixed: a run replays exactly).
+const SEED: u64 = 0xfa11_5eed;
+
+struct SitePolicy {
+    policy: IrqSpinLock<FaultPolicy>,
+    /// Whether the policy could fail anything (probability > 0 or a
+    /// pending fail-nth): the fast path's only check.
+    armed: AtomicBool,
+}
+
+static SITES: [SitePolicy; 2] = [
+    SitePolicy {
+        policy: IrqSpinLock::new("fail_page_alloc", FaultPolicy::new(FaultConfig::OFF, SEED)),
+        armed: AtomicBool::new(false),
+    },
+    SitePolicy {
+        policy: IrqSpinLock::new("failslab", FaultPolicy::new(FaultConfig::OFF, SEED ^ 1)),
+        armed: AtomicBool::new(false),
+    },
+];
+
+fn site(which: Site) -> &'static SitePolicy {
+    &SITES[which as usize]
+}
+
+fn rearm(site: &SitePolicy, policy: &FaultPolicy) {
+    let config = policy.config();
+    let armed = policy.fail_nth_pending() || (config.probability > 0 && config.times != 0);
+    site.armed.store(armed, Ordering::Release);
+}
+
+/// Replaces a site's configuration (its counters are kept).
+pub fn configure(which: Site, config: FaultConfig) {
+    let site = site(which);
+    let mut policy = site.policy.lock();
+    policy.configure(config);
+    rearm(site, &policy);
+}
+
+/// The site's configuration.
+pub fn config(which: Site) -> FaultConfig {
+    site(which).policy.lock().config()
+}
+
+/// Fails exactly the `n`-th eligible allocation at the site from now
+/// (1 = the next one); 0 disarms. Overrides the probability until it fired.
+pub fn set_fail_nth(which: Site, n: u64) {
+    let site = site(which);
+    let mut policy = site.policy.lock();
+    policy.set_fail_nth(n);
+    rearm(site, &policy);
+}
+
+/// Whether a `fail_nth` set at the site has not fired yet.
+pub fn fail_nth_pending(which: Site) -> bool {
+    site(which).policy.lock().fail_nth_pending()
+}
+
+/// Failures injected at the site since boot.
+pub fn injected(which: Site) -> u64 {
+    site(which).policy.lock().injected()
+}
+
+/// Turns both sites off (configuration and pending fail-nth).
+pub fn disarm_all() {
+    for which in Site::ALL {
+        configure(which, FaultConfig::OFF);
+        set_fail_nth(which, 0);
+    }
+}
+
+fn should_fail(which: Site, request: Request<'_>) -> bool {
+    let site = site(which);
+    if !site.armed.load(Ordering::Acquire) {
+        return false;
+    }
+    let mut policy = site.policy.lock();
+    let fail = policy.should_fail(request);
+    rearm(site, &policy);
+    fail
+}
+
+/// `fail_page_alloc`: whether a request of `count` pages by `name` fails.
+pub fn page_alloc_fails(name: &str, count: usize, page_size: usize) -> bool {
+    should_fail(
+        Site::Pages,
+        Request {
+            name,
+            bytes: count.saturating_mul(page_size),
+            order: count.max(1).next_power_of_two().ilog2(),
+        },
+    )
+}
+
+/// `failslab`: whether a small heap request fails.
+pub fn slab_alloc_fails(kind: HeapKind, layout: Layout) -> bool {
+    should_fail(
+        Site::Slab,
+        Request {
+            name: cache_name(kind, layout),
+            bytes: layout.size(),
+            order: 0,
+        },
+    )
+}
+
+const KMALLOC_NAMES: [&str; 11] = [
+    "kmalloc-8",
+    "kmalloc-16",
+    "kmalloc-32",
+    "kmalloc-64",
+    "kmalloc-96",
+    "kmalloc-128",
+    "kmalloc-192",
+    "kmalloc-256",
+    "kmalloc-512",
+    "kmalloc-1k",
+    "kmalloc-2k",
+];
+
+/// The cache a small request goes to: the `kmalloc` class (as kalloc's
+/// slab picks it: big enough, aligned enough) or the byte allocator.
+pub fn cache_name(kind: HeapKind, layout: Layout) -> &'static str {
+    match kind {
+        HeapKind::Slab => kalloc::byte::KMALLOC_SIZES
+            .iter()
+            .position(|&size| {
+                size >= layout.size() && 1usize << size.trailing_zeros() >= layout.align()
+            })
+            .map_or("tlsf", |class| KMALLOC_NAMES[class]),
+        HeapKind::Tlsf => "tlsf",
+        HeapKind::Buddy => "buddy",
+    }
+}
+
+/// Whether the boot arguments configured each site (stress mode keeps
+/// such settings, even "off", instead of its default).
+static SET_AT_BOOT: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// Whether a boot argument configured the site.
+pub fn set_at_boot(which: Site) -> bool {
+    SET_AT_BOOT[which as usize].load(Ordering::Relaxed)
+}
+
+/// Applies the boot arguments' settings (`fail_page_alloc=`, `failslab=`).
+pub fn init(pages: Option<FaultConfig>, slab: Option<FaultConfig>) {
+    for (which, config) in [(Site::Pages, pages), (Site::Slab, slab)] {
+        if let Some(config) = config {
+            configure(which, config);
+            SET_AT_BOOT[which as usize].store(true, Ordering::Relaxed);
+            log::warn!(
+                "fault injection: {} on (interval {}, probability {}%, space {}, times {}, min_order {}, filter {:?})",
+                which.name(),
+                config.interval,
+                config.probability,
+                config.space,
+                config.times,
+                config.min_order,
+                config.filter
+            );
+        }
+    }
+}
+
+#[cfg(feature = "ktest")]
+mod tests;

@@ -1,0 +1,281 @@
+//! Stress mode (`stress=SECONDS` on the test build, `cargo xtask stress`;
+//! `stress <seconds> [harts]` in the monitor): every hart runs the workload generator against the global allocator
+//! and the page allocator for the given time, with cross-hart frees, the
+//! timer interrupt allocating on every tick, and fault injection on (1% of
+//! page and heap requests unless `fail_page_alloc=` / `failslab=` are
+//! given: `fail_page_alloc=1,0,0,0` turns it off). A line every few seconds shows operations, pages in use,
+//! injected vs seen failures and fragmentation; the summary compares every
+//! counter with its value before the run. Exit status 0 only if no block
+//! was damaged, every failure seen was an injected one, and every counter
+//! is back.
+//!
+//! ```text
+//!   stress: 12s ops 1843200 pages used 1210 (peak 1980) failures injected 3712 seen 3712 unexpected 0
+//!           | ufi(o4) 12 ufi(o9) 140 largest free run 16384 pages
+//! ```
+
+mod worker;
+
+use crate::arch::{cpu, smp, timer};
+use crate::memory::faults::{self, Site};
+use crate::memory::{heap, pages};
+#[cfg(feature = "ktest")]
+use crate::power::{self, FailureCode};
+use crate::sync::IrqSpinLock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use faultinject::FaultConfig;
+use worker::{FAILURE, HOOK_BROKEN, REPORT, TOTALS};
+
+/// Most harts that take part (`SMP=8` fits; more stay idle).
+pub const MAX_HARTS: usize = worker::STRESS_HARTS;
+/// Tick rate during the run (and so of the timer-interrupt allocations).
+const STRESS_TIMER_HZ: u32 = 1000;
+/// The workloads' base seed (printed; each hart and epoch derives its own).
+const STRESS_SEED: u64 = 0x57e5_5eed;
+/// Injection when the boot arguments set none: 1% of calls, no limit.
+const DEFAULT_FAULTS: FaultConfig = FaultConfig {
+    probability: 1,
+    interval: 1,
+    times: -1,
+    ..FaultConfig::OFF
+};
+
+/// Counters compared before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Snapshot {
+    pages_used: usize,
+    heap_pages: usize,
+    live_blocks: usize,
+    live_bytes: usize,
+    large_pages: usize,
+    heap_used_bytes: usize,
+}
+
+impl core::fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "pages used {} (heap {}, large {}), live blocks {}, live bytes {}, heap used bytes {}",
+            self.pages_used,
+            self.heap_pages,
+            self.large_pages,
+            self.live_blocks,
+            self.live_bytes,
+            self.heap_used_bytes
+        )
+    }
+}
+
+fn snapshot() -> Snapshot {
+    heap::shrink();
+    Snapshot {
+        pages_used: pages::usage().0,
+        heap_pages: heap::COUNTERS.heap_pages.load(Ordering::Relaxed),
+        live_blocks: heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
+        live_bytes: heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
+        large_pages: heap::COUNTERS.large_pages.load(Ordering::Relaxed),
+        heap_used_bytes: heap::used_bytes(),
+    }
+}
+
+/// Whether `after` is back at `before` (the byte buddy keeps the pools it
+/// grew: kalloc cannot detach them, so only its non-heap pages count).
+fn counters_back(before: &Snapshot, after: &Snapshot) -> bool {
+    let same_blocks = after.live_blocks == before.live_blocks
+        && after.live_bytes == before.live_bytes
+        && after.large_pages == before.large_pages
+        && after.heap_used_bytes == before.heap_used_bytes;
+    let same_pages = if heap::kind() == Some(heap::HeapKind::Buddy) {
+        after.pages_used - after.heap_pages == before.pages_used - before.heap_pages
+    } else {
+        after.pages_used == before.pages_used && after.heap_pages == before.heap_pages
+    };
+    same_blocks && same_pages
+}
+
+/// Run parameters the report needs.
+struct Clock {
+    start: u64,
+    timebase: u64,
+    every: u64,
+    next: u64,
+    injected_before: u64,
+}
+
+static CLOCK: IrqSpinLock<Clock> = IrqSpinLock::new(
+    "stress clock",
+    Clock {
+        start: 0,
+        timebase: 1,
+        every: 1,
+        next: u64::MAX,
+        injected_before: 0,
+    },
+);
+static LINES: AtomicU64 = AtomicU64::new(0);
+
+fn injected_total() -> u64 {
+    faults::injected(Site::Pages) + faults::injected(Site::Slab)
+}
+
+/// One report line: operations, usage, failures, fragmentation.
+fn report_line(final_line: bool) {
+    let now = cpu::ticks();
+    let (start, timebase, injected_before) = {
+        let mut clock = CLOCK.lock();
+        if now < clock.next && !final_line {
+            return;
+        }
+        clock.next = now + clock.every;
+        (clock.start, clock.timebase, clock.injected_before)
+    };
+    LINES.fetch_add(1, Ordering::Relaxed);
+    let stats = pages::stats();
+    let injected = injected_total() - injected_before;
+    let seen = TOTALS.failures_seen.load(Ordering::Relaxed);
+    crate::println!(
+        "stress: {:>4}s ops {} pages used {} (peak {}) failures injected {} seen {} | ufi(o4) {} ufi(o9) {} fi(o9) {} largest free run {} pages",
+        (now - start) / timebase,
+        TOTALS.allocs.load(Ordering::Relaxed) + TOTALS.frees.load(Ordering::Relaxed),
+        stats.total_pages - stats.free_pages,
+        TOTALS.peak_pages_used.load(Ordering::Relaxed),
+        injected,
+        seen,
+        stats.unusable_free_index(4),
+        stats.unusable_free_index(9),
+        stats.fragmentation_index(9),
+        stats.largest_free_run,
+    );
+}
+
+fn periodic_report() {
+    report_line(false);
+}
+
+/// Runs the stress workload for `seconds` and powers off with its verdict.
+/// Never inlined: its frame would otherwise sit under every test the
+/// `ktest` build runs from the same boot function (the stack-depth tests
+/// measure it).
+#[cfg(feature = "ktest")]
+#[inline(never)]
+pub fn run_and_power_off(seconds: u64) -> ! {
+    match run(seconds, MAX_HARTS) {
+        Ok(()) => power::succeed(),
+        Err(_) => power::fail(FailureCode::TestsFailed),
+    }
+}
+
+/// Runs the stress workload for `seconds` on up to `harts` harts and
+/// prints its report; `Err` names why the run failed. Fault injection,
+/// the timer rate and hook are what they were before when it returns.
+pub fn run(seconds: u64, harts: usize) -> Result<(), &'static str> {
+    let seconds = seconds.max(1);
+    worker::reset(harts);
+    let saved_faults = [Site::Pages, Site::Slab].map(faults::config);
+    let saved_interval = timer::interval();
+    for (site, name) in [(Site::Pages, "fail_page_alloc"), (Site::Slab, "failslab")] {
+        if !faults::set_at_boot(site) && faults::config(site) == FaultConfig::OFF {
+            faults::configure(site, DEFAULT_FAULTS);
+        }
+        let config = faults::config(site);
+        crate::println!(
+            "stress: {name}: probability {}%, interval {}, times {}, filter {:?}",
+            config.probability,
+            config.interval,
+            config.times,
+            config.filter
+        );
+    }
+    worker::SEED.store(STRESS_SEED, Ordering::Relaxed);
+    let timebase = crate::platform::get().timebase_hz;
+    let before = snapshot();
+    crate::println!(
+        "stress: {seconds} s on {} harts, seed {STRESS_SEED:#x}, heap {}, timer {STRESS_TIMER_HZ} Hz with allocations\nstress: before {before}",
+        worker::participants(),
+        heap::kind().map_or("?", heap::HeapKind::name),
+    );
+    let start = cpu::ticks();
+    {
+        let mut clock = CLOCK.lock();
+        *clock = Clock {
+            start,
+            timebase,
+            every: timebase * if seconds <= 60 { 5 } else { 30 },
+            next: start + timebase * if seconds <= 60 { 5 } else { 30 },
+            injected_before: injected_total(),
+        };
+    }
+    worker::DEADLINE.store(start + timebase * seconds, Ordering::Release);
+    *REPORT.lock() = Some(periodic_report);
+    timer::configure(timebase, STRESS_TIMER_HZ);
+    timer::set_hook(Some(worker::allocate_in_interrupt));
+    smp::run_on_all_harts(worker::hammer);
+    timer::set_hook(None);
+    *REPORT.lock() = None;
+    let injected_before = CLOCK.lock().injected_before;
+    let injected = injected_total() - injected_before;
+    faults::disarm_all();
+    timer::set_interval(saved_interval);
+    let drained = worker::drain_mailboxes();
+    report_line(true);
+    let after = snapshot();
+    let seen = TOTALS.failures_seen.load(Ordering::Relaxed);
+    let (allocs, frees) = (
+        TOTALS.allocs.load(Ordering::Relaxed),
+        TOTALS.frees.load(Ordering::Relaxed),
+    );
+    crate::println!(
+        "stress: summary: {} s, {} harts, {} epochs, {allocs} allocs, {frees} frees ({} cross-hart), {} timer-interrupt allocations",
+        (cpu::ticks() - start) / timebase,
+        worker::participants(),
+        TOTALS.epochs.load(Ordering::Relaxed),
+        TOTALS.cross_frees.load(Ordering::Relaxed),
+        TOTALS.hook_runs.load(Ordering::Relaxed),
+    );
+    crate::println!(
+        "stress: summary: peak pages used {}; failures injected {injected}, seen {seen}, unexpected {}",
+        TOTALS.peak_pages_used.load(Ordering::Relaxed),
+        seen.abs_diff(injected),
+    );
+    crate::println!("stress: after  {after}");
+    let mut verdict: Option<&str> = None;
+    if let Some((slot, failure)) = *FAILURE.lock() {
+        crate::println!("stress: hart slot {slot}: {failure}");
+        verdict = Some("a workload failed");
+    }
+    if let Err(failure) = drained {
+        crate::println!("stress: mailbox drain: {failure}");
+        verdict = Some("a handed-over block failed its check");
+    }
+    if HOOK_BROKEN.load(Ordering::Relaxed) {
+        verdict = Some("a block allocated in the timer interrupt was damaged");
+    }
+    if seen != injected {
+        verdict = Some("failures seen differ from failures injected");
+    }
+    if allocs != frees {
+        verdict = Some("allocations and frees differ");
+    }
+    if TOTALS.cross_frees.load(Ordering::Relaxed) == 0 && worker::participants() > 1 {
+        verdict = Some("no block crossed harts");
+    }
+    if TOTALS.hook_runs.load(Ordering::Relaxed) == 0 {
+        verdict = Some("the timer hook never ran");
+    }
+    if !counters_back(&before, &after) {
+        verdict = Some("counters are not back at their starting values");
+    }
+    for (site, config) in [Site::Pages, Site::Slab].into_iter().zip(saved_faults) {
+        faults::configure(site, config);
+    }
+    match verdict {
+        None => {
+            crate::println!("stress: PASS (counters back at their starting values)");
+            Ok(())
+        }
+        Some(reason) => {
+            crate::println!("stress: FAIL: {reason}");
+            Err(reason)
+        }
+    }
+}

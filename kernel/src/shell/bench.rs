@@ -1,0 +1,261 @@
+//! `bench [allocator]`: a short throughput run of the allocators inside
+//! the running kernel, on this hart, with the `workload` crate's seeded
+//! generator (random sizes, random lifetimes, every block filled with a
+//! pattern and checked before it is freed). All allocators of one call
+//! run the same spec, one after the other, so the ops/s column compares
+//! them; the ratio column is against the first allocator of its group
+//! (byte allocators against `heap`, page allocators against `pages-buddy`).
+//!
+//! Fresh instances run over a region taken from the page allocator (and
+//! given back afterwards); `heap` drives the live global allocator and
+//! `slab` a fresh slab allocator fed by the page allocator. Timer
+//! interrupts keep running, so figures carry a little noise.
+
+use super::Monitor;
+use crate::arch::{PAGE_SIZE, cpu};
+use crate::memory::{heap, pages};
+use core::alloc::Layout;
+use core::fmt::Write;
+use core::ptr::NonNull;
+use kalloc::AllocError;
+use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
+use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
+use kshell::{ArgError, Args, CommandError};
+use workload::{Block, Bytes, Generator, Pages, Sizes, Spec, Target};
+
+const BYTE_STEPS: u64 = 40_000;
+const PAGE_STEPS: u64 = 10_000;
+const LIVE: usize = 256;
+/// Pages of the region fresh allocators manage (4 MiB).
+const REGION_PAGES: usize = 1024;
+const SEED: u64 = 0x5eed_0008;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    Heap,
+    Tlsf,
+    Slab,
+    ByteBuddy,
+    PageBuddy,
+    PageBitmap,
+}
+
+const SUBJECTS: [(&str, Subject, &str); 6] = [
+    (
+        "heap",
+        Subject::Heap,
+        "the live kernel heap (global allocator)",
+    ),
+    ("tlsf", Subject::Tlsf, "fresh TLSF over 4 MiB"),
+    (
+        "slab",
+        Subject::Slab,
+        "fresh slab allocator (kmalloc classes)",
+    ),
+    ("buddy", Subject::ByteBuddy, "fresh byte buddy over 4 MiB"),
+    (
+        "pages-buddy",
+        Subject::PageBuddy,
+        "fresh buddy page allocator over 4 MiB",
+    ),
+    (
+        "pages-bitmap",
+        Subject::PageBitmap,
+        "fresh bitmap page allocator over 4 MiB",
+    ),
+];
+
+/// The live global allocator as a workload target.
+struct GlobalHeap;
+
+impl Target for GlobalHeap {
+    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
+        // SAFETY: the byte specs never ask for zero bytes.
+        NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError::NoMemory)
+    }
+
+    unsafe fn free(
+        &mut self,
+        ptr: NonNull<u8>,
+        size: usize,
+        align: usize,
+    ) -> Result<(), AllocError> {
+        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
+        // SAFETY: the caller frees a live block `alloc` returned for it.
+        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
+        Ok(())
+    }
+}
+
+fn byte_spec() -> Spec {
+    Spec::random(SEED, 8, 1024, LIVE)
+}
+
+fn page_spec() -> Spec {
+    Spec {
+        sizes: Sizes::Pages {
+            page_size: PAGE_SIZE,
+            max_pages: 8,
+        },
+        max_live: 64,
+        ..Spec::random(SEED, PAGE_SIZE, 8 * PAGE_SIZE, 64)
+    }
+}
+
+/// Runs `spec` for `steps` against `target` and drains it; (ops, ticks).
+fn measure(
+    target: &mut impl Target,
+    spec: Spec,
+    steps: u64,
+) -> Result<(u64, u64), workload::Failure> {
+    // About 10 KiB: the boot stack has 64.
+    let mut slots = [None::<Block>; LIVE];
+    let mut generator = Generator::new(spec, &mut slots);
+    let start = cpu::ticks();
+    generator.run(target, steps)?;
+    let summary = generator.drain(target)?;
+    let ticks = cpu::ticks() - start;
+    Ok((summary.allocs + summary.frees, ticks.max(1)))
+}
+
+/// A region of fresh pages for a fresh allocator, given back on drop.
+struct Region(usize);
+
+impl Region {
+    fn take() -> Result<Self, AllocError> {
+        pages::alloc(REGION_PAGES, REGION_PAGES * PAGE_SIZE).map(Region)
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        if let Err(error) = pages::free(self.0, REGION_PAGES) {
+            log::error!("bench: region {:#x} refused on return: {error}", self.0);
+        }
+    }
+}
+
+type Outcome = Result<(u64, u64), BenchError>;
+
+enum BenchError {
+    Setup(AllocError),
+    Workload(workload::Failure),
+}
+
+impl From<workload::Failure> for BenchError {
+    fn from(failure: workload::Failure) -> Self {
+        Self::Workload(failure)
+    }
+}
+
+fn run_byte<A: kalloc::ByteAllocator>(mut allocator: A) -> Outcome {
+    let region = Region::take().map_err(BenchError::Setup)?;
+    // SAFETY: the region is fresh from the page allocator, mapped, and
+    // owned by `allocator` until both drop (allocator first).
+    unsafe { allocator.add_memory(region.0, REGION_PAGES * PAGE_SIZE) }
+        .map_err(BenchError::Setup)?;
+    let result = measure(&mut Bytes(&mut allocator), byte_spec(), BYTE_STEPS)?;
+    drop(allocator);
+    drop(region);
+    Ok(result)
+}
+
+fn run_page<P: kalloc::PageAllocator>(mut allocator: P) -> Outcome {
+    let region = Region::take().map_err(BenchError::Setup)?;
+    // SAFETY: as in `run_byte`.
+    unsafe { allocator.add_memory(region.0, REGION_PAGES * PAGE_SIZE) }
+        .map_err(BenchError::Setup)?;
+    let result = measure(&mut Pages(&mut allocator), page_spec(), PAGE_STEPS)?;
+    drop(allocator);
+    drop(region);
+    Ok(result)
+}
+
+fn run(subject: Subject) -> Outcome {
+    match subject {
+        Subject::Heap => Ok(measure(&mut GlobalHeap, byte_spec(), BYTE_STEPS)?),
+        Subject::Tlsf => run_byte(Tlsf::new()),
+        Subject::ByteBuddy => run_byte(BuddyByteAllocator::new()),
+        Subject::Slab => {
+            let mut slab = SlabAllocator::new(heap::GlobalPages);
+            let result = measure(&mut Bytes(&mut slab), byte_spec(), BYTE_STEPS);
+            // Every object is freed: give every slab back.
+            slab.shrink();
+            Ok(result?)
+        }
+        Subject::PageBuddy => run_page(BuddyPageAllocator::new()),
+        Subject::PageBitmap => run_page(BitmapPageAllocator::new()),
+    }
+}
+
+/// `bench [allocator|list]`
+pub fn bench<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let only = args.next_word();
+    args.end()?;
+    if only == Some("list") {
+        for (name, _, what) in SUBJECTS {
+            writeln!(out, "  {name:<13} {what}")?;
+        }
+        return Ok(());
+    }
+    if let Some(word) = only
+        && !SUBJECTS.iter().any(|(name, _, _)| *name == word)
+    {
+        return Err(ArgError::Invalid(word).into());
+    }
+    // Other blocks come and go: a freed record may be reused from now on.
+    monitor.ledger.forget_freed();
+    let timebase = crate::platform::get().timebase_hz;
+    writeln!(
+        out,
+        "seed {SEED:#x}; bytes: {BYTE_STEPS} steps, 8..1024 B, {LIVE} live; \
+         pages: {PAGE_STEPS} steps, 1..8 pages, 64 live; pattern fill+check included"
+    )?;
+    writeln!(
+        out,
+        "{:<13} {:>9} {:>10} {:>12} {:>6}",
+        "allocator", "ops", "ms", "ops/s", "ratio"
+    )?;
+    let mut first_rate: Option<u64> = None;
+    let mut failed = false;
+    for (name, subject, _) in SUBJECTS {
+        if only.is_some_and(|word| word != name) {
+            continue;
+        }
+        if subject == Subject::PageBuddy {
+            // A different workload: its ratios start again.
+            first_rate = None;
+        }
+        match run(subject) {
+            Ok((ops, ticks)) => {
+                let rate = (ops as u128 * timebase as u128 / ticks as u128) as u64;
+                let base = *first_rate.get_or_insert(rate);
+                let ratio = rate * 100 / base.max(1);
+                writeln!(
+                    out,
+                    "{name:<13} {ops:>9} {:>10} {rate:>12} {:>3}.{:02}",
+                    ticks * 1000 / timebase.max(1),
+                    ratio / 100,
+                    ratio % 100
+                )?;
+            }
+            Err(BenchError::Setup(error)) => {
+                writeln!(out, "{name:<13} could not start: {error}")?;
+                failed = true;
+            }
+            Err(BenchError::Workload(failure)) => {
+                writeln!(out, "{name:<13} FAILED: {failure}")?;
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(CommandError::Failed("an allocator failed its run"));
+    }
+    Ok(())
+}

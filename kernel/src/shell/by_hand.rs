@@ -1,0 +1,282 @@
+//! Allocating and freeing by hand: `alloc`, `free`, `pages`, `freepages`.
+//!
+//! The [`Ledger`] remembers every block the shell handed out (so `free`
+//! can pass the allocator the right layout) and the blocks it freed (so a
+//! second free is recognised). Only a remembered block is ever given to an
+//! allocator; any other address gets a diagnosis and is left alone, since
+//! freeing an arbitrary kernel address would corrupt the heap.
+//!
+//! A repeated free is passed on to the allocator so it reports its own
+//! typed error (`DoubleFree`). That is sound because the block is still
+//! free: in the monitor build the shell hart is the only allocator user
+//! after boot (other harts idle, the timer handler does not allocate, the
+//! shell keeps its state in fixed arrays), a freed record is dropped as
+//! soon as a later `alloc`/`pages` overlaps it, and `bench` (which
+//! allocates a lot but frees it all) forgets every freed record.
+
+use super::Monitor;
+pub use super::ledger::Ledger;
+use super::ledger::{Kind, Record};
+use crate::arch::PAGE_SIZE;
+use crate::memory::{Size, fault, heap, pages};
+use core::alloc::Layout;
+use core::fmt::Write;
+use kshell::{ArgError, Args, CommandError, parse_number};
+
+fn layout_of(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).expect("validated by the caller")
+}
+
+/// `alloc <size> [align]`
+pub fn alloc<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let size_word = args.word("size")?;
+    let size = parse_number(size_word)?;
+    if size == 0 || size > (1 << 30) {
+        return Err(ArgError::OutOfRange(size_word).into());
+    }
+    let align = match args.next_word() {
+        None => 8,
+        Some(word) => {
+            let align = parse_number(word)?;
+            if !align.is_power_of_two() || align > (1 << 30) {
+                return Err(ArgError::Invalid(word).into());
+            }
+            align
+        }
+    };
+    args.end()?;
+    if !monitor.ledger.has_room() {
+        return Err(CommandError::Failed(
+            "the shell remembers 64 live blocks at most: free some first",
+        ));
+    }
+    let (size, align) = (size as usize, align as usize);
+    let layout = layout_of(size, align);
+    // SAFETY: non-zero size (checked above).
+    let ptr = unsafe { alloc::alloc::alloc(layout) };
+    if ptr.is_null() {
+        writeln!(
+            out,
+            "alloc: the kernel heap refused {size} bytes, align {align}:"
+        )?;
+        crate::memory::global::print_failure_diagnosis();
+        return Err(CommandError::Failed("out of memory"));
+    }
+    let record = monitor
+        .ledger
+        .add(ptr as usize, Kind::Bytes { size, align });
+    let via = if heap::goes_to_pages(layout) {
+        "page allocator, whole pages"
+    } else {
+        "heap byte allocator"
+    };
+    writeln!(out, "{record} ({via})")?;
+    Ok(())
+}
+
+/// `pages <count>`
+pub fn pages<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let count = args.number_in("count", 1..=1 << 20)? as usize;
+    args.end()?;
+    if !monitor.ledger.has_room() {
+        return Err(CommandError::Failed(
+            "the shell remembers 64 live blocks at most: free some first",
+        ));
+    }
+    match pages::alloc(count, PAGE_SIZE) {
+        Ok(addr) => {
+            let record = monitor.ledger.add(addr, Kind::Pages { count });
+            writeln!(out, "{record} ({})", Size((count * PAGE_SIZE) as u64))?;
+            Ok(())
+        }
+        Err(error) => {
+            let stats = pages::stats();
+            writeln!(
+                out,
+                "pages: the page allocator refused {count} page(s): {error} ({error:?}); \
+                 {} pages free, largest free run {} pages",
+                stats.free_pages, stats.largest_free_run
+            )?;
+            Err(CommandError::Failed("allocation refused"))
+        }
+    }
+}
+
+/// Frees a live record; prints the allocator's error if it refuses.
+fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
+    match record.kind {
+        Kind::Bytes { size, align } => {
+            // SAFETY: the ledger holds exactly the blocks `alloc` returned
+            // with this layout and not yet freed.
+            unsafe { alloc::alloc::dealloc(record.addr as *mut u8, layout_of(size, align)) };
+            Ok(())
+        }
+        Kind::Pages { count } => pages::free(record.addr, count).map_err(|error| {
+            let _ = writeln!(out, "page allocator: {error} ({error:?})");
+            CommandError::Failed("the page allocator refused the free")
+        }),
+    }
+}
+
+/// Gives a block freed before to its allocator again, for its verdict.
+fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
+    writeln!(out, "double free: {record} was already freed by this shell")?;
+    let (verdict, who) = match record.kind {
+        Kind::Bytes { size, align } if crate::memory::debug::bytes_on() => {
+            let refused =
+                || crate::memory::debug::layers_counters().map_or(0, |(b, _)| b.refused_frees);
+            let before = refused();
+            // SAFETY: with `memdebug=` on, the global allocator's byte
+            // layer owns the block's state: it recognises a block that is
+            // not live (quarantined, or no longer known) and refuses the
+            // free with a report; nothing reaches the heap.
+            unsafe { alloc::alloc::dealloc(record.addr as *mut u8, layout_of(size, align)) };
+            let verdict = if refused() > before {
+                Err(kalloc::AllocError::DoubleFree)
+            } else {
+                Ok(())
+            };
+            (verdict, "memdebug byte layer (report above)")
+        }
+        Kind::Bytes { size, align } => {
+            let layout = layout_of(size, align);
+            if heap::goes_to_pages(layout) {
+                (
+                    pages::free(record.addr, size.div_ceil(PAGE_SIZE)),
+                    "page allocator",
+                )
+            } else {
+                let ptr = core::ptr::NonNull::new(record.addr as *mut u8).expect("non-null");
+                // SAFETY: the block came from `heap::alloc_small(layout)`
+                // (through the global allocator) and was freed; the module
+                // doc explains why it is still free, so the allocator only
+                // inspects it and reports the double free.
+                (unsafe { heap::free_small(ptr, layout) }, "heap allocator")
+            }
+        }
+        Kind::Pages { count } => (pages::free(record.addr, count), "page allocator"),
+    };
+    match verdict {
+        Err(error) => {
+            writeln!(out, "{who}: {error} ({error:?}); nothing changed")?;
+        }
+        Ok(()) => {
+            writeln!(
+                out,
+                "{who}: ACCEPTED the second free: it did not detect the double free"
+            )?;
+        }
+    }
+    Err(CommandError::Failed("double free refused"))
+}
+
+/// Explains why `addr` is not something the shell can free.
+fn unknown(
+    monitor: &Monitor,
+    addr: usize,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'static>> {
+    if let Some(block) = monitor.ledger.live_containing(addr) {
+        writeln!(
+            out,
+            "{addr:#x} is inside block {block}, not its start; free takes the start address"
+        )?;
+        return Err(CommandError::Failed("not the start of a block"));
+    }
+    writeln!(
+        out,
+        "{addr:#x} ({}) was not handed out by this shell's `alloc` or `pages`; \
+         it is left alone (freeing an arbitrary kernel address would corrupt the heap)",
+        RegionName(addr)
+    )?;
+    Err(CommandError::Failed("unknown address"))
+}
+
+struct RegionName(usize);
+
+impl core::fmt::Display for RegionName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match fault::region_of(self.0) {
+            fault::Region::LinearMap => f.write_str("linear map of RAM"),
+            fault::Region::Section(name) => write!(f, "kernel {name}"),
+            fault::Region::Device(name) => write!(f, "device {name}"),
+            fault::Region::Unmapped => f.write_str("unmapped"),
+            fault::Region::StackGuard { hart_id } => {
+                write!(f, "guard page below hart {hart_id}'s stack")
+            }
+            fault::Region::TrapStackGuard { hart_id } => {
+                write!(f, "guard page below hart {hart_id}'s trap stack")
+            }
+            fault::Region::Sampled(_) => f.write_str("memdebug.kfence window"),
+        }
+    }
+}
+
+/// `free <addr>`
+pub fn free<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let addr = args.number("addr")? as usize;
+    args.end()?;
+    if let Some(record) = monitor.ledger.take_live(addr) {
+        if let Err(error) = release(record, out) {
+            monitor.ledger.restore(record);
+            return Err(error);
+        }
+        monitor.ledger.remember_freed(record);
+        writeln!(out, "freed {record}")?;
+        return Ok(());
+    }
+    if let Some(record) = monitor.ledger.freed_at(addr) {
+        return free_again(record, out);
+    }
+    unknown(monitor, addr, out)
+}
+
+/// `freepages <addr> <count>`
+pub fn freepages<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let addr = args.number("addr")? as usize;
+    let count_word = args.word("count")?;
+    let count = parse_number(count_word)? as usize;
+    args.end()?;
+    match monitor.ledger.live_at(addr).map(|r| r.kind) {
+        Some(Kind::Pages { count: held }) if held == count => {
+            let record = monitor.ledger.take_live(addr).expect("just found");
+            if let Err(error) = release(record, out) {
+                monitor.ledger.restore(record);
+                return Err(error);
+            }
+            monitor.ledger.remember_freed(record);
+            writeln!(out, "freed {record}")?;
+            Ok(())
+        }
+        Some(Kind::Pages { count: held }) => {
+            writeln!(
+                out,
+                "{addr:#x} is a block of {held} page(s), not {count}; a partial free is refused"
+            )?;
+            Err(ArgError::OutOfRange(count_word).into())
+        }
+        Some(Kind::Bytes { .. }) => Err(CommandError::Failed(
+            "that block came from `alloc`: use `free <addr>`",
+        )),
+        None => match monitor.ledger.freed_at(addr) {
+            Some(record) => free_again(record, out),
+            None => unknown(monitor, addr, out),
+        },
+    }
+}

@@ -1,0 +1,259 @@
+//! The memory-info commands, printed the way Linux prints them:
+//! `meminfo` (`/proc/meminfo`: `Name:  value kB`), `buddyinfo`
+//! (`/proc/buddyinfo`) and `slabinfo` (`/proc/slabinfo`, version 2.1).
+//!
+//! Every figure is read from the allocators' own accounting at the moment
+//! of the command; none is cached by the shell.
+
+use super::Monitor;
+use crate::arch::PAGE_SIZE;
+use crate::memory::{heap, pages};
+use crate::platform;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+use kalloc::byte::SlabInfo;
+use kshell::{Args, CommandError};
+
+const KB_PER_PAGE: usize = PAGE_SIZE / 1024;
+
+/// `pagealloc=` as the running kernel has it.
+pub fn page_allocator_name() -> &'static str {
+    pages::with(|allocator| match allocator {
+        pages::BootPageAllocator::Buddy(_) => "buddy page allocator",
+        pages::BootPageAllocator::Bitmap(_) => "bitmap page allocator",
+    })
+}
+
+/// `alloc=` as the kernel booted with it.
+pub fn heap_name() -> &'static str {
+    crate::args::parse(platform::get().bootargs).map_or("?", |args| args.heap.name())
+}
+
+/// Linux's watermarks for `managed_pages` (in pages): `min_free_kbytes =
+/// sqrt(16 * lowmem_kbytes)` clamped to 128..=262144, low = min + min/4,
+/// high = min + min/2 (mm/page_alloc.c, before watermark_scale_factor).
+pub fn watermarks(managed_pages: usize) -> (usize, usize, usize) {
+    let kbytes = (managed_pages * KB_PER_PAGE) as u64;
+    let min_kbytes = (kbytes * 16).isqrt().clamp(128, 262_144) as usize;
+    let min = min_kbytes.div_ceil(KB_PER_PAGE);
+    (min, min + min / 4, min + min / 2)
+}
+
+fn kb(pages: usize) -> usize {
+    pages * KB_PER_PAGE
+}
+
+/// `meminfo`
+pub fn meminfo<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    args.end()?;
+    let ram: u64 = platform::get()
+        .ram
+        .as_slice()
+        .iter()
+        .map(|r| r.size())
+        .sum();
+    let stats = pages::stats();
+    let (total, free) = (stats.total_pages, stats.free_pages);
+    let used = total - free;
+    let counters = &heap::COUNTERS;
+    let heap_pages = counters.heap_pages.load(Ordering::Relaxed);
+    let large_pages = counters.large_pages.load(Ordering::Relaxed);
+    let (min, low, high) = watermarks(total);
+    let zone = if free <= min {
+        "below min"
+    } else if free <= low {
+        "below low"
+    } else if free <= high {
+        "below high"
+    } else {
+        "above high"
+    };
+    let (blocks, bytes, page_blocks, page_count) = monitor.ledger.totals();
+    let line = |out: &mut dyn Write, name: &str, value: usize, unit: &str, note: &str| {
+        let pad = 15usize.saturating_sub(name.len());
+        match (unit, note) {
+            ("", "") => writeln!(out, "{name}:{:pad$}{value:>12}", ""),
+            (unit, "") => writeln!(out, "{name}:{:pad$}{value:>12} {unit}", ""),
+            (unit, note) => writeln!(out, "{name}:{:pad$}{value:>12} {unit:<2}  {note}", ""),
+        }
+    };
+    line(
+        out,
+        "MemTotal",
+        (ram / 1024) as usize,
+        "kB",
+        "RAM in the device tree",
+    )?;
+    line(out, "MemManaged", kb(total), "kB", page_allocator_name())?;
+    line(out, "MemFree", kb(free), "kB", "")?;
+    line(out, "MemUsed", kb(used), "kB", "managed minus free")?;
+    line(
+        out,
+        "Reserved",
+        (ram / 1024) as usize - kb(total),
+        "kB",
+        "firmware, kernel image, device tree, allocator metadata",
+    )?;
+    line(out, "FreePages", free, "", "pages of 4 KiB")?;
+    line(out, "LargestFreeRun", kb(stats.largest_free_run), "kB", "")?;
+    line(
+        out,
+        "WatermarkMin",
+        kb(min),
+        "kB",
+        "Linux's formula; advisory",
+    )?;
+    line(out, "WatermarkLow", kb(low), "kB", "")?;
+    line(out, "WatermarkHigh", kb(high), "kB", zone)?;
+    writeln!(out, "HeapAllocator:  {:>12}", heap_name())?;
+    line(
+        out,
+        "HeapPages",
+        kb(heap_pages),
+        "kB",
+        "held by the byte allocator (pools, slabs)",
+    )?;
+    let mut rows = [None; kalloc::byte::MAX_CACHES];
+    if let Some(count) = heap::slabinfo(&mut rows) {
+        let slab_pages: usize = rows[..count]
+            .iter()
+            .flatten()
+            .map(|r| r.pages_per_slab * (r.full_slabs + r.partial_slabs + r.empty_slabs))
+            .sum();
+        line(
+            out,
+            "Slab",
+            kb(slab_pages),
+            "kB",
+            "slabs of the kmalloc caches",
+        )?;
+    }
+    line(
+        out,
+        "HeapUsed",
+        heap::used_bytes(),
+        "B",
+        "handed out by the byte allocator, with rounding",
+    )?;
+    line(
+        out,
+        "HeapLive",
+        counters.live_bytes.load(Ordering::Relaxed),
+        "B",
+        "requested through the global allocator",
+    )?;
+    line(
+        out,
+        "HeapLiveBlocks",
+        counters.live_blocks.load(Ordering::Relaxed),
+        "",
+        "",
+    )?;
+    line(
+        out,
+        "LargeAllocs",
+        kb(large_pages),
+        "kB",
+        "requests of a page or more, straight from the page allocator",
+    )?;
+    line(
+        out,
+        "HeapLargestFree",
+        heap::largest_free_block(),
+        "B",
+        "without growing",
+    )?;
+    line(
+        out,
+        "AllocFailures",
+        counters.failures.load(Ordering::Relaxed),
+        "",
+        "",
+    )?;
+    line(out, "ShellAlloc", bytes, "B", "")?;
+    line(out, "ShellAllocs", blocks, "", "blocks from `alloc`")?;
+    line(out, "ShellPages", kb(page_count), "kB", "")?;
+    line(
+        out,
+        "ShellPageAllocs",
+        page_blocks,
+        "",
+        "blocks from `pages`",
+    )?;
+    Ok(())
+}
+
+/// `buddyinfo`: free blocks per order, orders 0 to at least 10.
+pub fn buddyinfo<'a>(
+    _: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    args.end()?;
+    let stats = pages::stats();
+    let top = stats.highest_free_order().unwrap_or(0).max(10);
+    write!(out, "Node 0, zone   Normal ")?;
+    for count in &stats.free_blocks[..=top] {
+        write!(out, "{count:>7}")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "# orders 0..={top}; {} ({} free pages = sum of count x 2^order)",
+        page_allocator_name(),
+        stats.free_pages
+    )?;
+    Ok(())
+}
+
+/// `slabinfo`
+pub fn slabinfo<'a>(
+    _: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    args.end()?;
+    let mut rows = [None; kalloc::byte::MAX_CACHES];
+    let Some(count) = heap::slabinfo(&mut rows) else {
+        writeln!(
+            out,
+            "slabinfo: the kernel heap is `{}` (boot argument alloc=), which has no slab caches",
+            heap_name()
+        )?;
+        return Ok(());
+    };
+    writeln!(out, "slabinfo - version: 2.1")?;
+    writeln!(
+        out,
+        "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
+         : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
+    )?;
+    for info in rows[..count].iter().flatten() {
+        print_row(out, info)?;
+    }
+    Ok(())
+}
+
+fn print_row(out: &mut dyn Write, info: &SlabInfo) -> core::fmt::Result {
+    let active_slabs = info.full_slabs + info.partial_slabs;
+    writeln!(
+        out,
+        "{:<17} {:>6} {:>6} {:>6} {:>4} {:>4} : tunables {:>4} {:>4} {:>4} : slabdata {:>6} {:>6} {:>6}",
+        info.name,
+        info.active_objects,
+        info.total_objects,
+        info.object_size,
+        info.objects_per_slab,
+        info.pages_per_slab,
+        0,
+        0,
+        0,
+        active_slabs,
+        active_slabs + info.empty_slabs,
+        0
+    )
+}

@@ -1,0 +1,224 @@
+//! The interactive memory monitor: an `rvos>` prompt on the serial console
+//! that shows and exercises the memory subsystem while it runs.
+//!
+//! Bytes come from `input` (UART receive interrupt through the PLIC), go
+//! through `kshell`'s line editor, and each finished line through
+//! `kshell::dispatch` against [`COMMANDS`]. With `cmds=` the list runs
+//! without a prompt and the machine powers off afterwards (status 0, or
+//! 6 if a command failed).
+//!
+//! Adding a command is one [`COMMANDS`] entry plus one handler
+//! `fn(&mut Monitor, &mut Args, &mut dyn Write) -> Result<(), CommandError>`
+//! in the module of its family:
+//!
+//! ```text
+//!   info.rs     meminfo buddyinfo slabinfo      frag.rs    frag
+//!   by_hand.rs  alloc free pages freepages      vm.rs      vmmap translate
+//!   ledger.rs   what by_hand handed out and freed
+//!   bench.rs    bench                           system.rs  harts log uptime shutdown
+//!   diag.rs     leaks inject badpage stress
+//! ```
+
+mod bench;
+mod by_hand;
+mod diag;
+mod frag;
+mod info;
+mod ledger;
+mod system;
+mod vm;
+
+use crate::power::{self, FailureCode};
+use core::fmt::{self, Write};
+use kshell::{Command, Event, LineEditor, Outcome};
+
+/// What the commands act on: the blocks handed out by hand, and whether
+/// `shutdown` was asked for.
+pub struct Monitor {
+    pub ledger: by_hand::Ledger,
+    /// `leaks`' checkpoint, once taken.
+    pub leak_mark: Option<crate::memory::debug::leak::LeakCheckpoint>,
+    pub shutdown: bool,
+}
+
+/// Every command; `help` is built in and lists them in this order.
+pub const COMMANDS: &[Command<Monitor>] = &[
+    Command {
+        name: "meminfo",
+        usage: "",
+        help: "memory totals, watermarks and per-allocator figures (/proc/meminfo)",
+        run: info::meminfo,
+    },
+    Command {
+        name: "buddyinfo",
+        usage: "",
+        help: "free page blocks per order (/proc/buddyinfo)",
+        run: info::buddyinfo,
+    },
+    Command {
+        name: "slabinfo",
+        usage: "",
+        help: "slab caches of the kernel heap (/proc/slabinfo)",
+        run: info::slabinfo,
+    },
+    Command {
+        name: "frag",
+        usage: "",
+        help: "fragmentation indices per order and a map of physical memory",
+        run: frag::frag,
+    },
+    Command {
+        name: "vmmap",
+        usage: "",
+        help: "the kernel page table's mappings, permissions and page sizes",
+        run: vm::vmmap,
+    },
+    Command {
+        name: "translate",
+        usage: "<va>",
+        help: "walk one virtual address through the three Sv39 levels",
+        run: vm::translate,
+    },
+    Command {
+        name: "alloc",
+        usage: "<size> [align]",
+        help: "allocate bytes from the kernel heap (remembered for free)",
+        run: by_hand::alloc,
+    },
+    Command {
+        name: "free",
+        usage: "<addr>",
+        help: "free a block `alloc` or `pages` returned (double frees diagnosed)",
+        run: by_hand::free,
+    },
+    Command {
+        name: "pages",
+        usage: "<count>",
+        help: "allocate contiguous pages from the page allocator",
+        run: by_hand::pages,
+    },
+    Command {
+        name: "freepages",
+        usage: "<addr> <count>",
+        help: "free pages `pages` returned",
+        run: by_hand::freepages,
+    },
+    Command {
+        name: "bench",
+        usage: "[allocator]",
+        help: "short throughput run of the allocators (ops/s); `bench list` names them",
+        run: bench::bench,
+    },
+    Command {
+        name: "leaks",
+        usage: "[mark|all]",
+        help: "live blocks by call site since the checkpoint (`mark` sets it, `all`: since boot)",
+        run: diag::leaks,
+    },
+    Command {
+        name: "stress",
+        usage: "<seconds> [harts]",
+        help: "run the stress workload on every hart (cross-hart frees, injected faults)",
+        run: diag::stress,
+    },
+    Command {
+        name: "inject",
+        usage: "[pages|slab] [off | nth <n> | <percent> [interval] [times] [min_order]]",
+        help: "fault injection (fail_page_alloc, failslab): show or set",
+        run: diag::inject,
+    },
+    Command {
+        name: "badpage",
+        usage: "[<pa>]",
+        help: "mark a physical page bad (memory failure): isolated now or when freed",
+        run: diag::badpage,
+    },
+    Command {
+        name: "harts",
+        usage: "",
+        help: "harts, their state, timer ticks and interrupts",
+        run: system::harts,
+    },
+    Command {
+        name: "log",
+        usage: "[level]",
+        help: "show or set the log level (off error warn info debug trace)",
+        run: system::log_level,
+    },
+    Command {
+        name: "uptime",
+        usage: "",
+        help: "time since the platform timer started",
+        run: system::uptime,
+    },
+    Command {
+        name: "shutdown",
+        usage: "",
+        help: "power off (QEMU exits with status 0)",
+        run: system::shutdown,
+    },
+];
+
+/// The console as a `fmt::Write` for the editor's echo and the commands.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        crate::print!("{text}");
+        Ok(())
+    }
+}
+
+const PROMPT: &str = "rvos> ";
+/// Longest command line; history lines kept.
+const LINE: usize = 128;
+const HISTORY: usize = 16;
+
+/// Runs `cmds` and powers off, or prompts for commands until `shutdown`.
+pub fn run(cmds: Option<&'static str>) -> ! {
+    let mut monitor = Monitor {
+        ledger: by_hand::Ledger::new(),
+        leak_mark: None,
+        shutdown: false,
+    };
+    let mut out = Console;
+    if let Some(list) = cmds {
+        let mut failures = 0;
+        for line in list.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+            crate::println!("{PROMPT}{line}");
+            let outcome = kshell::dispatch(COMMANDS, &mut monitor, line, &mut out);
+            if matches!(outcome, Ok(Outcome::Failed | Outcome::Unknown) | Err(_)) {
+                failures += 1;
+            }
+            if monitor.shutdown {
+                break;
+            }
+        }
+        if failures > 0 {
+            crate::println!("cmds: {failures} command(s) failed");
+            power::fail(FailureCode::CommandsFailed)
+        }
+        power::succeed()
+    }
+    crate::println!("RVOS memory monitor. Type `help` for the commands, `shutdown` to quit.");
+    // The editor's buffers are a few KiB: keep them off the stack.
+    static EDITOR: crate::sync::SpinLock<LineEditor<LINE, HISTORY>> =
+        crate::sync::SpinLock::new("shell editor", LineEditor::new());
+    let mut editor = EDITOR.lock();
+    crate::print!("{PROMPT}");
+    loop {
+        let byte = crate::input::read_byte();
+        match editor.feed(byte, &mut out) {
+            Ok(Event::Line) => {
+                let _ = kshell::dispatch(COMMANDS, &mut monitor, editor.line(), &mut out);
+                if monitor.shutdown {
+                    crate::println!("powering off");
+                    power::succeed()
+                }
+                crate::print!("{PROMPT}");
+            }
+            Ok(Event::Interrupt) => crate::print!("{PROMPT}"),
+            Ok(Event::None) | Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! System commands: `harts`, `log [level]`, `uptime`, `shutdown`.
+
+use super::Monitor;
+use crate::arch::{hart, timer};
+use crate::drivers::plic;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+use kshell::{ArgError, Args, CommandError};
+
+/// `harts`
+pub fn harts<'a>(
+    _: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    args.end()?;
+    let me = hart::current().hart_id();
+    let plic = plic::get();
+    writeln!(
+        out,
+        "hart slot state   timer-ticks  stack                                    plic-ctx"
+    )?;
+    for block in hart::HARTS.iter().filter(|h| h.stack().end != 0) {
+        let context = plic
+            .and_then(|p| p.contexts().iter().find(|(id, _)| *id == block.hart_id()))
+            .map(|(_, context)| *context);
+        let stack = block.stack();
+        write!(
+            out,
+            "{:>4} {:>4} {:<7} {:>11}  {:#x}-{:#x}  ",
+            block.hart_id(),
+            block.slot(),
+            if block.is_online() {
+                "online"
+            } else {
+                "offline"
+            },
+            block.timer_ticks.load(Ordering::Relaxed),
+            stack.start,
+            stack.end
+        )?;
+        match context {
+            Some(context) => write!(out, "{context:>4}")?,
+            None => write!(out, "   -")?,
+        }
+        writeln!(
+            out,
+            "{}",
+            if block.hart_id() == me {
+                "  (shell)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    let (received, overruns) = crate::input::counters();
+    writeln!(
+        out,
+        "timer {} ticks/s per hart; serial input: {received} bytes received, {overruns} dropped",
+        crate::platform::get()
+            .timebase_hz
+            .checked_div(timer::interval())
+            .unwrap_or(0)
+    )?;
+    if let Some(plic) = plic {
+        write!(out, "PLIC: {} sources", plic.sources())?;
+        for source in 1..=plic.sources() {
+            let count = plic::count(source);
+            if count > 0 {
+                write!(out, "; irq {source}: {count} interrupts")?;
+            }
+        }
+        writeln!(out, "; {} spurious", plic::spurious())?;
+    }
+    Ok(())
+}
+
+/// `log [level]`
+pub fn log_level<'a>(
+    _: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let Some(word) = args.next_word() else {
+        writeln!(out, "log level: {}", log::max_level())?;
+        return Ok(());
+    };
+    args.end()?;
+    let level: log::LevelFilter = word.parse().map_err(|_| ArgError::Invalid(word))?;
+    log::set_max_level(level);
+    writeln!(out, "log level: {level}")?;
+    log::info!("log level set to {level} from the shell");
+    Ok(())
+}
+
+/// `uptime`
+pub fn uptime<'a>(
+    _: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    args.end()?;
+    let (secs, micros) = crate::console::uptime().unwrap_or((0, 0));
+    writeln!(
+        out,
+        "up {}:{:02}:{:02}.{:03} ({secs}.{micros:06} s), {} harts online",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        micros / 1000,
+        crate::arch::smp::online_count()
+    )?;
+    Ok(())
+}
+
+/// `shutdown`: the loop powers off after the command returns.
+pub fn shutdown<'a>(
+    monitor: &mut Monitor,
+    args: &mut Args<'a>,
+    _: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    args.end()?;
+    monitor.shutdown = true;
+    Ok(())
+}

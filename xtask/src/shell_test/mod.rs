@@ -1,0 +1,456 @@
+//! The `shell` test step: boots the normal kernel image in QEMU with a
+//! piped serial console, TYPES commands byte by byte at the `rvos>`
+//! prompt (as a person would, escapes and control keys included), waits
+//! for each next prompt, and checks every command's output against the
+//! others (`alloc` then `meminfo` shows the bytes, `buddyinfo` sums to
+//! `meminfo`'s free pages, a double free is diagnosed and the next
+//! command still runs, `translate` of a `.text` address is R-X ...).
+//! Then the `cmds=` mode runs a list without a prompt.
+//!
+//! Every wait has a time limit; a failure names the check and shows the
+//! end of the transcript as the terminal would display it.
+
+mod session;
+
+use crate::config::Config;
+use crate::kernel::{self, Flavour};
+use crate::process;
+use crate::qemu;
+use session::{COMMAND_LIMIT, Session};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BOOT_LIMIT: Duration = Duration::from_secs(60);
+
+/// The number after `Name:` in `meminfo` output.
+fn field(lines: &[String], name: &str) -> Option<u64> {
+    lines.iter().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(':')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn has(lines: &[String], text: &str) -> bool {
+    lines.iter().any(|l| l.contains(text))
+}
+
+/// The first hex address after `#N ` in an `alloc`/`pages` reply.
+fn handed_out(lines: &[String]) -> Option<String> {
+    lines.iter().find_map(|line| {
+        let rest = line.strip_prefix('#')?;
+        let address = rest.split_whitespace().nth(1)?.trim_end_matches(':');
+        address.starts_with("0x").then(|| address.to_string())
+    })
+}
+
+/// `pagealloc=` x `alloc=` x `memdebug=` of the sessions: the default,
+/// each other algorithm once (their double-free detection differs), and
+/// the debug layers on (they take over double-free detection, and `leaks`
+/// needs their call sites).
+const CONFIGS: [(&str, &str, &str); 4] = [
+    ("buddy", "slab", "off"),
+    ("bitmap", "tlsf", "off"),
+    ("buddy", "buddy", "off"),
+    ("buddy", "slab", "all"),
+];
+
+/// Runs the interactive session once per [`CONFIGS`] pair, then the
+/// `cmds=` checks.
+pub fn shell_tests(config: &Config) -> Result<(), String> {
+    let image = kernel::build(config, Flavour::Normal)?;
+    for (page_allocator, heap, memdebug) in CONFIGS {
+        let args = [
+            "log=warn".to_string(),
+            format!("pagealloc={page_allocator}"),
+            format!("alloc={heap}"),
+            format!("memdebug={memdebug}"),
+        ];
+        interactive(config, &image, &args, memdebug != "off").map_err(|e| {
+            format!("pagealloc={page_allocator} alloc={heap} memdebug={memdebug}: {e}")
+        })?;
+    }
+    cmds_mode(config, &image)
+}
+
+macro_rules! check {
+    ($session:expr, $cond:expr, $($what:tt)+) => {
+        if !$cond {
+            return Err($session.fail(&format!($($what)+)));
+        }
+    };
+}
+
+fn interactive(
+    config: &Config,
+    image: &std::path::Path,
+    args: &[String],
+    memdebug: bool,
+) -> Result<(), String> {
+    let mut s = Session::start(config, image, args)?;
+    s.wait_prompts(1, BOOT_LIMIT, "the first prompt after boot")?;
+
+    // alloc then meminfo shows the bytes.
+    let before = s.command("meminfo\r", "meminfo")?;
+    let live_before = field(&before, "HeapLive");
+    check!(s, live_before.is_some(), "meminfo has no HeapLive line");
+    let reply = s.command("alloc 1000\r", "alloc 1000")?;
+    let Some(block) = handed_out(&reply) else {
+        return Err(s.fail("alloc 1000 printed no `#1 0x...` line"));
+    };
+    let after = s.command("meminfo\r", "meminfo")?;
+    check!(
+        s,
+        field(&after, "HeapLive") == live_before.map(|b| b + 1000),
+        "HeapLive went from {live_before:?} to {:?}, expected +1000",
+        field(&after, "HeapLive")
+    );
+    check!(
+        s,
+        field(&after, "ShellAlloc") == Some(1000),
+        "ShellAlloc is not 1000 B"
+    );
+
+    // buddyinfo sums to meminfo's free pages.
+    let buddy = s.command("buddyinfo\r", "buddyinfo")?;
+    let sum: u64 = buddy
+        .iter()
+        .find_map(|l| l.strip_prefix("Node 0, zone   Normal"))
+        .map(|counts| {
+            counts
+                .split_whitespace()
+                .enumerate()
+                .map(|(order, n)| n.parse::<u64>().unwrap_or(u64::MAX / 4096) << order)
+                .sum()
+        })
+        .unwrap_or(0);
+    check!(
+        s,
+        Some(sum) == field(&after, "FreePages"),
+        "buddyinfo sums to {sum} pages, meminfo says FreePages {:?}",
+        field(&after, "FreePages")
+    );
+
+    // Free, then a double free: diagnosed, and the kernel stays up.
+    let freed = s.command(&format!("free {block}\r"), &format!("free {block}"))?;
+    check!(s, has(&freed, "freed #1"), "free {block} did not confirm");
+    let again = s.command(&format!("free {block}\r"), &format!("free {block}"))?;
+    check!(
+        s,
+        has(&again, "double free") && has(&again, "DoubleFree"),
+        "a second free of {block} was not diagnosed as a double free by the allocator"
+    );
+    if memdebug {
+        check!(
+            s,
+            has(&again, "memdebug byte layer") && has(&again, "double free of"),
+            "memdebug did not report the double free of {block}"
+        );
+    }
+    let up = s.command("uptime\r", "uptime")?;
+    check!(
+        s,
+        has(&up, "up "),
+        "the command after a double free did not run"
+    );
+    let restored = s.command("meminfo\r", "meminfo")?;
+    check!(
+        s,
+        field(&restored, "HeapLive") == live_before,
+        "HeapLive did not return to {live_before:?} after the free"
+    );
+
+    // Pages by hand, and their double free.
+    let pages = s.command("pages 3\r", "pages 3")?;
+    let Some(block) = handed_out(&pages) else {
+        return Err(s.fail("pages 3 printed no `#2 0x...` line"));
+    };
+    let freed = s.command(
+        &format!("freepages {block} 3\r"),
+        &format!("freepages {block} 3"),
+    )?;
+    check!(
+        s,
+        has(&freed, "freed #2"),
+        "freepages {block} 3 did not confirm"
+    );
+    let again = s.command(
+        &format!("freepages {block} 3\r"),
+        &format!("freepages {block} 3"),
+    )?;
+    check!(
+        s,
+        has(&again, "DoubleFree"),
+        "the page allocator did not report the double free"
+    );
+
+    // translate of a .text address shows R-X.
+    let map = s.command("vmmap\r", "vmmap")?;
+    let Some(text) = map
+        .iter()
+        .find(|l| l.ends_with(".text"))
+        .and_then(|l| l.split('-').next())
+    else {
+        return Err(s.fail("vmmap shows no .text mapping"));
+    };
+    let text = text.to_string();
+    let walk = s.command(&format!("translate {text}\r"), &format!("translate {text}"))?;
+    check!(
+        s,
+        walk.iter()
+            .any(|l| l.contains("=> physical") && l.contains("R-X") && l.contains(".text")),
+        "translate {text} does not end in an R-X .text leaf"
+    );
+    check!(
+        s,
+        walk.iter().filter(|l| l.contains(" table 0x")).count() >= 1,
+        "no walk steps shown"
+    );
+
+    // Errors: unknown command, bad number (with the usage line).
+    let unknown = s.command("frobnicate\r", "frobnicate")?;
+    check!(
+        s,
+        has(&unknown, "unknown command `frobnicate`"),
+        "unknown command not reported"
+    );
+    let bad = s.command("alloc 12q\r", "alloc 12q")?;
+    check!(
+        s,
+        has(&bad, "alloc: `12q` is not a number") && has(&bad, "usage: alloc <size> [align]"),
+        "a bad number was not reported with the usage line"
+    );
+
+    // Line editing over the wire: backspace, Ctrl-U, left arrow, history.
+    let edited = s.command("memXX\x7f\x7finfo\r", "meminfo")?;
+    check!(
+        s,
+        has(&edited, "MemTotal:"),
+        "backspace-edited meminfo did not run"
+    );
+    let killed = s.command("garbage\x15uptime\r", "uptime")?;
+    check!(s, has(&killed, "up "), "Ctrl-U did not clear the line");
+    let moved = s.command("uptme\x1b[D\x1b[Di\r", "uptime")?;
+    check!(
+        s,
+        has(&moved, "up "),
+        "left arrow + insert did not produce `uptime`"
+    );
+    s.command("buddyinfo\r", "buddyinfo")?;
+    s.command("uptime\r", "uptime")?;
+    let recalled = s.command("\x1b[A\x1b[A\r", "buddyinfo")?;
+    check!(
+        s,
+        has(&recalled, "Node 0, zone"),
+        "Up Up did not recall buddyinfo"
+    );
+
+    // The remaining commands answer sensibly.
+    let frag = s.command("frag\r", "frag")?;
+    check!(
+        s,
+        has(&frag, "extfrag_index") && has(&frag, "one character ="),
+        "frag lacks indices or the map"
+    );
+    let slab = s.command("slabinfo\r", "slabinfo")?;
+    check!(
+        s,
+        has(&slab, "slabinfo - version: 2.1") || has(&slab, "which has no slab caches"),
+        "slabinfo shows neither the caches nor why there are none"
+    );
+    // The shell waits in `wfi`: every hart's timer keeps ticking meanwhile.
+    let ticks = |lines: &[String]| -> Vec<(String, u64)> {
+        lines
+            .iter()
+            .filter(|l| l.contains(" online "))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                Some((words.first()?.to_string(), words.get(3)?.parse().ok()?))
+            })
+            .collect()
+    };
+    let first = s.command("harts\r", "harts")?;
+    thread::sleep(Duration::from_millis(500));
+    let harts = s.command("harts\r", "harts")?;
+    let (before, after) = (ticks(&first), ticks(&harts));
+    check!(
+        s,
+        before.len() == after.len()
+            && before
+                .iter()
+                .zip(&after)
+                .all(|((h0, t0), (h1, t1))| h0 == h1 && t1 > t0),
+        "timer ticks did not advance on every hart while the shell waited: {before:?} -> {after:?}"
+    );
+    let online = harts.iter().filter(|l| l.contains(" online ")).count();
+    check!(
+        s,
+        online == config.smp as usize,
+        "harts lists {online} online harts, QEMU has {}",
+        config.smp
+    );
+    let bench = s.command("bench tlsf\r", "bench tlsf")?;
+    check!(
+        s,
+        bench
+            .iter()
+            .any(|l| l.starts_with("tlsf ") && l.split_whitespace().count() == 5),
+        "bench tlsf printed no result row"
+    );
+    let level = s.command("log\r", "log")?;
+    check!(
+        s,
+        has(&level, "log level: WARN"),
+        "log does not show the boot level"
+    );
+
+    diagnostics(&mut s, memdebug)?;
+
+    // shutdown ends QEMU with status 0.
+    s.type_keys(b"shutdown\r")?;
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    loop {
+        match s.child.try_wait() {
+            Ok(Some(status)) if status.code() == Some(0) => break,
+            Ok(Some(status)) => return Err(s.fail(&format!("shutdown ended QEMU with {status}"))),
+            _ if Instant::now() >= deadline => {
+                return Err(s.fail("QEMU still runs after `shutdown`"));
+            }
+            _ => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    println!(
+        "xtask: shell: {}: interactive session ok (typed over the serial line, every check passed)",
+        args.join(" ")
+    );
+    Ok(())
+}
+
+/// `inject`, `badpage`, `leaks` and a short `stress` from the prompt.
+fn diagnostics(s: &mut Session, memdebug: bool) -> Result<(), String> {
+    // fail-nth: exactly the next heap allocation fails, the one after works.
+    let armed = s.command("inject slab nth 1\r", "inject slab nth 1")?;
+    check!(
+        s,
+        has(&armed, "fail-nth armed"),
+        "inject slab nth 1 not armed"
+    );
+    let failed = s.command("alloc 64\r", "alloc 64")?;
+    check!(
+        s,
+        has(&failed, "the kernel heap refused 64 bytes"),
+        "the injected failure did not reach `alloc`"
+    );
+    let shown = s.command("inject\r", "inject")?;
+    check!(
+        s,
+        shown
+            .iter()
+            .any(|l| l.starts_with("failslab") && l.contains("injected 1")),
+        "inject does not count the injected failure"
+    );
+    let works = s.command("alloc 64\r", "alloc 64")?;
+    let Some(block) = handed_out(&works) else {
+        return Err(s.fail("alloc 64 after the injected failure did not succeed"));
+    };
+    s.command(&format!("free {block}\r"), &format!("free {block}"))?;
+
+    // badpage: a page is taken out of service once; a non-RAM address is refused.
+    let before = s.command("meminfo\r", "meminfo")?;
+    let bad = s.command("badpage 0x84000000\r", "badpage 0x84000000")?;
+    check!(
+        s,
+        has(&bad, "now isolated") || has(&bad, "in use; isolated when"),
+        "badpage 0x84000000 was not taken"
+    );
+    let after = s.command("meminfo\r", "meminfo")?;
+    if has(&bad, "now isolated") {
+        check!(
+            s,
+            field(&after, "FreePages").zip(field(&before, "FreePages"))
+                == field(&before, "FreePages").map(|f| (f - 1, f)),
+            "an isolated free page did not leave FreePages ({:?} -> {:?})",
+            field(&before, "FreePages"),
+            field(&after, "FreePages")
+        );
+    }
+    let again = s.command("badpage 0x84000000\r", "badpage 0x84000000")?;
+    check!(
+        s,
+        has(&again, "already marked bad"),
+        "second badpage not recognised"
+    );
+    let outside = s.command("badpage 0x10\r", "badpage 0x10")?;
+    check!(
+        s,
+        has(&outside, "OutOfRange") || has(&outside, "outside"),
+        "badpage of a non-RAM address was not refused"
+    );
+
+    // leaks: a checkpoint, a block allocated after it, named by the report.
+    if memdebug {
+        s.command("leaks mark\r", "leaks mark")?;
+        let kept = s.command("alloc 100\r", "alloc 100")?;
+        check!(s, handed_out(&kept).is_some(), "alloc 100 failed");
+        let leaks = s.command("leaks\r", "leaks")?;
+        check!(
+            s,
+            has(&leaks, ": 1 blocks, 100 bytes"),
+            "leaks does not list the block allocated after the checkpoint"
+        );
+    } else {
+        let leaks = s.command("leaks\r", "leaks")?;
+        check!(
+            s,
+            has(&leaks, "boot with memdebug=track"),
+            "leaks without memdebug does not say what to boot with"
+        );
+    }
+
+    // A short stress run from the prompt, on two harts.
+    let stress = s.command_within("stress 2 2\r", "stress 2 2", Duration::from_secs(120))?;
+    check!(s, has(&stress, "stress: PASS"), "stress 2 2 did not pass");
+    Ok(())
+}
+
+fn cmds_mode(config: &Config, image: &std::path::Path) -> Result<(), String> {
+    for (list, code, must_contain) in [
+        ("meminfo; buddyinfo; shutdown", 0, "Node 0, zone"),
+        (
+            "uptime; nosuchcommand",
+            6,
+            "unknown command `nosuchcommand`",
+        ),
+    ] {
+        let args = config.boot_args(&[format!("cmds=\"{list}\"")]);
+        let run =
+            process::run_limited(qemu::command(config, image, &args), false, Some(BOOT_LIMIT))?;
+        let status = run.status.and_then(|s| s.code());
+        if status != Some(code) || !run.output.contains(must_contain) {
+            return Err(format!(
+                "cmds=\"{list}\": expected status {code} and {must_contain:?}, got {status:?}; output tail:\n{}",
+                run.tail(30)
+            ));
+        }
+        println!("xtask: shell: cmds=\"{list}\" ends with status {code}");
+    }
+    Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_addresses_parse() {
+        let lines: Vec<String> = ["HeapLive:      1000 B", "#3 0xffffffc080301000: 3 page(s)"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(field(&lines, "HeapLive"), Some(1000));
+        assert_eq!(field(&lines, "Heap"), None);
+        assert_eq!(handed_out(&lines).as_deref(), Some("0xffffffc080301000"));
+    }
+}
