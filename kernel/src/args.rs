@@ -71,6 +71,10 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "test build: run the stress workload on every hart for this many seconds instead of the tests",
     ),
     (
+        "stress.seed",
+        "the stress workload's base seed, decimal or 0x-hex (default 0x57e55eed; xtask: SEED=)",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
@@ -107,6 +111,9 @@ pub struct KernelArgs {
     /// `stress=SECONDS` (test build).
     #[cfg(feature = "ktest")]
     pub stress_seconds: Option<u64>,
+    /// `stress.seed=` (test build).
+    #[cfg(feature = "ktest")]
+    pub stress_seed: Option<u64>,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
 }
@@ -221,6 +228,8 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
         #[cfg(feature = "ktest")]
         stress_seconds: typed(&args, "stress", "a duration in whole seconds")?,
         #[cfg(feature = "ktest")]
+        stress_seed: seed(&args, "stress.seed")?,
+        #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })
 }
@@ -267,6 +276,25 @@ fn value_of(args: &BootArgs<'static>, key: &'static str) -> Result<Option<&'stat
             .map(Some)
             .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key })),
     }
+}
+
+/// A seed: decimal or `0x` hexadecimal.
+#[cfg(feature = "ktest")]
+fn seed(args: &BootArgs<'static>, key: &'static str) -> Result<Option<u64>, BadArgs> {
+    let Some(value) = value_of(args, key)? else {
+        return Ok(None);
+    };
+    let parsed = match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => value.parse(),
+    };
+    parsed.map(Some).map_err(|_| {
+        BadArgs(ArgErrorText::Value {
+            key,
+            value,
+            expected: "a seed, decimal or 0x-hex",
+        })
+    })
 }
 
 /// `fail_page_alloc=` / `failslab=` in Linux's fault-attr boot syntax,

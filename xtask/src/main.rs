@@ -31,6 +31,7 @@ commands:
 knobs (environment variables):
   SMP=N        harts (run/debug default 2, test and stress default 4; stress runs up to SMP=8)
   DURATION=S   stress: seconds to run (default 60; the test step runs 5)
+  SEED=N       stress: the workload's base seed (decimal or 0x-hex; the run prints its own)
   MEM=SIZE     RAM, QEMU syntax: 128M, 1G, 2G; a plain number means MiB (default 128M)
   LOG=LEVEL    kernel log level: off, error, warn, info, debug, trace (boot arg log=)
   ARGS='...'   extra kernel boot arguments (QEMU -append)

@@ -51,7 +51,12 @@ pub fn command() -> Result<u8, String> {
 /// with the output's tail unless it passed.
 pub fn run(config: &Config, seconds: u64, echo: bool) -> Result<(), String> {
     let image = kernel::build(config, Flavour::Test)?;
-    let args = config.boot_args(&[format!("stress={seconds}")]);
+    let mut extra = vec![format!("stress={seconds}")];
+    // `SEED=` replays a run's workload (the kernel prints the seed it used).
+    if let Some(seed) = std::env::var("SEED").ok().filter(|s| !s.trim().is_empty()) {
+        extra.push(format!("stress.seed={}", seed.trim()));
+    }
+    let args = config.boot_args(&extra);
     let cmd = qemu::command(config, &image, &args);
     println!("xtask: {}", process::describe(&cmd));
     let limit = match std::env::var_os("TIMEOUT") {

@@ -108,6 +108,9 @@ pub struct FaultPolicy {
     fail_nth: u64,
     eligible: u64,
     injected: u64,
+    /// Failures still allowed since the last `configure` (Linux's `times`
+    /// counts down the same way); negative: no limit.
+    times_left: i64,
     space_left: u64,
     rng: u64,
 }
@@ -119,6 +122,7 @@ impl FaultPolicy {
             fail_nth: 0,
             eligible: 0,
             injected: 0,
+            times_left: config.times,
             space_left: config.space,
             rng: seed | 1,
         }
@@ -128,9 +132,11 @@ impl FaultPolicy {
         self.config
     }
 
-    /// Replaces the configuration (counters are kept; `space` restarts).
+    /// Replaces the configuration (counters are kept; `space` and `times`
+    /// restart, as writing them does in Linux's debugfs).
     pub fn configure(&mut self, config: FaultConfig) {
         self.config = config;
+        self.times_left = config.times;
         self.space_left = config.space;
     }
 
@@ -177,7 +183,7 @@ impl FaultPolicy {
             self.injected += u64::from(fail);
             return fail;
         }
-        if config.probability == 0 || (config.times >= 0 && self.injected >= config.times as u64) {
+        if config.probability == 0 || self.times_left == 0 {
             return false;
         }
         if self.space_left > 0 {
@@ -188,7 +194,12 @@ impl FaultPolicy {
             return false;
         }
         let fail = config.probability == 100 || self.random_percent() < config.probability;
-        self.injected += u64::from(fail);
+        if fail {
+            self.injected += 1;
+            if self.times_left > 0 {
+                self.times_left -= 1;
+            }
+        }
         fail
     }
 }
@@ -255,6 +266,23 @@ mod tests {
                 false, false, false, true, false, true, false, false, false, false
             ]
         );
+    }
+
+    #[test]
+    fn configuring_again_gives_times_afresh() {
+        let config = FaultConfig {
+            probability: 100,
+            times: 2,
+            ..FaultConfig::OFF
+        };
+        let mut policy = FaultPolicy::new(config, 1);
+        let first: [bool; 3] = core::array::from_fn(|_| policy.should_fail(PAGE));
+        assert_eq!(first, [true, true, false]);
+        // As writing `times` in Linux's debugfs: two more, whatever came before.
+        policy.configure(config);
+        let second: [bool; 3] = core::array::from_fn(|_| policy.should_fail(PAGE));
+        assert_eq!(second, [true, true, false]);
+        assert_eq!(policy.injected(), 4);
     }
 
     #[test]

@@ -464,6 +464,9 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                 Some(entry.info()),
                 Action::Repaired,
             );
+            // SAFETY: as above. Restoring the poison reports each write
+            // after free once, not again at every later check.
+            unsafe { pattern::fill(object, size, FREE_POISON) };
             clean = false;
         }
         clean

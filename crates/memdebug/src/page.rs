@@ -278,6 +278,9 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
             Some(entry.info()),
             Action::Repaired,
         );
+        // SAFETY: as above. Restoring the poison reports each write after
+        // free once, not again at every later check.
+        unsafe { pattern::fill(entry.ptr, bytes, PAGE_FREE_POISON) };
         false
     }
 

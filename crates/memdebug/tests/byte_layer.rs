@@ -187,8 +187,12 @@ fn write_after_free_is_reported_with_offset_and_bytes() {
                 .unwrap()
                 .contains(&format!("offset +{offset:#x}"))
         );
-        // Leaving quarantine re-checks it and gives the memory back.
+        // The report restored the poison: the same write is not reported
+        // again, not by a second walk, nor when the block leaves quarantine.
+        assert_eq!(heap.validate(), 0);
+        let reports = heap.sink().reports.len();
         heap.flush_quarantine();
+        assert_eq!(heap.sink().reports.len(), reports);
         assert_eq!(heap.inner().live_blocks(), 0);
     }
 }

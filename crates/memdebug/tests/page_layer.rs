@@ -88,7 +88,10 @@ fn write_to_a_freed_page_is_reported() {
     pages.dealloc_pages(block, 2).unwrap();
     // SAFETY: the quarantined pages are still host memory; deliberately scribbling on them.
     unsafe { std::ptr::with_exposed_provenance_mut::<u8>(block + PAGE + 5).write(1) };
+    assert_eq!(pages.validate(), 1);
+    // The report restored the poison: leaving quarantine finds nothing new.
     pages.flush_quarantine();
+    assert_eq!(pages.sink().reports.len(), 1);
     let report = pages.sink().reports[0];
     match report.kind {
         ReportKind::WriteAfterFree {

@@ -194,7 +194,7 @@ pub fn badpage<'a>(
     Ok(())
 }
 
-/// `stress <seconds> [harts]`
+/// `stress <seconds> [harts] [seed]`
 pub fn stress<'a>(
     monitor: &mut Monitor,
     args: &mut Args<'a>,
@@ -202,11 +202,12 @@ pub fn stress<'a>(
 ) -> Result<(), CommandError<'a>> {
     let seconds = args.number_in("seconds", 1..=3600)?;
     let harts = args.number_or(stress::MAX_HARTS as u64)?;
+    let seed = args.number_or(stress::DEFAULT_SEED)?;
     args.end()?;
     let harts = harts.clamp(1, stress::MAX_HARTS as u64) as usize;
     // The run allocates and frees on every hart: a block this shell freed
     // may be reused, so it can no longer be recognised as a double free.
     monitor.ledger.forget_freed();
     let _ = out;
-    stress::run(seconds, harts).map_err(CommandError::Failed)
+    stress::run(seconds, harts, seed).map_err(CommandError::Failed)
 }

@@ -117,7 +117,7 @@ pub const COMMANDS: &[Command<Monitor>] = &[
     },
     Command {
         name: "stress",
-        usage: "<seconds> [harts]",
+        usage: "<seconds> [harts] [seed]",
         help: "run the stress workload on every hart (cross-hart frees, injected faults)",
         run: diag::stress,
     },

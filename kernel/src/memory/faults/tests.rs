@@ -72,6 +72,7 @@ fn build_table() -> Result<bool, crate::ktest::Failure> {
             Ok(true)
         }
         Err(_) => {
+            crate::memory::debug::flush_quarantines();
             kassert_eq!(
                 pages::usage().0,
                 with_root,
@@ -97,6 +98,8 @@ ktest! {
             let built = build_table()?;
             let fired = !fail_nth_pending(Site::Pages);
             disarm_all();
+            // With `memdebug=` on, freed table pages wait in quarantine.
+            crate::memory::debug::flush_quarantines();
             kassert_eq!(pages::usage().0, baseline, "fail-nth {nth}: table pages leaked");
             if !fired {
                 kassert!(built, "no failure injected, yet the build failed");
