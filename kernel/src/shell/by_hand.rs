@@ -56,8 +56,10 @@ pub fn alloc<'a>(
     }
     let (size, align) = (size as usize, align as usize);
     let layout = layout_of(size, align);
+    // The scope names this line as the call site for `leaks` (memdebug
+    // cannot see past the global allocator's shim otherwise).
     // SAFETY: non-zero size (checked above).
-    let ptr = unsafe { alloc::alloc::alloc(layout) };
+    let ptr = crate::memory::debug::site::at_site(|| unsafe { alloc::alloc::alloc(layout) });
     if ptr.is_null() {
         writeln!(
             out,

@@ -25,13 +25,6 @@ static SCOPES: [AtomicPtr<Location<'static>>; MAX_HARTS] =
 /// Runs `f`; the allocations and frees it makes on this hart are
 /// attributed to the caller's source location.
 #[track_caller]
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(
-        dead_code,
-        reason = "API for kernel code; the in-kernel tests are its only user so far"
-    )
-)]
 pub fn at_site<R>(f: impl FnOnce() -> R) -> R {
     let location = Location::caller();
     let Some(hart) = crate::arch::hart::try_current() else {

@@ -76,29 +76,15 @@ impl FirstFit for BitmapMeta {
     #[inline(always)]
     fn allocate(&mut self, page: usize, count: usize) {
         let (first, last) = (page / 64, (page + count - 1) / 64);
-        let used = self.occ.used.words();
-        let (old_first, old_last) = (used[first], used[last]);
         self.occ.mark_allocated(page, count);
         let used = self.occ.used.words();
-        // A summary bit changes only where its word's predicate flips:
-        // an edge word that filled up or stopped being empty, and every
-        // word strictly inside (empty before, full now).
-        if used[first] == u64::MAX {
-            self.partly_free.set(first, false);
-        }
-        if old_first == 0 {
-            self.wholly_free.set(first, false);
-        }
-        if last != first {
-            if used[last] == u64::MAX {
-                self.partly_free.set(last, false);
-            }
-            if old_last == 0 {
-                self.wholly_free.set(last, false);
-            }
-            self.partly_free.set_range(first + 1, last, false);
-            self.wholly_free.set_range(first + 1, last, false);
-        }
+        // Every word of the span now holds a used page, so none is wholly
+        // free; the inner ones are full, an edge word may still have room.
+        // Both summaries are rewritten over the span, a store each.
+        let (first_open, last_open) = (used[first] != u64::MAX, used[last] != u64::MAX);
+        self.partly_free
+            .set_span(first, last, first_open, false, last_open);
+        self.wholly_free.set_span(first, last, false, false, false);
     }
 
     #[inline(always)]
@@ -109,31 +95,15 @@ impl FirstFit for BitmapMeta {
     #[inline(always)]
     fn release(&mut self, page: usize, count: usize) {
         let (first, last) = (page / 64, (page + count - 1) / 64);
-        let used = self.occ.used.words();
-        let (old_first, old_last) = (used[first], used[last]);
         self.occ.mark_free(page, count);
         self.lower_hints(page, count);
         let used = self.occ.used.words();
-        // As in `allocate`: edge words that were full or became empty,
-        // and every word strictly inside (full before, empty now).
-        let first_empty = used[first] == 0;
-        if old_first == u64::MAX {
-            self.partly_free.set(first, true);
-        }
-        if first_empty {
-            self.wholly_free.set(first, true);
-        }
-        if last != first {
-            let last_empty = used[last] == 0;
-            if old_last == u64::MAX {
-                self.partly_free.set(last, true);
-            }
-            if last_empty {
-                self.wholly_free.set(last, true);
-            }
-            self.partly_free.set_range(first + 1, last, true);
-            self.wholly_free.set_range(first + 1, last, true);
-        }
+        // As in `allocate`: every word of the span now has a free page,
+        // the inner ones are empty, an edge word may still hold used ones.
+        let (first_empty, last_empty) = (used[first] == 0, used[last] == 0);
+        self.partly_free.set_span(first, last, true, true, true);
+        self.wholly_free
+            .set_span(first, last, first_empty, true, last_empty);
     }
 
     fn for_each_free_run(&self, f: impl FnMut(usize, usize)) {
@@ -169,8 +139,11 @@ impl BitmapMeta {
         let start = page - below;
         let top = free_from(used, page + count, pages, RUN_PROBE_WORDS)
             .map_or(HINT_CLASSES - 1, |above| hint_class(below + count + above));
-        for hint in &mut self.hints[..=top] {
-            *hint = (*hint).min(start);
+        // All classes in a loop of fixed length, those above `top` left
+        // as they are: unrolled, without a branch per class.
+        for (k, hint) in self.hints.iter_mut().enumerate() {
+            let bound = if k <= top { start } else { usize::MAX };
+            *hint = (*hint).min(bound);
         }
     }
 }

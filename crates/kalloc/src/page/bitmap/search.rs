@@ -52,7 +52,7 @@ impl BitmapMeta {
         let class = hint_class(count);
         let from = self.search_start(class);
         // An alignment no page above the hint meets (2^63 bytes, say).
-        let first_aligned = (base_pfn + from).checked_next_multiple_of(align_pages)?;
+        let first_aligned = align_up(base_pfn + from, align_pages)?;
         if first_aligned - base_pfn >= pages {
             return None;
         }
@@ -123,7 +123,7 @@ impl BitmapMeta {
                 }
                 return None;
             };
-            let start = (base_pfn + free).checked_next_multiple_of(align_pages)? - base_pfn;
+            let start = align_up(base_pfn + free, align_pages)? - base_pfn;
             if start >= pages || count > pages - start {
                 return None;
             }
@@ -173,6 +173,14 @@ fn run_starts(free: u64, next: u64, len: usize) -> u64 {
         runs |= (u64::MAX << (64 - top)) & (u64::MAX >> (63 - last));
     }
     runs
+}
+
+/// `pfn` rounded up to a multiple of `align_pages`, a power of two: a mask
+/// where `checked_next_multiple_of` would divide; `None` on overflow.
+#[inline(always)]
+fn align_up(pfn: usize, align_pages: usize) -> Option<usize> {
+    let low = align_pages - 1;
+    Some(pfn.checked_add(low)? & !low)
 }
 
 /// For an alignment below 64 pages, the aligned pages of every word (the

@@ -87,6 +87,34 @@ impl Summary {
         }
     }
 
+    /// Marks base words `first..=last` in one pass: `first` as
+    /// `first_marked`, `last` as `last_marked` (when they are the same
+    /// word, `first_marked` wins) and every word between as
+    /// `inner_marked`. A span within one level-1 word (64 base words,
+    /// 4096 pages) is a single store.
+    #[inline(always)]
+    pub fn set_span(
+        &mut self,
+        first: usize,
+        last: usize,
+        first_marked: bool,
+        inner_marked: bool,
+        last_marked: bool,
+    ) {
+        if first / 64 != last / 64 {
+            self.set(first, first_marked);
+            self.set_range(first + 1, last, inner_marked);
+            self.set(last, last_marked);
+            return;
+        }
+        let (first_bit, last_bit) = (1 << (first % 64), 1 << (last % 64));
+        let mask = (u64::MAX >> (63 - (last - first))) << (first % 64);
+        let mut value = if inner_marked { mask } else { 0 };
+        value = (value & !last_bit) | (u64::from(last_marked) << (last % 64));
+        value = (value & !first_bit) | (u64::from(first_marked) << (first % 64));
+        self.store(first / 64, mask, value);
+    }
+
     /// Replaces the `mask` bits of level-1 word `word` by `value`, then
     /// carries the change up while a word turns zero or non-zero.
     #[inline(always)]
