@@ -31,7 +31,10 @@ pub(crate) struct BitmapMeta {
     pub(super) wholly_free: Summary,
     /// `hints[k]`: no page below it lies in a free run of `2^k` pages or
     /// more, so searches for at least `2^k` pages start there (the last
-    /// class serves every larger count).
+    /// class serves every larger count). Never decreasing in `k` (a bound
+    /// for a class holds for every larger one), which lets a search start
+    /// at its own class's hint and a free stop at the first class it need
+    /// not lower.
     pub(super) hints: [usize; HINT_CLASSES],
 }
 
@@ -76,6 +79,19 @@ impl FirstFit for BitmapMeta {
     #[inline(always)]
     fn allocate(&mut self, page: usize, count: usize) {
         let (first, last) = (page / 64, (page + count - 1) / 64);
+        if first == last {
+            // Within one word: a summary bit changes only if the word
+            // filled up or stopped being empty, usually neither.
+            let old = self.occ.used.words()[first];
+            self.occ.mark_allocated(page, count);
+            if self.occ.used.words()[first] == u64::MAX {
+                self.partly_free.set(first, false);
+            }
+            if old == 0 {
+                self.wholly_free.set(first, false);
+            }
+            return;
+        }
         self.occ.mark_allocated(page, count);
         let used = self.occ.used.words();
         // Every word of the span now holds a used page, so none is wholly
@@ -95,10 +111,21 @@ impl FirstFit for BitmapMeta {
     #[inline(always)]
     fn release(&mut self, page: usize, count: usize) {
         let (first, last) = (page / 64, (page + count - 1) / 64);
+        let old_first = self.occ.used.words()[first];
         self.occ.mark_free(page, count);
         self.lower_hints(page, count);
+        if first == last {
+            // As in `allocate`: only where the word's predicates flip.
+            if old_first == u64::MAX {
+                self.partly_free.set(first, true);
+            }
+            if self.occ.used.words()[first] == 0 {
+                self.wholly_free.set(first, true);
+            }
+            return;
+        }
         let used = self.occ.used.words();
-        // As in `allocate`: every word of the span now has a free page,
+        // As in `allocate`, over more than one word: every word of the span now has a free page,
         // the inner ones are empty, an edge word may still hold used ones.
         let (first_empty, last_empty) = (used[first] == 0, used[last] == 0);
         self.partly_free.set_span(first, last, true, true, true);
@@ -116,8 +143,24 @@ impl FirstFit for BitmapMeta {
 const RUN_PROBE_WORDS: usize = 8;
 
 impl BitmapMeta {
+    /// Raises the hint of `class` to `to`, a bound the search just proved
+    /// (so valid for every larger class too), and those of the larger
+    /// classes below it, keeping the hints non-decreasing.
+    #[inline(always)]
+    pub(super) fn raise_hint(&mut self, class: usize, to: usize) {
+        for hint in &mut self.hints[class..] {
+            if *hint >= to {
+                return;
+            }
+            *hint = to;
+        }
+    }
+
     /// After pages `[page, page + count)` were freed: lowers the hints of
-    /// the classes that may now find a fit below their hint.
+    /// the classes that may now find a fit below their hint. Lowering
+    /// keeps them non-decreasing: classes up to some `top` all get the
+    /// same bound (or, for a run reaching far below, bounds that fall
+    /// with the class, evened out to their running minimum from the top).
     #[inline(always)]
     fn lower_hints(&mut self, page: usize, count: usize) {
         let used = self.occ.used.words();
@@ -125,9 +168,12 @@ impl BitmapMeta {
         let Some(below) = free_below(used, page, RUN_PROBE_WORDS) else {
             // A run reaching far below: the run now holding `page` starts
             // less than `2^k` pages below it, or its part below `page` was
-            // already a run of `2^k` above the hint.
-            for (k, hint) in self.hints.iter_mut().enumerate() {
-                *hint = (*hint).min(page.saturating_sub((1 << k) - 1));
+            // already a run of `2^k` above the hint. The bound of a class
+            // also serves the smaller ones (a lower hint is always valid).
+            let mut bound = usize::MAX;
+            for k in (0..HINT_CLASSES).rev() {
+                bound = bound.min(page.saturating_sub((1 << k) - 1));
+                self.hints[k] = self.hints[k].min(bound);
             }
             return;
         };
@@ -139,11 +185,13 @@ impl BitmapMeta {
         let start = page - below;
         let top = free_from(used, page + count, pages, RUN_PROBE_WORDS)
             .map_or(HINT_CLASSES - 1, |above| hint_class(below + count + above));
-        // All classes in a loop of fixed length, those above `top` left
-        // as they are: unrolled, without a branch per class.
-        for (k, hint) in self.hints.iter_mut().enumerate() {
-            let bound = if k <= top { start } else { usize::MAX };
-            *hint = (*hint).min(bound);
+        // Non-decreasing hints: once one is at or below `start`, so are
+        // all the smaller classes'.
+        for hint in self.hints[..=top].iter_mut().rev() {
+            if *hint <= start {
+                return;
+            }
+            *hint = start;
         }
     }
 }

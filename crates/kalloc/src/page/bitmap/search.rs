@@ -10,14 +10,12 @@ use super::meta::{BitmapMeta, hint_class};
 const LARGE_RUN: usize = 128;
 
 impl BitmapMeta {
-    /// Where a search of hint class `class` starts: no page below the hint
-    /// of a smaller class lies in a run of its size, so none lies in a run
-    /// of this class's size either, and the highest of them bounds it (the
-    /// three classes below are enough to catch up on the others' progress).
+    /// Where a search of hint class `class` starts: its hint, which is at
+    /// least every smaller class's (hints never decrease with the class),
+    /// so it already holds what their searches walked past.
     #[inline(always)]
     fn search_start(&self, class: usize) -> usize {
-        let [a, b, c, d] = [3, 2, 1, 0].map(|below| self.hints[class.saturating_sub(below)]);
-        a.max(b).max(c).max(d)
+        self.hints[class]
     }
 
     /// The start of the first free run at or after `from` that contains a
@@ -94,7 +92,7 @@ impl BitmapMeta {
             free = next;
         }
         // A fit holds a run of the class's size at or below its start.
-        self.hints[class] = hint.unwrap_or(pages);
+        self.raise_hint(class, hint.unwrap_or(pages));
         found
     }
 
@@ -119,7 +117,7 @@ impl BitmapMeta {
         loop {
             let Some(free) = self.next_large_run(from) else {
                 if hint_follows {
-                    self.hints[class] = pages;
+                    self.raise_hint(class, pages);
                 }
                 return None;
             };
@@ -136,7 +134,7 @@ impl BitmapMeta {
                 Some(used) => {
                     hint_follows &= start == free && used - free < 1 << class;
                     if hint_follows {
-                        self.hints[class] = used + 1;
+                        self.raise_hint(class, used + 1);
                     }
                     from = used + 1;
                 }
