@@ -15,5 +15,6 @@ mod size;
 pub mod stacks;
 pub mod stats;
 pub mod stress;
+pub mod targets;
 
 pub use size::Size;

@@ -18,6 +18,7 @@ mod worker;
 
 use crate::arch::{cpu, smp, timer};
 use crate::memory::faults::{self, Site};
+use crate::memory::targets::{Snapshot, snapshot};
 use crate::memory::{heap, pages};
 #[cfg(feature = "ktest")]
 use crate::power::{self, FailureCode};
@@ -40,44 +41,6 @@ const DEFAULT_FAULTS: FaultConfig = FaultConfig {
     times: -1,
     ..FaultConfig::OFF
 };
-
-/// Counters compared before and after.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Snapshot {
-    pages_used: usize,
-    heap_pages: usize,
-    live_blocks: usize,
-    live_bytes: usize,
-    large_pages: usize,
-    heap_used_bytes: usize,
-}
-
-impl core::fmt::Display for Snapshot {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "pages used {} (heap {}, large {}), live blocks {}, live bytes {}, heap used bytes {}",
-            self.pages_used,
-            self.heap_pages,
-            self.large_pages,
-            self.live_blocks,
-            self.live_bytes,
-            self.heap_used_bytes
-        )
-    }
-}
-
-fn snapshot() -> Snapshot {
-    heap::shrink();
-    Snapshot {
-        pages_used: pages::usage().0,
-        heap_pages: heap::COUNTERS.heap_pages.load(Ordering::Relaxed),
-        live_blocks: heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
-        live_bytes: heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
-        large_pages: heap::COUNTERS.large_pages.load(Ordering::Relaxed),
-        heap_used_bytes: heap::used_bytes(),
-    }
-}
 
 /// Whether `after` is back at `before` (the byte buddy keeps the pools it
 /// grew: kalloc cannot detach them, so only its non-heap pages count).

@@ -13,10 +13,9 @@
 
 use super::Monitor;
 use crate::arch::{PAGE_SIZE, cpu};
+use crate::memory::targets::GlobalHeap;
 use crate::memory::{heap, pages};
-use core::alloc::Layout;
 use core::fmt::Write;
-use core::ptr::NonNull;
 use kalloc::AllocError;
 use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
@@ -64,29 +63,6 @@ const SUBJECTS: [(&str, Subject, &str); 6] = [
         "fresh bitmap page allocator over 4 MiB",
     ),
 ];
-
-/// The live global allocator as a workload target.
-struct GlobalHeap;
-
-impl Target for GlobalHeap {
-    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
-        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
-        // SAFETY: the byte specs never ask for zero bytes.
-        NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError::NoMemory)
-    }
-
-    unsafe fn free(
-        &mut self,
-        ptr: NonNull<u8>,
-        size: usize,
-        align: usize,
-    ) -> Result<(), AllocError> {
-        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
-        // SAFETY: the caller frees a live block `alloc` returned for it.
-        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
-        Ok(())
-    }
-}
 
 fn byte_spec() -> Spec {
     Spec::random(SEED, 8, 1024, LIVE)

@@ -9,6 +9,7 @@
 use super::*;
 use crate::arch::{cpu, hart, smp, timer};
 use crate::ktest::prelude::*;
+use crate::memory::targets::{Frames, GlobalHeap, snapshot};
 use crate::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicBool, AtomicU64};
 use workload::{Aligns, Block, Generator, Lifetimes, Sizes, Spec, Target};
@@ -67,48 +68,6 @@ static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static FREES: AtomicU64 = AtomicU64::new(0);
 static CROSS_FREES: AtomicU64 = AtomicU64::new(0);
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
-
-/// The global allocator as a workload target.
-struct GlobalHeap;
-
-impl Target for GlobalHeap {
-    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
-        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
-        // SAFETY: workload sizes are never zero.
-        NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError::NoMemory)
-    }
-
-    unsafe fn free(
-        &mut self,
-        ptr: NonNull<u8>,
-        size: usize,
-        align: usize,
-    ) -> Result<(), AllocError> {
-        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
-        // SAFETY: forwarded from the caller: a live block of this layout.
-        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
-        Ok(())
-    }
-}
-
-/// The page allocator as a workload target (sizes are whole pages).
-struct Frames;
-
-impl Target for Frames {
-    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
-        let addr = pages::alloc(size.div_ceil(PAGE_SIZE), align.max(PAGE_SIZE))?;
-        NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
-    }
-
-    unsafe fn free(
-        &mut self,
-        ptr: NonNull<u8>,
-        size: usize,
-        _align: usize,
-    ) -> Result<(), AllocError> {
-        pages::free(ptr.addr().get(), size.div_ceil(PAGE_SIZE))
-    }
-}
 
 fn participants() -> usize {
     smp::online_count().min(TEST_HARTS)
@@ -235,44 +194,6 @@ fn drain_mailboxes() -> Result<(), workload::Failure> {
     }
     FREES.fetch_add(adopt.summary().frees, Ordering::Relaxed);
     Ok(())
-}
-
-/// Every counter the test compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Snapshot {
-    pages_used: usize,
-    heap_pages: usize,
-    live_blocks: usize,
-    live_bytes: usize,
-    large_pages: usize,
-    heap_used_bytes: usize,
-}
-
-impl core::fmt::Display for Snapshot {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "pages used {} (heap {}, large {}), live blocks {}, live bytes {}, heap used bytes {}",
-            self.pages_used,
-            self.heap_pages,
-            self.large_pages,
-            self.live_blocks,
-            self.live_bytes,
-            self.heap_used_bytes
-        )
-    }
-}
-
-fn snapshot() -> Snapshot {
-    heap::shrink();
-    Snapshot {
-        pages_used: pages::usage().0,
-        heap_pages: heap::COUNTERS.heap_pages.load(Ordering::Relaxed),
-        live_blocks: heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
-        live_bytes: heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
-        large_pages: heap::COUNTERS.large_pages.load(Ordering::Relaxed),
-        heap_used_bytes: heap::used_bytes(),
-    }
 }
 
 /// Runs `hammer` on every hart for `millis` (with `tick_hook` on every

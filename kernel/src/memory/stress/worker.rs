@@ -7,12 +7,10 @@
 use crate::arch::{PAGE_SIZE, cpu};
 use crate::memory::global::try_box;
 use crate::memory::pages;
+use crate::memory::targets::{Frames, GlobalHeap};
 use crate::sync::IrqSpinLock;
 use alloc::vec::Vec;
-use core::alloc::Layout;
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use kalloc::AllocError;
 use workload::{Aligns, Block, Failure, Generator, Lifetimes, Sizes, Spec, Summary, Target};
 
 /// Harts that run workloads (`SMP=8` fits; more stay idle).
@@ -85,48 +83,6 @@ pub static BYTE_MAIL: [IrqSpinLock<Mailbox>; STRESS_HARTS] =
     [const { IrqSpinLock::new("stress byte mailbox", Mailbox::new()) }; STRESS_HARTS];
 pub static PAGE_MAIL: [IrqSpinLock<Mailbox>; STRESS_HARTS] =
     [const { IrqSpinLock::new("stress page mailbox", Mailbox::new()) }; STRESS_HARTS];
-
-/// The global allocator as a workload target.
-pub struct GlobalHeap;
-
-impl Target for GlobalHeap {
-    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
-        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
-        // SAFETY: workload sizes are never zero.
-        NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(AllocError::NoMemory)
-    }
-
-    unsafe fn free(
-        &mut self,
-        ptr: NonNull<u8>,
-        size: usize,
-        align: usize,
-    ) -> Result<(), AllocError> {
-        let layout = Layout::from_size_align(size, align).map_err(|_| AllocError::InvalidParam)?;
-        // SAFETY: forwarded from the caller: a live block of this layout.
-        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
-        Ok(())
-    }
-}
-
-/// The page allocator as a workload target (sizes are whole pages).
-pub struct Frames;
-
-impl Target for Frames {
-    fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
-        let addr = pages::alloc(size.div_ceil(PAGE_SIZE), align.max(PAGE_SIZE))?;
-        NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
-    }
-
-    unsafe fn free(
-        &mut self,
-        ptr: NonNull<u8>,
-        size: usize,
-        _align: usize,
-    ) -> Result<(), AllocError> {
-        pages::free(ptr.addr().get(), size.div_ceil(PAGE_SIZE))
-    }
-}
 
 /// The byte workload of `slot` in `epoch`: every size shape and lifetime
 /// policy comes round, different harts on different ones at once.

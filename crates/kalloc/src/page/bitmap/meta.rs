@@ -79,21 +79,20 @@ impl FirstFit for BitmapMeta {
     #[inline(always)]
     fn allocate(&mut self, page: usize, count: usize) {
         let (first, last) = (page / 64, (page + count - 1) / 64);
+        let old_first = self.occ.used.words()[first];
+        self.occ.mark_allocated(page, count);
+        let used = self.occ.used.words();
         if first == last {
             // Within one word: a summary bit changes only if the word
             // filled up or stopped being empty, usually neither.
-            let old = self.occ.used.words()[first];
-            self.occ.mark_allocated(page, count);
-            if self.occ.used.words()[first] == u64::MAX {
+            if used[first] == u64::MAX {
                 self.partly_free.set(first, false);
             }
-            if old == 0 {
+            if old_first == 0 {
                 self.wholly_free.set(first, false);
             }
             return;
         }
-        self.occ.mark_allocated(page, count);
-        let used = self.occ.used.words();
         // Every word of the span now holds a used page, so none is wholly
         // free; the inner ones are full, an edge word may still have room.
         // Both summaries are rewritten over the span, a store each.

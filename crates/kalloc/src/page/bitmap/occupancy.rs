@@ -47,26 +47,30 @@ impl Occupancy {
     pub fn check_live(&self, page: usize, count: usize) -> AllocResult {
         let used = self.used.words();
         let starts = self.starts.words();
-        if !bits::get(used, page) {
+        let first = page / 64;
+        // The first word of each bitmap is read once for both checks.
+        let (used_first, page_bit) = (used[first], 1 << (page % 64));
+        if used_first & page_bit == 0 {
             return Err(AllocError::DoubleFree);
         }
-        if !bits::get(starts, page) || count > self.pages() - page {
+        if starts[first] & page_bit == 0 || count > self.pages() - page {
             return Err(AllocError::NotAllocated);
         }
+        // In range now: `end` cannot overflow.
         let end = page + count;
+        let last = (end - 1) / 64;
         // Every page used, no start after the first: the start bit is
         // cleared from a copy of its word so one test covers both.
-        let (first, last) = (page / 64, (end - 1) / 64);
         let (head, tail) = (u64::MAX << (page % 64), u64::MAX >> (63 - (end - 1) % 64));
-        let starts_first = starts[first] & !(1 << (page % 64));
+        let starts_first = starts[first] & !page_bit;
         let bad = if first == last {
-            (!used[first] | starts_first) & head & tail
+            (!used_first | starts_first) & head & tail
         } else {
             let middle = used[first + 1..last]
                 .iter()
                 .zip(&starts[first + 1..last])
                 .fold(0, |bad, (&u, &s)| bad | !u | s);
-            ((!used[first] | starts_first) & head) | ((!used[last] | starts[last]) & tail) | middle
+            ((!used_first | starts_first) & head) | ((!used[last] | starts[last]) & tail) | middle
         };
         if bad != 0 {
             return Err(AllocError::NotAllocated);
