@@ -151,30 +151,11 @@ pub fn slab_alloc_fails(kind: HeapKind, layout: Layout) -> bool {
     )
 }
 
-const KMALLOC_NAMES: [&str; 11] = [
-    "kmalloc-8",
-    "kmalloc-16",
-    "kmalloc-32",
-    "kmalloc-64",
-    "kmalloc-96",
-    "kmalloc-128",
-    "kmalloc-192",
-    "kmalloc-256",
-    "kmalloc-512",
-    "kmalloc-1k",
-    "kmalloc-2k",
-];
-
 /// The cache a small request goes to: the `kmalloc` class (as kalloc's
 /// slab picks it: big enough, aligned enough) or the byte allocator.
 pub fn cache_name(kind: HeapKind, layout: Layout) -> &'static str {
     match kind {
-        HeapKind::Slab => kalloc::byte::KMALLOC_SIZES
-            .iter()
-            .position(|&size| {
-                size >= layout.size() && 1usize << size.trailing_zeros() >= layout.align()
-            })
-            .map_or("tlsf", |class| KMALLOC_NAMES[class]),
+        HeapKind::Slab => kalloc::byte::kmalloc_cache_name(layout).unwrap_or("tlsf"),
         HeapKind::Tlsf => "tlsf",
         HeapKind::Buddy => "buddy",
     }

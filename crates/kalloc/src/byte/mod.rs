@@ -13,6 +13,6 @@ pub use buddy::{BUDDY_UNIT, BuddyByteAllocator};
 pub use pool_table::MAX_POOLS;
 pub use slab::{
     CacheId, KMALLOC_MAX, KMALLOC_SIZES, MAGAZINE_MAX, MAX_CACHES, MAX_EMPTY_SLABS, PageSource,
-    SlabAllocator, SlabInfo,
+    SlabAllocator, SlabInfo, kmalloc_cache_name,
 };
 pub use tlsf::{TLSF_GRANULE, TLSF_HEADER, TLSF_MIN_BLOCK, Tlsf};

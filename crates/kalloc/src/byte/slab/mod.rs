@@ -94,6 +94,13 @@ fn class_for_general(layout: Layout) -> Option<usize> {
     Some(class)
 }
 
+/// The name of the `kmalloc` cache that serves `layout` (`kmalloc-64`,
+/// ...), or `None` for a request served in pages: what a kernel's
+/// `failslab` filter or a report names the request by.
+pub fn kmalloc_cache_name(layout: Layout) -> Option<&'static str> {
+    class_for(layout).map(|class| KMALLOC_NAMES[class])
+}
+
 /// A handle to a cache of a [`SlabAllocator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheId(usize);

@@ -95,7 +95,7 @@ impl FirstFit for BitmapMeta {
         }
         // Every word of the span now holds a used page, so none is wholly
         // free; the inner ones are full, an edge word may still have room.
-        // Both summaries are rewritten over the span, a store each.
+        // Both summaries are rewritten over the span (`Summary::set_span`).
         let (first_open, last_open) = (used[first] != u64::MAX, used[last] != u64::MAX);
         self.partly_free
             .set_span(first, last, first_open, false, last_open);
@@ -124,8 +124,9 @@ impl FirstFit for BitmapMeta {
             return;
         }
         let used = self.occ.used.words();
-        // As in `allocate`, over more than one word: every word of the span now has a free page,
-        // the inner ones are empty, an edge word may still hold used ones.
+        // As in `allocate`, over several words: every word of the span
+        // now has a free page, the inner ones are empty, an edge word may
+        // still hold used ones.
         let (first_empty, last_empty) = (used[first] == 0, used[last] == 0);
         self.partly_free.set_span(first, last, true, true, true);
         self.wholly_free
