@@ -30,6 +30,7 @@ use power::FailureCode;
 
 /// Boot hart, high half, boot stack, `.bss` cleared, traps vectored.
 pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
+    memory::stacks::paint_boot_stack();
     let platform = match platform::discover(dtb_phys) {
         Ok(platform) => platform,
         Err(error) => {

@@ -82,6 +82,11 @@ pub fn sections() -> [Section; 6] {
     ]
 }
 
+/// The boot hart's stack (from the linker script).
+pub fn boot_stack() -> Range<usize> {
+    symbol_range!(__boot_stack_bottom, __boot_stack_top)
+}
+
 /// The unmapped page below the boot stack.
 pub fn boot_stack_guard() -> Range<usize> {
     symbol_range!(__boot_stack_guard, __boot_stack_bottom)

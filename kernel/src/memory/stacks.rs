@@ -12,7 +12,8 @@
 use crate::arch::{PAGE_SIZE, hart};
 use kalloc::AllocResult;
 
-/// Stack size of every secondary hart (the boot stack's size too).
+/// Stack size of every secondary hart (the boot stack is the linker
+/// script's `BOOT_STACK_SIZE`, larger: the heap is built on it).
 pub const STACK_PAGES: usize = 16;
 const STRIDE_PAGES: usize = STACK_PAGES + 1;
 /// Trap stack size of every hart.
@@ -53,4 +54,59 @@ pub fn trap_guard_of(block: &hart::HartLocal) -> core::ops::Range<usize> {
 pub fn guard_of(block: &hart::HartLocal) -> core::ops::Range<usize> {
     let bottom = block.stack().start;
     bottom - PAGE_SIZE..bottom
+}
+
+/// What [`paint_boot_stack`] writes: a value no pointer or small integer
+/// takes, so a word that differs was written by a stack frame.
+const STACK_PAINT: u64 = 0x57ac_57ac_57ac_57ac;
+
+/// Fills the unused part of the boot stack (below the caller's frame) with
+/// [`STACK_PAINT`], so [`boot_stack_high_water`] can tell how deep the
+/// stack ever went (Linux's `CONFIG_DEBUG_STACK_USAGE`). The guard page
+/// only catches an overflow that touches it: without stack probes a frame
+/// larger than a page can step over it into `.bss`, so the depth is
+/// measured and tested instead of trusted. Called first thing on the boot
+/// hart.
+#[inline(never)]
+pub fn paint_boot_stack() {
+    let stack = super::layout::boot_stack();
+    // Leave this frame and a margin below it alone: they are in use.
+    let end = (crate::arch::cpu::stack_pointer() - 256) & !7;
+    let mut addr = stack.start;
+    while addr < end {
+        // SAFETY: `addr` lies in the boot stack below the deepest frame in
+        // use (this leaf function's own, with a margin), mapped RW and
+        // 8-byte aligned; nothing else refers to that memory.
+        unsafe { (addr as *mut u64).write_volatile(STACK_PAINT) };
+        addr += 8;
+    }
+}
+
+/// The most boot-stack bytes ever in use since [`paint_boot_stack`]: from
+/// the top down to the lowest word no longer painted.
+pub fn boot_stack_high_water() -> usize {
+    let stack = super::layout::boot_stack();
+    let lowest_written = (stack.start..stack.end)
+        .step_by(8)
+        // SAFETY: the boot stack is mapped and aligned; a plain read.
+        .find(|&addr| unsafe { (addr as *const u64).read_volatile() } != STACK_PAINT)
+        .unwrap_or(stack.end);
+    stack.end - lowest_written
+}
+
+#[cfg(feature = "ktest")]
+mod tests {
+    use super::*;
+    use crate::ktest::prelude::*;
+
+    ktest! {
+        fn the_boot_stack_keeps_a_quarter_free_at_its_deepest() {
+            let size = crate::memory::layout::boot_stack().len();
+            let used = boot_stack_high_water();
+            crate::print!("(deepest {} of {} KiB) ", used / 1024, size / 1024);
+            kassert!(used > 0, "the paint is gone or was never applied");
+            kassert!(used <= size * 3 / 4, "the boot stack went {used} bytes deep of {size}");
+            Ok(())
+        }
+    }
 }

@@ -53,6 +53,12 @@ pub fn harts<'a>(
             }
         )?;
     }
+    writeln!(
+        out,
+        "boot stack: deepest use {} of {} KiB since boot",
+        crate::memory::stacks::boot_stack_high_water() / 1024,
+        crate::memory::layout::boot_stack().len() / 1024
+    )?;
     let (received, overruns) = crate::input::counters();
     writeln!(
         out,
