@@ -2,7 +2,7 @@
 //! `fail_page_alloc` and `failslab`: two [`FaultPolicy`]s (from the
 //! `faultinject` crate), one consulted by every page allocation
 //! (`memory::pages::alloc_for`), one by every small allocation through
-//! the global allocator (`memory::heap::injected_failure`, asked first,
+//! the global allocator ([`slab_alloc_fails`], asked first,
 //! before any memdebug layer). Each is set at boot
 //! (`fail_page_alloc=`, `failslab=`, `*.filter=`, see `args.rs`) or at run
 //! time ([`configure`], [`set_fail_nth`]).
@@ -116,11 +116,19 @@ pub fn disarm_all() {
     }
 }
 
-fn should_fail(which: Site, request: Request<'_>) -> bool {
+/// Whether the site fails this request. `request` is only built when the
+/// site is armed: an unarmed site costs the allocation paths one load.
+#[inline(always)]
+fn should_fail<'a>(which: Site, request: impl FnOnce() -> Request<'a>) -> bool {
     let site = site(which);
     if !site.armed.load(Ordering::Acquire) {
         return false;
     }
+    fail_armed(site, request())
+}
+
+#[cold]
+fn fail_armed(site: &SitePolicy, request: Request<'_>) -> bool {
     let mut policy = site.policy.lock();
     let fail = policy.should_fail(request);
     rearm(site, &policy);
@@ -129,26 +137,23 @@ fn should_fail(which: Site, request: Request<'_>) -> bool {
 
 /// `fail_page_alloc`: whether a request of `count` pages by `name` fails.
 pub fn page_alloc_fails(name: &str, count: usize, page_size: usize) -> bool {
-    should_fail(
-        Site::Pages,
-        Request {
-            name,
-            bytes: count.saturating_mul(page_size),
-            order: count.max(1).next_power_of_two().ilog2(),
-        },
-    )
+    should_fail(Site::Pages, || Request {
+        name,
+        bytes: count.saturating_mul(page_size),
+        order: count.max(1).next_power_of_two().ilog2(),
+    })
 }
 
-/// `failslab`: whether a small heap request fails.
-pub fn slab_alloc_fails(kind: HeapKind, layout: Layout) -> bool {
-    should_fail(
-        Site::Slab,
-        Request {
-            name: cache_name(kind, layout),
-            bytes: layout.size(),
-            order: 0,
-        },
-    )
+/// `failslab`: whether a small request through the global allocator fails.
+/// The global allocator asks before anything else (as Linux's
+/// `should_failslab` comes first), so no layer in between, e.g. memdebug
+/// retrying after emptying its quarantine, can absorb the failure.
+pub fn slab_alloc_fails(layout: Layout) -> bool {
+    should_fail(Site::Slab, || Request {
+        name: crate::memory::heap::kind().map_or("heap", |kind| cache_name(kind, layout)),
+        bytes: layout.size(),
+        order: 0,
+    })
 }
 
 /// The cache a small request goes to: the `kmalloc` class (as kalloc's

@@ -57,7 +57,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
                     .fetch_add(count, Ordering::Relaxed);
                 addr as *mut u8
             })
-        } else if heap::injected_failure(layout) {
+        } else if super::faults::slab_alloc_fails(layout) {
             Err(kalloc::AllocError::NoMemory)
         } else {
             heap::alloc_small(layout).map(NonNull::as_ptr)

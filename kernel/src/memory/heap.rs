@@ -216,14 +216,6 @@ fn trim_tlsf(tlsf: &mut Tlsf) {
     }
 }
 
-/// Whether `failslab` fails this small request. The global allocator
-/// asks before anything else (as Linux's `should_failslab` comes first),
-/// so no layer in between, e.g. memdebug retrying after emptying its
-/// quarantine, can absorb the injected failure.
-pub fn injected_failure(layout: Layout) -> bool {
-    kind().is_some_and(|kind| super::faults::slab_alloc_fails(kind, layout))
-}
-
 /// Allocates a small block (`!goes_to_pages(layout)`).
 pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
     let mut guard = HEAP.lock();
@@ -338,25 +330,4 @@ pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
             f(&info);
         }
     }
-}
-
-/// Copies the slab caches' `slabinfo` rows into `rows` (so the caller can
-/// print them without holding the heap lock); the number of caches, or
-/// `None` unless the heap is `alloc=slab`.
-#[cfg_attr(
-    feature = "ktest",
-    expect(dead_code, reason = "the monitor's `slabinfo` is its only user")
-)]
-pub fn slabinfo(rows: &mut [Option<kalloc::byte::SlabInfo>]) -> Option<usize> {
-    if kind() != Some(HeapKind::Slab) {
-        return None;
-    }
-    let mut count = 0;
-    for_each_slab_cache(|info| {
-        if let Some(row) = rows.get_mut(count) {
-            *row = Some(*info);
-            count += 1;
-        }
-    });
-    Some(count)
 }

@@ -1,16 +1,18 @@
 //! The kernel's allocators as `workload` targets (the global allocator,
-//! the page allocator), and the counter snapshot that the workloads
-//! compare before and after a run: the concurrency tests, the stress mode
-//! and the monitor's `bench` all drive the same two.
+//! the page allocator), the mailboxes that hand blocks from one hart to
+//! the next (cross-hart frees), and the counter snapshot that the
+//! workloads compare before and after a run: the concurrency tests, the
+//! stress mode and the monitor's `bench` all drive the same pieces.
 
 use super::{heap, pages};
 use crate::arch::PAGE_SIZE;
+use crate::sync::IrqSpinLock;
 use core::alloc::Layout;
 use core::fmt;
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kalloc::AllocError;
-use workload::Target;
+use workload::{Block, Failure, Generator, Target};
 
 /// The global allocator (`alloc::alloc`), as Rust code reaches it.
 pub struct GlobalHeap;
@@ -56,6 +58,68 @@ impl Target for Frames {
     ) -> Result<(), AllocError> {
         pages::free(ptr.addr().get(), size.div_ceil(PAGE_SIZE))
     }
+}
+
+/// A block on its way to another hart.
+#[derive(Clone, Copy)]
+struct InFlight(Block);
+// SAFETY: a live heap or page block belongs to whoever holds it; handing
+// it over through the mailbox lock transfers ownership.
+unsafe impl Send for InFlight {}
+
+/// Up to `N` blocks in flight to one hart.
+pub struct Mailbox<const N: usize>([Option<InFlight>; N]);
+
+impl<const N: usize> Mailbox<N> {
+    pub const fn new() -> Self {
+        Mailbox([None; N])
+    }
+
+    /// Leaves `block` for the owner; gives it back if the box is full.
+    fn push(&mut self, block: Block) -> Option<Block> {
+        match self.0.iter_mut().find(|b| b.is_none()) {
+            Some(free) => {
+                *free = Some(InFlight(block));
+                None
+            }
+            None => Some(block),
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<Block> {
+        self.0.iter_mut().find_map(Option::take).map(|b| b.0)
+    }
+}
+
+/// One hand-over step of hart `slot` among `participants`: passes a
+/// victim of `generator` to the next hart's mailbox and frees (checking
+/// its contents) every block the previous hart left in this one, counting
+/// those in `cross_frees`.
+pub fn exchange<const N: usize>(
+    slot: usize,
+    participants: usize,
+    generator: &mut Generator<'_>,
+    target: &mut impl Target,
+    mail: &[IrqSpinLock<Mailbox<N>>],
+    cross_frees: &AtomicU64,
+) -> Result<(), Failure> {
+    let next = (slot + 1) % participants;
+    if next != slot
+        && let Some(block) = generator.take_victim()
+    {
+        // The mailbox lock is released before any free (it masks interrupts).
+        let refused = mail[next].lock().push(block);
+        if let Some(back) = refused {
+            generator.check_and_free(target, back)?;
+        }
+    }
+    loop {
+        let received = mail[slot].lock().pop();
+        let Some(block) = received else { break };
+        generator.check_and_free(target, block)?;
+        cross_frees.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// Every counter a workload run must leave as it found it.

@@ -26,7 +26,12 @@ pub fn page_allocator_name() -> &'static str {
 
 /// `alloc=` as the kernel booted with it.
 pub fn heap_name() -> &'static str {
-    crate::args::parse(platform::get().bootargs).map_or("?", |args| args.heap.name())
+    heap::kind().map_or("?", heap::HeapKind::name)
+}
+
+/// The slab caches' rows, or `None` unless the heap is `alloc=slab`.
+fn slab_stats() -> Option<crate::memory::stats::MemoryStats> {
+    (heap::kind() == Some(heap::HeapKind::Slab)).then(crate::memory::stats::get_memory_stats)
 }
 
 /// Linux's watermarks for `managed_pages` (in pages): `min_free_kbytes =
@@ -117,11 +122,9 @@ pub fn meminfo<'a>(
         "kB",
         "held by the byte allocator (pools, slabs)",
     )?;
-    let mut rows = [None; kalloc::byte::MAX_CACHES];
-    if let Some(count) = heap::slabinfo(&mut rows) {
-        let slab_pages: usize = rows[..count]
-            .iter()
-            .flatten()
+    if let Some(stats) = slab_stats() {
+        let slab_pages: usize = stats
+            .slab_rows()
             .map(|r| r.pages_per_slab * (r.full_slabs + r.partial_slabs + r.empty_slabs))
             .sum();
         line(
@@ -217,8 +220,7 @@ pub fn slabinfo<'a>(
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
     args.end()?;
-    let mut rows = [None; kalloc::byte::MAX_CACHES];
-    let Some(count) = heap::slabinfo(&mut rows) else {
+    let Some(stats) = slab_stats() else {
         writeln!(
             out,
             "slabinfo: the kernel heap is `{}` (boot argument alloc=), which has no slab caches",
@@ -232,7 +234,7 @@ pub fn slabinfo<'a>(
         "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
          : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
     )?;
-    for info in rows[..count].iter().flatten() {
+    for info in stats.slab_rows() {
         print_row(out, info)?;
     }
     Ok(())

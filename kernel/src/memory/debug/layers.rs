@@ -256,7 +256,7 @@ pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
 pub fn global_alloc(layout: Layout) -> *mut u8 {
     let pc = super::site::return_address();
     let site = super::site::current().unwrap_or(CallSite::Code(pc));
-    if !heap::goes_to_pages(layout) && heap::injected_failure(layout) {
+    if !heap::goes_to_pages(layout) && crate::memory::faults::slab_alloc_fails(layout) {
         crate::memory::global::remember_failure(layout, AllocError::NoMemory);
         super::oom::allocation_failed(layout, AllocError::NoMemory, site);
         return core::ptr::null_mut();

@@ -132,6 +132,7 @@ ktest! {
         kassert_eq!(report.block.map(|b| b.start), Some(ptr.addr().get()));
         kassert_eq!(report.action, Action::Refused);
         // The block itself is intact and frees normally.
+        // SAFETY: `ptr` is the live block `raw_alloc` returned with `layout`.
         let ((), captured) = capture(|| unsafe { raw_free(ptr, layout) });
         kassert_eq!(captured.len(), 0);
         Ok(())

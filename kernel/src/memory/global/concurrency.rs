@@ -9,10 +9,10 @@
 use super::*;
 use crate::arch::{cpu, hart, smp, timer};
 use crate::ktest::prelude::*;
-use crate::memory::targets::{Frames, GlobalHeap, snapshot};
+use crate::memory::targets::{self, Frames, GlobalHeap, Mailbox, snapshot};
 use crate::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicBool, AtomicU64};
-use workload::{Aligns, Block, Generator, Lifetimes, Sizes, Spec, Target};
+use workload::{Aligns, Generator, Lifetimes, Sizes, Spec, Target};
 
 /// Harts taking part (slots beyond stay idle in the job).
 const TEST_HARTS: usize = 8;
@@ -26,40 +26,9 @@ const PAGE_LIVE: usize = 8;
 /// Tick rate during the runs (and so also of the timer-interrupt hook).
 const TEST_TIMER_HZ: u32 = 1000;
 
-/// A block on its way to another hart.
-#[derive(Clone, Copy)]
-struct InFlight(Block);
-// SAFETY: a live heap or page block belongs to whoever holds it; handing
-// it over through the mailbox lock transfers ownership.
-unsafe impl Send for InFlight {}
-
-struct Mailbox {
-    blocks: [Option<InFlight>; MAILBOX],
-}
-
-impl Mailbox {
-    const fn new() -> Self {
-        Self {
-            blocks: [None; MAILBOX],
-        }
-    }
-    fn push(&mut self, block: Block) -> Option<Block> {
-        match self.blocks.iter_mut().find(|b| b.is_none()) {
-            Some(free) => {
-                *free = Some(InFlight(block));
-                None
-            }
-            None => Some(block),
-        }
-    }
-    fn pop(&mut self) -> Option<Block> {
-        self.blocks.iter_mut().find_map(Option::take).map(|b| b.0)
-    }
-}
-
-static BYTE_MAIL: [IrqSpinLock<Mailbox>; TEST_HARTS] =
+static BYTE_MAIL: [IrqSpinLock<Mailbox<MAILBOX>>; TEST_HARTS] =
     [const { IrqSpinLock::new("byte mailbox", Mailbox::new()) }; TEST_HARTS];
-static PAGE_MAIL: [IrqSpinLock<Mailbox>; TEST_HARTS] =
+static PAGE_MAIL: [IrqSpinLock<Mailbox<MAILBOX>>; TEST_HARTS] =
     [const { IrqSpinLock::new("page mailbox", Mailbox::new()) }; TEST_HARTS];
 static FAILURE: IrqSpinLock<Option<(usize, workload::Failure)>> =
     IrqSpinLock::new("workload failure", None);
@@ -112,30 +81,14 @@ fn record(slot: usize, result: Result<(), workload::Failure>) -> bool {
     }
 }
 
-/// Passes a victim to the next hart; frees what the previous hart sent.
+/// [`targets::exchange`] among the test's harts.
 fn exchange(
     slot: usize,
     generator: &mut Generator<'_>,
     target: &mut impl Target,
-    mail: &[IrqSpinLock<Mailbox>; TEST_HARTS],
+    mail: &[IrqSpinLock<Mailbox<MAILBOX>>],
 ) -> Result<(), workload::Failure> {
-    let next = (slot + 1) % participants();
-    if next != slot
-        && let Some(block) = generator.take_victim()
-    {
-        // The mailbox lock is released before any free (it masks interrupts).
-        let refused = mail[next].lock().push(block);
-        if let Some(back) = refused {
-            generator.check_and_free(target, back)?;
-        }
-    }
-    loop {
-        let received = mail[slot].lock().pop();
-        let Some(block) = received else { break };
-        generator.check_and_free(target, block)?;
-        CROSS_FREES.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(())
+    targets::exchange(slot, participants(), generator, target, mail, &CROSS_FREES)
 }
 
 fn hammer(slot: usize) {

@@ -7,11 +7,11 @@
 use crate::arch::{PAGE_SIZE, cpu};
 use crate::memory::global::try_box;
 use crate::memory::pages;
-use crate::memory::targets::{Frames, GlobalHeap};
+use crate::memory::targets::{self, Frames, GlobalHeap, Mailbox};
 use crate::sync::IrqSpinLock;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use workload::{Aligns, Block, Failure, Generator, Lifetimes, Sizes, Spec, Summary, Target};
+use workload::{Aligns, Failure, Generator, Lifetimes, Sizes, Spec, Summary, Target};
 
 /// Harts that run workloads (`SMP=8` fits; more stay idle).
 pub const STRESS_HARTS: usize = 8;
@@ -52,36 +52,9 @@ pub static SEED: AtomicU64 = AtomicU64::new(0);
 /// Called by hart slot 0 between rounds (the periodic report).
 pub static REPORT: IrqSpinLock<Option<fn()>> = IrqSpinLock::new("stress report", None);
 
-/// A block on its way to another hart.
-#[derive(Clone, Copy)]
-struct InFlight(Block);
-// SAFETY: a live heap or page block belongs to whoever holds it; handing
-// it over through the mailbox lock transfers ownership.
-unsafe impl Send for InFlight {}
-
-pub struct Mailbox([Option<InFlight>; MAILBOX]);
-
-impl Mailbox {
-    const fn new() -> Self {
-        Mailbox([None; MAILBOX])
-    }
-    fn push(&mut self, block: Block) -> Option<Block> {
-        match self.0.iter_mut().find(|b| b.is_none()) {
-            Some(free) => {
-                *free = Some(InFlight(block));
-                None
-            }
-            None => Some(block),
-        }
-    }
-    pub fn pop(&mut self) -> Option<Block> {
-        self.0.iter_mut().find_map(Option::take).map(|b| b.0)
-    }
-}
-
-pub static BYTE_MAIL: [IrqSpinLock<Mailbox>; STRESS_HARTS] =
+pub static BYTE_MAIL: [IrqSpinLock<Mailbox<MAILBOX>>; STRESS_HARTS] =
     [const { IrqSpinLock::new("stress byte mailbox", Mailbox::new()) }; STRESS_HARTS];
-pub static PAGE_MAIL: [IrqSpinLock<Mailbox>; STRESS_HARTS] =
+pub static PAGE_MAIL: [IrqSpinLock<Mailbox<MAILBOX>>; STRESS_HARTS] =
     [const { IrqSpinLock::new("stress page mailbox", Mailbox::new()) }; STRESS_HARTS];
 
 /// The byte workload of `slot` in `epoch`: every size shape and lifetime
@@ -173,29 +146,21 @@ pub fn reset(harts: usize) {
     HARTS.store(harts, Ordering::Relaxed);
 }
 
-/// Passes a victim to the next hart; frees what the previous hart sent.
+/// [`targets::exchange`] among this run's harts, counted in the totals.
 fn exchange(
     slot: usize,
     generator: &mut Generator<'_>,
     target: &mut impl Target,
-    mail: &[IrqSpinLock<Mailbox>; STRESS_HARTS],
+    mail: &[IrqSpinLock<Mailbox<MAILBOX>>],
 ) -> Result<(), Failure> {
-    let next = (slot + 1) % participants();
-    if next != slot
-        && let Some(block) = generator.take_victim()
-    {
-        let refused = mail[next].lock().push(block);
-        if let Some(back) = refused {
-            generator.check_and_free(target, back)?;
-        }
-    }
-    loop {
-        let received = mail[slot].lock().pop();
-        let Some(block) = received else { break };
-        generator.check_and_free(target, block)?;
-        TOTALS.cross_frees.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(())
+    targets::exchange(
+        slot,
+        participants(),
+        generator,
+        target,
+        mail,
+        &TOTALS.cross_frees,
+    )
 }
 
 /// Adds what a generator did since `seen` to the totals.
