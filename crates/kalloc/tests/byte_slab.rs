@@ -190,6 +190,40 @@ fn bad_frees_report_exact_errors_and_change_nothing() {
 }
 
 #[test]
+fn interior_pointers_on_a_bitmap_granule_are_refused() {
+    // The bitmap has a bit per granule (32 B for 96-byte objects, 64 B for
+    // 192-byte ones); a pointer into an object on a granule boundary finds
+    // a clear bit and must be told from a double free.
+    let mut s = slab(64);
+    for (size, granule) in [(96, 32), (192, 64)] {
+        let l = layout(size, 8);
+        let objects: Vec<_> = (0..3).map(|_| s.alloc(l).unwrap()).collect();
+        let snapshot = (s.used_bytes(), s.available_bytes());
+        // SAFETY: bad frees, reported; then valid frees and a double free.
+        unsafe {
+            for offset in (granule..size).step_by(granule) {
+                assert_eq!(
+                    s.dealloc(objects[1].add(offset), l),
+                    Err(AllocError::NotAllocated),
+                    "size {size} offset {offset}"
+                );
+            }
+            assert_eq!(snapshot, (s.used_bytes(), s.available_bytes()));
+            s.dealloc(objects[1], l).unwrap();
+            assert_eq!(s.dealloc(objects[1], l), Err(AllocError::DoubleFree));
+            assert_eq!(
+                s.dealloc(objects[1].add(granule), l),
+                Err(AllocError::NotAllocated)
+            );
+            s.dealloc(objects[0], l).unwrap();
+            s.dealloc(objects[2], l).unwrap();
+        }
+    }
+    s.shrink();
+    assert_eq!(s.source().available_pages(), 64);
+}
+
+#[test]
 fn large_requests_go_to_the_page_source() {
     let mut s = slab(64);
     let l = layout(KMALLOC_SIZES[KMALLOC_SIZES.len() - 1] + 1, 8);

@@ -200,3 +200,30 @@ impl Contender for Floor {
     #[inline]
     unsafe fn free(&mut self, _ptr: NonNull<u8>, _layout: Layout) {}
 }
+
+/// The bound on the 64-byte churn: freed blocks on a LIFO stack in front of
+/// the bump pointer, with no size classes, no metadata and no checks, so
+/// an allocation takes back the block freed last. Not an allocator (it
+/// serves one size only): the fastest anything could be on that trace,
+/// which shows how much of a ratio against TLSF is there to win at all.
+pub struct Lifo {
+    bump: Floor,
+    freed: Vec<NonNull<u8>>,
+}
+impl Contender for Lifo {
+    const NAME: &'static str = "unchecked LIFO, one size (bound)";
+    fn new(arena: &Arena) -> Self {
+        Self {
+            bump: Floor::new(arena),
+            freed: Vec::with_capacity(crate::MAX_LIVE),
+        }
+    }
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.freed.pop().or_else(|| self.bump.alloc(layout))
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, _layout: Layout) {
+        self.freed.push(ptr);
+    }
+}

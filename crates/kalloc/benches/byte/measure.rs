@@ -45,7 +45,7 @@ pub fn profile_only(arena: &Arena, random: &[Step], churn: &[Step]) -> bool {
         };
     }
     for_each!(
-        profile, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff, Floor
+        profile, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff, Floor, Lifo
     );
     panic!("unknown contender in KALLOC_BENCH_PROFILE={what}");
 }

@@ -1,7 +1,9 @@
 //! One slab cache: objects of one size, in slabs of `2^k` pages aligned to
 //! their own size, so an object's slab is its address rounded down (no
 //! lookup). Each slab starts with a [`SlabHeader`] and an allocation
-//! bitmap (exact double-free detection), followed by the objects.
+//! bitmap with one bit per granule of the slab (set where a live object
+//! starts: exact double-free and interior-pointer detection with a shift,
+//! no division), followed by the objects.
 
 use core::ptr::{self, NonNull};
 
@@ -18,17 +20,26 @@ mod retire;
 pub const MAX_EMPTY_SLABS: usize = 2;
 /// The largest slab is `2^MAX_SLAB_ORDER` pages.
 const MAX_SLAB_ORDER: u32 = 6;
-/// Tells a slab header from other memory; XORed with the slab's address.
+/// Tells a slab header from other memory: a slab in service holds
+/// `SLAB_MAGIC ^ slab address ^ cache index`, so one compare checks that an
+/// address lies in a live slab of the expected cache.
 const SLAB_MAGIC: usize = 0x51ab_c0de_51ab_c0de_u64 as usize;
+/// XORed into the magic of a retired slab (taken out of service because a
+/// bad page backs it): its frees fail the fast path's compare and take the
+/// slow one, which knows retired slabs.
+const RETIRED: usize = 0x7e71_7ed0_7e71_7ed0_u64 as usize;
 const WORD_BITS: usize = usize::BITS as usize;
+/// The allocation bitmap has one bit per granule: the largest power of two
+/// dividing the object size, at most this (more would only pad the first
+/// object further).
+const MAX_GRANULE: usize = 64;
 
 /// The header at the start of every slab; the allocation bitmap follows.
 #[repr(C)]
 pub(super) struct SlabHeader {
-    /// `SLAB_MAGIC ^ slab address` while the slab belongs to a cache.
+    /// `SLAB_MAGIC ^ slab address ^ cache index` while the slab is in
+    /// service (`^ RETIRED` once retired), 0 once given back.
     magic: usize,
-    /// Index of the owning cache.
-    cache: usize,
     /// Freed objects, linked through their first word.
     free_head: *mut u8,
     /// Objects `bump..objects_per_slab` were never handed out.
@@ -36,9 +47,6 @@ pub(super) struct SlabHeader {
     in_use: usize,
     prev: *mut SlabHeader,
     next: *mut SlabHeader,
-    /// Taken out of service (a bad page backs it): on no list, never
-    /// allocated from again; its pages go back when its last object does.
-    retired: bool,
 }
 
 const FULL: usize = 0;
@@ -54,9 +62,11 @@ pub(super) struct SlabCache {
     pub objects_per_slab: usize,
     slab_bytes: usize,
     /// `ceil(2^64 / object_size)`: object indices by multiply and shift
-    /// instead of a division on every alloc and free.
+    /// (only the error path needs one).
     reciprocal: u64,
     first_object: usize,
+    /// log2 of the bitmap's granule; object starts are granule-aligned.
+    granule_shift: u32,
     bitmap_words: usize,
     /// The slab allocations come from (SLUB's "cpu slab"): on no list and
     /// in no count, so allocating from it and freeing into it never
@@ -91,10 +101,11 @@ impl SlabCache {
         let object_size = size
             .max(size_of::<usize>())
             .checked_next_multiple_of(align)?;
+        let granule = (1 << object_size.trailing_zeros()).min(MAX_GRANULE);
         let mut best = None;
         for order in 0..=MAX_SLAB_ORDER {
             let slab_bytes = page_size.checked_shl(order)?;
-            let Some((objects, first)) = Self::fit(slab_bytes, object_size, align) else {
+            let Some((objects, first)) = Self::fit(slab_bytes, object_size, align, granule) else {
                 continue;
             };
             best = Some((order, slab_bytes, objects, first));
@@ -111,7 +122,8 @@ impl SlabCache {
             slab_bytes,
             reciprocal: (u64::MAX / object_size as u64).wrapping_add(1),
             first_object,
-            bitmap_words: objects.div_ceil(WORD_BITS),
+            granule_shift: granule.trailing_zeros(),
+            bitmap_words: Self::bitmap_words(slab_bytes, granule),
             current: ptr::null_mut(),
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
@@ -122,19 +134,29 @@ impl SlabCache {
         })
     }
 
-    /// Objects per slab and the offset of the first, or `None` if none fit.
-    fn fit(slab_bytes: usize, object_size: usize, align: usize) -> Option<(usize, usize)> {
-        let fixed = size_of::<SlabHeader>();
-        let mut objects = slab_bytes.checked_sub(fixed)? / object_size;
-        while objects > 0 {
-            let bitmap = objects.div_ceil(WORD_BITS) * size_of::<usize>();
-            let first = (fixed + bitmap).next_multiple_of(align);
-            if first + objects * object_size <= slab_bytes {
-                return Some((objects, first));
-            }
-            objects -= 1;
-        }
-        None
+    fn bitmap_words(slab_bytes: usize, granule: usize) -> usize {
+        (slab_bytes / granule).div_ceil(WORD_BITS)
+    }
+
+    /// Objects per slab and the offset of the first (after the header and
+    /// the bitmap, aligned to `align` and to the granule, so every object
+    /// starts on a granule), or `None` if none fit.
+    fn fit(
+        slab_bytes: usize,
+        object_size: usize,
+        align: usize,
+        granule: usize,
+    ) -> Option<(usize, usize)> {
+        let bitmap = Self::bitmap_words(slab_bytes, granule) * size_of::<usize>();
+        let first = (size_of::<SlabHeader>() + bitmap).next_multiple_of(align.max(granule));
+        let objects = slab_bytes.checked_sub(first)? / object_size;
+        (objects > 0).then_some((objects, first))
+    }
+
+    /// The magic of this cache's slab at `slab_addr` while in service.
+    #[inline(always)]
+    fn live_magic(&self, slab_addr: usize) -> usize {
+        SLAB_MAGIC ^ slab_addr ^ self.index
     }
 
     pub fn slab_bytes(&self) -> usize {
@@ -222,10 +244,37 @@ impl SlabCache {
         ((offset as u128 * u128::from(self.reciprocal)) >> 64) as usize
     }
 
-    #[inline]
+    #[inline(always)]
     fn bitmap(slab: *mut SlabHeader) -> *mut usize {
         // SAFETY: the bitmap directly follows the header inside the slab.
         unsafe { slab.add(1).cast() }
+    }
+
+    /// The bitmap bit of the object at `offset` in its slab.
+    #[inline(always)]
+    fn bit_of(&self, offset: usize) -> usize {
+        offset >> self.granule_shift
+    }
+
+    /// Sets bit `bit` of `slab`'s bitmap: a live object starts there.
+    ///
+    /// # Safety
+    /// `slab` is a live slab of this cache and `bit` the bit of one of its
+    /// objects.
+    #[inline(always)]
+    unsafe fn mark(slab: *mut SlabHeader, bit: usize) {
+        // SAFETY: the caller's guarantees; the bit's word lies in the bitmap.
+        unsafe { *Self::bitmap(slab).add(bit / WORD_BITS) |= 1 << (bit % WORD_BITS) };
+    }
+
+    /// Whether bit `bit` of `slab`'s bitmap is set.
+    ///
+    /// # Safety
+    /// `slab` is a live slab of this cache and `bit` lies in its bitmap.
+    #[inline(always)]
+    unsafe fn is_marked(slab: *mut SlabHeader, bit: usize) -> bool {
+        // SAFETY: the caller's guarantees.
+        unsafe { *Self::bitmap(slab).add(bit / WORD_BITS) & (1 << (bit % WORD_BITS)) != 0 }
     }
 
     /// Allocates one object: the one freed last if the magazine holds
@@ -245,8 +294,7 @@ impl SlabCache {
             // this cache; its bitmap word lies in that slab. The slab's
             // `in_use` already counts it.
             unsafe {
-                let index = self.object_index(object.addr() - slab.addr() - self.first_object);
-                *Self::bitmap(slab).add(index / WORD_BITS) |= 1 << (index % WORD_BITS);
+                Self::mark(slab, self.bit_of(object.addr() - slab.addr()));
                 self.active_objects += 1;
                 return Ok(NonNull::new_unchecked(object));
             }
@@ -271,8 +319,7 @@ impl SlabCache {
                 header.bump += 1;
                 object
             };
-            let index = self.object_index(object.addr() - slab.addr() - self.first_object);
-            *Self::bitmap(slab).add(index / WORD_BITS) |= 1 << (index % WORD_BITS);
+            Self::mark(slab, self.bit_of(object.addr() - slab.addr()));
             header.in_use += 1;
             self.active_objects += 1;
             Ok(NonNull::new_unchecked(object))
@@ -280,69 +327,98 @@ impl SlabCache {
     }
 
     /// Checks that `ptr` is a live object of this cache; returns its slab
-    /// and index. `lo..hi` is the address range of every page ever taken
-    /// from the source, so the header read stays in memory the slab
-    /// allocator had.
-    #[inline]
-    pub fn check_live(
-        &self,
-        ptr: NonNull<u8>,
-        lo: usize,
-        hi: usize,
-    ) -> AllocResult<(*mut SlabHeader, usize)> {
+    /// and its bitmap bit. `ptr` lies in `lo..hi`, the address range of
+    /// every page ever taken from the source, so the header read stays in
+    /// memory the slab allocator had. The common case costs a mask, one
+    /// compare of the header's magic and one bit test; anything else (an
+    /// error, or a retired slab) goes to [`classify`](Self::classify).
+    #[inline(always)]
+    pub fn check_live(&self, ptr: NonNull<u8>, lo: usize) -> AllocResult<(*mut SlabHeader, usize)> {
         let addr = ptr.addr().get();
         let slab_addr = addr & !(self.slab_bytes - 1);
-        if slab_addr < lo || slab_addr + self.first_object > hi {
+        let offset = addr - slab_addr;
+        let granule_mask = (1 << self.granule_shift) - 1;
+        if slab_addr < lo || offset < self.first_object || offset & granule_mask != 0 {
             return Err(AllocError::NotAllocated);
         }
         let slab = ptr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
-        // SAFETY: `slab_addr` lies in pages obtained from the source, which
-        // stay mapped; a slab header is read only after its magic matched.
+        let bit = self.bit_of(offset);
+        // SAFETY: `lo <= slab_addr` and `slab_addr + first_object <= addr <
+        // hi`: the header and bitmap lie in pages obtained from the source,
+        // which stay mapped; the bitmap is read only after the magic
+        // matched.
         unsafe {
-            if (*slab).magic != SLAB_MAGIC ^ slab_addr || (*slab).cache != self.index {
+            if (*slab).magic == self.live_magic(slab_addr) && Self::is_marked(slab, bit) {
+                return Ok((slab, bit));
+            }
+        }
+        self.classify(slab, offset)
+    }
+
+    /// The slow half of [`check_live`](Self::check_live): a live object of
+    /// a retired slab is fine; otherwise the error: `DoubleFree` for an
+    /// object boundary below the slab's bump (handed out before, free now),
+    /// `NotAllocated` for anything else (no slab of this cache, an address
+    /// between objects, an object never handed out).
+    #[cold]
+    fn classify(
+        &self,
+        slab: *mut SlabHeader,
+        offset: usize,
+    ) -> AllocResult<(*mut SlabHeader, usize)> {
+        let live = self.live_magic(slab.addr());
+        // SAFETY: as in `check_live`, whose checks passed: the header lies
+        // in pages obtained from the source.
+        let magic = unsafe { (*slab).magic };
+        if magic != live && magic != live ^ RETIRED {
+            return Err(AllocError::NotAllocated);
+        }
+        let index = self.object_index(offset - self.first_object);
+        // SAFETY: a slab of this cache (its magic matched): header and
+        // bitmap are valid, and an object's bit lies in the bitmap.
+        unsafe {
+            if index * self.object_size != offset - self.first_object || index >= (*slab).bump {
                 return Err(AllocError::NotAllocated);
             }
-            let offset = addr - slab_addr;
-            if offset < self.first_object {
-                return Err(AllocError::NotAllocated);
-            }
-            let index = self.object_index(offset - self.first_object);
-            if index * self.object_size != offset - self.first_object {
-                return Err(AllocError::NotAllocated);
-            }
-            if index >= (*slab).bump {
-                return Err(AllocError::NotAllocated);
-            }
-            if *Self::bitmap(slab).add(index / WORD_BITS) & (1 << (index % WORD_BITS)) == 0 {
+            let bit = self.bit_of(offset);
+            if !Self::is_marked(slab, bit) {
                 return Err(AllocError::DoubleFree);
             }
-            Ok((slab, index))
+            Ok((slab, bit))
         }
     }
 
-    /// Frees the object `index` of `slab` (validated by `check_live`):
+    /// Whether `slab`, a live slab of this cache, is retired.
+    ///
+    /// # Safety
+    /// `slab` is a live slab of this cache.
+    #[inline(always)]
+    unsafe fn is_retired(&self, slab: *mut SlabHeader) -> bool {
+        // SAFETY: the caller's guarantee.
+        unsafe { (*slab).magic != self.live_magic(slab.addr()) }
+    }
+
+    /// Frees `object`, bit `bit` of `slab` (validated by `check_live`):
     /// parks it in the magazine, or, when that is full, gives it back to
     /// its slab (and a surplus empty slab back to `source`). The last live
     /// object of the cache empties the magazine, so a cache with nothing
     /// allocated holds exactly its empty slabs.
     ///
     /// # Safety
-    /// `check_live` returned `(slab, index)` and nothing changed since.
-    #[inline]
+    /// `check_live(object)` returned `(slab, bit)` and nothing changed since.
+    #[inline(always)]
     pub unsafe fn free<P: PageSource>(
         &mut self,
         source: &mut P,
         slab: *mut SlabHeader,
-        index: usize,
+        object: *mut u8,
+        bit: usize,
     ) {
         // SAFETY: a live object of a slab of this cache.
         unsafe {
-            *Self::bitmap(slab).add(index / WORD_BITS) &= !(1 << (index % WORD_BITS));
-            let object = slab
-                .cast::<u8>()
-                .add(self.first_object + index * self.object_size);
+            *Self::bitmap(slab).add(bit / WORD_BITS) &= !(1 << (bit % WORD_BITS));
             self.active_objects -= 1;
-            if (*slab).retired {
+            if self.is_retired(slab) {
                 self.free_retired(source, slab);
             } else if !self.magazine.is_full() {
                 self.magazine.push(object);

@@ -20,8 +20,8 @@ pub const MAGAZINE_MAX: usize = 32;
 #[derive(Clone, Copy)]
 pub(super) struct Magazine {
     head: *mut u8,
-    len: usize,
-    capacity: usize,
+    /// Objects it can still take (capacity minus parked objects).
+    room: usize,
 }
 
 impl Magazine {
@@ -32,8 +32,7 @@ impl Magazine {
         let half = objects_per_slab / 2;
         Self {
             head: ptr::null_mut(),
-            len: 0,
-            capacity: if half < MAGAZINE_MAX {
+            room: if half < MAGAZINE_MAX {
                 half
             } else {
                 MAGAZINE_MAX
@@ -43,7 +42,7 @@ impl Magazine {
 
     #[inline(always)]
     pub fn is_full(&self) -> bool {
-        self.len >= self.capacity
+        self.room == 0
     }
 
     /// Parks `object`.
@@ -58,7 +57,7 @@ impl Magazine {
         // SAFETY: the caller guarantees a free, word-aligned object.
         unsafe { object.cast::<*mut u8>().write(self.head) };
         self.head = object;
-        self.len += 1;
+        self.room -= 1;
     }
 
     /// Takes the most recently parked object back.
@@ -72,7 +71,7 @@ impl Magazine {
         // with parked objects is never released), linked through their
         // first word.
         self.head = unsafe { object.cast::<*mut u8>().read() };
-        self.len -= 1;
+        self.room += 1;
         Some(object)
     }
 

@@ -73,12 +73,12 @@ fn class_for(layout: Layout) -> Option<usize> {
 }
 
 /// The class of the common request, 1..=2048 bytes with an alignment of
-/// at most 8 (which every class has): one compare pair and a table load.
-/// `size - 1` wraps for 0, so a zero size is `None` here.
+/// at most 8 (which every class has), in one compare and a table load:
+/// `size - 1` wraps for 0, and an alignment above 8 sets bit 11 or higher.
 #[inline(always)]
 fn small_class(layout: Layout) -> Option<usize> {
-    let below = layout.size().wrapping_sub(1);
-    (below < KMALLOC_MAX && layout.align() <= 8).then(|| CLASS_BY_SIZE[below >> 3] as usize)
+    let key = layout.size().wrapping_sub(1) | ((layout.align() - 1) >> 3) << 11;
+    (key < KMALLOC_MAX).then(|| CLASS_BY_SIZE[key >> 3] as usize)
 }
 
 /// [`class_for`] for zero sizes, alignments above 8 and large requests.
@@ -205,7 +205,8 @@ impl<P: PageSource> SlabAllocator<P> {
     /// Allocates one object from cache `id`.
     pub fn cache_alloc(&mut self, id: CacheId) -> AllocResult<NonNull<u8>> {
         self.cache_mut(id)?;
-        self.alloc_in(id.0)
+        // SAFETY: `cache_mut` just found the cache.
+        unsafe { self.alloc_in(id.0) }
     }
 
     /// Frees an object of cache `id`. Errors as for
@@ -215,7 +216,8 @@ impl<P: PageSource> SlabAllocator<P> {
     /// As for [`ByteAllocator::dealloc`].
     pub unsafe fn cache_free(&mut self, id: CacheId, ptr: NonNull<u8>) -> AllocResult {
         self.cache_mut(id)?;
-        self.free_in(id.0, ptr)
+        // SAFETY: `cache_mut` just found the cache.
+        unsafe { self.free_in(id.0, ptr) }
     }
 
     /// Gives every empty slab of every cache back to the page source.
@@ -275,8 +277,13 @@ impl<P: PageSource> SlabAllocator<P> {
         self.hi = self.hi.max(start + bytes);
     }
 
+    /// Allocates from cache `index`.
+    ///
+    /// # Safety
+    /// Cache `index` exists: a `kmalloc` class (created in `new`, never
+    /// destroyed) or a named cache just looked up.
     #[inline(always)]
-    fn alloc_in(&mut self, index: usize) -> AllocResult<NonNull<u8>> {
+    unsafe fn alloc_in(&mut self, index: usize) -> AllocResult<NonNull<u8>> {
         let Self {
             source,
             caches,
@@ -284,7 +291,8 @@ impl<P: PageSource> SlabAllocator<P> {
             hi,
             ..
         } = self;
-        let cache = caches[index].as_mut().expect("callers pass live caches");
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
         cache.alloc(source, |start, bytes| {
             *lo = (*lo).min(start);
             *hi = (*hi).max(start + bytes);
@@ -299,23 +307,24 @@ impl<P: PageSource> SlabAllocator<P> {
         addr < self.lo || addr >= self.hi || self.source.contains(addr) == Some(false)
     }
 
+    /// Frees `ptr` into cache `index`, after checking it.
+    ///
+    /// # Safety
+    /// As for [`alloc_in`](Self::alloc_in).
     #[inline]
-    fn free_in(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
+    unsafe fn free_in(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
         let addr = ptr.addr().get();
         if self.outside(addr) {
             return Err(AllocError::OutOfRange);
         }
         let Self {
-            source,
-            caches,
-            lo,
-            hi,
-            ..
+            source, caches, lo, ..
         } = self;
-        let cache = caches[index].as_mut().expect("callers pass live caches");
-        let (slab, object) = cache.check_live(ptr, *lo, *hi)?;
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
+        let (slab, bit) = cache.check_live(ptr, *lo)?;
         // SAFETY: `check_live` just validated the object.
-        unsafe { cache.free(source, slab, object) };
+        unsafe { cache.free(source, slab, ptr.as_ptr(), bit) };
         Ok(())
     }
 
@@ -347,13 +356,15 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
         if let Some(class) = small_class(layout) {
-            return self.alloc_in(class);
+            // SAFETY: size classes always exist.
+            return unsafe { self.alloc_in(class) };
         }
         if layout.size() == 0 {
             return Err(AllocError::InvalidParam);
         }
         if let Some(class) = class_for_general(layout) {
-            return self.alloc_in(class);
+            // SAFETY: size classes always exist.
+            return unsafe { self.alloc_in(class) };
         }
         let (pages, align) = self.large_pages_for(layout)?;
         let block = self.source.alloc_pages(pages, align)?;
@@ -380,8 +391,13 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     /// See [`ByteAllocator::dealloc`].
     #[inline]
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        if let Some(class) = class_for(layout) {
-            return self.free_in(class, ptr);
+        if let Some(class) = small_class(layout) {
+            // SAFETY: size classes always exist.
+            return unsafe { self.free_in(class, ptr) };
+        }
+        if let Some(class) = class_for_general(layout) {
+            // SAFETY: size classes always exist.
+            return unsafe { self.free_in(class, ptr) };
         }
         let addr = ptr.addr().get();
         if self.outside(addr) {
@@ -431,7 +447,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
                 let cache = self.caches[class]
                     .as_ref()
                     .expect("size classes always exist");
-                cache.check_live(ptr, self.lo, self.hi)?;
+                cache.check_live(ptr, self.lo)?;
             }
             return Ok(ptr);
         }
@@ -439,7 +455,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             let cache = self.caches[class]
                 .as_ref()
                 .expect("size classes always exist");
-            cache.check_live(ptr, self.lo, self.hi)?;
+            cache.check_live(ptr, self.lo)?;
         }
         let moved = self.alloc(new_layout)?;
         // SAFETY: both blocks are live and distinct; each holds the copied length.

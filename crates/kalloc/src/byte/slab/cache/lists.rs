@@ -4,7 +4,7 @@
 
 use core::ptr::{self, NonNull};
 
-use super::{EMPTY, FULL, PARTIAL, SLAB_MAGIC, SlabCache, SlabHeader};
+use super::{EMPTY, FULL, PARTIAL, SlabCache, SlabHeader};
 use crate::byte::slab::source::PageSource;
 use crate::{AllocError, AllocResult};
 
@@ -130,14 +130,12 @@ impl SlabCache {
         // SAFETY: the slab's pages are ours; header and bitmap fit in them.
         unsafe {
             slab.write(SlabHeader {
-                magic: SLAB_MAGIC ^ slab.addr(),
-                cache: self.index,
+                magic: self.live_magic(slab.addr()),
                 free_head: ptr::null_mut(),
                 bump: 0,
                 in_use: 0,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
-                retired: false,
             });
             ptr::write_bytes(Self::bitmap(slab), 0, self.bitmap_words);
             self.push(EMPTY, slab);
@@ -200,7 +198,7 @@ impl SlabCache {
             if source.dealloc_pages(pages, self.pages_per_slab).is_err() {
                 // The source refused its own block: keep the slab rather
                 // than lose or double-count its pages.
-                (*slab).magic = SLAB_MAGIC ^ slab.addr();
+                (*slab).magic = self.live_magic(slab.addr());
                 if current_empty && listed.is_null() {
                     self.current = slab;
                 } else {

@@ -5,7 +5,7 @@
 
 use core::ptr::{self, NonNull};
 
-use super::{SLAB_MAGIC, SlabCache, SlabHeader};
+use super::{RETIRED, SlabCache, SlabHeader};
 use crate::byte::slab::source::PageSource;
 
 impl SlabCache {
@@ -26,12 +26,14 @@ impl SlabCache {
     }
 
     /// Whether `slab` (an address inside pages taken from the source) is a
-    /// live slab of this cache.
+    /// live slab of this cache, in service or retired.
     fn is_live(&self, slab: *mut SlabHeader) -> bool {
         // SAFETY: the caller's address lies in pages obtained from the
         // source, which stay mapped (as in `check_live`); only the magic
-        // and the owner are read.
-        unsafe { (*slab).magic == SLAB_MAGIC ^ slab.addr() && (*slab).cache == self.index }
+        // is read.
+        let magic = unsafe { (*slab).magic };
+        let live = self.live_magic(slab.addr());
+        magic == live || magic == live ^ RETIRED
     }
 
     /// Takes `slab` out of service. Parked objects go back to their slabs
@@ -55,7 +57,7 @@ impl SlabCache {
         // current slab is on no list, any other is on the list for its
         // `in_use`.
         unsafe {
-            if (*slab).retired {
+            if self.is_retired(slab) {
                 return false;
             }
             if slab == self.current {
@@ -63,7 +65,7 @@ impl SlabCache {
             } else {
                 self.unlink(self.list_for((*slab).in_use), slab);
             }
-            (*slab).retired = true;
+            (*slab).magic ^= RETIRED;
             if (*slab).in_use == 0 {
                 self.give_back(source, slab);
             } else {
