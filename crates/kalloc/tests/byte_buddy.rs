@@ -1,4 +1,4 @@
-//! Buddy byte allocator tests: exact errors from the start bitmaps, order
+//! Buddy byte allocator tests: exact errors from the tags, order
 //! rounding (the internal-fragmentation reference), in-place realloc.
 
 mod byte_common;
@@ -125,9 +125,10 @@ fn bad_frees_report_exact_errors_and_change_nothing() {
             Err(AllocError::NotAllocated)
         );
         assert_eq!(buddy.dealloc(arena.at(0), l), Err(AllocError::NotAllocated));
-        // The pool starts with 64 bytes of bitmaps; the 256-byte block at
-        // offset 256 is free.
-        assert_eq!(buddy.dealloc(arena.at(256), l), Err(AllocError::DoubleFree));
+        // The pool starts with 240 bytes of tags (240 units) and 16 bytes
+        // of slack; the three blocks came from the 256-byte block at
+        // offset 256, and the 512-byte block at offset 512 is free.
+        assert_eq!(buddy.dealloc(arena.at(512), l), Err(AllocError::DoubleFree));
     }
     assert_eq!(
         snapshot,
@@ -137,15 +138,25 @@ fn bad_frees_report_exact_errors_and_change_nothing() {
             buddy.free_block_count()
         )
     );
+    // Two of the three blocks are buddies (split off one 128-byte block).
+    let mut blocks = [a, b, keep];
+    blocks.sort();
+    let pair = blocks
+        .windows(2)
+        .position(|w| w[0].addr().get() ^ 64 == w[1].addr().get())
+        .expect("two of three consecutive 64-byte blocks are buddies");
+    let (lower, upper) = (blocks[pair], blocks[pair + 1]);
+    let other = blocks[if pair == 0 { 2 } else { 0 }];
     // SAFETY: live blocks, then double frees (reported).
     unsafe {
-        buddy.dealloc(b, l).unwrap();
-        assert_eq!(buddy.dealloc(b, l), Err(AllocError::DoubleFree));
-        // `keep` is `b`'s buddy: freeing it merges the two.
-        buddy.dealloc(keep, l).unwrap();
-        assert_eq!(buddy.dealloc(keep, l), Err(AllocError::NotAllocated));
-        assert_eq!(buddy.dealloc(b, l), Err(AllocError::DoubleFree));
-        buddy.dealloc(a, l).unwrap();
+        buddy.dealloc(lower, l).unwrap();
+        assert_eq!(buddy.dealloc(lower, l), Err(AllocError::DoubleFree));
+        // Freeing the upper buddy merges the two: its start is now inside
+        // a free block, while the lower start is that block's start.
+        buddy.dealloc(upper, l).unwrap();
+        assert_eq!(buddy.dealloc(upper, l), Err(AllocError::NotAllocated));
+        assert_eq!(buddy.dealloc(lower, l), Err(AllocError::DoubleFree));
+        buddy.dealloc(other, l).unwrap();
     }
     assert_eq!(buddy.used_bytes(), 0);
 }
@@ -154,16 +165,33 @@ fn bad_frees_report_exact_errors_and_change_nothing() {
 fn realloc_splits_and_merges_in_place() {
     let (mut buddy, _arena) = with_pool(1 << 16);
     let initial_blocks = buddy.free_block_count();
-    let p = buddy.alloc(layout(100, 8)).unwrap();
+    let free_512_blocks = |buddy: &BuddyByteAllocator| {
+        let mut counts = [0; 6];
+        buddy.free_blocks_per_order(&mut counts);
+        counts[5]
+    };
+    // The first 128-byte block split off a block of 1 KiB or more (a new
+    // free 512-byte half shows it) has free upper buddies up to 1 KiB;
+    // the blocks before it (left over by the carving) stay allocated.
+    let mut fillers = Vec::new();
+    let p = loop {
+        let before = free_512_blocks(&buddy);
+        let block = buddy.alloc(layout(100, 8)).unwrap();
+        if free_512_blocks(&buddy) > before {
+            break block;
+        }
+        fillers.push(block);
+    };
+    let base = buddy.used_bytes() - 128;
     // SAFETY: `p` is live; each realloc returns the live block.
     unsafe {
         p.write_bytes(0x5a, 100);
         let grown = buddy.realloc(p, layout(100, 8), 1000).unwrap();
         assert_eq!(grown, p);
-        assert_eq!(buddy.used_bytes(), 1024);
+        assert_eq!(buddy.used_bytes() - base, 1024);
         let shrunk = buddy.realloc(grown, layout(1000, 8), 20).unwrap();
         assert_eq!(shrunk, p);
-        assert_eq!(buddy.used_bytes(), 32);
+        assert_eq!(buddy.used_bytes() - base, 32);
         let neighbour = buddy.alloc(layout(32, 8)).unwrap();
         assert_eq!(neighbour.addr().get(), p.addr().get() + 32);
         let moved = buddy.realloc(shrunk, layout(20, 8), 64).unwrap();
@@ -171,6 +199,56 @@ fn realloc_splits_and_merges_in_place() {
         assert!((0..20).all(|i| moved.add(i).read() == 0x5a));
         buddy.dealloc(moved, layout(64, 8)).unwrap();
         buddy.dealloc(neighbour, layout(32, 8)).unwrap();
+        for block in fillers {
+            buddy.dealloc(block, layout(100, 8)).unwrap();
+        }
     }
     assert_eq!(buddy.free_block_count(), initial_blocks);
+}
+
+#[test]
+fn frees_alternating_between_pools_find_their_pool() {
+    let arenas = [Arena::new(8192), Arena::new(8192)];
+    let mut buddy = BuddyByteAllocator::new();
+    for arena in &arenas {
+        // SAFETY: the arenas outlive the allocator.
+        unsafe { buddy.add_pool(arena.at(0), arena.len()).unwrap() };
+    }
+    let l = layout(48, 8);
+    let mut blocks = Vec::new();
+    while let Ok(p) = buddy.alloc(l) {
+        blocks.push(p);
+    }
+    let in_pool = |p: &std::ptr::NonNull<u8>, arena: &Arena| {
+        let (start, end) = arena.range();
+        (start..end).contains(&p.addr().get())
+    };
+    assert!(blocks.iter().any(|p| in_pool(p, &arenas[0])));
+    assert!(blocks.iter().any(|p| in_pool(p, &arenas[1])));
+    // Free the two pools' blocks in turn, so every lookup switches pool,
+    // with bad frees into each pool's tags in between.
+    let (mut first, mut second): (Vec<_>, Vec<_>) =
+        blocks.into_iter().partition(|p| in_pool(p, &arenas[0]));
+    while !first.is_empty() || !second.is_empty() {
+        for (list, arena) in [(&mut first, &arenas[0]), (&mut second, &arenas[1])] {
+            // SAFETY: bad frees (reported), then a live block freed once.
+            unsafe {
+                assert_eq!(
+                    buddy.dealloc(arena.at(16), l),
+                    Err(AllocError::NotAllocated)
+                );
+                if let Some(p) = list.pop() {
+                    buddy.dealloc(p, l).unwrap();
+                    // `DoubleFree`, or `NotAllocated` once `p` merged as
+                    // the upper half of its buddy.
+                    assert!(matches!(
+                        buddy.dealloc(p, l),
+                        Err(AllocError::DoubleFree | AllocError::NotAllocated)
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(buddy.used_bytes(), 0);
+    assert_eq!(buddy.available_bytes(), buddy.total_bytes());
 }

@@ -2,30 +2,31 @@
 //! aligned, split on allocation and merged with their buddy on free. Kept
 //! simple on purpose: it is the reference for internal fragmentation.
 //!
-//! Each pool keeps two bitmaps at its start (1 bit per 16-byte unit each,
-//! 1.6% of the pool), interleaved as one `StartMarks` word pair per 64
-//! units so every test reads one cache line: `alloc` marks the first unit
-//! of every allocated block, `free` the first unit of every free block
-//! (`buddy/pool.rs`). Because blocks are naturally aligned and tile the
-//! pool, whether the block at unit `u` has order `k` is two bit tests (see
-//! `BuddyPool::has_order`), so free and merge never scan a list:
-//! O(MAX_ORDER) in all.
+//! Each pool starts with a tag array, one byte per 16-byte unit (1/17 of
+//! the pool): zero inside a block, else "free" or "allocated" and the
+//! order of the block starting there (`buddy/pool.rs`). Whether a freed
+//! pointer is a live block of the layout's order, and whether its buddy
+//! is a free block of the same order, is one tag load and compare each, so
+//! free and merge never scan a list: O(MAX_ORDER) in all. Free blocks sit
+//! on doubly linked lists, one per order, with a bitmap of the non-empty
+//! ones (find-first-set picks the order to split).
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
 mod pool;
 
-use self::pool::{BuddyPool, Mark, StartMarks};
+use self::pool::{ALLOCATED, BuddyPool, FREE, NO_BLOCK};
 use crate::byte::pool_table::{PoolEntry, PoolTable};
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
 /// The base unit: the smallest block, and the granule of every block.
 pub const BUDDY_UNIT: usize = 16;
 const UNIT_LOG2: u32 = BUDDY_UNIT.trailing_zeros();
-/// Orders `0..ORDERS`: a block of order `k` is `BUDDY_UNIT << k` bytes.
-const ORDERS: usize = (usize::BITS - UNIT_LOG2 - 1) as usize;
-const WORD_BITS: usize = u64::BITS as usize;
+/// Orders `0..ORDERS`: a block of order `k` is `BUDDY_UNIT << k` bytes, up
+/// to 2^63 bytes. Two buddies of the top order would span the whole
+/// address space, so a merge never goes past it.
+const ORDERS: usize = (usize::BITS - UNIT_LOG2) as usize;
 
 /// Links of a free block, in its first unit.
 #[repr(C)]
@@ -34,14 +35,26 @@ struct FreeNode {
     prev: *mut FreeNode,
 }
 
+/// One list head per bit of the `nonempty` word (orders only reach
+/// `ORDERS - 1`): indexing by `order % HEADS` needs no bounds check.
+const HEADS: usize = usize::BITS as usize;
+
 /// The binary buddy byte allocator.
 pub struct BuddyByteAllocator {
-    heads: [*mut FreeNode; ORDERS],
-    /// Bit `k` is set iff `heads[k]` is non-empty.
+    /// Free lists, doubly linked through the blocks' first units. The
+    /// head's `prev` is stale: `unlink` tells a head by comparing with
+    /// `heads`, so a pop need not touch the next block.
+    heads: [*mut FreeNode; HEADS],
+    /// Bit `k` is set if `heads[k]` is non-empty. A list emptied by a pop
+    /// keeps its bit until an allocation that looks there clears it, so
+    /// neither the pop nor the push onto a non-empty list touches this.
     nonempty: usize,
+    /// The pool of the last address looked up (the only one, with one
+    /// pool): checked before the binary search of `pools`.
+    recent: BuddyPool,
     pools: PoolTable<BuddyPool>,
+    /// Bytes of the blocks handed out; the rest of `total_bytes` is free.
     used_bytes: usize,
-    free_bytes: usize,
     total_bytes: usize,
 }
 
@@ -55,29 +68,37 @@ impl Default for BuddyByteAllocator {
     }
 }
 
-/// The order serving `layout`: covers both its size and its alignment.
-#[inline]
+/// The order serving `layout`: the smallest block covering both its size
+/// and its alignment (blocks are naturally aligned).
+#[inline(always)]
 fn order_for(layout: Layout) -> Option<usize> {
-    let bytes = layout.size().max(layout.align()).max(BUDDY_UNIT);
-    let order = (bytes.checked_next_power_of_two()?.trailing_zeros() - UNIT_LOG2) as usize;
+    let bytes = layout.size().max(layout.align());
+    // `bytes >= 1` (the alignment is); or-ing in the unit mask makes
+    // everything up to one unit order 0 (and the operand non-zero).
+    let order = (((bytes - 1) | (BUDDY_UNIT - 1)).ilog2() + 1 - UNIT_LOG2) as usize;
     (order < ORDERS).then_some(order)
+}
+
+#[inline(always)]
+const fn block_bytes(order: usize) -> usize {
+    BUDDY_UNIT << order
 }
 
 impl BuddyByteAllocator {
     /// An allocator with no memory.
     pub const fn new() -> Self {
         Self {
-            heads: [ptr::null_mut(); ORDERS],
+            heads: [ptr::null_mut(); HEADS],
             nonempty: 0,
+            recent: BuddyPool::EMPTY,
             pools: PoolTable::new(),
             used_bytes: 0,
-            free_bytes: 0,
             total_bytes: 0,
         }
     }
 
-    /// Adds the pool `[pool, pool + size)`: its bitmaps go at its start,
-    /// the rest is carved into maximal naturally aligned blocks.
+    /// Adds the pool `[pool, pool + size)`: its tags go at its start, the
+    /// rest is carved into maximal naturally aligned blocks.
     /// `InvalidParam` if no unit fits; `MemoryOverlap`, `NoMemory` (pool
     /// table full) as for [`Tlsf::add_pool`](crate::byte::Tlsf::add_pool).
     ///
@@ -92,39 +113,40 @@ impl BuddyByteAllocator {
             .checked_next_multiple_of(BUDDY_UNIT)
             .ok_or(AllocError::InvalidParam)?;
         let limit = end & !(BUDDY_UNIT - 1);
-        if limit <= first {
+        // Each unit costs 16 data bytes plus its tag byte, and the tags are
+        // padded to a unit: `17 * units + 15 <= span` always fits. The
+        // units end at `limit`, so the slack (under 32 bytes) sits between
+        // the tags and the units, where blocks are small anyway, and the
+        // top of the pool keeps its largest aligned blocks.
+        let span = limit.saturating_sub(first);
+        let units = span.saturating_sub(BUDDY_UNIT - 1) / (BUDDY_UNIT + 1);
+        if units == 0 {
             return Err(AllocError::InvalidParam);
         }
-        let max_units = (limit - first) >> UNIT_LOG2;
-        let words = max_units.div_ceil(WORD_BITS);
-        let meta = (words * size_of::<StartMarks>()).next_multiple_of(BUDDY_UNIT);
-        if limit - first <= meta {
-            return Err(AllocError::InvalidParam);
-        }
-        let data_start = first + meta;
-        let units = (limit - data_start) >> UNIT_LOG2;
-        let marks = pool.as_ptr().with_addr(first).cast::<StartMarks>();
-        // SAFETY: the marks occupy `[first, first + meta)` inside the pool,
-        // and `first` is 16-aligned; all zero: no block starts yet.
-        unsafe { ptr::write_bytes(marks, 0, words) };
+        let data_start = limit - (units << UNIT_LOG2);
+        debug_assert!(first + units.next_multiple_of(BUDDY_UNIT) <= data_start);
+        let tags = pool.as_ptr().with_addr(first);
+        // SAFETY: the tags occupy `[first, first + units)` inside the pool;
+        // all zero: no block starts yet.
+        unsafe { ptr::write_bytes(tags, NO_BLOCK, units) };
         let data = BuddyPool {
             data_start,
             units,
-            marks,
-            base: pool,
+            tags,
         };
         let mut addr = data_start;
-        let data_end = data_start + (units << UNIT_LOG2);
-        while addr < data_end {
+        while addr < limit {
             let align_order = (addr.trailing_zeros() - UNIT_LOG2) as usize;
-            let fit_order = ((data_end - addr).ilog2() - UNIT_LOG2) as usize;
-            let order = align_order.min(fit_order).min(ORDERS - 1);
-            // SAFETY: the block `[addr, addr + 16 << order)` lies in the pool.
-            unsafe { self.push_free(&data, addr, order) };
-            addr += BUDDY_UNIT << order;
+            let fit_order = ((limit - addr).ilog2() - UNIT_LOG2) as usize;
+            let order = align_order.min(fit_order);
+            // SAFETY: the block `[addr, addr + 16 << order)` lies in the
+            // data area, and on no list yet.
+            unsafe { self.push_free(&data, (addr - data_start) >> UNIT_LOG2, addr, order) };
+            addr += block_bytes(order);
         }
         self.total_bytes += units << UNIT_LOG2;
         self.pools.insert(PoolEntry { start, end, data });
+        self.recent = data;
         Ok(())
     }
 
@@ -154,152 +176,147 @@ impl BuddyByteAllocator {
         self.pools.len()
     }
 
-    /// # Safety
-    /// `addr` is the start of a block of `order` in `pool` that is on no list.
-    #[inline]
-    unsafe fn push_free(&mut self, pool: &BuddyPool, addr: usize, order: usize) {
-        // SAFETY: forwarded; the unit of a block start is in the pool.
-        unsafe {
-            pool.put_mark(pool.unit_of(addr), Mark::Free, true);
-            self.link_free(pool, addr, order);
+    /// The pool holding the unit that starts at `addr`, and that unit.
+    /// `OutOfRange` outside every pool; `NotAllocated` for an address in a
+    /// pool that does not start one of its units (tags, slack, misaligned).
+    #[inline(always)]
+    fn locate(&mut self, addr: usize) -> AllocResult<(BuddyPool, usize)> {
+        let recent = self.recent;
+        match recent.unit_of(addr) {
+            Some(unit) => Ok((recent, unit)),
+            None => self.locate_in_table(addr),
         }
     }
 
-    /// Pushes the block at `addr` on the list of `order` without touching
-    /// its free mark (the caller has set it).
+    #[inline(never)]
+    fn locate_in_table(&mut self, addr: usize) -> AllocResult<(BuddyPool, usize)> {
+        let pool = self.pools.find(addr).ok_or(AllocError::OutOfRange)?.1.data;
+        let unit = pool.unit_of(addr).ok_or(AllocError::NotAllocated)?;
+        self.recent = pool;
+        Ok((pool, unit))
+    }
+
+    #[inline(always)]
+    fn head(&mut self, order: usize) -> &mut *mut FreeNode {
+        &mut self.heads[order % HEADS]
+    }
+
+    /// Tags the block at `unit` (address `addr`) free and lists it.
     ///
     /// # Safety
-    /// As for [`push_free`](Self::push_free).
+    /// A block of `order` starts at `unit` of `pool` and is on no list.
     #[inline(always)]
-    unsafe fn link_free(&mut self, pool: &BuddyPool, addr: usize, order: usize) {
+    unsafe fn push_free(&mut self, pool: &BuddyPool, unit: usize, addr: usize, order: usize) {
         let node = pool.node(addr);
-        let head = self.heads[order];
-        // SAFETY: the block is ours and at least one unit (two links) long.
+        let head = self.head(order);
+        let next = *head;
+        *head = node;
+        // SAFETY: the block is ours and at least one unit (two links) long;
+        // a listed head is a valid free block.
         unsafe {
-            *node = FreeNode {
-                next: head,
-                prev: ptr::null_mut(),
-            };
-            if !head.is_null() {
-                (*head).prev = node;
+            pool.set_tag(unit, FREE | order as u8);
+            (*node).next = next;
+            if next.is_null() {
+                self.nonempty |= 1 << order;
+            } else {
+                (*next).prev = node;
             }
         }
-        self.heads[order] = node;
-        self.nonempty |= 1 << order;
-        self.free_bytes += BUDDY_UNIT << order;
     }
 
+    /// Removes the head of the list of `order` and returns it.
+    ///
     /// # Safety
-    /// `node` is a listed free block of `order` in `pool`.
-    #[inline]
-    unsafe fn unlink(&mut self, pool: &BuddyPool, node: *mut FreeNode, order: usize) {
-        // SAFETY: forwarded; the unit of a block start is in the pool.
-        unsafe {
-            self.unlink_node(node, order);
-            pool.put_mark(pool.unit_of(node.addr()), Mark::Free, false);
-        }
+    /// The list of `order` is non-empty.
+    #[inline(always)]
+    unsafe fn pop(&mut self, order: usize) -> *mut FreeNode {
+        let head = self.head(order);
+        let node = *head;
+        // SAFETY: the caller guarantees a listed node.
+        *head = unsafe { (*node).next };
+        node
     }
 
     /// Unlinks a listed free block from the list of `order`, leaving its
-    /// free mark to the caller.
+    /// tag to the caller.
     ///
     /// # Safety
     /// `node` is a listed free block of `order`.
     #[inline(always)]
-    unsafe fn unlink_node(&mut self, node: *mut FreeNode, order: usize) {
-        // SAFETY: listed nodes and their neighbours are valid free blocks.
+    unsafe fn unlink(&mut self, node: *mut FreeNode, order: usize) {
+        // SAFETY: listed nodes and their neighbours are valid free blocks;
+        // `prev` is valid for every node but the head.
         unsafe {
+            if *self.head(order) == node {
+                self.pop(order);
+                return;
+            }
             let FreeNode { next, prev } = *node;
+            (*prev).next = next;
             if !next.is_null() {
                 (*next).prev = prev;
             }
-            if prev.is_null() {
-                self.heads[order] = next;
-                if next.is_null() {
-                    self.nonempty &= !(1 << order);
-                }
-            } else {
-                (*prev).next = next;
-            }
         }
-        self.free_bytes -= BUDDY_UNIT << order;
     }
 
-    #[inline]
-    fn pool_of(&self, addr: usize) -> BuddyPool {
-        self.pools
-            .find(addr)
-            .expect("free blocks lie in a pool")
-            .1
-            .data
-    }
-
-    /// Checks that `ptr` starts a live block of the order `layout` maps to.
+    /// Checks that `ptr` starts a live block of the order `layout` maps
+    /// to; returns its pool, unit and order.
     #[inline(always)]
-    fn live_block(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult<(BuddyPool, usize)> {
-        let addr = ptr.addr().get();
-        let pool = self.pools.find(addr).ok_or(AllocError::OutOfRange)?.1.data;
+    fn live_block(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> AllocResult<(BuddyPool, usize, usize)> {
+        let (pool, unit) = self.locate(ptr.addr().get())?;
         let order = order_for(layout).ok_or(AllocError::NotAllocated)?;
-        // A power of two: a mask test, not a division.
-        if addr < pool.data_start || addr & ((BUDDY_UNIT << order) - 1) != 0 {
-            return Err(AllocError::NotAllocated);
+        // SAFETY: `locate` returns units of the pool.
+        let tag = unsafe { pool.tag(unit) };
+        if tag != ALLOCATED | order as u8 {
+            return Err(if tag & FREE != 0 {
+                AllocError::DoubleFree
+            } else {
+                AllocError::NotAllocated
+            });
         }
-        let unit = pool.unit_of(addr);
-        if unit >= pool.units {
-            return Err(AllocError::NotAllocated);
-        }
-        // SAFETY: `unit < pool.units`; `has_order` checks its own indices.
-        unsafe {
-            if pool.mark(unit, Mark::Free) {
-                return Err(AllocError::DoubleFree);
-            }
-            if !pool.mark(unit, Mark::Alloc) || !pool.has_order(unit, order) {
-                return Err(AllocError::NotAllocated);
-            }
-        }
-        Ok((pool, order))
+        Ok((pool, unit, order))
     }
 
-    /// Frees the block at `addr` of `order`, merging with free buddies.
+    /// Frees the block at `unit` (address `addr`) of `order`, merging it
+    /// with free buddies.
     ///
     /// # Safety
     /// The block is live (validated by `live_block`).
     #[inline(always)]
-    unsafe fn free_block(&mut self, pool: &BuddyPool, mut addr: usize, mut order: usize) {
-        // SAFETY: the caller guarantees a live block; buddy indices are
-        // checked against the pool before every bitmap access.
-        unsafe {
-            // The merging block stays marked as a (free) start throughout,
-            // so a lower buddy's order test sees where that buddy ends.
-            let mut unit = pool.unit_of(addr);
-            pool.flip_to_free(unit);
-            self.used_bytes -= BUDDY_UNIT << order;
-            while order + 1 < ORDERS {
-                let buddy = addr ^ (BUDDY_UNIT << order);
-                if buddy < pool.data_start {
-                    break;
-                }
-                let buddy_unit = pool.unit_of(buddy);
-                if buddy_unit >= pool.units
-                    || !pool.mark(buddy_unit, Mark::Free)
-                    || !pool.has_order(buddy_unit, order)
-                {
-                    break;
-                }
-                self.unlink_node(pool.node(buddy), order);
-                // The merged block starts at the lower of the two: the
-                // upper start stops being a block start.
-                if buddy < addr {
-                    pool.put_mark(unit, Mark::Free, false);
-                    addr = buddy;
-                    unit = buddy_unit;
-                } else {
-                    pool.put_mark(buddy_unit, Mark::Free, false);
-                }
-                order += 1;
+    unsafe fn free_block(
+        &mut self,
+        pool: &BuddyPool,
+        mut unit: usize,
+        mut addr: usize,
+        mut order: usize,
+    ) {
+        let mut bytes = block_bytes(order);
+        self.used_bytes -= bytes;
+        // Blocks are naturally aligned in absolute addresses, so the buddy
+        // is one XOR away; it is free and whole iff its tag says so, and
+        // then the merged block lies in the pool too.
+        while let Some(buddy) = pool.unit_of(addr ^ bytes) {
+            // SAFETY: `unit_of` returns units of the pool.
+            if unsafe { pool.tag(buddy) } != FREE | order as u8 {
+                break;
             }
-            self.link_free(pool, addr, order);
+            // SAFETY: a free tag marks a listed free block of that order;
+            // the upper of the two stops being a block start.
+            unsafe {
+                self.unlink(pool.node(addr ^ bytes), order);
+                pool.set_tag(unit.max(buddy), NO_BLOCK);
+            }
+            addr &= !bytes;
+            unit = unit.min(buddy);
+            bytes <<= 1;
+            order += 1;
         }
+        // SAFETY: the (merged) block starts at `unit` and is on no list.
+        unsafe { self.push_free(pool, unit, addr, order) };
     }
 }
 
@@ -331,32 +348,45 @@ impl ByteAllocator for BuddyByteAllocator {
             return Err(AllocError::InvalidParam);
         }
         let order = order_for(layout).ok_or(AllocError::NoMemory)?;
-        let candidates = self.nonempty & usize::MAX.checked_shl(order as u32).unwrap_or(0);
-        if candidates == 0 {
-            return Err(AllocError::NoMemory);
+        // The list of the order itself first: its head is one load, while
+        // find-first-set over `nonempty` is a longer dependency chain.
+        let mut found = order;
+        while self.heads[found % HEADS].is_null() {
+            // Clears the stale bit of an emptied list (if `found` was
+            // one); at most one round per order.
+            self.nonempty &= !(1 << found);
+            // `order < ORDERS <= usize::BITS`: the shifts do not overflow.
+            let candidates = self.nonempty >> order << order;
+            if candidates == 0 {
+                return Err(AllocError::NoMemory);
+            }
+            found = candidates.trailing_zeros() as usize;
         }
-        let mut found = candidates.trailing_zeros() as usize;
-        let node = self.heads[found];
+        // SAFETY: the list of `found` is non-empty (just checked).
+        let node = unsafe { self.pop(found) };
         let addr = node.addr();
-        let pool = self.pool_of(addr);
-        // SAFETY: `node` heads a free list; the halves split off lie inside it.
+        let (pool, unit) = self
+            .locate(addr)
+            .expect("listed free blocks start units of a pool");
+        // SAFETY: the upper halves split off the popped block lie inside
+        // it and start units of the pool.
         unsafe {
-            self.unlink_node(node, found);
             while found > order {
                 found -= 1;
-                self.push_free(&pool, addr + (BUDDY_UNIT << found), found);
+                let half = block_bytes(found);
+                self.push_free(&pool, unit + (half >> UNIT_LOG2), addr + half, found);
             }
-            pool.flip_to_alloc(pool.unit_of(addr));
+            pool.set_tag(unit, ALLOCATED | order as u8);
         }
-        self.used_bytes += BUDDY_UNIT << order;
+        self.used_bytes += block_bytes(order);
         Ok(NonNull::new(node.cast()).expect("blocks lie in a pool, never at null"))
     }
 
-    /// Detection is exact from the bitmaps: outside every pool is
-    /// `OutOfRange`; a block start that is free is `DoubleFree`; anything
+    /// Detection is exact from the tags: outside every pool is
+    /// `OutOfRange`; the start of a free block is `DoubleFree`; anything
     /// else that is not the start of a live block of the order the layout
-    /// maps to is `NotAllocated`. The one imprecision: freeing a block a
-    /// second time after it merged with its buddy reads `NotAllocated`
+    /// maps to is `NotAllocated`. The one imprecision: freeing the upper
+    /// of two buddies a second time after they merged reads `NotAllocated`
     /// (its start is now inside a larger free block), not `DoubleFree`; an
     /// error either way, and nothing changes.
     ///
@@ -364,9 +394,9 @@ impl ByteAllocator for BuddyByteAllocator {
     /// See [`ByteAllocator::dealloc`].
     #[inline]
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        let (pool, order) = self.live_block(ptr, layout)?;
+        let (pool, unit, order) = self.live_block(ptr, layout)?;
         // SAFETY: validated live block.
-        unsafe { self.free_block(&pool, ptr.addr().get(), order) };
+        unsafe { self.free_block(&pool, unit, ptr.addr().get(), order) };
         Ok(())
     }
 
@@ -382,7 +412,7 @@ impl ByteAllocator for BuddyByteAllocator {
         old_layout: Layout,
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
-        let (pool, old_order) = self.live_block(ptr, old_layout)?;
+        let (pool, unit, old_order) = self.live_block(ptr, old_layout)?;
         let new_layout = Layout::from_size_align(new_size, old_layout.align())
             .map_err(|_| AllocError::InvalidParam)?;
         if new_size == 0 {
@@ -390,29 +420,30 @@ impl ByteAllocator for BuddyByteAllocator {
         }
         let new_order = order_for(new_layout).ok_or(AllocError::NoMemory)?;
         let addr = ptr.addr().get();
+        let upper_half = |order: usize| unit + (block_bytes(order) >> UNIT_LOG2);
         // SAFETY: the block is live; every buddy touched is checked to be a
         // free block of the right order inside the pool first.
         unsafe {
             if new_order <= old_order {
                 for order in (new_order..old_order).rev() {
-                    self.push_free(&pool, addr + (BUDDY_UNIT << order), order);
+                    self.push_free(&pool, upper_half(order), addr + block_bytes(order), order);
                 }
-                self.used_bytes -= (BUDDY_UNIT << old_order) - (BUDDY_UNIT << new_order);
+                pool.set_tag(unit, ALLOCATED | new_order as u8);
+                self.used_bytes -= block_bytes(old_order) - block_bytes(new_order);
                 return Ok(ptr);
             }
             let grows_in_place = (old_order..new_order).all(|order| {
-                let buddy = addr + (BUDDY_UNIT << order);
-                let unit = pool.unit_of(buddy);
-                addr & ((BUDDY_UNIT << (order + 1)) - 1) == 0
-                    && unit < pool.units
-                    && pool.mark(unit, Mark::Free)
-                    && pool.has_order(unit, order)
+                addr & (block_bytes(order + 1) - 1) == 0
+                    && upper_half(order) < pool.units
+                    && pool.tag(upper_half(order)) == FREE | order as u8
             });
             if grows_in_place {
                 for order in old_order..new_order {
-                    self.unlink(&pool, pool.node(addr + (BUDDY_UNIT << order)), order);
+                    self.unlink(pool.node(addr + block_bytes(order)), order);
+                    pool.set_tag(upper_half(order), NO_BLOCK);
                 }
-                self.used_bytes += (BUDDY_UNIT << new_order) - (BUDDY_UNIT << old_order);
+                pool.set_tag(unit, ALLOCATED | new_order as u8);
+                self.used_bytes += block_bytes(new_order) - block_bytes(old_order);
                 return Ok(ptr);
             }
             let moved = self.alloc(new_layout)?;
@@ -421,7 +452,7 @@ impl ByteAllocator for BuddyByteAllocator {
                 moved.as_ptr(),
                 old_layout.size().min(new_size),
             );
-            self.free_block(&pool, addr, old_order);
+            self.free_block(&pool, unit, addr, old_order);
             Ok(moved)
         }
     }
@@ -435,6 +466,6 @@ impl ByteAllocator for BuddyByteAllocator {
     }
 
     fn available_bytes(&self) -> usize {
-        self.free_bytes
+        self.total_bytes - self.used_bytes
     }
 }

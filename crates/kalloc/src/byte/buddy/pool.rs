@@ -1,150 +1,71 @@
-//! One buddy pool's start marks: two bitmaps (allocated starts, free
-//! starts), 1 bit per 16-byte unit each, interleaved as one word pair per
-//! 64 units so every test reads one cache line, and the order test they
-//! make possible without any list scan.
+//! One buddy pool: its units and the tag array in front of them, one byte
+//! per 16-byte unit saying whether a block starts there, free or
+//! allocated, and of which order. Every state test of the allocator is
+//! one load and one compare of a tag.
 
-use core::ptr::NonNull;
+use super::{FreeNode, UNIT_LOG2};
 
-use super::{FreeNode, UNIT_LOG2, WORD_BITS};
+/// Tag of a unit where no block starts (the inside of a block).
+pub(super) const NO_BLOCK: u8 = 0;
+/// Tag bit of an allocated block start; the low six bits hold its order.
+pub(super) const ALLOCATED: u8 = 0x40;
+/// Tag bit of a free block start; the low six bits hold its order.
+pub(super) const FREE: u8 = 0x80;
 
-/// The start marks of 64 consecutive units: bit `i` of `alloc` (of
-/// `free`) is set iff an allocated (a free) block starts at unit
-/// `64 * word + i`. Keeping both words side by side makes "is a block
-/// start" one load from one cache line.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub(super) struct StartMarks {
-    pub alloc: u64,
-    pub free: u64,
-}
-
-/// Which start mark of a unit.
-#[derive(Clone, Copy)]
-pub(super) enum Mark {
-    Alloc,
-    Free,
-}
-
-/// One pool: its units and the start marks in front of them.
+/// One pool: where its units start, how many there are, and their tags.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct BuddyPool {
     /// Address of unit 0 (a multiple of `BUDDY_UNIT`).
     pub data_start: usize,
     pub units: usize,
-    pub marks: *mut StartMarks,
-    /// The pointer the pool was given with, for deriving block pointers.
-    pub base: NonNull<u8>,
+    /// `units` tags, one byte per unit, at the start of the pool; derived
+    /// from the pointer the pool was given with, so block pointers are
+    /// derived from it too.
+    pub tags: *mut u8,
 }
 
 impl BuddyPool {
-    #[inline]
-    pub(super) fn unit_of(&self, addr: usize) -> usize {
-        (addr - self.data_start) >> UNIT_LOG2
+    /// A pool with no units: every `unit_of` misses it.
+    pub(super) const EMPTY: Self = Self {
+        data_start: 0,
+        units: 0,
+        tags: core::ptr::null_mut(),
+    };
+
+    /// The unit starting at `addr`, if `addr` is the first byte of one of
+    /// this pool's units. The offset is rotated rather than shifted, so a
+    /// misaligned address (low bits set) lands far above `units` and one
+    /// compare rejects it together with addresses outside the data area
+    /// (below it, the subtraction wraps to a huge offset too).
+    #[inline(always)]
+    pub(super) fn unit_of(&self, addr: usize) -> Option<usize> {
+        let unit = addr.wrapping_sub(self.data_start).rotate_right(UNIT_LOG2);
+        (unit < self.units).then_some(unit)
     }
 
-    /// The word pair holding `unit`'s marks.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    pub(super) unsafe fn marks_of(&self, unit: usize) -> *mut StartMarks {
-        // SAFETY: the caller guarantees the unit, hence its word pair, exists.
-        unsafe { self.marks.add(unit / WORD_BITS) }
-    }
-
-    /// Reads one start mark of `unit`.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    pub(super) unsafe fn mark(&self, unit: usize, mark: Mark) -> bool {
-        // SAFETY: forwarded.
-        let marks = unsafe { *self.marks_of(unit) };
-        let word = match mark {
-            Mark::Alloc => marks.alloc,
-            Mark::Free => marks.free,
-        };
-        word & (1 << (unit % WORD_BITS)) != 0
-    }
-
-    /// Sets or clears one start mark of `unit`.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    pub(super) unsafe fn put_mark(&self, unit: usize, mark: Mark, value: bool) {
-        // SAFETY: forwarded; the word pair is pool memory only we access.
-        let marks = unsafe { &mut *self.marks_of(unit) };
-        let word = match mark {
-            Mark::Alloc => &mut marks.alloc,
-            Mark::Free => &mut marks.free,
-        };
-        let bit = 1 << (unit % WORD_BITS);
-        if value {
-            *word |= bit;
-        } else {
-            *word &= !bit;
-        }
-    }
-
-    /// Turns the allocated start mark of `unit` into a free one (one word
-    /// pair written once).
+    /// The tag of `unit`.
     ///
     /// # Safety
     /// `unit < self.units`.
     #[inline(always)]
-    pub(super) unsafe fn flip_to_free(&self, unit: usize) {
-        // SAFETY: forwarded; the word pair is pool memory only we access.
-        let marks = unsafe { &mut *self.marks_of(unit) };
-        let bit = 1 << (unit % WORD_BITS);
-        marks.alloc &= !bit;
-        marks.free |= bit;
+    pub(super) unsafe fn tag(&self, unit: usize) -> u8 {
+        // SAFETY: the caller guarantees the unit, hence its tag, exists.
+        unsafe { *self.tags.add(unit) }
     }
 
-    /// Turns the free start mark of `unit` into an allocated one.
+    /// Sets the tag of `unit`.
     ///
     /// # Safety
     /// `unit < self.units`.
     #[inline(always)]
-    pub(super) unsafe fn flip_to_alloc(&self, unit: usize) {
-        // SAFETY: forwarded; the word pair is pool memory only we access.
-        let marks = unsafe { &mut *self.marks_of(unit) };
-        let bit = 1 << (unit % WORD_BITS);
-        marks.free &= !bit;
-        marks.alloc |= bit;
+    pub(super) unsafe fn set_tag(&self, unit: usize, tag: u8) {
+        // SAFETY: as for `tag`; the tags are pool memory only we access.
+        unsafe { *self.tags.add(unit) = tag }
     }
 
-    /// Whether a block (free or allocated) starts at `unit`.
-    ///
-    /// # Safety
-    /// `unit < self.units`.
-    #[inline]
-    pub(super) unsafe fn is_start(&self, unit: usize) -> bool {
-        // SAFETY: forwarded.
-        let marks = unsafe { *self.marks_of(unit) };
-        (marks.alloc | marks.free) & (1 << (unit % WORD_BITS)) != 0
-    }
-
-    /// Whether the block starting at `unit` has exactly `order`. Blocks tile
-    /// the pool and are naturally aligned, so a block of lower order at
-    /// `unit` makes `unit + 2^(order-1)` a block start, and a block of
-    /// higher order makes `unit + 2^order` an interior unit.
-    ///
-    /// # Safety
-    /// A block starts at `unit`.
+    /// The free-list links in the first unit of the block at `addr`.
     #[inline(always)]
-    pub(super) unsafe fn has_order(&self, unit: usize, order: usize) -> bool {
-        let end = unit + (1 << order);
-        // SAFETY: indices are checked against `units` before each test.
-        unsafe {
-            end <= self.units
-                && (order == 0 || !self.is_start(unit + (1 << (order - 1))))
-                && (end == self.units || self.is_start(end))
-        }
-    }
-
-    #[inline]
     pub(super) fn node(&self, addr: usize) -> *mut FreeNode {
-        self.base.as_ptr().with_addr(addr).cast()
+        self.tags.with_addr(addr).cast()
     }
 }
