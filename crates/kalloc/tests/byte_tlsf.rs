@@ -131,7 +131,7 @@ fn aligned_allocations_leave_no_back_padding() {
 
 #[test]
 fn page_and_larger_alignments_are_honoured() {
-    let (mut tlsf, _arena) = with_pool(8 << 20);
+    let (mut tlsf, arena) = with_pool(8 << 20);
     for shift in [12, 16, 20, 22] {
         let l = layout(24, 1 << shift);
         let p = tlsf.alloc(l).unwrap();
@@ -139,8 +139,64 @@ fn page_and_larger_alignments_are_honoured() {
         // SAFETY: live block.
         unsafe { tlsf.dealloc(p, l).unwrap() };
     }
-    assert_eq!(tlsf.alloc(layout(24, 1 << 23)), Err(AllocError::NoMemory));
+    // An alignment no payload of the pool can meet: the pool lies between
+    // two consecutive multiples of it.
+    let (start, end) = (
+        arena.at(0).addr().get(),
+        arena.at(0).addr().get() + (8 << 20),
+    );
+    let shift = (23..usize::BITS - 2)
+        .find(|&s| start % (1 << s) != 0 && start >> s == (end - 1) >> s)
+        .unwrap();
+    assert_eq!(
+        tlsf.alloc(layout(24, 1 << shift)),
+        Err(AllocError::NoMemory)
+    );
     assert_eq!(tlsf.free_block_count(), 1);
+}
+
+#[test]
+fn an_aligned_address_in_a_small_block_is_found_when_the_search_fails() {
+    // The good-fit search for size + alignment + gap finds nothing in a
+    // pool smaller than the alignment, but an aligned payload may still
+    // fit: the fallback must find it exactly when one exists.
+    // A 64 KiB pool around the arena's 2 MiB mark: a 2 MiB-aligned payload
+    // fits in it, larger alignments may or may not (the arena is 2
+    // MiB-aligned).
+    let size = 64 << 10;
+    let arena = Arena::new(4 << 20);
+    let pool = arena.at((2 << 20) - size / 2);
+    let mut tlsf = Tlsf::new();
+    // SAFETY: the arena outlives the allocator.
+    unsafe { tlsf.add_pool(pool, size).unwrap() };
+    let (start, end) = (pool.addr().get(), pool.addr().get() + size);
+    let mut found = 0;
+    for shift in 21..24 {
+        let align = 1usize << shift;
+        let first_payload = start + TLSF_HEADER;
+        // The payload goes at the first aligned address with a front gap
+        // of 0 or at least one minimum block.
+        let mut at = first_payload.next_multiple_of(align);
+        if at != first_payload && at - first_payload < TLSF_MIN_BLOCK {
+            at += align;
+        }
+        let fits = at + 64 + TLSF_MIN_BLOCK <= end;
+        match tlsf.alloc(layout(64, align)) {
+            Ok(p) => {
+                assert!(fits, "align {align}: {p:?} should not fit");
+                assert_eq!(p.addr().get(), at);
+                found += 1;
+                // SAFETY: live block.
+                unsafe { tlsf.dealloc(p, layout(64, align)).unwrap() };
+            }
+            Err(error) => {
+                assert!(!fits, "align {align}: {at:#x} fits");
+                assert_eq!(error, AllocError::NoMemory);
+            }
+        }
+        assert_eq!(tlsf.free_block_count(), 1);
+    }
+    assert!(found >= 1, "the 2 MiB-aligned payload fits");
 }
 
 #[test]
@@ -280,4 +336,172 @@ fn zero_size_and_impossible_requests() {
         Err(AllocError::NoMemory)
     );
     assert_eq!(tlsf.alloc(layout(8, 1 << 62)), Err(AllocError::NoMemory));
+}
+
+/// One aligned allocation from a fresh 1 MiB pool at a 2 MiB-aligned
+/// arena: its payload offset in the pool and the free blocks around it;
+/// checks that no padding is charged and everything coalesces back.
+fn fresh_aligned_case(size: usize, align: usize) -> (usize, usize) {
+    let (mut tlsf, arena) = with_pool(1 << 20);
+    let base = arena.at(0).addr().get();
+    let total = tlsf.total_bytes();
+    let l = layout(size, align);
+    let p = tlsf.alloc(l).unwrap();
+    assert_eq!(p.addr().get() % align, 0);
+    let rounded = size.next_multiple_of(16);
+    assert_eq!(tlsf.used_bytes(), rounded, "no padding is charged");
+    let free_blocks = tlsf.free_block_count();
+    let headers = (free_blocks + 1) * TLSF_HEADER;
+    assert_eq!(
+        tlsf.available_bytes() + tlsf.used_bytes() + headers,
+        total + TLSF_HEADER
+    );
+    // SAFETY: live block of this allocator.
+    unsafe { tlsf.dealloc(p, l).unwrap() };
+    assert_eq!(tlsf.free_block_count(), 1);
+    assert_eq!(tlsf.available_bytes(), total);
+    (p.addr().get() - base, free_blocks)
+}
+
+#[test]
+fn aligned_allocations_split_off_the_front_gap() {
+    // The pool's first payload is 16 bytes past a 2 MiB boundary: the gap
+    // up to the next 4096 boundary becomes a free block, and so does the
+    // tail.
+    assert_eq!(fresh_aligned_case(100, 4096), (4096, 2));
+    assert_eq!(fresh_aligned_case(4064, 4096), (4096, 2));
+    // A one-granule gap cannot be a block: the payload moves one `align`
+    // further (gap 48).
+    assert_eq!(fresh_aligned_case(100, 32), (64, 2));
+}
+
+#[test]
+fn forged_headers_inside_a_payload_are_rejected_and_change_nothing() {
+    let (mut tlsf, _arena) = with_pool(8192);
+    let big = layout(256, 16);
+    let small = layout(32, 16);
+    let a = tlsf.alloc(big).unwrap();
+    let b = tlsf.alloc(big).unwrap();
+    // `a` becomes the free block in front of `b`.
+    // SAFETY: live block of this allocator.
+    unsafe { tlsf.dealloc(a, big).unwrap() };
+    let snapshot = (
+        tlsf.used_bytes(),
+        tlsf.available_bytes(),
+        tlsf.free_block_count(),
+    );
+    // A fake 48-byte block whose header sits 32 bytes into `b`'s payload,
+    // and a fake successor pointing back at it.
+    let header = b.as_ptr().wrapping_add(32).cast::<usize>();
+    let forge = |prev: usize, size_flags: usize, next_back: usize| {
+        // SAFETY: all three words lie inside `b`'s 256-byte payload.
+        unsafe {
+            header.write(prev);
+            header.add(1).write(size_flags);
+            header.add(6).write(next_back);
+        }
+    };
+    let fake = b.as_ptr().wrapping_add(48);
+    // SAFETY: `fake` is inside a live block: a bad free, which must be
+    // reported.
+    let free_fake =
+        |tlsf: &mut Tlsf| unsafe { tlsf.dealloc(std::ptr::NonNull::new(fake).unwrap(), small) };
+    let h = header.addr();
+    let a_header = a.addr().get() - TLSF_HEADER;
+    let b_header = b.addr().get() - TLSF_HEADER;
+    for (what, prev, size_flags, next_back) in [
+        ("misaligned predecessor", h - 8, 48, h),
+        ("predecessor in front of the pool", 16, 48, h),
+        ("predecessor behind the block", h + 64, 48, h),
+        ("null predecessor of a block that is not first", 0, 48, h),
+        ("successor not pointing back", b_header, 48, h + 16),
+        ("unknown flag bits", b_header, 48 | 4, h),
+        (
+            "PREV_FREE over an allocated predecessor",
+            b_header,
+            48 | 2,
+            h,
+        ),
+        (
+            "PREV_FREE over a free block that does not end here",
+            a_header,
+            48 | 2,
+            h,
+        ),
+    ] {
+        forge(prev, size_flags, next_back);
+        assert_eq!(
+            free_fake(&mut tlsf),
+            Err(AllocError::NotAllocated),
+            "{what}"
+        );
+        assert_eq!(
+            snapshot,
+            (
+                tlsf.used_bytes(),
+                tlsf.available_bytes(),
+                tlsf.free_block_count()
+            ),
+            "{what}"
+        );
+    }
+    forge(b_header, 48 | 1, h);
+    assert_eq!(free_fake(&mut tlsf), Err(AllocError::DoubleFree));
+    // SAFETY: live block of this allocator.
+    unsafe { tlsf.dealloc(b, big).unwrap() };
+    assert_eq!(tlsf.free_block_count(), 1);
+}
+
+#[test]
+fn frees_alternating_between_pools_find_each_pool() {
+    let arenas = [Arena::new(64 << 10), Arena::new(64 << 10)];
+    let mut tlsf = Tlsf::new();
+    for arena in &arenas {
+        // SAFETY: the arenas outlive the allocator.
+        unsafe { tlsf.add_pool(arena.at(0), 64 << 10).unwrap() };
+    }
+    let l = layout(40 << 10, 8);
+    let blocks = [tlsf.alloc(l).unwrap(), tlsf.alloc(l).unwrap()];
+    assert!(
+        blocks
+            .iter()
+            .any(|p| arenas[0].range().0 <= p.addr().get() && p.addr().get() < arenas[0].range().1)
+    );
+    let small = layout(24, 8);
+    let mut live = Vec::new();
+    for _ in 0..8 {
+        live.push(tlsf.alloc(small).unwrap());
+    }
+    // SAFETY: bad frees into either pool are reported; then the live
+    // blocks are freed once each, alternating pools.
+    unsafe {
+        for p in blocks.iter().chain(&live) {
+            assert_eq!(tlsf.dealloc(p.add(8), small), Err(AllocError::NotAllocated));
+        }
+        for arena in &arenas {
+            assert_eq!(
+                tlsf.dealloc(arena.at(0), small),
+                Err(AllocError::NotAllocated)
+            );
+            assert_eq!(
+                tlsf.dealloc(arena.at((64 << 10) - 16), small),
+                Err(AllocError::NotAllocated)
+            );
+        }
+        let outside = Arena::new(4096);
+        assert_eq!(
+            tlsf.dealloc(outside.at(64), small),
+            Err(AllocError::OutOfRange)
+        );
+        for p in live {
+            tlsf.dealloc(p, small).unwrap();
+        }
+        tlsf.dealloc(blocks[0], l).unwrap();
+        let (pool, _) = tlsf.take_free_pool().unwrap();
+        assert!(pool.addr().get() <= blocks[0].addr().get());
+        assert_eq!(tlsf.dealloc(blocks[0], l), Err(AllocError::OutOfRange));
+        tlsf.dealloc(blocks[1], l).unwrap();
+    }
+    assert_eq!(tlsf.free_block_count(), 1);
+    assert_eq!(tlsf.used_bytes(), 0);
 }

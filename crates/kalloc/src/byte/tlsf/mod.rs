@@ -6,14 +6,17 @@
 //! See `docs/byte-allocators.md` for the block layout and invariants.
 
 mod block;
+mod free;
+mod hot_pool;
 mod ops;
 
 use core::ptr::{self, NonNull};
 
 use self::block::{
-    BlockHeader, FL_COUNT, HEADER, MIN_BLOCK, SL_COUNT, init, is_free, links, mapping_insert,
-    mapping_search, set, set_prev_free, size,
+    BlockHeader, FL_COUNT, FREE, HEADER, MIN_BLOCK, SL_COUNT, SLI, is_free, links, mapping_insert,
+    mapping_search, set_size_flags, size,
 };
+use self::hot_pool::HotPool;
 use crate::byte::pool_table::{PoolEntry, PoolTable};
 use crate::{AllocError, AllocResult};
 
@@ -42,14 +45,22 @@ struct TlsfPool {
 pub struct Tlsf {
     /// Bit `fl` is set iff some list of first level `fl` is non-empty.
     fl_bitmap: usize,
-    /// Bit `sl` of `sl_bitmap[fl]` is set iff `heads[fl][sl]` is non-null.
+    /// Bit `sl` of `sl_bitmap[fl]` is set iff list `(fl, sl)` is non-empty.
     sl_bitmap: [u32; FL_COUNT],
-    heads: [[*mut BlockHeader; SL_COUNT]; FL_COUNT],
-    pools: PoolTable<TlsfPool>,
-    /// Sum over free blocks of their size minus the header.
-    free_payload: usize,
     /// Sum over allocated blocks of their size minus the header.
     used_payload: usize,
+    /// Number of blocks, free and allocated, over all pools (sentinels not
+    /// counted). With `used_payload` and `pool_span` it gives
+    /// `available_bytes` without a free-bytes counter on the hot paths.
+    block_count: usize,
+    hot: HotPool,
+    /// The list heads, row-major: list `(fl, sl)` at `fl * SL_COUNT + sl`,
+    /// which is the flat index the size mapping computes (no multiply).
+    heads: [*mut BlockHeader; FL_COUNT * SL_COUNT],
+    pools: PoolTable<TlsfPool>,
+    /// Sum over pools of the bytes their blocks tile (first block to
+    /// sentinel).
+    pool_span: usize,
     total_bytes: usize,
 }
 
@@ -70,10 +81,12 @@ impl Tlsf {
         Self {
             fl_bitmap: 0,
             sl_bitmap: [0; FL_COUNT],
-            heads: [[ptr::null_mut(); SL_COUNT]; FL_COUNT],
-            pools: PoolTable::new(),
-            free_payload: 0,
             used_payload: 0,
+            block_count: 0,
+            hot: HotPool::EMPTY,
+            heads: [ptr::null_mut(); FL_COUNT * SL_COUNT],
+            pools: PoolTable::new(),
+            pool_span: 0,
             total_bytes: 0,
         }
     }
@@ -106,22 +119,24 @@ impl Tlsf {
         // own; the block and the sentinel header both fit (checked above).
         unsafe {
             (*block).prev_phys = ptr::null_mut();
-            init(block, block_size, false, false);
+            set_size_flags(block, block_size | FREE);
             let end_sentinel = block.byte_add(block_size);
             (*end_sentinel).prev_phys = block;
-            init(end_sentinel, 0, false, false);
-            self.insert_free(block);
+            set_size_flags(end_sentinel, block::PREV_FREE);
+            self.link_free(block, block_size);
         }
         self.total_bytes += block_size - HEADER;
-        self.pools.insert(PoolEntry {
-            start,
-            end,
-            data: TlsfPool {
-                base: pool,
-                first_block: first,
-                sentinel,
-            },
-        });
+        self.pool_span += block_size;
+        self.block_count += 1;
+        let data = TlsfPool {
+            base: pool,
+            first_block: first,
+            sentinel,
+        };
+        if self.hot.base.is_null() {
+            self.hot = HotPool::of(&data);
+        }
+        self.pools.insert(PoolEntry { start, end, data });
         Ok(())
     }
 
@@ -140,6 +155,9 @@ impl Tlsf {
             unsafe { is_free(first) && size(first) == pool.data.sentinel - pool.data.first_block }
         })?;
         let pool = self.pools.remove(index);
+        if self.hot.first_block == pool.data.first_block {
+            self.hot = HotPool::EMPTY;
+        }
         let first = pool
             .data
             .base
@@ -148,8 +166,11 @@ impl Tlsf {
             .cast();
         // SAFETY: `first` is the pool's single free block, on its free list.
         unsafe {
-            self.total_bytes -= size(first) - HEADER;
-            self.remove_free(first);
+            let block_size = size(first);
+            self.total_bytes -= block_size - HEADER;
+            self.pool_span -= block_size;
+            self.block_count -= 1;
+            self.remove_free(first, block_size);
         }
         Some((pool.data.base, pool.end - pool.start))
     }
@@ -164,7 +185,7 @@ impl Tlsf {
     /// only.
     pub fn free_block_count(&self) -> usize {
         let mut count = 0;
-        for (fl, row) in self.heads.iter().enumerate() {
+        for (fl, row) in self.heads.chunks(SL_COUNT).enumerate() {
             if self.fl_bitmap & (1 << fl) == 0 {
                 continue;
             }
@@ -191,7 +212,8 @@ impl Tlsf {
         let fl = (usize::BITS - 1 - self.fl_bitmap.leading_zeros()) as usize;
         let sl = (u32::BITS - 1 - self.sl_bitmap[fl].leading_zeros()) as usize;
         let mut largest = 0;
-        let mut block = self.heads[fl][sl];
+        // SAFETY: a set bit of each bitmap names a list in bounds.
+        let mut block = unsafe { self.head(fl, sl) };
         while !block.is_null() {
             // SAFETY: blocks on free lists are valid free blocks.
             unsafe {
@@ -202,26 +224,56 @@ impl Tlsf {
         largest - HEADER
     }
 
-    /// Pushes `block` on the free list of its size, marks it free and
-    /// tells its successor.
+    /// The head of list `(fl, sl)`, read without a bounds check.
     ///
     /// # Safety
-    /// `block` is a valid block of at least `MIN_BLOCK` bytes, not on a list.
-    #[inline]
-    unsafe fn insert_free(&mut self, block: *mut BlockHeader) {
-        // SAFETY: the caller guarantees `block` is a valid block, so its
-        // successor is a valid header.
-        unsafe {
-            let block_size = size(block);
-            set(block, block_size, true);
-            set_prev_free(block.byte_add(block_size), true);
-            self.link_free(block, block_size);
-        }
+    /// `fl < FL_COUNT` and `sl < SL_COUNT`: true of every index that
+    /// `mapping_insert`/`mapping_search` return (see `block`) or that a set
+    /// bitmap bit names.
+    #[inline(always)]
+    unsafe fn head(&self, fl: usize, sl: usize) -> *mut BlockHeader {
+        debug_assert!(fl < FL_COUNT && sl < SL_COUNT);
+        // SAFETY: in bounds (the caller's guarantee).
+        unsafe { *self.heads.get_unchecked(fl << SLI | sl) }
     }
 
-    /// Pushes `block` on the free list for `block_size` and counts it; the
-    /// caller has already written its header (FREE set) and its
-    /// successor's `PREV_FREE`.
+    /// Sets the head of list `(fl, sl)`.
+    ///
+    /// # Safety
+    /// As for [`Tlsf::head`].
+    #[inline(always)]
+    unsafe fn set_head(&mut self, fl: usize, sl: usize, block: *mut BlockHeader) {
+        debug_assert!(fl < FL_COUNT && sl < SL_COUNT);
+        // SAFETY: in bounds (the caller's guarantee).
+        unsafe { *self.heads.get_unchecked_mut(fl << SLI | sl) = block }
+    }
+
+    /// The second-level bitmap of row `fl`.
+    ///
+    /// # Safety
+    /// `fl < FL_COUNT`, as for [`Tlsf::head`].
+    #[inline(always)]
+    unsafe fn row(&self, fl: usize) -> u32 {
+        debug_assert!(fl < FL_COUNT);
+        // SAFETY: in bounds (the caller's guarantee).
+        unsafe { *self.sl_bitmap.get_unchecked(fl) }
+    }
+
+    /// Sets the second-level bitmap of row `fl`.
+    ///
+    /// # Safety
+    /// `fl < FL_COUNT`, as for [`Tlsf::head`].
+    #[inline(always)]
+    unsafe fn set_row(&mut self, fl: usize, row: u32) {
+        debug_assert!(fl < FL_COUNT);
+        // SAFETY: in bounds (the caller's guarantee).
+        unsafe { *self.sl_bitmap.get_unchecked_mut(fl) = row }
+    }
+
+    /// Pushes the free block `block` on the free list for `block_size`;
+    /// the caller has already written its header (`block_size | FREE`) and
+    /// its successor's `PREV_FREE`. The bitmaps change only when the list
+    /// was empty.
     ///
     /// # Safety
     /// `block` is a free block of `block_size >= MIN_BLOCK` bytes, not on
@@ -230,75 +282,82 @@ impl Tlsf {
     unsafe fn link_free(&mut self, block: *mut BlockHeader, block_size: usize) {
         let (fl, sl) = mapping_insert(block_size);
         // SAFETY: the caller guarantees a free block with room for links;
-        // the old head is a listed free block.
+        // the old head, if any, is a listed free block; `mapping_insert`
+        // returns indices in bounds.
         unsafe {
-            let head = self.heads[fl][sl];
+            let head = self.head(fl, sl);
             *links(block) = block::FreeLinks {
                 next: head,
                 prev: ptr::null_mut(),
             };
-            if !head.is_null() {
+            if head.is_null() {
+                self.fl_bitmap |= 1 << fl;
+                self.set_row(fl, self.row(fl) | 1 << sl);
+            } else {
                 (*links(head)).prev = block;
             }
+            self.set_head(fl, sl, block);
         }
-        self.heads[fl][sl] = block;
-        self.fl_bitmap |= 1 << fl;
-        self.sl_bitmap[fl] |= 1 << sl;
-        self.free_payload += block_size - HEADER;
     }
 
     /// Pops `block`, the head of list `(fl, sl)` as `find_suitable`
     /// returned it, without recomputing its list.
     ///
     /// # Safety
-    /// `block` heads the list `heads[fl][sl]`.
+    /// `block` heads the list `heads[fl][sl]` (so the indices are in bounds).
     #[inline(always)]
     unsafe fn pop_head(&mut self, block: *mut BlockHeader, fl: usize, sl: usize) {
         // SAFETY: the caller guarantees a listed head; its successor, if
         // any, is a listed free block.
         unsafe {
             let next = (*links(block)).next;
-            self.heads[fl][sl] = next;
+            self.set_head(fl, sl, next);
             if next.is_null() {
-                self.sl_bitmap[fl] &= !(1 << sl);
-                if self.sl_bitmap[fl] == 0 {
-                    self.fl_bitmap &= !(1 << fl);
-                }
+                self.clear_list_bit(fl, sl);
             } else {
                 (*links(next)).prev = ptr::null_mut();
             }
-            self.free_payload -= size(block) - HEADER;
         }
     }
 
-    /// Unlinks `block` from its free list (its free flag is left for the
-    /// caller to rewrite).
+    /// Marks list `(fl, sl)` empty in both bitmaps.
     ///
     /// # Safety
-    /// `block` is on a free list.
+    /// As for [`Tlsf::head`].
     #[inline(always)]
-    unsafe fn remove_free(&mut self, block: *mut BlockHeader) {
+    unsafe fn clear_list_bit(&mut self, fl: usize, sl: usize) {
+        // SAFETY: forwarded from the caller.
+        let row = unsafe { self.row(fl) } & !(1 << sl);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.set_row(fl, row) };
+        if row == 0 {
+            self.fl_bitmap &= !(1 << fl);
+        }
+    }
+
+    /// Unlinks `block` (of `block_size` bytes) from its free list; its
+    /// header is left for the caller to rewrite.
+    ///
+    /// # Safety
+    /// `block` is on a free list and `block_size` is its size.
+    #[inline(always)]
+    unsafe fn remove_free(&mut self, block: *mut BlockHeader, block_size: usize) {
         // SAFETY: the caller guarantees `block` is a listed free block, so
         // its links and its neighbours' links are valid.
         unsafe {
-            let block_size = size(block);
             let block::FreeLinks { next, prev } = *links(block);
             if !next.is_null() {
                 (*links(next)).prev = prev;
             }
             if prev.is_null() {
                 let (fl, sl) = mapping_insert(block_size);
-                self.heads[fl][sl] = next;
+                self.set_head(fl, sl, next);
                 if next.is_null() {
-                    self.sl_bitmap[fl] &= !(1 << sl);
-                    if self.sl_bitmap[fl] == 0 {
-                        self.fl_bitmap &= !(1 << fl);
-                    }
+                    self.clear_list_bit(fl, sl);
                 }
             } else {
                 (*links(prev)).next = next;
             }
-            self.free_payload -= block_size - HEADER;
         }
     }
 
@@ -308,18 +367,24 @@ impl Tlsf {
     #[inline(always)]
     fn find_suitable(&self, search: usize) -> Option<(*mut BlockHeader, usize, usize)> {
         let (fl, sl) = mapping_search(search)?;
-        let sl_map = self.sl_bitmap[fl] & (u32::MAX << sl);
-        let (fl, sl_map) = if sl_map != 0 {
-            (fl, sl_map)
-        } else {
-            let above = self.fl_bitmap & usize::MAX.checked_shl(fl as u32 + 1).unwrap_or(0);
-            if above == 0 {
-                return None;
-            }
-            let fl = above.trailing_zeros() as usize;
-            (fl, self.sl_bitmap[fl])
-        };
-        let sl = sl_map.trailing_zeros() as usize;
-        Some((self.heads[fl][sl], fl, sl))
+        // SAFETY: `mapping_search` returns indices in bounds; a set bit of
+        // `fl_bitmap` names a row in bounds, and a non-zero row's lowest
+        // set bit a column in bounds.
+        unsafe {
+            let sl_map = self.row(fl) & (u32::MAX << sl);
+            let (fl, sl_map) = if sl_map != 0 {
+                (fl, sl_map)
+            } else {
+                // `fl + 1 <= FL_COUNT < usize::BITS` (asserted in `block`).
+                let above = self.fl_bitmap & (usize::MAX << (fl + 1));
+                if above == 0 {
+                    return None;
+                }
+                let fl = above.trailing_zeros() as usize;
+                (fl, self.row(fl))
+            };
+            let sl = sl_map.trailing_zeros() as usize;
+            Some((self.head(fl, sl), fl, sl))
+        }
     }
 }

@@ -1,0 +1,67 @@
+//! The TLSF's hot pool: the pool of the last free, kept beside the
+//! bitmaps so `dealloc` finds and range-checks a pointer's pool in three
+//! instructions, and falls back to the sorted pool table only on a miss.
+
+use core::ptr;
+
+use super::TlsfPool;
+use super::block::{BlockHeader, GRANULE, HEADER, MIN_BLOCK};
+
+/// The pool the last `dealloc` hit (at first, the first pool added), kept
+/// beside the bitmaps so a free checks "inside a pool, granule-aligned, in
+/// front of the sentinel" with one subtraction, one rotate and one compare
+/// instead of a table search. A miss falls back to the pool table (which
+/// then refills it). With no pool it matches no address.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HotPool {
+    /// The pool's base pointer (provenance for every block pointer); null
+    /// while empty.
+    pub base: *mut u8,
+    /// The lowest payload address: the first block's payload.
+    pub payload_lo: usize,
+    /// How many granules the highest possible payload (the sentinel minus
+    /// a minimum block plus a header) lies above `payload_lo`.
+    payload_granules: usize,
+    pub first_block: usize,
+    /// `sentinel - first_block`: the bytes the pool's blocks tile.
+    pub span: usize,
+}
+
+impl HotPool {
+    pub const EMPTY: Self = Self {
+        base: ptr::null_mut(),
+        payload_lo: 0,
+        payload_granules: 0,
+        first_block: 0,
+        span: 0,
+    };
+
+    pub fn of(pool: &TlsfPool) -> Self {
+        let payload_lo = pool.first_block + HEADER;
+        Self {
+            base: pool.base.as_ptr(),
+            payload_lo,
+            payload_granules: (pool.sentinel - MIN_BLOCK + HEADER - payload_lo) / GRANULE,
+            first_block: pool.first_block,
+            span: pool.sentinel - pool.first_block,
+        }
+    }
+
+    /// Whether `addr` is a granule-aligned payload address at which a
+    /// block of this pool could start its payload. The rotation moves the
+    /// low (misalignment) bits of the offset to the top, so one compare
+    /// checks the range and the alignment (`payload_lo` is granule-aligned).
+    /// The empty hot pool matches nothing: a non-null `addr` either has
+    /// low bits set or is at least one granule.
+    #[inline(always)]
+    pub fn holds_payload(&self, addr: usize) -> bool {
+        let offset = addr.wrapping_sub(self.payload_lo);
+        offset.rotate_right(GRANULE.trailing_zeros()) <= self.payload_granules
+    }
+
+    /// The header pointer at `addr`, with the pool's provenance.
+    #[inline(always)]
+    pub fn header_at(&self, addr: usize) -> *mut BlockHeader {
+        self.base.with_addr(addr).cast()
+    }
+}
