@@ -14,6 +14,7 @@
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
+mod lists;
 mod pool;
 
 use self::pool::{ALLOCATED, BuddyPool, FREE, NO_BLOCK};
@@ -194,69 +195,6 @@ impl BuddyByteAllocator {
         let unit = pool.unit_of(addr).ok_or(AllocError::NotAllocated)?;
         self.recent = pool;
         Ok((pool, unit))
-    }
-
-    #[inline(always)]
-    fn head(&mut self, order: usize) -> &mut *mut FreeNode {
-        &mut self.heads[order % HEADS]
-    }
-
-    /// Tags the block at `unit` (address `addr`) free and lists it.
-    ///
-    /// # Safety
-    /// A block of `order` starts at `unit` of `pool` and is on no list.
-    #[inline(always)]
-    unsafe fn push_free(&mut self, pool: &BuddyPool, unit: usize, addr: usize, order: usize) {
-        let node = pool.node(addr);
-        let head = self.head(order);
-        let next = *head;
-        *head = node;
-        // SAFETY: the block is ours and at least one unit (two links) long;
-        // a listed head is a valid free block.
-        unsafe {
-            pool.set_tag(unit, FREE | order as u8);
-            (*node).next = next;
-            if next.is_null() {
-                self.nonempty |= 1 << order;
-            } else {
-                (*next).prev = node;
-            }
-        }
-    }
-
-    /// Removes the head of the list of `order` and returns it.
-    ///
-    /// # Safety
-    /// The list of `order` is non-empty.
-    #[inline(always)]
-    unsafe fn pop(&mut self, order: usize) -> *mut FreeNode {
-        let head = self.head(order);
-        let node = *head;
-        // SAFETY: the caller guarantees a listed node.
-        *head = unsafe { (*node).next };
-        node
-    }
-
-    /// Unlinks a listed free block from the list of `order`, leaving its
-    /// tag to the caller.
-    ///
-    /// # Safety
-    /// `node` is a listed free block of `order`.
-    #[inline(always)]
-    unsafe fn unlink(&mut self, node: *mut FreeNode, order: usize) {
-        // SAFETY: listed nodes and their neighbours are valid free blocks;
-        // `prev` is valid for every node but the head.
-        unsafe {
-            if *self.head(order) == node {
-                self.pop(order);
-                return;
-            }
-            let FreeNode { next, prev } = *node;
-            (*prev).next = next;
-            if !next.is_null() {
-                (*next).prev = prev;
-            }
-        }
     }
 
     /// Checks that `ptr` starts a live block of the order `layout` maps
