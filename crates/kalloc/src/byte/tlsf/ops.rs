@@ -76,17 +76,41 @@ impl Tlsf {
     /// `block` is a free block of at least `need` bytes, off its list.
     #[inline(always)]
     unsafe fn carve_front(&mut self, block: *mut BlockHeader, need: usize) -> NonNull<u8> {
-        // SAFETY: the caller guarantees a free block that fits; the tail
-        // header and the successor lie inside its pool.
+        // SAFETY: the caller guarantees a free block that fits; its
+        // successor is a valid header (a block or the sentinel).
         unsafe {
             debug_assert_eq!(size_flags(block) & (GRANULE - 1), FREE);
             let block_size = size_flags(block) - FREE;
-            let next = block.byte_add(block_size);
-            let rest = block_size - need;
+            self.place(block, block_size, need, 0);
+            payload(block)
+        }
+    }
+
+    /// Writes an allocated block of `need` bytes at `start`, which begins
+    /// `avail` free bytes ending at the next block's header, with
+    /// `prev_flag` (`PREV_FREE` or 0) for its predecessor. A tail of at
+    /// least `MIN_BLOCK` is split off and listed; else the whole `avail`
+    /// is allocated. `start`'s `prev_phys` is the caller's.
+    ///
+    /// # Safety
+    /// `start..start + avail` is free space of one pool, off every list,
+    /// `need <= avail`, and a valid header follows it.
+    #[inline(always)]
+    unsafe fn place(
+        &mut self,
+        start: *mut BlockHeader,
+        avail: usize,
+        need: usize,
+        prev_flag: usize,
+    ) {
+        // SAFETY: the caller's guarantees; the tail lies inside `avail`.
+        unsafe {
+            let next = start.byte_add(avail);
+            let rest = avail - need;
             if rest >= MIN_BLOCK {
-                set_size_flags(block, need);
-                let tail = block.byte_add(need);
-                (*tail).prev_phys = block;
+                set_size_flags(start, need | prev_flag);
+                let tail = start.byte_add(need);
+                (*tail).prev_phys = start;
                 set_size_flags(tail, rest | FREE);
                 // `next` already has PREV_FREE: its predecessor was free.
                 (*next).prev_phys = tail;
@@ -94,11 +118,11 @@ impl Tlsf {
                 self.block_count += 1;
                 self.used_payload += need - HEADER;
             } else {
-                set_size_flags(block, block_size);
+                set_size_flags(start, avail | prev_flag);
+                (*next).prev_phys = start;
                 set_prev_free(next, false);
-                self.used_payload += block_size - HEADER;
+                self.used_payload += avail - HEADER;
             }
-            payload(block)
         }
     }
 
@@ -122,32 +146,14 @@ impl Tlsf {
         // successor is a valid header (a block or the sentinel).
         unsafe {
             let block_size = size_flags(block) - FREE;
-            let next = block.byte_add(block_size);
             // The front gap stays a free block at `block`'s place: its
             // predecessor is not free, so PREV_FREE stays clear.
             set_size_flags(block, gap | FREE);
             self.link_free(block, gap);
             let start = block.byte_add(gap);
             (*start).prev_phys = block;
-            let avail = block_size - gap;
-            let rest = avail - need;
-            if rest >= MIN_BLOCK {
-                set_size_flags(start, need | PREV_FREE);
-                let tail = start.byte_add(need);
-                (*tail).prev_phys = start;
-                set_size_flags(tail, rest | FREE);
-                // `next` already has PREV_FREE: its predecessor was free.
-                (*next).prev_phys = tail;
-                self.link_free(tail, rest);
-                self.block_count += 2;
-                self.used_payload += need - HEADER;
-            } else {
-                set_size_flags(start, avail | PREV_FREE);
-                (*next).prev_phys = start;
-                set_prev_free(next, false);
-                self.block_count += 1;
-                self.used_payload += avail - HEADER;
-            }
+            self.block_count += 1;
+            self.place(start, block_size - gap, need, PREV_FREE);
             payload(start)
         }
     }
