@@ -190,18 +190,18 @@ fn bad_frees_report_exact_errors_and_change_nothing() {
 }
 
 #[test]
-fn interior_pointers_on_a_bitmap_granule_are_refused() {
-    // The bitmap has a bit per granule (32 B for 96-byte objects, 64 B for
-    // 192-byte ones); a pointer into an object on a granule boundary finds
-    // a clear bit and must be told from a double free.
+fn interior_pointers_are_refused_and_told_from_double_frees() {
+    // Object boundaries are checked by a multiply (96 and 192 are not
+    // powers of two); a pointer into an object, even one that lands on a
+    // 32- or 64-byte boundary, is `NotAllocated`, never a free.
     let mut s = slab(64);
-    for (size, granule) in [(96, 32), (192, 64)] {
+    for size in [64, 96, 192] {
         let l = layout(size, 8);
         let objects: Vec<_> = (0..3).map(|_| s.alloc(l).unwrap()).collect();
         let snapshot = (s.used_bytes(), s.available_bytes());
         // SAFETY: bad frees, reported; then valid frees and a double free.
         unsafe {
-            for offset in (granule..size).step_by(granule) {
+            for offset in (8..size).step_by(8) {
                 assert_eq!(
                     s.dealloc(objects[1].add(offset), l),
                     Err(AllocError::NotAllocated),
@@ -212,11 +212,64 @@ fn interior_pointers_on_a_bitmap_granule_are_refused() {
             s.dealloc(objects[1], l).unwrap();
             assert_eq!(s.dealloc(objects[1], l), Err(AllocError::DoubleFree));
             assert_eq!(
-                s.dealloc(objects[1].add(granule), l),
+                s.dealloc(objects[1].add(32), l),
                 Err(AllocError::NotAllocated)
             );
             s.dealloc(objects[0], l).unwrap();
             s.dealloc(objects[2], l).unwrap();
+        }
+    }
+    s.shrink();
+    assert_eq!(s.source().available_pages(), 64);
+}
+
+#[test]
+fn double_frees_are_caught_on_the_magazine_and_on_the_slab_lists() {
+    // Enough frees to fill the magazine, so later ones go back to their
+    // slabs' free lists: a second free is `DoubleFree` wherever the object
+    // sits, and a valid free of every other object still succeeds.
+    let mut s = slab(64);
+    let l = layout(64, 8);
+    let per_slab = row(&s, "kmalloc-64").objects_per_slab;
+    let objects: Vec<_> = (0..3 * per_slab).map(|_| s.alloc(l).unwrap()).collect();
+    let (freed, kept) = objects.split_at(2 * per_slab);
+    // SAFETY: live objects freed once, then each freed again (reported).
+    unsafe {
+        for &p in freed {
+            s.dealloc(p, l).unwrap();
+        }
+        let snapshot = (s.used_bytes(), s.available_bytes());
+        for &p in freed {
+            assert_eq!(s.dealloc(p, l), Err(AllocError::DoubleFree));
+        }
+        assert_eq!(snapshot, (s.used_bytes(), s.available_bytes()));
+        for &p in kept {
+            s.dealloc(p, l).unwrap();
+        }
+    }
+    s.shrink();
+    assert_eq!(s.source().available_pages(), 64);
+}
+
+#[test]
+fn live_objects_holding_pointers_free_normally() {
+    // Kernel objects hold pointers to objects of their own cache (list
+    // links): a first word like that must not make a free look double.
+    let mut s = slab(64);
+    let l = layout(32, 8);
+    let objects: Vec<_> = (0..100).map(|_| s.alloc(l).unwrap()).collect();
+    for (i, p) in objects.iter().enumerate() {
+        let next = objects[(i + 1) % objects.len()];
+        // SAFETY: a live object of 32 bytes.
+        unsafe { p.cast::<*mut u8>().write(next.as_ptr()) };
+    }
+    // SAFETY: live objects, each freed once; then freed again (reported).
+    unsafe {
+        for &p in &objects {
+            s.dealloc(p, l).unwrap();
+        }
+        for &p in &objects {
+            assert_eq!(s.dealloc(p, l), Err(AllocError::DoubleFree));
         }
     }
     s.shrink();

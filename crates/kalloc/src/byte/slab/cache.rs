@@ -1,17 +1,21 @@
 //! One slab cache: objects of one size, in slabs of `2^k` pages aligned to
 //! their own size, so an object's slab is its address rounded down (no
-//! lookup). Each slab starts with a [`SlabHeader`] and an allocation
-//! bitmap with one bit per granule of the slab (set where a live object
-//! starts: exact double-free and interior-pointer detection with a shift,
-//! no division), followed by the objects.
+//! lookup). Each slab starts with a [`SlabHeader`], followed by the
+//! objects. A free checks the header's magic, that the address is an
+//! object boundary below the slab's bump (a multiply, no division) and
+//! the object's link word (`link.rs`): certainly live, or looked up on the
+//! free lists, which makes double-free detection exact without any
+//! per-object state to update on allocation and free.
 
 use core::ptr::{self, NonNull};
 
 use super::info::SlabInfo;
+use super::link;
 use super::magazine::Magazine;
 use super::source::PageSource;
-use crate::{AllocError, AllocResult};
+use crate::AllocResult;
 
+mod check;
 mod lists;
 mod retire;
 
@@ -28,22 +32,20 @@ const SLAB_MAGIC: usize = 0x51ab_c0de_51ab_c0de_u64 as usize;
 /// bad page backs it): its frees fail the fast path's compare and take the
 /// slow one, which knows retired slabs.
 const RETIRED: usize = 0x7e71_7ed0_7e71_7ed0_u64 as usize;
-const WORD_BITS: usize = usize::BITS as usize;
-/// The allocation bitmap has one bit per granule: the largest power of two
-/// dividing the object size, at most this (more would only pad the first
-/// object further).
-const MAX_GRANULE: usize = 64;
 
-/// The header at the start of every slab; the allocation bitmap follows.
+/// The header at the start of every slab.
 #[repr(C)]
 pub(super) struct SlabHeader {
     /// `SLAB_MAGIC ^ slab address ^ cache index` while the slab is in
     /// service (`^ RETIRED` once retired), 0 once given back.
     magic: usize,
-    /// Freed objects, linked through their first word.
+    /// Freed objects, linked through their first word (`link.rs`).
     free_head: *mut u8,
-    /// Objects `bump..objects_per_slab` were never handed out.
-    bump: usize,
+    /// Bytes of objects handed out from the bump, counted from the first
+    /// object: objects at or above it were never handed out.
+    carved: usize,
+    /// Objects not on this slab's free list: live, parked in the
+    /// magazine, or (retired slabs) freed but kept off the free list.
     in_use: usize,
     prev: *mut SlabHeader,
     next: *mut SlabHeader,
@@ -61,13 +63,14 @@ pub(super) struct SlabCache {
     pub pages_per_slab: usize,
     pub objects_per_slab: usize,
     slab_bytes: usize,
-    /// `ceil(2^64 / object_size)`: object indices by multiply and shift
-    /// (only the error path needs one).
-    reciprocal: u64,
+    /// Divisibility by `object_size` in a multiply, rotate and compare
+    /// (Granlund and Montgomery): `object_size = odd << size_shift`,
+    /// `odd_inverse * odd = 1 (mod 2^64)`, `multiple_limit = usize::MAX /
+    /// object_size`.
+    odd_inverse: usize,
+    size_shift: u32,
+    multiple_limit: usize,
     first_object: usize,
-    /// log2 of the bitmap's granule; object starts are granule-aligned.
-    granule_shift: u32,
-    bitmap_words: usize,
     /// The slab allocations come from (SLUB's "cpu slab"): on no list and
     /// in no count, so allocating from it and freeing into it never
     /// relists anything. Null until the first allocation, or after
@@ -81,9 +84,23 @@ pub(super) struct SlabCache {
     magazine: Magazine,
     /// Retired slabs still holding live objects.
     retired: usize,
-    /// Objects handed out and not freed (parked objects excluded).
-    active_objects: usize,
+    /// The sum of every slab's `in_use`: live objects plus parked ones
+    /// (and freed objects of retired slabs). Changes only when an object
+    /// leaves or rejoins a slab, never on the magazine's fast path.
+    held: usize,
     index: usize,
+}
+
+/// The inverse of odd `odd` modulo `2^64` (Newton's iteration: each step
+/// doubles the correct low bits, from 3 at the start: `odd * odd = 1 mod 8`).
+const fn odd_inverse(odd: usize) -> usize {
+    let mut inverse = odd;
+    let mut step = 0;
+    while step < 5 {
+        inverse = inverse.wrapping_mul(2usize.wrapping_sub(odd.wrapping_mul(inverse)));
+        step += 1;
+    }
+    inverse
 }
 
 impl SlabCache {
@@ -101,11 +118,10 @@ impl SlabCache {
         let object_size = size
             .max(size_of::<usize>())
             .checked_next_multiple_of(align)?;
-        let granule = (1 << object_size.trailing_zeros()).min(MAX_GRANULE);
         let mut best = None;
         for order in 0..=MAX_SLAB_ORDER {
             let slab_bytes = page_size.checked_shl(order)?;
-            let Some((objects, first)) = Self::fit(slab_bytes, object_size, align, granule) else {
+            let Some((objects, first)) = Self::fit(slab_bytes, object_size, align) else {
                 continue;
             };
             best = Some((order, slab_bytes, objects, first));
@@ -114,41 +130,31 @@ impl SlabCache {
             }
         }
         let (order, slab_bytes, objects, first_object) = best?;
+        let size_shift = object_size.trailing_zeros();
         Some(Self {
             name,
             object_size,
             pages_per_slab: 1 << order,
             objects_per_slab: objects,
             slab_bytes,
-            reciprocal: (u64::MAX / object_size as u64).wrapping_add(1),
+            odd_inverse: odd_inverse(object_size >> size_shift),
+            size_shift,
+            multiple_limit: usize::MAX / object_size,
             first_object,
-            granule_shift: granule.trailing_zeros(),
-            bitmap_words: Self::bitmap_words(slab_bytes, granule),
             current: ptr::null_mut(),
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
             magazine: Magazine::new(objects),
             retired: 0,
-            active_objects: 0,
+            held: 0,
             index,
         })
     }
 
-    fn bitmap_words(slab_bytes: usize, granule: usize) -> usize {
-        (slab_bytes / granule).div_ceil(WORD_BITS)
-    }
-
-    /// Objects per slab and the offset of the first (after the header and
-    /// the bitmap, aligned to `align` and to the granule, so every object
-    /// starts on a granule), or `None` if none fit.
-    fn fit(
-        slab_bytes: usize,
-        object_size: usize,
-        align: usize,
-        granule: usize,
-    ) -> Option<(usize, usize)> {
-        let bitmap = Self::bitmap_words(slab_bytes, granule) * size_of::<usize>();
-        let first = (size_of::<SlabHeader>() + bitmap).next_multiple_of(align.max(granule));
+    /// Objects per slab and the offset of the first (after the header,
+    /// aligned to `align`), or `None` if none fit.
+    fn fit(slab_bytes: usize, object_size: usize, align: usize) -> Option<(usize, usize)> {
+        let first = size_of::<SlabHeader>().next_multiple_of(align);
         let objects = slab_bytes.checked_sub(first)? / object_size;
         (objects > 0).then_some((objects, first))
     }
@@ -163,8 +169,9 @@ impl SlabCache {
         self.slab_bytes
     }
 
+    /// Objects handed out and not freed.
     pub fn active_objects(&self) -> usize {
-        self.active_objects
+        self.held - self.magazine.parked()
     }
 
     pub fn slab_count(&self) -> usize {
@@ -226,7 +233,7 @@ impl SlabCache {
         SlabInfo {
             name: self.name,
             object_size: self.object_size,
-            active_objects: self.active_objects,
+            active_objects: self.active_objects(),
             total_objects: self.slab_count() * self.objects_per_slab,
             objects_per_slab: self.objects_per_slab,
             pages_per_slab: self.pages_per_slab,
@@ -234,47 +241,6 @@ impl SlabCache {
             partial_slabs,
             empty_slabs,
         }
-    }
-
-    /// `offset / object_size`, exact for `offset * object_size < 2^64`
-    /// (slabs are far smaller): the error of the rounded-up reciprocal stays
-    /// below `1 / object_size`.
-    #[inline]
-    fn object_index(&self, offset: usize) -> usize {
-        ((offset as u128 * u128::from(self.reciprocal)) >> 64) as usize
-    }
-
-    #[inline(always)]
-    fn bitmap(slab: *mut SlabHeader) -> *mut usize {
-        // SAFETY: the bitmap directly follows the header inside the slab.
-        unsafe { slab.add(1).cast() }
-    }
-
-    /// The bitmap bit of the object at `offset` in its slab.
-    #[inline(always)]
-    fn bit_of(&self, offset: usize) -> usize {
-        offset >> self.granule_shift
-    }
-
-    /// Sets bit `bit` of `slab`'s bitmap: a live object starts there.
-    ///
-    /// # Safety
-    /// `slab` is a live slab of this cache and `bit` the bit of one of its
-    /// objects.
-    #[inline(always)]
-    unsafe fn mark(slab: *mut SlabHeader, bit: usize) {
-        // SAFETY: the caller's guarantees; the bit's word lies in the bitmap.
-        unsafe { *Self::bitmap(slab).add(bit / WORD_BITS) |= 1 << (bit % WORD_BITS) };
-    }
-
-    /// Whether bit `bit` of `slab`'s bitmap is set.
-    ///
-    /// # Safety
-    /// `slab` is a live slab of this cache and `bit` lies in its bitmap.
-    #[inline(always)]
-    unsafe fn is_marked(slab: *mut SlabHeader, bit: usize) -> bool {
-        // SAFETY: the caller's guarantees.
-        unsafe { *Self::bitmap(slab).add(bit / WORD_BITS) & (1 << (bit % WORD_BITS)) != 0 }
     }
 
     /// Allocates one object: the one freed last if the magazine holds
@@ -289,13 +255,10 @@ impl SlabCache {
         on_new_slab: impl FnOnce(usize, usize),
     ) -> AllocResult<NonNull<u8>> {
         if let Some(object) = self.magazine.pop() {
-            let slab = self.slab_of(object);
             // SAFETY: a parked object is a free object of a live slab of
-            // this cache; its bitmap word lies in that slab. The slab's
-            // `in_use` already counts it.
+            // this cache, already counted in its slab's `in_use`.
             unsafe {
-                Self::mark(slab, self.bit_of(object.addr() - slab.addr()));
-                self.active_objects += 1;
+                link::clear(object);
                 return Ok(NonNull::new_unchecked(object));
             }
         }
@@ -304,87 +267,23 @@ impl SlabCache {
         if slab.is_null() || unsafe { (*slab).in_use } == self.objects_per_slab {
             slab = self.refill(source, on_new_slab)?;
         }
-        // SAFETY: `slab` is the current slab and has a free object;
-        // objects and bitmap words lie inside it.
+        // SAFETY: `slab` is the current slab and has a free object: on
+        // its free list (linked by `link::write`) or below its end.
         unsafe {
             let header = &mut *slab;
             let object = if !header.free_head.is_null() {
                 let object = header.free_head;
-                header.free_head = *object.cast::<*mut u8>();
+                header.free_head = link::read(object);
                 object
             } else {
-                let object = slab
-                    .cast::<u8>()
-                    .add(self.first_object + header.bump * self.object_size);
-                header.bump += 1;
+                let object = slab.cast::<u8>().add(self.first_object + header.carved);
+                header.carved += self.object_size;
                 object
             };
-            Self::mark(slab, self.bit_of(object.addr() - slab.addr()));
+            link::clear(object);
             header.in_use += 1;
-            self.active_objects += 1;
+            self.held += 1;
             Ok(NonNull::new_unchecked(object))
-        }
-    }
-
-    /// Checks that `ptr` is a live object of this cache; returns its slab
-    /// and its bitmap bit. `ptr` lies in `lo..hi`, the address range of
-    /// every page ever taken from the source, so the header read stays in
-    /// memory the slab allocator had. The common case costs a mask, one
-    /// compare of the header's magic and one bit test; anything else (an
-    /// error, or a retired slab) goes to [`classify`](Self::classify).
-    #[inline(always)]
-    pub fn check_live(&self, ptr: NonNull<u8>, lo: usize) -> AllocResult<(*mut SlabHeader, usize)> {
-        let addr = ptr.addr().get();
-        let slab_addr = addr & !(self.slab_bytes - 1);
-        let offset = addr - slab_addr;
-        let granule_mask = (1 << self.granule_shift) - 1;
-        if slab_addr < lo || offset < self.first_object || offset & granule_mask != 0 {
-            return Err(AllocError::NotAllocated);
-        }
-        let slab = ptr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
-        let bit = self.bit_of(offset);
-        // SAFETY: `lo <= slab_addr` and `slab_addr + first_object <= addr <
-        // hi`: the header and bitmap lie in pages obtained from the source,
-        // which stay mapped; the bitmap is read only after the magic
-        // matched.
-        unsafe {
-            if (*slab).magic == self.live_magic(slab_addr) && Self::is_marked(slab, bit) {
-                return Ok((slab, bit));
-            }
-        }
-        self.classify(slab, offset)
-    }
-
-    /// The slow half of [`check_live`](Self::check_live): a live object of
-    /// a retired slab is fine; otherwise the error: `DoubleFree` for an
-    /// object boundary below the slab's bump (handed out before, free now),
-    /// `NotAllocated` for anything else (no slab of this cache, an address
-    /// between objects, an object never handed out).
-    #[cold]
-    fn classify(
-        &self,
-        slab: *mut SlabHeader,
-        offset: usize,
-    ) -> AllocResult<(*mut SlabHeader, usize)> {
-        let live = self.live_magic(slab.addr());
-        // SAFETY: as in `check_live`, whose checks passed: the header lies
-        // in pages obtained from the source.
-        let magic = unsafe { (*slab).magic };
-        if magic != live && magic != live ^ RETIRED {
-            return Err(AllocError::NotAllocated);
-        }
-        let index = self.object_index(offset - self.first_object);
-        // SAFETY: a slab of this cache (its magic matched): header and
-        // bitmap are valid, and an object's bit lies in the bitmap.
-        unsafe {
-            if index * self.object_size != offset - self.first_object || index >= (*slab).bump {
-                return Err(AllocError::NotAllocated);
-            }
-            let bit = self.bit_of(offset);
-            if !Self::is_marked(slab, bit) {
-                return Err(AllocError::DoubleFree);
-            }
-            Ok((slab, bit))
         }
     }
 
@@ -398,34 +297,34 @@ impl SlabCache {
         unsafe { (*slab).magic != self.live_magic(slab.addr()) }
     }
 
-    /// Frees `object`, bit `bit` of `slab` (validated by `check_live`):
-    /// parks it in the magazine, or, when that is full, gives it back to
-    /// its slab (and a surplus empty slab back to `source`). The last live
-    /// object of the cache empties the magazine, so a cache with nothing
-    /// allocated holds exactly its empty slabs.
+    /// Frees `object` of `slab` (validated by `check_live`, which said
+    /// whether the slab is `retired`): parks it in the magazine, or, when
+    /// that is full, gives it back to its slab (and a surplus empty slab
+    /// back to `source`). The last live object of the cache empties the
+    /// magazine, so a cache with nothing allocated holds exactly its empty
+    /// slabs.
     ///
     /// # Safety
-    /// `check_live(object)` returned `(slab, bit)` and nothing changed since.
+    /// `check_live(object)` returned `(slab, retired)` and nothing changed
+    /// since.
     #[inline(always)]
     pub unsafe fn free<P: PageSource>(
         &mut self,
         source: &mut P,
         slab: *mut SlabHeader,
         object: *mut u8,
-        bit: usize,
+        retired: bool,
     ) {
         // SAFETY: a live object of a slab of this cache.
         unsafe {
-            *Self::bitmap(slab).add(bit / WORD_BITS) &= !(1 << (bit % WORD_BITS));
-            self.active_objects -= 1;
-            if self.is_retired(slab) {
-                self.free_retired(source, slab);
+            if retired {
+                self.free_retired(source, slab, object);
             } else if !self.magazine.is_full() {
                 self.magazine.push(object);
             } else {
                 self.return_to_slab(source, slab, object);
             }
-            if self.active_objects == 0 {
+            if self.held == self.magazine.parked() {
                 self.drain_magazine(source);
             }
         }
@@ -446,8 +345,8 @@ impl SlabCache {
     /// slab's state.
     ///
     /// # Safety
-    /// `object` is an object of `slab`, a slab of this cache, free in the
-    /// bitmap, on no list, and still counted in the slab's `in_use`.
+    /// `object` is a freed object of `slab`, a slab of this cache in
+    /// service, on no list, and still counted in the slab's `in_use`.
     #[inline]
     unsafe fn return_to_slab<P: PageSource>(
         &mut self,
@@ -457,10 +356,11 @@ impl SlabCache {
     ) {
         // SAFETY: the caller's guarantees.
         unsafe {
-            *object.cast::<*mut u8>() = (*slab).free_head;
+            link::write(object, (*slab).free_head);
             (*slab).free_head = object;
             let old_in_use = (*slab).in_use;
             (*slab).in_use = old_in_use - 1;
+            self.held -= 1;
             // Only the first free of a full slab (full -> partial) and the
             // last object (partial -> empty) change a slab's state; the
             // current slab is on no list.
@@ -471,25 +371,6 @@ impl SlabCache {
                 if old_in_use == 1 && self.empty_slabs() > MAX_EMPTY_SLABS {
                     self.release_empty(source);
                 }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reciprocal_division_is_exact_within_a_slab() {
-        let largest_slab = 4096usize << MAX_SLAB_ORDER;
-        let step = if cfg!(miri) { 8 * 61 } else { 8 };
-        for size in (8..=largest_slab / 2).step_by(step) {
-            let cache = SlabCache::new("t", 0, size, 8, 4096).unwrap();
-            let last = largest_slab / size;
-            for k in [0, 1, 2, 3, last / 2, last - 1, last] {
-                assert_eq!(cache.object_index(k * size), k, "size {size}");
-                assert_eq!(cache.object_index(k * size + size - 1), k, "size {size}");
             }
         }
     }

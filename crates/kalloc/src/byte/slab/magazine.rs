@@ -1,17 +1,20 @@
 //! A cache's magazine: the objects freed most recently, on a short LIFO
 //! list linked through their first word (Bonwick's magazine layer, one per
-//! cache). Allocation takes the last freed object back and free parks the
-//! object, neither touching a slab list nor a slab's use count, so a
+//! cache; links encoded as in `link.rs`). Allocation takes the last freed
+//! object back and free parks the object, neither touching a slab list,
+//! a slab's use count nor any shared word but the magazine's own, so a
 //! free-one-allocate-one pattern over objects scattered across many slabs
-//! costs two header bit flips and no data-dependent branch.
+//! costs a few stores and no data-dependent branch.
 //!
-//! A parked object is free for the allocation bitmap (a second free of it
-//! is still `DoubleFree`) and for the counters (`active_objects`), but
-//! still in use for its slab's state machine: a slab holding parked
-//! objects is never empty, so it is never given back while the magazine
-//! points into it.
+//! A parked object is free for errors (a second free of it is still
+//! `DoubleFree`: its link word makes the free look it up here) and for the
+//! counters (`active_objects`), but still in use for its slab's state
+//! machine: a slab holding parked objects is never empty, so it is never
+//! given back while the magazine points into it.
 
 use core::ptr;
+
+use super::link;
 
 /// The most objects one magazine holds.
 pub const MAGAZINE_MAX: usize = 32;
@@ -22,6 +25,7 @@ pub(super) struct Magazine {
     head: *mut u8,
     /// Objects it can still take (capacity minus parked objects).
     room: usize,
+    capacity: usize,
 }
 
 impl Magazine {
@@ -30,19 +34,27 @@ impl Magazine {
     /// one object per slab, whose single object is its whole slab).
     pub const fn new(objects_per_slab: usize) -> Self {
         let half = objects_per_slab / 2;
+        let capacity = if half < MAGAZINE_MAX {
+            half
+        } else {
+            MAGAZINE_MAX
+        };
         Self {
             head: ptr::null_mut(),
-            room: if half < MAGAZINE_MAX {
-                half
-            } else {
-                MAGAZINE_MAX
-            },
+            room: capacity,
+            capacity,
         }
     }
 
     #[inline(always)]
     pub fn is_full(&self) -> bool {
         self.room == 0
+    }
+
+    /// Objects parked now.
+    #[inline(always)]
+    pub fn parked(&self) -> usize {
+        self.capacity - self.room
     }
 
     /// Parks `object`.
@@ -55,12 +67,13 @@ impl Magazine {
     pub unsafe fn push(&mut self, object: *mut u8) {
         debug_assert!(!self.is_full());
         // SAFETY: the caller guarantees a free, word-aligned object.
-        unsafe { object.cast::<*mut u8>().write(self.head) };
+        unsafe { link::write(object, self.head) };
         self.head = object;
         self.room -= 1;
     }
 
-    /// Takes the most recently parked object back.
+    /// Takes the most recently parked object back (its link word still
+    /// set: the caller clears it when handing it out).
     #[inline(always)]
     pub fn pop(&mut self) -> Option<*mut u8> {
         if self.head.is_null() {
@@ -68,14 +81,13 @@ impl Magazine {
         }
         let object = self.head;
         // SAFETY: parked objects are free objects of live slabs (a slab
-        // with parked objects is never released), linked through their
-        // first word.
-        self.head = unsafe { object.cast::<*mut u8>().read() };
+        // with parked objects is never released), linked by `push`.
+        self.head = unsafe { link::read(object) };
         self.room += 1;
         Some(object)
     }
 
-    /// The parked objects, most recent first (for statistics only).
+    /// The parked objects, most recent first.
     pub fn objects(&self) -> impl Iterator<Item = *mut u8> + '_ {
         let mut next = self.head;
         core::iter::from_fn(move || {
@@ -83,11 +95,18 @@ impl Magazine {
                 return None;
             }
             let object = next;
-            // SAFETY: as in `pop`: parked objects are linked through their
-            // first word and live in slabs that stay allocated.
-            next = unsafe { object.cast::<*mut u8>().read() };
+            // SAFETY: as in `pop`: parked objects are linked by `push` and
+            // live in slabs that stay allocated.
+            next = unsafe { link::read(object) };
             Some(object)
         })
+        .take(self.parked())
+    }
+
+    /// Whether `object` is parked: at most [`MAGAZINE_MAX`] steps, on the
+    /// error path only.
+    pub fn contains(&self, object: *mut u8) -> bool {
+        self.objects().any(|parked| parked == object)
     }
 }
 
@@ -196,5 +215,36 @@ mod tests {
         assert_eq!(slab.source().returned, 1);
         slab.shrink();
         assert_eq!(slab.source().returned, 3);
+    }
+
+    #[test]
+    fn user_data_that_mimics_a_link_costs_a_lookup_not_a_wrong_answer() {
+        let mut slab = SlabAllocator::new(BumpPages::new(64));
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        let objects: Vec<_> = (0..8).map(|_| slab.alloc(layout).unwrap()).collect();
+        // Link words as a free object would hold them: the end of a list,
+        // and a link to another object of the cache.
+        let ends_list = super::super::link::encode(objects[0].as_ptr(), core::ptr::null_mut());
+        let links_on = super::super::link::encode(objects[1].as_ptr(), objects[2].as_ptr());
+        // SAFETY: live 64-byte objects, written by their owner, freed once,
+        // then freed again (reported).
+        unsafe {
+            objects[0].cast::<usize>().write(ends_list);
+            objects[1].cast::<usize>().write(links_on);
+            slab.dealloc(objects[0], layout).unwrap();
+            slab.dealloc(objects[1], layout).unwrap();
+            assert_eq!(
+                slab.dealloc(objects[0], layout),
+                Err(AllocError::DoubleFree)
+            );
+            assert_eq!(
+                slab.dealloc(objects[1], layout),
+                Err(AllocError::DoubleFree)
+            );
+            for &object in &objects[2..] {
+                slab.dealloc(object, layout).unwrap();
+            }
+        }
+        assert_eq!(kmalloc_64(&slab).active_objects, 0);
     }
 }

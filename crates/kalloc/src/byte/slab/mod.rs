@@ -11,6 +11,7 @@
 
 mod cache;
 mod info;
+mod link;
 mod magazine;
 mod source;
 
@@ -318,13 +319,17 @@ impl<P: PageSource> SlabAllocator<P> {
             return Err(AllocError::OutOfRange);
         }
         let Self {
-            source, caches, lo, ..
+            source,
+            caches,
+            lo,
+            hi,
+            ..
         } = self;
         // SAFETY: the caller's guarantee.
         let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
-        let (slab, bit) = cache.check_live(ptr, *lo)?;
+        let (slab, retired) = cache.check_live(ptr, *lo, *hi)?;
         // SAFETY: `check_live` just validated the object.
-        unsafe { cache.free(source, slab, ptr.as_ptr(), bit) };
+        unsafe { cache.free(source, slab, ptr.as_ptr(), retired) };
         Ok(())
     }
 
@@ -377,12 +382,14 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     /// source, or outside the source when it answers
     /// [`PageSource::contains`], is `OutOfRange` (with a source that cannot
     /// tell and several regions, an address in a gap between them is
-    /// checked like a slab address: best-effort, and that memory is read). For a size class, the slab found by rounding the
-    /// address down must carry a valid header of that class (else
-    /// `NotAllocated`, which also catches a layout of another class), the
-    /// address must be an object boundary that was handed out (else
-    /// `NotAllocated`) and the object must be marked live in the slab's
-    /// bitmap (else `DoubleFree`): exact within live slabs. Best-effort: an
+    /// checked like a slab address: best-effort, and that memory is read).
+    /// For a size class, the slab found by rounding the address down must
+    /// carry a valid header of that class (else `NotAllocated`, which also
+    /// catches a layout of another class), the address must be an object
+    /// boundary that was handed out (else `NotAllocated`) and the object
+    /// must not be free (else `DoubleFree`: an object whose first word
+    /// could be a free-list link is looked up on the lists, so this is
+    /// exact within live slabs; see `link.rs`). Best-effort: an
     /// address in pages that are not a slab of the class relies on the
     /// header magic (a 1 in 2^64 false match on arbitrary data). Large
     /// blocks are checked by the page source's own `dealloc_pages`.
@@ -447,7 +454,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
                 let cache = self.caches[class]
                     .as_ref()
                     .expect("size classes always exist");
-                cache.check_live(ptr, self.lo)?;
+                cache.check_live(ptr, self.lo, self.hi)?;
             }
             return Ok(ptr);
         }
@@ -455,7 +462,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             let cache = self.caches[class]
                 .as_ref()
                 .expect("size classes always exist");
-            cache.check_live(ptr, self.lo)?;
+            cache.check_live(ptr, self.lo, self.hi)?;
         }
         let moved = self.alloc(new_layout)?;
         // SAFETY: both blocks are live and distinct; each holds the copied length.

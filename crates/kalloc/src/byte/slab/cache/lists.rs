@@ -127,17 +127,16 @@ impl SlabCache {
             return Err(AllocError::InvalidParam);
         }
         let slab = pages.as_ptr().cast::<SlabHeader>();
-        // SAFETY: the slab's pages are ours; header and bitmap fit in them.
+        // SAFETY: the slab's pages are ours; the header fits in them.
         unsafe {
             slab.write(SlabHeader {
                 magic: self.live_magic(slab.addr()),
                 free_head: ptr::null_mut(),
-                bump: 0,
+                carved: 0,
                 in_use: 0,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
             });
-            ptr::write_bytes(Self::bitmap(slab), 0, self.bitmap_words);
             self.push(EMPTY, slab);
         }
         Ok(slab)

@@ -5,7 +5,7 @@
 
 use core::ptr::{self, NonNull};
 
-use super::{RETIRED, SlabCache, SlabHeader};
+use super::{RETIRED, SlabCache, SlabHeader, link};
 use crate::byte::slab::source::PageSource;
 
 impl SlabCache {
@@ -75,21 +75,26 @@ impl SlabCache {
         true
     }
 
-    /// A live object of the retired `slab` was freed (its bitmap bit is
-    /// already clear): it stays off every free list; the slab's pages go
-    /// back with its last object.
+    /// `object`, a live object of the retired `slab`, was freed. It goes
+    /// on the slab's free list, which nothing allocates from any more, so
+    /// a second free of it still finds it there (`DoubleFree`); the slab's
+    /// pages go back with its last object.
     ///
     /// # Safety
-    /// `slab` is a retired slab of this cache with at least one object in
-    /// use.
+    /// `slab` is a retired slab of this cache and `object` one of its live
+    /// objects.
     pub(super) unsafe fn free_retired<P: PageSource>(
         &mut self,
         source: &mut P,
         slab: *mut SlabHeader,
+        object: *mut u8,
     ) {
         // SAFETY: the caller's guarantees.
         unsafe {
+            link::write(object, (*slab).free_head);
+            (*slab).free_head = object;
             (*slab).in_use -= 1;
+            self.held -= 1;
             if (*slab).in_use == 0 {
                 self.retired -= 1;
                 self.give_back(source, slab);
