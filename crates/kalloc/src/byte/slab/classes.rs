@@ -1,0 +1,80 @@
+//! The `kmalloc` size classes: which class serves a request (one compare
+//! and a table load for the common case), each class's alignment, and the
+//! cache names a report or a fault-injection filter uses.
+
+use core::alloc::Layout;
+
+/// The general-purpose size classes, as in Linux's `kmalloc` (with the
+/// 96- and 192-byte classes that cut waste between powers of two).
+pub const KMALLOC_SIZES: [usize; 11] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048];
+pub(super) const KMALLOC_NAMES: [&str; 11] = [
+    "kmalloc-8",
+    "kmalloc-16",
+    "kmalloc-32",
+    "kmalloc-64",
+    "kmalloc-96",
+    "kmalloc-128",
+    "kmalloc-192",
+    "kmalloc-256",
+    "kmalloc-512",
+    "kmalloc-1k",
+    "kmalloc-2k",
+];
+/// The largest `kmalloc` class; larger requests are served in pages.
+pub const KMALLOC_MAX: usize = KMALLOC_SIZES[KMALLOC_SIZES.len() - 1];
+
+/// Class index for each request size in 8-byte steps (`(size - 1) / 8`).
+const CLASS_BY_SIZE: [u8; KMALLOC_MAX / 8] = {
+    let mut table = [0u8; KMALLOC_MAX / 8];
+    let (mut step, mut class) = (0, 0);
+    while step < table.len() {
+        while KMALLOC_SIZES[class] < (step + 1) * 8 {
+            class += 1;
+        }
+        table[step] = class as u8;
+        step += 1;
+    }
+    table
+};
+
+/// The alignment every object of a class has: the largest power of two
+/// dividing its size (96-byte objects are 32-aligned).
+pub(super) const fn class_align(class: usize) -> usize {
+    1 << KMALLOC_SIZES[class].trailing_zeros()
+}
+
+/// The `kmalloc` class serving `layout`: the smallest that holds its size
+/// and whose objects are aligned enough. `None` means pages.
+#[inline(always)]
+pub(super) fn class_for(layout: Layout) -> Option<usize> {
+    small_class(layout).or_else(|| class_for_general(layout))
+}
+
+/// The class of the common request, 1..=2048 bytes with an alignment of
+/// at most 8 (which every class has), in one compare and a table load:
+/// `size - 1` wraps for 0, and an alignment above 8 sets bit 11 or higher.
+#[inline(always)]
+pub(super) fn small_class(layout: Layout) -> Option<usize> {
+    let key = layout.size().wrapping_sub(1) | ((layout.align() - 1) >> 3) << 11;
+    (key < KMALLOC_MAX).then(|| CLASS_BY_SIZE[key >> 3] as usize)
+}
+
+/// [`class_for`] for zero sizes, alignments above 8 and large requests.
+#[inline(never)]
+pub(super) fn class_for_general(layout: Layout) -> Option<usize> {
+    if layout.size() > KMALLOC_MAX || layout.align() > KMALLOC_MAX {
+        return None;
+    }
+    let mut class = CLASS_BY_SIZE[layout.size().max(1).div_ceil(8) - 1] as usize;
+    while layout.align() > 8 && class_align(class) < layout.align() {
+        class += 1;
+    }
+    Some(class)
+}
+
+/// The name of the `kmalloc` cache that serves `layout` (`kmalloc-64`,
+/// ...), or `None` for a request served in pages: what a kernel's
+/// `failslab` filter or a report names the request by.
+pub fn kmalloc_cache_name(layout: Layout) -> Option<&'static str> {
+    class_for(layout).map(|class| KMALLOC_NAMES[class])
+}
