@@ -21,14 +21,15 @@ use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
-use kalloc::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
+use kalloc::{AllocError, AllocResult, ByteAllocator};
 
 use crate::leak::{Checkpoint, SiteSummary, tally};
 use crate::ledger::{Counters, Entry, Ledger, RecordSlot, State};
-use crate::pattern::{self, ALLOC_POISON, FREE_POISON, REDZONE_ACTIVE, REDZONE_INACTIVE};
-use crate::{
-    Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink, Side,
-};
+use crate::pattern::{self, ALLOC_POISON, REDZONE_ACTIVE};
+use crate::{Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink};
+
+mod traits;
+mod zones;
 
 /// Where an object lies in the block the inner allocator handed out.
 struct Geometry {
@@ -344,134 +345,6 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         Ok(())
     }
 
-    /// Where an object's inner block lies (derived from its record and the
-    /// configuration, so records need not store it).
-    fn geometry(&self, entry: &Entry) -> Geometry {
-        let front = self.front_zone(entry.record.align());
-        let rear = if self.redzones() {
-            self.config.redzone
-        } else {
-            0
-        };
-        Geometry {
-            inner: entry.ptr.wrapping_sub(front),
-            front,
-            size: entry.record.size(),
-            inner_size: front + entry.record.size() + rear,
-        }
-    }
-
-    /// The pointer and layout the inner allocator handed the object out as.
-    fn inner_block(&self, entry: &Entry) -> (NonNull<u8>, Layout) {
-        let geometry = self.geometry(entry);
-        let align = if self.redzones() {
-            entry.record.align().max(8)
-        } else {
-            entry.record.align()
-        };
-        let layout = Layout::from_size_align(geometry.inner_size, align)
-            .expect("recorded layouts are valid");
-        let inner = NonNull::new(geometry.inner).expect("inner blocks are not null");
-        (inner, layout)
-    }
-
-    /// Checks a live object's red zones; reports and repairs damage.
-    fn check_live_redzones(&mut self, entry: &Entry, site: CallSite) -> bool {
-        self.check_zones(entry, site, REDZONE_ACTIVE)
-    }
-
-    fn check_zones(&mut self, entry: &Entry, site: CallSite, expected: u8) -> bool {
-        let Geometry {
-            inner: base,
-            front,
-            size,
-            inner_size,
-        } = self.geometry(entry);
-        if front == 0 {
-            return true;
-        }
-        let rear_len = inner_size - front - size;
-        let key = entry.key();
-        let mut clean = true;
-        // SAFETY: the whole inner block belongs to this layer's record (live,
-        // or freed and held in quarantine), so both zones are readable.
-        unsafe {
-            if let Some(at) = pattern::first_mismatch(base, front, expected) {
-                let found = pattern::found_bytes(base, front, at);
-                let kind = ReportKind::RedZone {
-                    side: Side::Front,
-                    offset: at as isize - front as isize,
-                    expected,
-                    found,
-                };
-                self.report(kind, key, site, Some(entry.info()), Action::Repaired);
-                pattern::fill(base, front, expected);
-                clean = false;
-            }
-            let rear = base.add(front + size);
-            if let Some(at) = pattern::first_mismatch(rear, rear_len, expected) {
-                let found = pattern::found_bytes(rear, rear_len, at);
-                let kind = ReportKind::RedZone {
-                    side: Side::Rear,
-                    offset: (size + at) as isize,
-                    expected,
-                    found,
-                };
-                self.report(kind, key, site, Some(entry.info()), Action::Repaired);
-                pattern::fill(rear, rear_len, expected);
-                clean = false;
-            }
-        }
-        clean
-    }
-
-    fn poison_freed(&mut self, entry: &Entry) {
-        let Geometry {
-            inner,
-            front,
-            size,
-            inner_size,
-        } = self.geometry(entry);
-        // SAFETY: the inner block is owned by this still-live record.
-        unsafe {
-            pattern::fill(inner, front, REDZONE_INACTIVE);
-            let object = inner.add(front);
-            pattern::fill(object, size, FREE_POISON);
-            let rear = inner_size - front - size;
-            pattern::fill(object.add(size), rear, REDZONE_INACTIVE);
-        }
-    }
-
-    /// Checks a quarantined object's poison; reports writes after free.
-    fn check_poison(&mut self, entry: &Entry) -> bool {
-        let object = entry.ptr;
-        let size = entry.record.size();
-        // SAFETY: the object is held in quarantine by this layer.
-        let mismatch = unsafe { pattern::first_mismatch(object, size, FREE_POISON) };
-        let mut clean = self.check_zones(entry, entry.record.free_site(), REDZONE_INACTIVE);
-        if let Some(offset) = mismatch {
-            // SAFETY: as above.
-            let found = unsafe { pattern::found_bytes(object, size, offset) };
-            let kind = ReportKind::WriteAfterFree {
-                offset,
-                expected: FREE_POISON,
-                found,
-            };
-            self.report(
-                kind,
-                entry.key(),
-                CallSite::Unknown,
-                Some(entry.info()),
-                Action::Repaired,
-            );
-            // SAFETY: as above. Restoring the poison reports each write
-            // after free once, not again at every later check.
-            unsafe { pattern::fill(object, size, FREE_POISON) };
-            clean = false;
-        }
-        clean
-    }
-
     /// Lets a freed object go: checks its poison if held, gives the memory
     /// back to the inner allocator (its record is already gone).
     fn release(&mut self, key: usize) {
@@ -534,92 +407,5 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         out: &mut [SiteSummary],
     ) -> (usize, usize) {
         tally(self.ledger.live().map(|e| e.record), checkpoint.0, out)
-    }
-}
-
-impl<A: ByteAllocator, S: ReportSink> BaseAllocator for DebugByteAllocator<'_, A, S> {
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.inner.init(start, size)? };
-        self.ledger.add_region(start, size);
-        Ok(())
-    }
-
-    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.inner.add_memory(start, size)? };
-        self.ledger.add_region(start, size);
-        Ok(())
-    }
-}
-
-impl<A: ByteAllocator, S: ReportSink> ByteAllocator for DebugByteAllocator<'_, A, S> {
-    #[track_caller]
-    fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        self.alloc_at(layout, CallSite::caller())
-    }
-
-    #[track_caller]
-    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.dealloc_at(ptr, layout, CallSite::caller()) }
-    }
-
-    #[track_caller]
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_size: usize,
-    ) -> AllocResult<NonNull<u8>> {
-        let site = CallSite::caller();
-        if !self.debugging() {
-            // SAFETY: forwarded from the caller.
-            return unsafe { self.inner.realloc(ptr, old_layout, new_size) };
-        }
-        // Validate the old block before allocating, so a bad realloc is
-        // refused without side effects.
-        if let Err(refusal) = self.ledger.check_free(
-            ptr.addr().get(),
-            old_layout.size(),
-            Some(old_layout.align()),
-        ) {
-            self.ledger.counters.refused_frees += 1;
-            self.report(
-                refusal.kind,
-                ptr.addr().get(),
-                site,
-                refusal.block,
-                Action::Refused,
-            );
-            return Err(refusal.error);
-        }
-        // Always move: a stale pointer to the old block then reads poison.
-        let new_layout = Layout::from_size_align(new_size, old_layout.align())
-            .map_err(|_| AllocError::InvalidParam)?;
-        let new_ptr = self.alloc_at(new_layout, site)?;
-        // SAFETY: the old block is live (checked above) and the new one is
-        // fresh; both hold at least `min(old, new)` bytes.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                ptr.as_ptr(),
-                new_ptr.as_ptr(),
-                old_layout.size().min(new_size),
-            );
-            self.dealloc_at(ptr, old_layout, site)?;
-        }
-        Ok(new_ptr)
-    }
-
-    fn total_bytes(&self) -> usize {
-        self.inner.total_bytes()
-    }
-
-    fn used_bytes(&self) -> usize {
-        self.inner.used_bytes() - self.held_bytes
-    }
-
-    fn available_bytes(&self) -> usize {
-        self.inner.available_bytes() + self.held_bytes
     }
 }
