@@ -234,36 +234,92 @@ fn main() {
     } else {
         "ns"
     };
-    println!("\nLatency per operation on the random-actions trace ({unit})");
+    // A percentile of one play moves with whatever else the machine did
+    // during it; as for throughput, rounds interleave the contenders and
+    // each figure is the median over the rounds.
+    let latency_rounds = if config.quick { 3 } else { 7 };
+    let mut random_lat: Vec<(&str, Plays, Plays)> = Vec::new();
+    let mut churn_lat: Vec<(&str, Plays)> = Vec::new();
+    for round in 0..latency_rounds {
+        macro_rules! lat_round {
+            ($ty:ty) => {{
+                if round == 0 {
+                    random_lat.push((<$ty>::NAME, Vec::new(), Vec::new()));
+                }
+                let row = random_lat
+                    .iter_mut()
+                    .find(|row| row.0 == <$ty>::NAME)
+                    .unwrap();
+                let (all, aligned) = latencies::<$ty>(&arena, &random);
+                row.1.push(all);
+                row.2.push(aligned);
+            }};
+        }
+        for_each!(lat_round, OurTlsf, OurBuddy, Rlsf, Talc, Bsa, Llff);
+        macro_rules! lat_churn_round {
+            ($ty:ty) => {{
+                if round == 0 {
+                    churn_lat.push((<$ty>::NAME, Vec::new()));
+                }
+                let row = churn_lat
+                    .iter_mut()
+                    .find(|row| row.0 == <$ty>::NAME)
+                    .unwrap();
+                row.1.push(latencies::<$ty>(&arena, &churn).0);
+            }};
+        }
+        for_each!(
+            lat_churn_round,
+            OurTlsf,
+            OurBuddy,
+            OurSlab,
+            Rlsf,
+            Talc,
+            Bsa,
+            Llff
+        );
+    }
+    println!(
+        "\nLatency per operation on the random-actions trace ({unit}, median of {latency_rounds} plays)"
+    );
     println!("| allocator | p50 | p99 | p99.9 | max | aligned allocs p50 | p99 | p99.9 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    macro_rules! lat_row {
-        ($ty:ty) => {{
-            let ([p50, p99, p999, max], [a50, a99, a999, _]) = latencies::<$ty>(&arena, &random);
-            println!(
-                "| {} | {p50} | {p99} | {p999} | {max} | {a50} | {a99} | {a999} |",
-                <$ty>::NAME
-            );
-        }};
+    for (name, all, aligned) in &random_lat {
+        let [p50, p99, p999, max] = median_each(all);
+        let [a50, a99, a999, _] = median_each(aligned);
+        println!("| {name} | {p50} | {p99} | {p999} | {max} | {a50} | {a99} | {a999} |");
     }
-    for_each!(lat_row, OurTlsf, OurBuddy, Rlsf, Talc, Bsa, Llff);
-    println!("\nLatency per operation on the 64 B churn trace ({unit})");
+    println!(
+        "\nLatency per operation on the 64 B churn trace ({unit}, median of {latency_rounds} plays)"
+    );
     println!("| allocator | p50 | p99 | p99.9 | max |");
     println!("|---|---:|---:|---:|---:|");
-    macro_rules! lat_churn_row {
-        ($ty:ty) => {{
-            let ([p50, p99, p999, max], _) = latencies::<$ty>(&arena, &churn);
-            println!("| {} | {p50} | {p99} | {p999} | {max} |", <$ty>::NAME);
-        }};
+    for (name, all) in &churn_lat {
+        let [p50, p99, p999, max] = median_each(all);
+        println!("| {name} | {p50} | {p99} | {p999} | {max} |");
     }
-    for_each!(
-        lat_churn_row,
-        OurTlsf,
-        OurBuddy,
-        OurSlab,
-        Rlsf,
-        Talc,
-        Bsa,
-        Llff
-    );
+    if let Some(tlsf) = random_lat.iter().find(|row| row.0 == "kalloc TLSF") {
+        let ours = median_each(&tlsf.1)[2];
+        let peer = |name: &str| {
+            let row = random_lat.iter().find(|row| row.0 == name).unwrap();
+            median_each(&row.1)[2]
+        };
+        println!(
+            "- TLSF p99.9 on random actions: {ours} against rlsf {}, talc {} (goal: below both)",
+            peer("rlsf"),
+            peer("talc")
+        );
+    }
+}
+
+/// Percentiles (p50, p99, p99.9, max) of each play of one trace.
+type Plays = Vec<[u64; 4]>;
+
+/// The median of each percentile over several plays.
+fn median_each(plays: &[[u64; 4]]) -> [u64; 4] {
+    std::array::from_fn(|k| {
+        let mut column: Vec<u64> = plays.iter().map(|play| play[k]).collect();
+        column.sort_unstable();
+        column[column.len() / 2]
+    })
 }
