@@ -50,13 +50,20 @@ pub fn profile_only(arena: &Arena, random: &[Step], churn: &[Step]) -> bool {
     panic!("unknown contender in KALLOC_BENCH_PROFILE={what}");
 }
 
-/// Cycle counter: `rdtsc` on x86_64, nanoseconds elsewhere.
+/// Cycle counter: `rdtsc` on x86_64, nanoseconds elsewhere. `rdtsc` alone
+/// does not wait for earlier instructions, so an operation's cache misses
+/// could finish after its end stamp; the fences on both sides (Intel's
+/// recipe for timing short code) keep the whole operation between stamps.
 #[inline(always)]
 pub fn ticks() -> u64 {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `rdtsc` has no preconditions on x86_64.
+    // SAFETY: `lfence` and `rdtsc` have no preconditions on x86_64.
     unsafe {
-        core::arch::x86_64::_rdtsc()
+        use core::arch::x86_64::{_mm_lfence, _rdtsc};
+        _mm_lfence();
+        let now = _rdtsc();
+        _mm_lfence();
+        now
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
