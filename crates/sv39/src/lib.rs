@@ -19,6 +19,7 @@ mod frames;
 mod iter;
 mod range;
 mod table;
+mod walk;
 
 pub use addr::{PageSize, PhysAddr, VirtAddr};
 pub use entry::{PageTableEntry, PteFlags};
@@ -26,7 +27,8 @@ pub use error::PagingError;
 pub use frames::FrameSource;
 pub use iter::{Mapping, Mappings};
 pub use range::RangeStats;
-pub use table::{PageTable, Translation, Unmapped, Walk, WalkEnd, WalkStep};
+pub use table::PageTable;
+pub use walk::{Translation, Unmapped, Walk, WalkEnd, WalkStep};
 
 /// Bytes in a base page and in a page-table frame.
 pub const PAGE_SIZE: usize = 4096;
