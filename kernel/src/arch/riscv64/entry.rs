@@ -9,9 +9,17 @@
 //! The paging switch is an assembler macro so the secondary-hart entry,
 //! `rvos_secondary_start` (started by SBI HSM with paging off, its hart id
 //! in a0 and the physical top of its stack in a1), reuses it.
+//!
+//! Only one hart may run `_start`: it takes the boot stack and clears
+//! `.bss` under the feet of anyone already running. So `_start` opens with
+//! a lottery, as Linux's `head.S` does: the first hart through boots the
+//! kernel; any later one (firmware that releases several harts to the
+//! kernel's entry, or a hart that arrives late) asks SBI HSM to stop it,
+//! so the boot hart can start it at `rvos_secondary_start` like the rest.
+//! The ticket lives in `.data`, which the winner's `.bss` clear spares.
 
 use super::{boot_page_table::BOOT_PAGE_TABLE, cpu, hart};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 core::arch::global_asm!(
     // ENABLE_BOOT_PAGING: satp <- Sv39 | PPN(boot table); then jump to the
@@ -35,6 +43,17 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\", @progbits",
     ".globl _start",
     "_start:",
+    // The lottery: only the hart that draws ticket 0 goes on. `lla` is
+    // PC-relative, so with paging off it yields the ticket's physical
+    // address.
+    "    lla   t0, {lottery}",
+    "    li    t1, 1",
+    // (The assembler for `global_asm!` rejects AMOs without this.)
+    "    .option push",
+    "    .option arch, +a",
+    "    amoadd.w t1, t1, (t0)",
+    "    .option pop",
+    "    bnez  t1, 6f",
     // tp = 0 until the hart-local block is installed: "hart unknown".
     "    mv    tp, zero",
     "    lla   sp, __boot_stack_top",
@@ -49,6 +68,13 @@ core::arch::global_asm!(
     "3:  call  {rust_entry}",
     "4:  wfi",
     "    j     4b",
+    // A losing hart: SBI HSM hart_stop (EID "HSM", FID 1) returns it to
+    // the firmware, stopped; it only comes back if that fails.
+    "6:  li    a7, 0x48534d",
+    "    li    a6, 1",
+    "    ecall",
+    "7:  wfi",
+    "    j     7b",
     "",
     ".globl rvos_secondary_start",
     "rvos_secondary_start:",
@@ -60,6 +86,7 @@ core::arch::global_asm!(
     "    j     5b",
     boot_table = sym BOOT_PAGE_TABLE,
     offset = const super::KERNEL_OFFSET,
+    lottery = sym BOOT_LOTTERY,
     rust_entry = sym rvos_boot_entry,
     secondary_entry = sym rvos_secondary_entry,
 );
@@ -77,6 +104,12 @@ pub fn secondary_start_address() -> usize {
 extern "C" fn rvos_secondary_entry(hart_id: usize) -> ! {
     super::smp::secondary_main(hart_id)
 }
+
+/// Harts that entered `_start`; the first one boots. In `.data`, not
+/// `.bss`: the winner clears `.bss` after drawing, and a late hart must
+/// still find the ticket taken.
+#[unsafe(link_section = ".data.boot_lottery")]
+pub static BOOT_LOTTERY: AtomicU32 = AtomicU32::new(0);
 
 /// The stack pointer and program counter seen by the first Rust code, kept
 /// for the in-kernel test that checks the switch to the high half.
@@ -115,6 +148,21 @@ mod tests {
             kassert!(sp >= crate::arch::KERNEL_OFFSET && sp > stack.start && sp <= stack.end, "sp {sp:#x} not in the high-half boot stack {stack:x?}");
             let now = cpu::program_counter();
             kassert!(text.contains(&now), "pc {now:#x} left .text");
+            Ok(())
+        }
+    }
+
+    ktest! {
+        fn the_boot_lottery_ticket_survives_the_bss_clear() {
+            // In `.bss` the winner's clear would reset it, and a late hart
+            // would draw ticket 0 again and boot a second time.
+            let ticket = core::ptr::addr_of!(BOOT_LOTTERY) as usize;
+            let sections = layout::sections();
+            let (data, bss) = (&sections[3].virt, &sections[4].virt);
+            kassert!(data.contains(&ticket), "ticket {ticket:#x} not in .data {data:x?}");
+            kassert!(!bss.contains(&ticket), "ticket {ticket:#x} in .bss {bss:x?}");
+            // This hart drew 0 and booted; any later entrant was stopped.
+            kassert!(BOOT_LOTTERY.load(Ordering::Relaxed) >= 1);
             Ok(())
         }
     }
