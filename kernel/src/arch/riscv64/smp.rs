@@ -47,31 +47,50 @@ impl core::fmt::Display for StartFailure {
 /// How long a started hart may take to come online.
 const START_TIMEOUT_MS: u64 = 2000;
 
+/// SBI HSM hart state "stopped" (SBI specification, HSM chapter, hart
+/// states table).
+const HSM_STOPPED: usize = 1;
+
 /// Starts the hart in `slot` (described with `hart::describe`) and waits
-/// until it is online.
+/// until it is online. A hart that the firmware let into `_start` behind
+/// our back stops itself there (the boot lottery in `entry`); if it did so
+/// after taking our start request, it is stopped again by the deadline, so
+/// it gets one more start.
 pub fn start(slot: usize) -> Result<(), StartError> {
     let block = &hart::HARTS[slot];
+    let hart_id = block.hart_id();
     let entry = super::virt_to_phys(super::entry::secondary_start_address());
     let stack_top_phys = super::virt_to_phys(block.stack().end);
-    let ret = sbi_rt::hart_start(block.hart_id(), entry, stack_top_phys);
-    if ret.error != 0 {
-        return Err(StartError {
-            hart_id: block.hart_id(),
-            reason: StartFailure::Sbi(ret.error as isize),
-        });
-    }
     let timebase = crate::platform::get().timebase_hz;
-    let deadline = super::cpu::ticks() + timebase * START_TIMEOUT_MS / 1000;
-    while !block.is_online() {
-        if super::cpu::ticks() > deadline {
+    for attempt in 0..2 {
+        let ret = sbi_rt::hart_start(hart_id, entry, stack_top_phys);
+        if ret.error != 0 {
             return Err(StartError {
-                hart_id: block.hart_id(),
-                reason: StartFailure::NeverOnline,
+                hart_id,
+                reason: StartFailure::Sbi(ret.error as isize),
             });
         }
-        core::hint::spin_loop();
+        let deadline = super::cpu::ticks() + timebase * START_TIMEOUT_MS / 1000;
+        while !block.is_online() {
+            if super::cpu::ticks() > deadline {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        if block.is_online() {
+            return Ok(());
+        }
+        let status = sbi_rt::hart_get_status(hart_id);
+        if attempt == 0 && status.error == 0 && status.value == HSM_STOPPED {
+            log::warn!("hart {hart_id} stopped instead of coming online; starting it again");
+            continue;
+        }
+        break;
     }
-    Ok(())
+    Err(StartError {
+        hart_id,
+        reason: StartFailure::NeverOnline,
+    })
 }
 
 /// First Rust code of a secondary hart (high half, its own stack).
