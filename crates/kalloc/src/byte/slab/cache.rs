@@ -324,7 +324,7 @@ impl SlabCache {
             } else {
                 self.return_to_slab(source, slab, object);
             }
-            if self.held == self.magazine.parked() {
+            if self.active_objects() == 0 {
                 self.drain_magazine(source);
             }
         }

@@ -52,6 +52,27 @@ pub(super) unsafe fn read(object: *mut u8) -> *mut u8 {
     ptr::with_exposed_provenance_mut(decoded(object, word))
 }
 
+/// The objects of the list that starts at `head`, in order, at most
+/// `bound` of them (a bound, not a length: a list corrupted by a write
+/// after free cannot loop forever).
+///
+/// # Safety
+/// Every object on the list was linked with [`write`], has not been
+/// changed since, and stays allocated while the iterator is used.
+pub(super) unsafe fn chain(head: *mut u8, bound: usize) -> impl Iterator<Item = *mut u8> {
+    let mut next = head;
+    core::iter::from_fn(move || {
+        if next.is_null() {
+            return None;
+        }
+        let object = next;
+        // SAFETY: the caller's guarantee: `object` is on the list.
+        next = unsafe { read(object) };
+        Some(object)
+    })
+    .take(bound)
+}
+
 /// Clears the link word of an object about to be handed out, so it does
 /// not look free while its user has not written it.
 ///

@@ -89,18 +89,9 @@ impl Magazine {
 
     /// The parked objects, most recent first.
     pub fn objects(&self) -> impl Iterator<Item = *mut u8> + '_ {
-        let mut next = self.head;
-        core::iter::from_fn(move || {
-            if next.is_null() {
-                return None;
-            }
-            let object = next;
-            // SAFETY: as in `pop`: parked objects are linked by `push` and
-            // live in slabs that stay allocated.
-            next = unsafe { link::read(object) };
-            Some(object)
-        })
-        .take(self.parked())
+        // SAFETY: as in `pop`: parked objects are linked by `push` and live
+        // in slabs that stay allocated while the magazine is borrowed.
+        unsafe { link::chain(self.head, self.parked()) }
     }
 
     /// Whether `object` is parked: at most [`MAGAZINE_MAX`] steps, on the

@@ -371,6 +371,12 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
         if self.outside(addr) {
             return Err(AllocError::OutOfRange);
         }
+        if let Some(class) = old_class {
+            let cache = self.caches[class]
+                .as_ref()
+                .expect("size classes always exist");
+            cache.check_live(ptr, self.lo, self.hi)?;
+        }
         let same_place = match (old_class, new_class) {
             (Some(old), Some(new)) => old == new,
             (None, None) => {
@@ -379,19 +385,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             _ => false,
         };
         if same_place {
-            if let Some(class) = old_class {
-                let cache = self.caches[class]
-                    .as_ref()
-                    .expect("size classes always exist");
-                cache.check_live(ptr, self.lo, self.hi)?;
-            }
             return Ok(ptr);
-        }
-        if let Some(class) = old_class {
-            let cache = self.caches[class]
-                .as_ref()
-                .expect("size classes always exist");
-            cache.check_live(ptr, self.lo, self.hi)?;
         }
         let moved = self.alloc(new_layout)?;
         // SAFETY: both blocks are live and distinct; each holds the copied length.

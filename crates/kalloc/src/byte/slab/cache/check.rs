@@ -89,19 +89,8 @@ impl SlabCache {
     /// `objects_per_slab` steps: error path only).
     fn on_free_list(&self, slab: *mut SlabHeader, object: *mut u8) -> bool {
         // SAFETY: `slab` is a live slab of this cache; its free list holds
-        // objects linked by `link::write`.
-        let mut next = unsafe { (*slab).free_head };
-        for _ in 0..self.objects_per_slab {
-            if next.is_null() {
-                return false;
-            }
-            if next == object {
-                return true;
-            }
-            // SAFETY: as above.
-            next = unsafe { link::read(next) };
-        }
-        false
+        // objects of the slab linked by `link::write`.
+        unsafe { link::chain((*slab).free_head, self.objects_per_slab) }.any(|free| free == object)
     }
 }
 
