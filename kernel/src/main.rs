@@ -168,7 +168,7 @@ fn start_harts(platform: &platform::Platform) {
     let entrants = arch::entry::BOOT_LOTTERY.load(core::sync::atomic::Ordering::Relaxed);
     if entrants > 1 {
         warn!(
-            "{entrants} harts entered the kernel at _start; all but the boot hart were stopped and started again"
+            "{entrants} harts entered the kernel at _start; all but the boot hart stopped themselves there"
         );
     }
     info!(

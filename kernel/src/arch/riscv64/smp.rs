@@ -61,7 +61,7 @@ pub fn start(slot: usize) -> Result<(), StartError> {
     let hart_id = block.hart_id();
     let entry = super::virt_to_phys(super::entry::secondary_start_address());
     let stack_top_phys = super::virt_to_phys(block.stack().end);
-    let timebase = crate::platform::get().timebase_hz;
+    let timeout = crate::platform::get().timebase_hz * START_TIMEOUT_MS / 1000;
     for attempt in 0..2 {
         let ret = sbi_rt::hart_start(hart_id, entry, stack_top_phys);
         if ret.error != 0 {
@@ -70,27 +70,31 @@ pub fn start(slot: usize) -> Result<(), StartError> {
                 reason: StartFailure::Sbi(ret.error as isize),
             });
         }
-        let deadline = super::cpu::ticks() + timebase * START_TIMEOUT_MS / 1000;
-        while !block.is_online() {
-            if super::cpu::ticks() > deadline {
-                break;
-            }
-            core::hint::spin_loop();
-        }
-        if block.is_online() {
+        if comes_online(block, timeout) {
             return Ok(());
         }
         let status = sbi_rt::hart_get_status(hart_id);
-        if attempt == 0 && status.error == 0 && status.value == HSM_STOPPED {
-            log::warn!("hart {hart_id} stopped instead of coming online; starting it again");
-            continue;
+        if attempt > 0 || status.error != 0 || status.value != HSM_STOPPED {
+            break;
         }
-        break;
+        log::warn!("hart {hart_id} stopped instead of coming online; starting it again");
     }
     Err(StartError {
         hart_id,
         reason: StartFailure::NeverOnline,
     })
+}
+
+/// Waits up to `timeout` timebase ticks for `block`'s hart to come online.
+fn comes_online(block: &hart::HartLocal, timeout: u64) -> bool {
+    let deadline = super::cpu::ticks() + timeout;
+    while !block.is_online() {
+        if super::cpu::ticks() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
 }
 
 /// First Rust code of a secondary hart (high half, its own stack).
