@@ -133,13 +133,10 @@ fn main() {
         );
         lifo_churn.push(time_play::<Lifo>(&arena, &churn));
     }
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2].as_nanos() as f64
-    };
+    let nanos = |plays: Vec<Duration>| median(plays).as_nanos() as f64;
     let rows: Vec<(&str, f64, f64)> = samples
         .into_iter()
-        .map(|(name, r, c)| (name, median(r), median(c)))
+        .map(|(name, r, c)| (name, nanos(r), nanos(c)))
         .collect();
     let ns_per_step = |total: f64, trace: &[Step]| total / trace.len() as f64;
     let ours = |name: &str| rows.iter().find(|r| r.0 == name).copied().unwrap();
@@ -176,7 +173,7 @@ fn main() {
         ns_per_step(floor.1, &random),
         ns_per_step(floor.2, &churn)
     );
-    let lifo = median(lifo_churn);
+    let lifo = nanos(lifo_churn);
     println!(
         "| {} | n/a | | {:.1} | {:.2} |",
         Lifo::NAME,
@@ -279,14 +276,16 @@ fn main() {
             Llff
         );
     }
+    let random_lat: Vec<(&str, [u64; 4], [u64; 4])> = random_lat
+        .iter()
+        .map(|(name, all, aligned)| (*name, median_each(all), median_each(aligned)))
+        .collect();
     println!(
         "\nLatency per operation on the random-actions trace ({unit}, median of {latency_rounds} plays)"
     );
     println!("| allocator | p50 | p99 | p99.9 | max | aligned allocs p50 | p99 | p99.9 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, all, aligned) in &random_lat {
-        let [p50, p99, p999, max] = median_each(all);
-        let [a50, a99, a999, _] = median_each(aligned);
+    for (name, [p50, p99, p999, max], [a50, a99, a999, _]) in &random_lat {
         println!("| {name} | {p50} | {p99} | {p999} | {max} | {a50} | {a99} | {a999} |");
     }
     println!(
@@ -298,18 +297,19 @@ fn main() {
         let [p50, p99, p999, max] = median_each(all);
         println!("| {name} | {p50} | {p99} | {p999} | {max} |");
     }
-    if let Some(tlsf) = random_lat.iter().find(|row| row.0 == "kalloc TLSF") {
-        let ours = median_each(&tlsf.1)[2];
-        let peer = |name: &str| {
-            let row = random_lat.iter().find(|row| row.0 == name).unwrap();
-            median_each(&row.1)[2]
-        };
-        println!(
-            "- TLSF p99.9 on random actions: {ours} against rlsf {}, talc {} (goal: below both)",
-            peer("rlsf"),
-            peer("talc")
-        );
-    }
+    let p999 = |name: &str| random_lat.iter().find(|row| row.0 == name).unwrap().1[2];
+    println!(
+        "- TLSF p99.9 on random actions: {} against rlsf {}, talc {} (goal: below both)",
+        p999(OurTlsf::NAME),
+        p999(Rlsf::NAME),
+        p999(Talc::NAME)
+    );
+}
+
+/// The median of several plays' figures.
+fn median<T: Ord>(mut plays: Vec<T>) -> T {
+    plays.sort_unstable();
+    plays.swap_remove(plays.len() / 2)
 }
 
 /// Percentiles (p50, p99, p99.9, max) of each play of one trace.
@@ -317,9 +317,5 @@ type Plays = Vec<[u64; 4]>;
 
 /// The median of each percentile over several plays.
 fn median_each(plays: &[[u64; 4]]) -> [u64; 4] {
-    std::array::from_fn(|k| {
-        let mut column: Vec<u64> = plays.iter().map(|play| play[k]).collect();
-        column.sort_unstable();
-        column[column.len() / 2]
-    })
+    std::array::from_fn(|k| median(plays.iter().map(|play| play[k]).collect()))
 }
