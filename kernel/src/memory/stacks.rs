@@ -22,21 +22,30 @@ const TRAP_STRIDE_PAGES: usize = TRAP_STACK_PAGES + 1;
 
 /// Allocates the kernel stacks of `others` (slot, hart id) and records
 /// each in its hart-local block with the hart id; then a trap stack for
-/// the boot hart and each of `others`.
+/// the boot hart and each of `others`. Every new stack is painted whole
+/// (see [`deepest_use`]).
 pub fn allocate(others: impl Iterator<Item = (usize, usize)> + Clone) -> AllocResult<()> {
     let count = others.clone().count();
     if count > 0 {
         let base = super::pages::alloc(count * STRIDE_PAGES, PAGE_SIZE)?;
         for (index, (slot, hart_id)) in others.clone().enumerate() {
             let bottom = base + (index * STRIDE_PAGES + 1) * PAGE_SIZE;
-            hart::describe(slot, hart_id, bottom..bottom + STACK_PAGES * PAGE_SIZE);
+            let stack = bottom..bottom + STACK_PAGES * PAGE_SIZE;
+            // SAFETY: just allocated for this stack, mapped RW in the linear
+            // map and page-aligned; its hart has not started.
+            unsafe { paint(stack.clone()) };
+            hart::describe(slot, hart_id, stack);
         }
     }
     let base = super::pages::alloc((count + 1) * TRAP_STRIDE_PAGES, PAGE_SIZE)?;
     let slots = core::iter::once(hart::BOOT_SLOT).chain(others.map(|(slot, _)| slot));
     for (index, slot) in slots.enumerate() {
         let bottom = base + (index * TRAP_STRIDE_PAGES + 1) * PAGE_SIZE;
-        hart::HARTS[slot].set_trap_stack(bottom..bottom + TRAP_STACK_PAGES * PAGE_SIZE);
+        let stack = bottom..bottom + TRAP_STACK_PAGES * PAGE_SIZE;
+        // SAFETY: as above; no hart traps onto it before `set_trap_stack`
+        // and its `use_trap_stack`.
+        unsafe { paint(stack.clone()) };
+        hart::HARTS[slot].set_trap_stack(stack);
     }
     Ok(())
 }
@@ -56,41 +65,60 @@ pub fn guard_of(block: &hart::HartLocal) -> core::ops::Range<usize> {
     bottom - PAGE_SIZE..bottom
 }
 
-/// What [`paint_boot_stack`] writes: a value no pointer or small integer
-/// takes, so a word that differs was written by a stack frame.
+/// What [`paint`] writes: a value no pointer or small integer takes, so a
+/// word that differs was written by a stack frame.
 const STACK_PAINT: u64 = 0x57ac_57ac_57ac_57ac;
 
-/// Fills the unused part of the boot stack (below the caller's frame) with
-/// [`STACK_PAINT`], so [`boot_stack_high_water`] can tell how deep the
-/// stack ever went (Linux's `CONFIG_DEBUG_STACK_USAGE`). The guard page
+/// Fills `range` with [`STACK_PAINT`], so [`deepest_use`] can later tell
+/// how deep the stack ever went (Linux's `CONFIG_DEBUG_STACK_USAGE`).
+///
+/// # Safety
+/// `range` is mapped RW, 8-byte aligned at both ends, and no live data
+/// (no frame in use, nothing another hart reads) lies in it.
+unsafe fn paint(range: core::ops::Range<usize>) {
+    for addr in range.step_by(8) {
+        // SAFETY: inside `range`, which the caller vouches for.
+        unsafe { (addr as *mut u64).write_volatile(STACK_PAINT) };
+    }
+}
+
+/// The most bytes of `stack` ever in use since it was painted: from its top
+/// down to the lowest word no longer painted. The guard page below a stack
 /// only catches an overflow that touches it: without stack probes a frame
-/// larger than a page can step over it into `.bss`, so the depth is
-/// measured and tested instead of trusted. Called first thing on the boot
-/// hart.
+/// larger than a page can step over it, so the depth is measured and
+/// tested instead of trusted.
+pub fn deepest_use(stack: core::ops::Range<usize>) -> usize {
+    let lowest_written = stack
+        .clone()
+        .step_by(8)
+        // SAFETY: every caller passes a hart's stack or trap stack, mapped
+        // and 8-byte aligned; a plain read.
+        .find(|&addr| unsafe { (addr as *const u64).read_volatile() } != STACK_PAINT)
+        .unwrap_or(stack.end);
+    stack.end - lowest_written
+}
+
+/// Paints the unused part of the boot stack (below the caller's frame).
+/// Called first thing on the boot hart.
 #[inline(never)]
 pub fn paint_boot_stack() {
     let stack = super::layout::boot_stack();
     // Leave this frame and a margin below it alone: they are in use.
     let end = (crate::arch::cpu::stack_pointer() - 256) & !7;
-    let mut addr = stack.start;
-    while addr < end {
-        // SAFETY: `addr` lies in the boot stack below the deepest frame in
-        // use (this leaf function's own, with a margin), mapped RW and
-        // 8-byte aligned; nothing else refers to that memory.
-        unsafe { (addr as *mut u64).write_volatile(STACK_PAINT) };
-        addr += 8;
-    }
+    // SAFETY: the boot stack is mapped RW and 8-byte aligned, and nothing
+    // lives below this leaf function's frame and the margin.
+    unsafe { paint(stack.start..end) };
 }
 
-/// [`boot_stack_high_water`] when the boot finished (before the tests or
-/// the monitor ran: a test that overflows a stack on purpose wipes the
-/// paint).
+/// The boot stack's [`deepest_use`] when the boot finished (before the
+/// tests or the monitor ran: a test that overflows the boot stack on
+/// purpose wipes its paint).
 static DEPTH_AT_BOOT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// Notes how deep the boot went; called once the boot is done.
 pub fn record_boot_depth() {
     DEPTH_AT_BOOT.store(
-        boot_stack_high_water(),
+        deepest_use(super::layout::boot_stack()),
         core::sync::atomic::Ordering::Relaxed,
     );
 }
@@ -102,18 +130,6 @@ pub fn record_boot_depth() {
 )]
 pub fn boot_depth() -> usize {
     DEPTH_AT_BOOT.load(core::sync::atomic::Ordering::Relaxed)
-}
-
-/// The most boot-stack bytes ever in use since [`paint_boot_stack`]: from
-/// the top down to the lowest word no longer painted.
-pub fn boot_stack_high_water() -> usize {
-    let stack = super::layout::boot_stack();
-    let lowest_written = (stack.start..stack.end)
-        .step_by(8)
-        // SAFETY: the boot stack is mapped and aligned; a plain read.
-        .find(|&addr| unsafe { (addr as *const u64).read_volatile() } != STACK_PAINT)
-        .unwrap_or(stack.end);
-    stack.end - lowest_written
 }
 
 #[cfg(feature = "ktest")]
@@ -128,6 +144,37 @@ mod tests {
             crate::print!("(deepest {} of {} KiB during the boot) ", used / 1024, size / 1024);
             kassert!(used > 0, "the paint is gone or was never applied");
             kassert!(used <= size * 3 / 4, "the boot stack went {used} bytes deep of {size}");
+            Ok(())
+        }
+    }
+
+    /// Every hart has taken a timer interrupt (so used its trap stack), or
+    /// two seconds passed.
+    fn wait_for_a_tick_everywhere() {
+        let timebase = crate::platform::get().timebase_hz;
+        let deadline = crate::arch::cpu::ticks() + 2 * timebase;
+        while hart::online().any(|h| h.timer_ticks.load(core::sync::atomic::Ordering::Relaxed) == 0)
+            && crate::arch::cpu::ticks() < deadline
+        {
+            core::hint::spin_loop();
+        }
+    }
+
+    ktest! {
+        fn every_hart_s_stack_and_trap_stack_are_painted_and_keep_a_quarter_free() {
+            wait_for_a_tick_everywhere();
+            for block in hart::online() {
+                let id = block.hart_id();
+                let stacks = [("trap stack", block.trap_stack()), ("stack", block.stack())];
+                // The boot stack has its own test: the overflow test wipes it.
+                let count = if block.slot() == hart::BOOT_SLOT { 1 } else { 2 };
+                for (what, stack) in stacks.iter().take(count) {
+                    let (used, size) = (deepest_use(stack.clone()), stack.len());
+                    crate::print!("(hart {id} {what} {used}/{size}) ");
+                    kassert!(used > 0, "hart {id}'s {what} was never painted or never used");
+                    kassert!(used <= size * 3 / 4, "hart {id}'s {what} went {used} bytes deep of {size}");
+                }
+            }
             Ok(())
         }
     }

@@ -136,7 +136,7 @@ pub const COMMANDS: &[Command<Monitor>] = &[
     Command {
         name: "harts",
         usage: "",
-        help: "harts, their state, timer ticks and interrupts",
+        help: "harts, their state, timer ticks, stack depths and interrupts",
         run: system::harts,
     },
     Command {

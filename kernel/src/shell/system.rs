@@ -7,6 +7,22 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering;
 use kshell::{ArgError, Args, CommandError};
 
+/// A stack's deepest use as `used/sizeK`, right-aligned to the column
+/// width (without allocating: the monitor must work on a full heap).
+struct DeepestUse(core::ops::Range<usize>);
+
+impl core::fmt::Display for DeepestUse {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let used = crate::memory::stacks::deepest_use(self.0.clone()).div_ceil(1024);
+        let size = self.0.len() / 1024;
+        let digits = |n: usize| n.checked_ilog10().map_or(1, |d| d as usize + 1);
+        for _ in digits(used) + digits(size) + 2..f.width().unwrap_or(0) {
+            f.write_char(' ')?;
+        }
+        write!(f, "{used}/{size}K")
+    }
+}
+
 /// `harts`
 pub fn harts<'a>(
     _: &mut Monitor,
@@ -18,7 +34,8 @@ pub fn harts<'a>(
     let plic = plic::get();
     writeln!(
         out,
-        "hart slot state   timer-ticks  stack                                    plic-ctx"
+        "hart slot state   timer-ticks  {:<37}  {:>8}  {:>12}  plic-ctx",
+        "stack", "deepest", "trap-deepest"
     )?;
     for block in hart::HARTS.iter().filter(|h| h.stack().end != 0) {
         let context = plic
@@ -27,7 +44,7 @@ pub fn harts<'a>(
         let stack = block.stack();
         write!(
             out,
-            "{:>4} {:>4} {:<7} {:>11}  {:#x}-{:#x}  ",
+            "{:>4} {:>4} {:<7} {:>11}  {:#x}-{:#x}  {:>8}  {:>12}  ",
             block.hart_id(),
             block.slot(),
             if block.is_online() {
@@ -37,7 +54,9 @@ pub fn harts<'a>(
             },
             block.timer_ticks.load(Ordering::Relaxed),
             stack.start,
-            stack.end
+            stack.end,
+            DeepestUse(stack.clone()),
+            DeepestUse(block.trap_stack()),
         )?;
         match context {
             Some(context) => write!(out, "{context:>4}")?,
@@ -55,9 +74,7 @@ pub fn harts<'a>(
     }
     writeln!(
         out,
-        "boot stack: deepest use {} of {} KiB since boot",
-        crate::memory::stacks::boot_stack_high_water() / 1024,
-        crate::memory::layout::boot_stack().len() / 1024
+        "deepest: most of each stack ever in use since boot, in KiB (rounded up) of its size"
     )?;
     let (received, overruns) = crate::input::counters();
     writeln!(

@@ -285,6 +285,20 @@ fn interactive(
                 .all(|((h0, t0), (h1, t1))| h0 == h1 && t1 > t0),
         "timer ticks did not advance on every hart while the shell waited: {before:?} -> {after:?}"
     );
+    // `deepest` and `trap-deepest`: "used/sizeK", painted stacks in use.
+    let depth_in_use = |word: Option<&str>| {
+        word.and_then(|w| w.strip_suffix('K')?.split_once('/'))
+            .and_then(|(used, size)| Some((used.parse::<u64>().ok()?, size.parse::<u64>().ok()?)))
+            .is_some_and(|(used, size)| used > 0 && used <= size)
+    };
+    check!(
+        s,
+        harts.iter().filter(|l| l.contains(" online ")).all(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            depth_in_use(words.get(5).copied()) && depth_in_use(words.get(6).copied())
+        }),
+        "harts does not show every hart's stack and trap-stack depth as used/sizeK: {harts:?}"
+    );
     let online = harts.iter().filter(|l| l.contains(" online ")).count();
     check!(
         s,
