@@ -26,7 +26,9 @@ use kalloc::{AllocError, AllocResult, ByteAllocator};
 use crate::leak::{Checkpoint, SiteSummary, tally};
 use crate::ledger::{Counters, Entry, Ledger, RecordSlot, State};
 use crate::pattern::{self, ALLOC_POISON, REDZONE_ACTIVE};
-use crate::{Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink};
+use crate::{
+    Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink, Unit,
+};
 
 mod traits;
 mod zones;
@@ -261,6 +263,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                 align: layout.align(),
                 used: self.inner.used_bytes(),
                 available: self.inner.available_bytes(),
+                unit: Unit::Bytes,
             };
             self.report(kind, 0, site, None, Action::Failed);
         }

@@ -37,6 +37,6 @@ pub use ledger::{Counters, MAX_REGIONS, Record, RecordSlot};
 pub use page::DebugPageAllocator;
 pub use pattern::{ALLOC_POISON, FREE_POISON, PAGE_FREE_POISON, REDZONE_ACTIVE, REDZONE_INACTIVE};
 pub use report::{
-    Action, BlockInfo, FoundBytes, IgnoreReports, Report, ReportKind, ReportSink, Side,
+    Action, BlockInfo, FoundBytes, IgnoreReports, Report, ReportKind, ReportSink, Side, Unit,
 };
 pub use site::CallSite;

@@ -15,7 +15,9 @@ use kalloc::{AllocError, AllocResult, BaseAllocator, PageAllocator};
 use crate::leak::{Checkpoint, SiteSummary, tally};
 use crate::ledger::{Counters, Entry, Ledger, RecordSlot, State};
 use crate::pattern::{self, ALLOC_POISON, PAGE_FREE_POISON};
-use crate::{Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink};
+use crate::{
+    Action, BlockInfo, CallSite, DebugConfig, DebugFlags, Report, ReportKind, ReportSink, Unit,
+};
 
 /// A page allocator wrapped with debug checks. With no flags set it only
 /// forwards and counts.
@@ -201,6 +203,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
                 align,
                 used: self.inner.used_pages(),
                 available: self.inner.available_pages(),
+                unit: Unit::Pages,
             };
             self.report(kind, 0, site, None, Action::Failed);
         }

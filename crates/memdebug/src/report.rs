@@ -86,15 +86,33 @@ pub enum ReportKind {
         expected: u8,
         found: FoundBytes,
     },
-    /// The inner allocator could not satisfy a request.
+    /// The inner allocator could not satisfy a request. `size`, `used`
+    /// and `available` count `unit`s; `align` is in bytes.
     OutOfMemory {
         size: usize,
         align: usize,
         used: usize,
         available: usize,
+        unit: Unit,
     },
     /// The layer's table of live blocks is full; the request was refused.
     TableFull { capacity: usize },
+}
+
+/// What a layer counts sizes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Pages,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unit::Bytes => "bytes",
+            Unit::Pages => "pages",
+        })
+    }
 }
 
 /// What the layer did about it.
@@ -209,10 +227,11 @@ impl fmt::Display for Report {
                 align,
                 used,
                 available,
+                unit,
             } => write!(
                 f,
-                "[{layer}] out of memory: request of {size} (align {align}) failed; \
-                 {used} in use, {available} available"
+                "[{layer}] out of memory: request of {size} {unit} (align {align}) failed; \
+                 {used} {unit} in use, {available} available"
             )?,
             ReportKind::TableFull { capacity } => write!(
                 f,

@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use kalloc::{AllocError, BaseAllocator, ByteAllocator};
 use memdebug::{
     Action, CallSite, DebugByteAllocator, DebugConfig, DebugFlags, FREE_POISON, ReportKind, Side,
-    SiteSummary,
+    SiteSummary, Unit,
 };
 use support::{Collect, FirstFit, arena, tables, tick};
 
@@ -286,10 +286,16 @@ fn out_of_memory_is_reported_and_recoverable() {
         ReportKind::OutOfMemory {
             size: 2097152,
             align: 8,
+            unit: Unit::Bytes,
             ..
         }
     ));
     assert_eq!(report.action, Action::Failed);
+    let text = format!("{report}");
+    assert!(
+        text.contains("request of 2097152 bytes (align 8) failed"),
+        "{text}"
+    );
     assert_eq!(heap.counters().failures, 1);
     assert!(heap.alloc(lay(64, 8)).is_ok());
 }

@@ -5,6 +5,7 @@ mod support;
 use kalloc::{AllocError, BaseAllocator, PageAllocator};
 use memdebug::{
     Action, DebugConfig, DebugFlags, DebugPageAllocator, PAGE_FREE_POISON, ReportKind, SiteSummary,
+    Unit,
 };
 use support::{Collect, FirstFit, arena, tables, tick};
 
@@ -117,6 +118,31 @@ fn quarantine_is_invisible_in_the_counts_and_flushed_on_exhaustion() {
     assert_eq!(pages.available_pages(), 64);
     // 64 pages are held (at the limit), yet the next request succeeds.
     assert_eq!(pages.alloc_pages(64, PAGE), Ok(all));
+}
+
+#[test]
+fn out_of_memory_is_reported_in_pages() {
+    let (mut pages, _) = layer("poison");
+    let held = pages.alloc_pages(60, PAGE).unwrap();
+    assert_eq!(pages.alloc_pages(8, PAGE), Err(AllocError::NoMemory));
+    let report = pages.sink().reports[0];
+    assert_eq!(
+        report.kind,
+        ReportKind::OutOfMemory {
+            size: 8,
+            align: PAGE,
+            used: 60,
+            available: 4,
+            unit: Unit::Pages
+        }
+    );
+    assert_eq!(report.action, Action::Failed);
+    let text = format!("{report}");
+    assert!(
+        text.contains("request of 8 pages (align 4096) failed; 60 pages in use, 4 available"),
+        "{text}"
+    );
+    pages.dealloc_pages(held, 60).unwrap();
 }
 
 #[test]
