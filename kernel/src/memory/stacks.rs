@@ -23,7 +23,7 @@ const TRAP_STRIDE_PAGES: usize = TRAP_STACK_PAGES + 1;
 /// Allocates the kernel stacks of `others` (slot, hart id) and records
 /// each in its hart-local block with the hart id; then a trap stack for
 /// the boot hart and each of `others`. Every new stack is painted whole
-/// (see [`deepest_use`]).
+/// (see [`stack_depth`]).
 pub fn allocate(others: impl Iterator<Item = (usize, usize)> + Clone) -> AllocResult<()> {
     let count = others.clone().count();
     if count > 0 {
@@ -87,15 +87,31 @@ unsafe fn paint(range: core::ops::Range<usize>) {
 /// only catches an overflow that touches it: without stack probes a frame
 /// larger than a page can step over it, so the depth is measured and
 /// tested instead of trusted.
-pub fn deepest_use(stack: core::ops::Range<usize>) -> usize {
+///
+/// # Safety
+/// `stack` is mapped readable and 8-byte aligned at both ends.
+unsafe fn deepest_use(stack: core::ops::Range<usize>) -> usize {
     let lowest_written = stack
         .clone()
         .step_by(8)
-        // SAFETY: every caller passes a hart's stack or trap stack, mapped
-        // and 8-byte aligned; a plain read.
+        // SAFETY: inside `stack`, which the caller vouches for; a plain read.
         .find(|&addr| unsafe { (addr as *const u64).read_volatile() } != STACK_PAINT)
         .unwrap_or(stack.end);
     stack.end - lowest_written
+}
+
+/// How deep `block`'s kernel stack ever went, in bytes (0 before it has
+/// one). The boot hart's counts from its first Rust frame.
+pub fn stack_depth(block: &hart::HartLocal) -> usize {
+    // SAFETY: a hart's stack (the boot stack, or pages `allocate` took) is
+    // page-aligned and mapped RW for the whole run; empty before then.
+    unsafe { deepest_use(block.stack()) }
+}
+
+/// How deep `block`'s trap stack ever went, in bytes (0 before it has one).
+pub fn trap_stack_depth(block: &hart::HartLocal) -> usize {
+    // SAFETY: as for `stack_depth`; trap stacks come from `allocate` too.
+    unsafe { deepest_use(block.trap_stack()) }
 }
 
 /// Paints the unused part of the boot stack (below the caller's frame).
@@ -110,7 +126,7 @@ pub fn paint_boot_stack() {
     unsafe { paint(stack.start..end) };
 }
 
-/// The boot stack's [`deepest_use`] when the boot finished (before the
+/// The boot stack's [`stack_depth`] when the boot finished (before the
 /// tests or the monitor ran: a test that overflows the boot stack on
 /// purpose wipes its paint).
 static DEPTH_AT_BOOT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
@@ -118,7 +134,7 @@ static DEPTH_AT_BOOT: core::sync::atomic::AtomicUsize = core::sync::atomic::Atom
 /// Notes how deep the boot went; called once the boot is done.
 pub fn record_boot_depth() {
     DEPTH_AT_BOOT.store(
-        deepest_use(super::layout::boot_stack()),
+        stack_depth(&hart::HARTS[hart::BOOT_SLOT]),
         core::sync::atomic::Ordering::Relaxed,
     );
 }
@@ -165,11 +181,13 @@ mod tests {
             wait_for_a_tick_everywhere();
             for block in hart::online() {
                 let id = block.hart_id();
-                let stacks = [("trap stack", block.trap_stack()), ("stack", block.stack())];
+                let stacks = [
+                    ("trap stack", trap_stack_depth(block), block.trap_stack().len()),
+                    ("stack", stack_depth(block), block.stack().len()),
+                ];
                 // The boot stack has its own test: the overflow test wipes it.
                 let count = if block.slot() == hart::BOOT_SLOT { 1 } else { 2 };
-                for (what, stack) in stacks.iter().take(count) {
-                    let (used, size) = (deepest_use(stack.clone()), stack.len());
+                for &(what, used, size) in stacks.iter().take(count) {
                     crate::print!("(hart {id} {what} {used}/{size}) ");
                     kassert!(used > 0, "hart {id}'s {what} was never painted or never used");
                     kassert!(used <= size * 3 / 4, "hart {id}'s {what} went {used} bytes deep of {size}");

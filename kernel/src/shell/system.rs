@@ -3,18 +3,19 @@
 use super::Monitor;
 use crate::arch::{hart, timer};
 use crate::drivers::plic;
+use crate::memory::stacks;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 use kshell::{ArgError, Args, CommandError};
 
-/// A stack's deepest use as `used/sizeK`, right-aligned to the column
-/// width (without allocating: the monitor must work on a full heap).
-struct DeepestUse(core::ops::Range<usize>);
+/// A stack's deepest use and size in bytes, shown as `used/sizeK`,
+/// right-aligned to the column width (without allocating: the monitor must
+/// work on a full heap).
+struct DeepestUse(usize, usize);
 
 impl core::fmt::Display for DeepestUse {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let used = crate::memory::stacks::deepest_use(self.0.clone()).div_ceil(1024);
-        let size = self.0.len() / 1024;
+        let (used, size) = (self.0.div_ceil(1024), self.1 / 1024);
         let digits = |n: usize| n.checked_ilog10().map_or(1, |d| d as usize + 1);
         for _ in digits(used) + digits(size) + 2..f.width().unwrap_or(0) {
             f.write_char(' ')?;
@@ -55,8 +56,8 @@ pub fn harts<'a>(
             block.timer_ticks.load(Ordering::Relaxed),
             stack.start,
             stack.end,
-            DeepestUse(stack.clone()),
-            DeepestUse(block.trap_stack()),
+            DeepestUse(stacks::stack_depth(block), stack.len()),
+            DeepestUse(stacks::trap_stack_depth(block), block.trap_stack().len()),
         )?;
         match context {
             Some(context) => write!(out, "{context:>4}")?,
