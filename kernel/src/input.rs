@@ -172,15 +172,7 @@ mod tests {
             while pop().is_some() {}
             uart.set_loopback(true);
             uart.put(MARKER);
-            let timebase = crate::platform::get().timebase_hz;
-            // Generous: the byte normally arrives in microseconds, but the
-            // hart that takes the interrupt is a QEMU host thread (see the
-            // smp timer tests).
-            let deadline = crate::arch::cpu::ticks() + 2 * timebase;
-            let mut found = false;
-            while !found && crate::arch::cpu::ticks() < deadline {
-                found = pop() == Some(MARKER);
-            }
+            let found = wait_until(2, || pop() == Some(MARKER));
             uart.set_loopback(false);
             kassert!(found, "the looped-back byte never reached the ring within 2 s");
             kassert!(plic::count(source) > irqs, "no interrupt was claimed for irq {source}");

@@ -42,7 +42,26 @@ pub fn abort_running_test(_reason: core::fmt::Arguments<'_>) {}
 #[cfg(feature = "ktest")]
 pub mod prelude {
     pub use super::fault::{ExpectedFault, expect_fault};
+    pub use super::wait_until;
     pub use crate::{kassert, kassert_eq, ktest};
+}
+
+/// Spins until `done()` holds or `seconds` have passed; returns `done()`.
+/// For a test waiting on another hart or an interrupt: such an event is
+/// normally due within milliseconds, but each hart is a QEMU host thread,
+/// and a CI run once saw an idle hart take no timer tick in 30 ms. Waiting
+/// for the event itself, with a bound of seconds, keeps an event that
+/// never comes a failure without making a slow host one.
+#[cfg(feature = "ktest")]
+pub fn wait_until(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = crate::arch::cpu::ticks() + seconds * crate::platform::get().timebase_hz;
+    while !done() {
+        if crate::arch::cpu::ticks() >= deadline {
+            return done();
+        }
+        core::hint::spin_loop();
+    }
+    true
 }
 
 /// Registers a kernel test: `ktest! { fn name() { ...; Ok(()) } }`. The body

@@ -164,21 +164,10 @@ mod tests {
         }
     }
 
-    /// Every hart has taken a timer interrupt (so used its trap stack), or
-    /// two seconds passed.
-    fn wait_for_a_tick_everywhere() {
-        let timebase = crate::platform::get().timebase_hz;
-        let deadline = crate::arch::cpu::ticks() + 2 * timebase;
-        while hart::online().any(|h| h.timer_ticks.load(core::sync::atomic::Ordering::Relaxed) == 0)
-            && crate::arch::cpu::ticks() < deadline
-        {
-            core::hint::spin_loop();
-        }
-    }
-
     ktest! {
         fn every_hart_s_stack_and_trap_stack_are_painted_and_keep_a_quarter_free() {
-            wait_for_a_tick_everywhere();
+            // Every hart has taken a tick, so used its trap stack.
+            wait_until(2, || hart::online().all(|h| h.timer_ticks.load(core::sync::atomic::Ordering::Relaxed) > 0));
             for block in hart::online() {
                 let id = block.hart_id();
                 let stacks = [

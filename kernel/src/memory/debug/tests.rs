@@ -381,18 +381,13 @@ ktest! {
         if !enabled(DebugFlags::LEAKCHECK)? || !tracks(256 * 1024) {
             return Ok(());
         }
-        let timebase = crate::platform::get().timebase_hz;
         let mut hoard: Vec<Vec<u8>> = Vec::with_capacity(8);
         let (grow, line) = (|| at_site(|| Vec::<u8>::with_capacity(256 * 1024)), line!());
         for _ in 0..=leak::LEAK_STREAK + 1 {
             hoard.push(grow());
             // Wait for the boot hart's timer to run the next check.
             let seen = leak::checks();
-            let deadline = crate::arch::cpu::ticks() + 10 * timebase;
-            while leak::checks() == seen {
-                kassert!(crate::arch::cpu::ticks() < deadline, "no leak check within 10 s (memdebug.leakwatch too long?)");
-                core::hint::spin_loop();
-            }
+            kassert!(wait_until(10, || leak::checks() != seen), "no leak check within 10 s (memdebug.leakwatch too long?)");
         }
         let named = leak::last_named();
         kassert!(

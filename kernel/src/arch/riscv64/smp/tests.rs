@@ -49,21 +49,9 @@ ktest! {
 static TICKS_BEFORE: [AtomicU64; crate::platform::MAX_HARTS] =
     [const { AtomicU64::new(0) }; crate::platform::MAX_HARTS];
 
-/// How long the timer tests wait for ticks. A tick is due every interval,
-/// but QEMU runs each hart on a host thread, and a CI run once saw an idle
-/// hart take no tick in three intervals (the host was not ours to watch).
-/// Waiting for the tick itself, up to this bound, keeps a hart that never
-/// ticks a failure without making a slow host one.
+/// How long the timer tests wait for ticks (see [`wait_until`]); a tick is
+/// due every interval (10 ms at the default rate).
 const TICK_WAIT_SECONDS: u64 = 2;
-
-/// Spins until `done()` holds or [`TICK_WAIT_SECONDS`] have passed.
-fn wait_for_ticks(done: impl Fn() -> bool) {
-    let timebase = crate::platform::get().timebase_hz;
-    let deadline = cpu::ticks() + TICK_WAIT_SECONDS * timebase;
-    while !done() && cpu::ticks() < deadline {
-        core::hint::spin_loop();
-    }
-}
 
 fn every_hart_ticked_since_before() -> bool {
     hart::online().all(|block| {
@@ -79,7 +67,7 @@ ktest! {
         for block in hart::online() {
             TICKS_BEFORE[block.slot()].store(block.timer_ticks.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        wait_for_ticks(every_hart_ticked_since_before);
+        wait_until(TICK_WAIT_SECONDS, every_hart_ticked_since_before);
         for block in hart::online() {
             let before = TICKS_BEFORE[block.slot()].load(Ordering::Relaxed);
             let after = block.timer_ticks.load(Ordering::Relaxed);
@@ -121,7 +109,7 @@ ktest! {
             off.store(0, Ordering::Relaxed);
         }
         crate::arch::timer::set_hook(Some(check_trap_stack));
-        wait_for_ticks(|| hart::online().all(|block| handlers_on_slot(block.slot()) != (0, 0)));
+        wait_until(TICK_WAIT_SECONDS, || hart::online().all(|block| handlers_on_slot(block.slot()) != (0, 0)));
         crate::arch::timer::set_hook(None);
         for block in hart::online() {
             let (on, off) = handlers_on_slot(block.slot());
