@@ -113,6 +113,7 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     // Injected faults start once the boot allocations are done.
     memory::faults::init(args.fail_page_alloc, args.failslab);
     memory::stacks::record_boot_depth();
+    info!("memory:\n{}", memory::stats::get_memory_stats());
 
     #[cfg(feature = "ktest")]
     if let Some(seconds) = args.stress_seconds {

@@ -128,6 +128,7 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
     ) {
         let report = Report {
             layer: self.name,
+            unit: Unit::Bytes,
             kind,
             addr,
             site,
@@ -263,7 +264,6 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
                 align: layout.align(),
                 used: self.inner.used_bytes(),
                 available: self.inner.available_bytes(),
-                unit: Unit::Bytes,
             };
             self.report(kind, 0, site, None, Action::Failed);
         }

@@ -83,6 +83,7 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
     ) {
         let report = Report {
             layer: self.name,
+            unit: Unit::Pages,
             kind,
             addr,
             site,
@@ -203,7 +204,6 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
                 align,
                 used: self.inner.used_pages(),
                 available: self.inner.available_pages(),
-                unit: Unit::Pages,
             };
             self.report(kind, 0, site, None, Action::Failed);
         }

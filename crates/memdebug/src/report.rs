@@ -86,20 +86,18 @@ pub enum ReportKind {
         expected: u8,
         found: FoundBytes,
     },
-    /// The inner allocator could not satisfy a request. `size`, `used`
-    /// and `available` count `unit`s; `align` is in bytes.
+    /// The inner allocator could not satisfy a request.
     OutOfMemory {
         size: usize,
         align: usize,
         used: usize,
         available: usize,
-        unit: Unit,
     },
     /// The layer's table of live blocks is full; the request was refused.
     TableFull { capacity: usize },
 }
 
-/// What a layer counts sizes in.
+/// What a layer counts sizes in (alignments are always bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Bytes,
@@ -112,6 +110,22 @@ impl fmt::Display for Unit {
             Unit::Bytes => "bytes",
             Unit::Pages => "pages",
         })
+    }
+}
+
+/// `count` of `unit`, singular for one: "1 page", "48 bytes".
+struct Amount(usize, Unit);
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Amount(count, unit) = *self;
+        let word = match (unit, count) {
+            (Unit::Bytes, 1) => "byte",
+            (Unit::Pages, 1) => "page",
+            (Unit::Bytes, _) => "bytes",
+            (Unit::Pages, _) => "pages",
+        };
+        write!(f, "{count} {word}")
     }
 }
 
@@ -132,6 +146,8 @@ pub enum Action {
 pub struct Report {
     /// The layer's name (e.g. `kheap`, `pages`).
     pub layer: &'static str,
+    /// What the report's sizes count: the kind's and the block's.
+    pub unit: Unit,
     pub kind: ReportKind,
     /// The address the operation named.
     pub addr: usize,
@@ -176,8 +192,7 @@ impl fmt::Display for FoundBytes {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let layer = self.layer;
-        let addr = self.addr;
+        let (layer, addr, unit) = (self.layer, self.addr, self.unit);
         match self.kind {
             ReportKind::DoubleFree => write!(f, "[{layer}] double free of {addr:#x}")?,
             ReportKind::InteriorFree { offset } => write!(
@@ -190,8 +205,9 @@ impl fmt::Display for Report {
             )?,
             ReportKind::WrongLayout { size, align } => write!(
                 f,
-                "[{layer}] invalid free of {addr:#x}: freed as {size} (align {align}), \
-                 allocated with a different size or alignment"
+                "[{layer}] invalid free of {addr:#x}: freed as {} (align {align}), \
+                 allocated with a different size or alignment",
+                Amount(size, unit)
             )?,
             ReportKind::OutOfRange => write!(
                 f,
@@ -227,11 +243,12 @@ impl fmt::Display for Report {
                 align,
                 used,
                 available,
-                unit,
             } => write!(
                 f,
-                "[{layer}] out of memory: request of {size} {unit} (align {align}) failed; \
-                 {used} {unit} in use, {available} available"
+                "[{layer}] out of memory: request of {} (align {align}) failed; \
+                 {} in use, {available} available",
+                Amount(size, unit),
+                Amount(used, unit)
             )?,
             ReportKind::TableFull { capacity } => write!(
                 f,
@@ -243,7 +260,12 @@ impl fmt::Display for Report {
             write!(
                 f,
                 "\n  block {:#x}, size {}, align {}, allocation #{} by {} at t={}",
-                block.start, block.size, block.align, block.seq, block.alloc_site, block.alloc_time
+                block.start,
+                Amount(block.size, unit),
+                block.align,
+                block.seq,
+                block.alloc_site,
+                block.alloc_time
             )?;
             if block.free_site.is_known() || block.free_time != 0 {
                 write!(
@@ -258,5 +280,42 @@ impl fmt::Display for Report {
             Action::Repaired => "\n  action: pattern restored, operation completed",
             Action::Failed => "\n  action: allocation failed with an error",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn sizes_name_their_unit_singular_for_one() {
+        let block = BlockInfo {
+            start: 0x1000,
+            size: 1,
+            align: 4096,
+            ..BlockInfo::default()
+        };
+        let report = |unit, kind| Report {
+            layer: "t",
+            unit,
+            kind,
+            addr: 0x1000,
+            site: CallSite::Unknown,
+            block: Some(block),
+            action: Action::Refused,
+        };
+        let wrong = ReportKind::WrongLayout { size: 2, align: 1 };
+        let pages = report(Unit::Pages, wrong).to_string();
+        assert!(pages.contains("freed as 2 pages (align 1)"), "{pages}");
+        assert!(
+            pages.contains("block 0x1000, size 1 page, align 4096,"),
+            "{pages}"
+        );
+        let bytes = report(Unit::Bytes, wrong).to_string();
+        assert!(
+            bytes.contains("freed as 2 bytes") && bytes.contains("size 1 byte,"),
+            "{bytes}"
+        );
     }
 }

@@ -78,6 +78,7 @@ fn double_free_is_refused_with_both_call_sites() {
     assert_eq!(line(report.site), second_line);
     let text = heap.sink().texts.last().unwrap().clone();
     assert!(text.contains("double free of"), "{text}");
+    assert!(text.contains(", size 48 bytes, align 8,"), "{text}");
     assert!(
         text.contains(&format!("byte_layer.rs:{alloc_line}")),
         "{text}"
@@ -286,10 +287,10 @@ fn out_of_memory_is_reported_and_recoverable() {
         ReportKind::OutOfMemory {
             size: 2097152,
             align: 8,
-            unit: Unit::Bytes,
             ..
         }
     ));
+    assert_eq!(report.unit, Unit::Bytes);
     assert_eq!(report.action, Action::Failed);
     let text = format!("{report}");
     assert!(

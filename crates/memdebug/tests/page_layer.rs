@@ -80,6 +80,9 @@ fn bad_page_frees_are_refused_and_change_nothing() {
         text.contains("double free") && text.contains("page_layer.rs"),
         "{text}"
     );
+    assert!(text.contains(", size 4 pages, align 4096,"), "{text}");
+    let wrong = &pages.sink().texts[0];
+    assert!(wrong.contains("freed as 3 pages (align 4096)"), "{wrong}");
 }
 
 #[test]
@@ -133,10 +136,9 @@ fn out_of_memory_is_reported_in_pages() {
             align: PAGE,
             used: 60,
             available: 4,
-            unit: Unit::Pages
         }
     );
-    assert_eq!(report.action, Action::Failed);
+    assert_eq!((report.unit, report.action), (Unit::Pages, Action::Failed));
     let text = format!("{report}");
     assert!(
         text.contains("request of 8 pages (align 4096) failed; 60 pages in use, 4 available"),

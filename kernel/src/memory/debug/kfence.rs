@@ -24,7 +24,7 @@ use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use memdebug::{Action, BlockInfo, CallSite, FoundBytes, Report, ReportKind, Side};
+use memdebug::{Action, BlockInfo, CallSite, FoundBytes, Report, ReportKind, Side, Unit};
 
 /// Sampled blocks live at once.
 pub const SLOTS: usize = 64;
@@ -148,6 +148,7 @@ pub fn alloc(layout: Layout, site: CallSite) -> Option<NonNull<u8>> {
 fn report(kind: ReportKind, addr: usize, site: CallSite, block: Option<BlockInfo>, action: Action) {
     let report = Report {
         layer: "kfence",
+        unit: Unit::Bytes,
         kind,
         addr,
         site,
