@@ -114,16 +114,33 @@ pub fn dispatch_all<C>(
     Ok(failures)
 }
 
+/// Synopses (name and usage) up to this long share a line with their help
+/// text; a longer one gets a line of its own, so one long usage does not
+/// push every help text off an 80-column terminal.
+const SYNOPSIS_COLUMN: usize = 28;
+
 fn print_help<C>(commands: &[Command<C>], out: &mut dyn Write) -> fmt::Result {
     let synopsis_len = |c: &Command<C>| c.name.len() + 1 + c.usage.len();
-    let width = commands.iter().map(synopsis_len).max().unwrap_or(0).max(4);
+    let width = commands
+        .iter()
+        .map(synopsis_len)
+        .filter(|&len| len <= SYNOPSIS_COLUMN)
+        .max()
+        .unwrap_or(0)
+        .max(4);
     for command in commands {
-        let pad = width - synopsis_len(command);
-        writeln!(
-            out,
-            "  {} {}{:pad$}  {}",
-            command.name, command.usage, "", command.help
-        )?;
+        let len = synopsis_len(command);
+        if len > width {
+            writeln!(out, "  {} {}", command.name, command.usage)?;
+            writeln!(out, "  {:width$}  {}", "", command.help)?;
+        } else {
+            let pad = width - len;
+            writeln!(
+                out,
+                "  {} {}{:pad$}  {}",
+                command.name, command.usage, "", command.help
+            )?;
+        }
     }
     writeln!(out, "  {:width$}  this list", "help")
 }
