@@ -27,6 +27,9 @@ pub struct HartLocal {
     online: AtomicBool,
     /// Timer interrupts taken on this hart.
     pub timer_ticks: AtomicU64,
+    /// The timebase count when this hart's last timer interrupt re-armed
+    /// the timer (0 before the first): how long ago a hart last ticked.
+    pub last_tick_at: AtomicU64,
     /// Nesting depth of trap handlers currently running on this hart.
     pub trap_depth: AtomicUsize,
     /// ksync's interrupt-masking depth for this hart.
@@ -46,6 +49,7 @@ impl HartLocal {
             trap_stack_top: AtomicUsize::new(0),
             online: AtomicBool::new(false),
             timer_ticks: AtomicU64::new(0),
+            last_tick_at: AtomicU64::new(0),
             trap_depth: AtomicUsize::new(0),
             irq_nesting: IrqNesting::new(),
             expected_fault: super::fault_catch::FaultSlot::new(),

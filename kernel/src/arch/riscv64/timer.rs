@@ -74,5 +74,7 @@ pub fn on_interrupt() {
     }
     HOOK_RUNNING.fetch_sub(1, Ordering::SeqCst);
     crate::memory::debug::leak::on_tick();
-    let _ = sbi_rt::set_timer(cpu::ticks() + interval().max(1));
+    let now = cpu::ticks();
+    hart.last_tick_at.store(now, Ordering::Relaxed);
+    let _ = sbi_rt::set_timer(now + interval().max(1));
 }

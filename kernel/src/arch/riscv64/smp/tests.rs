@@ -71,7 +71,15 @@ ktest! {
         for block in hart::online() {
             let before = TICKS_BEFORE[block.slot()].load(Ordering::Relaxed);
             let after = block.timer_ticks.load(Ordering::Relaxed);
-            kassert!(after > before, "hart {} took no timer interrupt in {TICK_WAIT_SECONDS} s ({before} -> {after})", block.hart_id());
+            // What a failure needs to tell a stalled hart (last tick long
+            // ago, no trap in progress) from one stuck in a handler.
+            let since_ms = cpu::ticks().saturating_sub(block.last_tick_at.load(Ordering::Relaxed)) * 1000 / crate::platform::get().timebase_hz;
+            let depth = block.trap_depth.load(Ordering::Relaxed);
+            kassert!(
+                after > before,
+                "hart {} took no timer interrupt in {TICK_WAIT_SECONDS} s ({before} -> {after}; its last tick re-armed {since_ms} ms ago; {depth} traps in progress on it)",
+                block.hart_id()
+            );
         }
         Ok(())
     }
