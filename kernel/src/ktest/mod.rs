@@ -46,22 +46,16 @@ pub mod prelude {
     pub use crate::{kassert, kassert_eq, ktest};
 }
 
-/// Spins until `done()` holds or `seconds` have passed; returns `done()`.
+/// Spins until `done()` holds or `seconds` have passed; returns whether it
+/// held ([`cpu::spin_until`](crate::arch::cpu::spin_until) in seconds).
 /// For a test waiting on another hart or an interrupt: such an event is
 /// normally due within milliseconds, but each hart is a QEMU host thread,
 /// and a CI run once saw an idle hart take no timer tick in 30 ms. Waiting
 /// for the event itself, with a bound of seconds, keeps an event that
 /// never comes a failure without making a slow host one.
 #[cfg(feature = "ktest")]
-pub fn wait_until(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = crate::arch::cpu::ticks() + seconds * crate::platform::get().timebase_hz;
-    while !done() {
-        if crate::arch::cpu::ticks() >= deadline {
-            return done();
-        }
-        core::hint::spin_loop();
-    }
-    true
+pub fn wait_until(seconds: u64, done: impl FnMut() -> bool) -> bool {
+    crate::arch::cpu::spin_until(seconds * crate::platform::get().timebase_hz, done)
 }
 
 /// Registers a kernel test: `ktest! { fn name() { ...; Ok(()) } }`. The body

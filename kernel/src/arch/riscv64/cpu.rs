@@ -27,6 +27,20 @@ pub fn ticks() -> u64 {
     riscv::register::time::read64()
 }
 
+/// Spins until `done()` holds or `timeout` ticks have passed; returns
+/// whether it held (asked once more at the deadline). For waits on another
+/// hart or an interrupt, whose host thread QEMU may not run promptly.
+pub fn spin_until(timeout: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = ticks() + timeout;
+    while !done() {
+        if ticks() >= deadline {
+            return done();
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
 /// Stops this hart for good (interrupts stay masked, so `wfi` never leads
 /// anywhere but back into the loop).
 pub fn halt() -> ! {

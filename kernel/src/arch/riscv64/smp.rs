@@ -70,7 +70,7 @@ pub fn start(slot: usize) -> Result<(), StartError> {
                 reason: StartFailure::Sbi(ret.error as isize),
             });
         }
-        if comes_online(block, timeout) {
+        if super::cpu::spin_until(timeout, || block.is_online()) {
             return Ok(());
         }
         let status = sbi_rt::hart_get_status(hart_id);
@@ -83,18 +83,6 @@ pub fn start(slot: usize) -> Result<(), StartError> {
         hart_id,
         reason: StartFailure::NeverOnline,
     })
-}
-
-/// Waits up to `timeout` timebase ticks for `block`'s hart to come online.
-fn comes_online(block: &hart::HartLocal, timeout: u64) -> bool {
-    let deadline = super::cpu::ticks() + timeout;
-    while !block.is_online() {
-        if super::cpu::ticks() > deadline {
-            return false;
-        }
-        core::hint::spin_loop();
-    }
-    true
 }
 
 /// First Rust code of a secondary hart (high half, its own stack).

@@ -4,7 +4,6 @@
 use super::*;
 use crate::arch::cpu;
 use crate::ktest::prelude::*;
-use core::sync::atomic::AtomicU64;
 
 static SEEN: [AtomicUsize; crate::platform::MAX_HARTS] =
     [const { AtomicUsize::new(0) }; crate::platform::MAX_HARTS];
@@ -46,31 +45,19 @@ ktest! {
     }
 }
 
-static TICKS_BEFORE: [AtomicU64; crate::platform::MAX_HARTS] =
-    [const { AtomicU64::new(0) }; crate::platform::MAX_HARTS];
-
 /// How long the timer tests wait for ticks (see [`wait_until`]); a tick is
 /// due every interval (10 ms at the default rate).
 const TICK_WAIT_SECONDS: u64 = 2;
-
-fn every_hart_ticked_since_before() -> bool {
-    hart::online().all(|block| {
-        block.timer_ticks.load(Ordering::Relaxed)
-            > TICKS_BEFORE[block.slot()].load(Ordering::Relaxed)
-    })
-}
 
 ktest! {
     fn the_timer_ticks_on_every_hart_with_interrupts_enabled() {
         kassert!(crate::arch::timer::interval() > 0, "timer_hz=0: no ticks to check");
         kassert!(cpu::irq_enabled(), "interrupts are masked in normal kernel execution");
+        let ticks = |block: &hart::HartLocal| block.timer_ticks.load(Ordering::Relaxed);
+        let before: [u64; crate::platform::MAX_HARTS] = core::array::from_fn(|slot| ticks(&hart::HARTS[slot]));
+        wait_until(TICK_WAIT_SECONDS, || hart::online().all(|block| ticks(block) > before[block.slot()]));
         for block in hart::online() {
-            TICKS_BEFORE[block.slot()].store(block.timer_ticks.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        wait_until(TICK_WAIT_SECONDS, every_hart_ticked_since_before);
-        for block in hart::online() {
-            let before = TICKS_BEFORE[block.slot()].load(Ordering::Relaxed);
-            let after = block.timer_ticks.load(Ordering::Relaxed);
+            let (before, after) = (before[block.slot()], ticks(block));
             // What a failure needs to tell a stalled hart (last tick long
             // ago, no trap in progress) from one stuck in a handler.
             let since_ms = cpu::ticks().saturating_sub(block.last_tick_at.load(Ordering::Relaxed)) * 1000 / crate::platform::get().timebase_hz;
