@@ -11,7 +11,7 @@ pub mod kernel_map;
 pub mod layout;
 pub mod pages;
 pub mod paging;
-mod size;
+pub mod size;
 pub mod stacks;
 pub mod stats;
 pub mod stress;

@@ -1,4 +1,5 @@
-//! Human-readable byte counts for the boot log ("128 MiB", "1.5 KiB").
+//! Human-readable byte counts for the boot log ("128 MiB", "1.5 KiB"), and
+//! the right-alignment helpers that `Size` and the monitor's columns share.
 
 use core::fmt;
 
@@ -18,13 +19,7 @@ impl fmt::Display for Size {
         let whole = self.0 / scale;
         let tenths = (self.0 % scale) * 10 / scale;
         let text_len = if tenths == 0 { 0 } else { 2 };
-        let pad = f
-            .width()
-            .unwrap_or(0)
-            .saturating_sub(digits(whole) + text_len + 1 + UNITS[unit].len());
-        for _ in 0..pad {
-            f.write_str(" ")?;
-        }
+        pad_to_width(f, digits(whole) + text_len + 1 + UNITS[unit].len())?;
         if tenths == 0 {
             write!(f, "{whole} {}", UNITS[unit])
         } else {
@@ -33,7 +28,18 @@ impl fmt::Display for Size {
     }
 }
 
-fn digits(mut n: u64) -> usize {
+/// Writes the spaces that right-align `text_len` characters in `f`'s
+/// width (none without one): for `Display`s that write their text in
+/// pieces, without allocating.
+pub fn pad_to_width(f: &mut fmt::Formatter<'_>, text_len: usize) -> fmt::Result {
+    for _ in text_len..f.width().unwrap_or(0) {
+        f.write_str(" ")?;
+    }
+    Ok(())
+}
+
+/// Decimal digits of `n`.
+pub fn digits(mut n: u64) -> usize {
     let mut count = 1;
     while n >= 10 {
         n /= 10;

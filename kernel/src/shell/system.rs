@@ -3,6 +3,7 @@
 use super::Monitor;
 use crate::arch::{hart, timer};
 use crate::drivers::plic;
+use crate::memory::size::{digits, pad_to_width};
 use crate::memory::stacks;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
@@ -15,11 +16,8 @@ struct DeepestUse(usize, usize);
 
 impl core::fmt::Display for DeepestUse {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let (used, size) = (self.0.div_ceil(1024), self.1 / 1024);
-        let digits = |n: usize| n.checked_ilog10().map_or(1, |d| d as usize + 1);
-        for _ in digits(used) + digits(size) + 2..f.width().unwrap_or(0) {
-            f.write_char(' ')?;
-        }
+        let (used, size) = (self.0.div_ceil(1024) as u64, self.1 as u64 / 1024);
+        pad_to_width(f, digits(used) + digits(size) + 2)?;
         write!(f, "{used}/{size}K")
     }
 }
