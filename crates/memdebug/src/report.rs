@@ -104,28 +104,17 @@ pub enum Unit {
     Pages,
 }
 
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Unit::Bytes => "bytes",
-            Unit::Pages => "pages",
-        })
-    }
-}
-
 /// `count` of `unit`, singular for one: "1 page", "48 bytes".
 struct Amount(usize, Unit);
 
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Amount(count, unit) = *self;
-        let word = match (unit, count) {
-            (Unit::Bytes, 1) => "byte",
-            (Unit::Pages, 1) => "page",
-            (Unit::Bytes, _) => "bytes",
-            (Unit::Pages, _) => "pages",
+        let (one, many) = match unit {
+            Unit::Bytes => ("byte", "bytes"),
+            Unit::Pages => ("page", "pages"),
         };
-        write!(f, "{count} {word}")
+        write!(f, "{count} {}", if count == 1 { one } else { many })
     }
 }
 
