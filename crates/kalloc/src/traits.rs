@@ -78,8 +78,7 @@ pub trait ByteAllocator: BaseAllocator {
         old_layout: Layout,
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
-        let new_layout = Layout::from_size_align(new_size, old_layout.align())
-            .map_err(|_| crate::AllocError::InvalidParam)?;
+        let new_layout = resized_layout(old_layout, new_size)?;
         let new_ptr = self.alloc(new_layout)?;
         // SAFETY: both blocks are live and distinct (the new one was just
         // handed out), and each is at least `min(old, new)` bytes long.
@@ -105,6 +104,16 @@ pub trait ByteAllocator: BaseAllocator {
     fn used_bytes(&self) -> usize;
     /// Bytes that allocations could still obtain.
     fn available_bytes(&self) -> usize;
+}
+
+/// The layout `realloc` asks for: `new_size` bytes at the old alignment.
+/// A zero or unrepresentable size is `InvalidParam`, as in `alloc`.
+pub(crate) fn resized_layout(old_layout: Layout, new_size: usize) -> AllocResult<Layout> {
+    if new_size == 0 {
+        return Err(crate::AllocError::InvalidParam);
+    }
+    Layout::from_size_align(new_size, old_layout.align())
+        .map_err(|_| crate::AllocError::InvalidParam)
 }
 
 /// An allocator of page-granular blocks (the physical frame allocator).

@@ -102,11 +102,7 @@ impl ByteAllocator for BuddyByteAllocator {
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
         let (pool, unit, old_order) = self.live_block(ptr, old_layout)?;
-        let new_layout = Layout::from_size_align(new_size, old_layout.align())
-            .map_err(|_| AllocError::InvalidParam)?;
-        if new_size == 0 {
-            return Err(AllocError::InvalidParam);
-        }
+        let new_layout = crate::traits::resized_layout(old_layout, new_size)?;
         let new_order = order_for(new_layout).ok_or(AllocError::NoMemory)?;
         let addr = ptr.addr().get();
         let upper_half = |order: usize| unit + (block_bytes(order) >> UNIT_LOG2);

@@ -103,11 +103,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
         old_layout: Layout,
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
-        let new_layout = Layout::from_size_align(new_size, old_layout.align())
-            .map_err(|_| AllocError::InvalidParam)?;
-        if new_size == 0 {
-            return Err(AllocError::InvalidParam);
-        }
+        let new_layout = crate::traits::resized_layout(old_layout, new_size)?;
         let (old_class, new_class) = (class_for(old_layout), class_for(new_layout));
         let addr = ptr.addr().get();
         if self.outside(addr) {

@@ -287,11 +287,7 @@ impl ByteAllocator for Tlsf {
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
         let (block, old_size) = self.live_block(ptr, old_layout)?;
-        let new_layout = Layout::from_size_align(new_size, old_layout.align())
-            .map_err(|_| AllocError::InvalidParam)?;
-        if new_size == 0 {
-            return Err(AllocError::InvalidParam);
-        }
+        let new_layout = crate::traits::resized_layout(old_layout, new_size)?;
         // SAFETY: `block` is a validated live block of `old_size` bytes.
         unsafe {
             if self.resize_in_place(block, old_size, block_size_for(new_size)) {
