@@ -25,6 +25,8 @@ use core::alloc::Layout;
 fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
     // Pages in memdebug's quarantine would sit the sweep out.
     settle();
+    let free_before = pages::stats().free_pages;
+    let mut shown = 0;
     let mut head = 0usize;
     let mut outcome = Ok(());
     loop {
@@ -40,6 +42,7 @@ fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
             break;
         };
         (0..count).for_each(|page| seen(block + page * PAGE_SIZE));
+        shown += count;
         // SAFETY: a block just allocated, in the linear map, ours, at least
         // a page long.
         unsafe { (block as *mut [usize; 2]).write([head, count]) };
@@ -55,6 +58,13 @@ fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
     settle();
     outcome?;
     kassert_eq!(left, 0, "the sweep ended with free pages left");
+    // Independent of how the loop ended: every page free at the start was
+    // shown, once.
+    kassert_eq!(
+        shown,
+        free_before,
+        "pages shown against pages free before the sweep"
+    );
     Ok(())
 }
 
