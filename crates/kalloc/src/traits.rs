@@ -79,23 +79,8 @@ pub trait ByteAllocator: BaseAllocator {
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
         let new_layout = resized_layout(old_layout, new_size)?;
-        let new_ptr = self.alloc(new_layout)?;
-        // SAFETY: both blocks are live and distinct (the new one was just
-        // handed out), and each is at least `min(old, new)` bytes long.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                ptr.as_ptr(),
-                new_ptr.as_ptr(),
-                old_layout.size().min(new_size),
-            );
-        }
         // SAFETY: forwarded from the caller's contract.
-        if let Err(e) = unsafe { self.dealloc(ptr, old_layout) } {
-            // SAFETY: `new_ptr` was returned by `alloc` just above.
-            let _ = unsafe { self.dealloc(new_ptr, new_layout) };
-            return Err(e);
-        }
-        Ok(new_ptr)
+        unsafe { move_block(self, ptr, old_layout, new_layout) }
     }
 
     /// Bytes under management (the sum of the pools, minus metadata).
@@ -114,6 +99,37 @@ pub(crate) fn resized_layout(old_layout: Layout, new_size: usize) -> AllocResult
     }
     Layout::from_size_align(new_size, old_layout.align())
         .map_err(|_| crate::AllocError::InvalidParam)
+}
+
+/// `realloc` by moving: a new block of `new_layout`, the first `min(old,
+/// new)` bytes copied, then the old block freed. If that free fails, the
+/// new block is freed again and the error returned, the old block intact.
+///
+/// # Safety
+/// As [`ByteAllocator::realloc`], for `ptr` and `old_layout`.
+pub(crate) unsafe fn move_block<A: ByteAllocator + ?Sized>(
+    allocator: &mut A,
+    ptr: NonNull<u8>,
+    old_layout: Layout,
+    new_layout: Layout,
+) -> AllocResult<NonNull<u8>> {
+    let new_ptr = allocator.alloc(new_layout)?;
+    // SAFETY: both blocks are live and distinct (the new one was just
+    // handed out), and each is at least `min(old, new)` bytes long.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            ptr.as_ptr(),
+            new_ptr.as_ptr(),
+            old_layout.size().min(new_layout.size()),
+        );
+    }
+    // SAFETY: forwarded from the caller's contract.
+    if let Err(e) = unsafe { allocator.dealloc(ptr, old_layout) } {
+        // SAFETY: `new_ptr` was returned by `alloc` just above.
+        let _ = unsafe { allocator.dealloc(new_ptr, new_layout) };
+        return Err(e);
+    }
+    Ok(new_ptr)
 }
 
 /// An allocator of page-granular blocks (the physical frame allocator).

@@ -125,20 +125,8 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
         if same_place {
             return Ok(ptr);
         }
-        let moved = self.alloc(new_layout)?;
-        // SAFETY: both blocks are live and distinct; each holds the copied length.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                ptr.as_ptr(),
-                moved.as_ptr(),
-                old_layout.size().min(new_size),
-            );
-            if let Err(error) = self.dealloc(ptr, old_layout) {
-                let _ = self.dealloc(moved, new_layout);
-                return Err(error);
-            }
-        }
-        Ok(moved)
+        // SAFETY: forwarded from the caller.
+        unsafe { crate::traits::move_block(self, ptr, old_layout, new_layout) }
     }
 
     /// Bytes in slabs and large blocks, plus the page source's free pages.
