@@ -173,6 +173,22 @@ impl BuddyByteAllocator {
         counts.iter().sum()
     }
 
+    /// The verdict [`dealloc`](crate::ByteAllocator::dealloc) would give
+    /// for `ptr` and `layout`, without freeing anything: `Ok` for a live
+    /// block of this layout, else the same error. A caller that remembers
+    /// a block it freed can ask whether a second free would be refused
+    /// without risking one that is accepted (the address handed out
+    /// again).
+    ///
+    /// # Safety
+    /// As for [`ByteAllocator::dealloc`](crate::ByteAllocator::dealloc),
+    /// except that the block is not freed: if `ptr` lies inside memory
+    /// this allocator manages, it is a pointer the allocator returned
+    /// (possibly freed since).
+    pub unsafe fn check_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        self.live_block(ptr, layout).map(drop)
+    }
+
     /// Number of pools under management.
     pub fn pool_count(&self) -> usize {
         self.pools.len()

@@ -5,11 +5,13 @@
 //! [`ByteAllocator`]: crate::ByteAllocator
 
 mod buddy;
+mod large;
 mod pool_table;
 mod slab;
 mod tlsf;
 
 pub use buddy::{BUDDY_UNIT, BuddyByteAllocator};
+pub use large::LargeBlocks;
 pub use pool_table::MAX_POOLS;
 pub use slab::{
     CacheId, KMALLOC_MAX, KMALLOC_SIZES, MAGAZINE_MAX, MAX_CACHES, MAX_EMPTY_SLABS, PageSource,

@@ -1,7 +1,9 @@
 //! A slab allocator: named caches of equal-size objects (`task`, `inode`,
 //! page-table nodes ...) plus `kmalloc`-style size classes from 8 B to
 //! 2 KiB, on slabs of pages taken from any [`PageSource`]. Requests above
-//! the largest class, or aligned beyond it, go straight to the page source.
+//! the largest class, or aligned beyond it, go straight to the page source
+//! as whole pages, recorded in a [`LargeBlocks`] table so that only a
+//! recorded block of that size is ever passed back to the source.
 //!
 //! Allocation and free are O(1): a cache first takes back the object freed
 //! last (its magazine, see `magazine.rs`), else allocates from its current
@@ -27,6 +29,7 @@ use self::classes::{KMALLOC_NAMES, class_align};
 pub use self::info::SlabInfo;
 pub use self::magazine::MAGAZINE_MAX;
 pub use self::source::PageSource;
+use super::LargeBlocks;
 use crate::{AllocError, AllocResult};
 
 /// Total caches (size classes plus named caches) one allocator holds.
@@ -45,7 +48,7 @@ pub struct SlabAllocator<P: PageSource> {
     /// inside.
     lo: usize,
     hi: usize,
-    large_pages: usize,
+    large: LargeBlocks,
 }
 
 // SAFETY: the allocator owns its slabs (taken from `source`, which it owns)
@@ -71,7 +74,7 @@ impl<P: PageSource> SlabAllocator<P> {
             caches,
             lo: usize::MAX,
             hi: 0,
-            large_pages: 0,
+            large: LargeBlocks::new(),
         }
     }
 
@@ -153,11 +156,17 @@ impl<P: PageSource> SlabAllocator<P> {
 
     /// Gives every empty slab of every cache back to the page source.
     pub fn shrink(&mut self) {
-        let Self { source, caches, .. } = self;
+        let Self {
+            source,
+            caches,
+            large,
+            ..
+        } = self;
         for cache in caches.iter_mut().flatten() {
             cache.drain_magazine(source);
             while cache.release_empty(source) {}
         }
+        large.release(source);
     }
 
     /// The `slabinfo` rows of every cache, size classes first.
@@ -200,7 +209,12 @@ impl<P: PageSource> SlabAllocator<P> {
 
     /// Pages held for requests above the largest class.
     pub fn large_pages(&self) -> usize {
-        self.large_pages
+        self.large.pages()
+    }
+
+    /// Pages the table of large blocks holds.
+    pub fn large_table_pages(&self) -> usize {
+        self.large.table_pages::<P>()
     }
 
     fn note_pages(&mut self, start: usize, bytes: usize) {

@@ -43,8 +43,16 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             return unsafe { self.alloc_in(class) };
         }
         let (pages, align) = self.large_pages_for(layout)?;
-        let block = self.source.alloc_pages(pages, align)?;
-        self.large_pages += pages;
+        self.large.reserve(&mut self.source)?;
+        let block = match self.source.alloc_pages(pages, align) {
+            Ok(block) => block,
+            Err(error) => {
+                // A table taken for this block alone goes back with it.
+                self.large.release(&mut self.source);
+                return Err(error);
+            }
+        };
+        self.large.insert_reserved(block.addr().get(), pages);
         self.note_pages(block.addr().get(), pages * P::PAGE_SIZE);
         Ok(block)
     }
@@ -62,8 +70,9 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     /// could be a free-list link is looked up on the lists, so this is
     /// exact within live slabs; see `link.rs`). Best-effort: an
     /// address in pages that are not a slab of the class relies on the
-    /// header magic (a 1 in 2^64 false match on arbitrary data). Large
-    /// blocks are checked by the page source's own `dealloc_pages`.
+    /// header magic (a 1 in 2^64 false match on arbitrary data). A large
+    /// block must be recorded in the table of large blocks with the page
+    /// count of `layout` (else `NotAllocated`), which is exact.
     ///
     /// # Safety
     /// See [`ByteAllocator::dealloc`].
@@ -86,9 +95,13 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
         if addr & (align - 1) != 0 {
             return Err(AllocError::NotAllocated);
         }
-        // SAFETY: forwarded from the caller; the source validates the block.
+        // The source cannot tell this block from a slab that reuses its
+        // pages: only a block recorded with this size goes back.
+        self.large.check(addr, pages)?;
+        // SAFETY: the table holds exactly the live large blocks, so `ptr`
+        // is one of `pages` pages, and the caller no longer uses it.
         unsafe { self.source.dealloc_pages(ptr, pages)? };
-        self.large_pages -= pages;
+        self.large.remove(&mut self.source, addr);
         Ok(())
     }
 
@@ -109,11 +122,16 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
         if self.outside(addr) {
             return Err(AllocError::OutOfRange);
         }
-        if let Some(class) = old_class {
-            let cache = self.caches[class]
-                .as_ref()
-                .expect("size classes always exist");
-            cache.check_live(ptr, self.lo, self.hi)?;
+        match old_class {
+            Some(class) => {
+                let cache = self.caches[class]
+                    .as_ref()
+                    .expect("size classes always exist");
+                cache.check_live(ptr, self.lo, self.hi)?;
+            }
+            None => self
+                .large
+                .check(addr, self.large_pages_for(old_layout)?.0)?,
         }
         let same_place = match (old_class, new_class) {
             (Some(old), Some(new)) => old == new,
@@ -137,7 +155,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             .flatten()
             .map(|c| c.slab_count() * c.slab_bytes())
             .sum();
-        slabs + (self.large_pages + self.source.available_pages()) * P::PAGE_SIZE
+        slabs + (self.large.pages() + self.source.available_pages()) * P::PAGE_SIZE
     }
 
     /// Live objects times their object size, plus large blocks' pages.
@@ -148,7 +166,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             .flatten()
             .map(|c| c.active_objects() * c.object_size)
             .sum();
-        objects + self.large_pages * P::PAGE_SIZE
+        objects + self.large.pages() * P::PAGE_SIZE
     }
 
     /// Free object slots in existing slabs, plus the page source's free pages.
@@ -160,5 +178,41 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
             .map(|c| (c.slab_count() * c.objects_per_slab - c.active_objects()) * c.object_size)
             .sum();
         free_slots + self.source.available_pages() * P::PAGE_SIZE
+    }
+}
+
+impl<P: PageSource> SlabAllocator<P> {
+    /// The verdict [`dealloc`](crate::ByteAllocator::dealloc) would give
+    /// for `ptr` and `layout`, without freeing anything: `Ok` for a live
+    /// block of this layout, else the same error. A caller that remembers
+    /// a block it freed can ask whether a second free would be refused
+    /// without risking one that is accepted (the address handed out
+    /// again).
+    ///
+    /// # Safety
+    /// As for [`ByteAllocator::dealloc`](crate::ByteAllocator::dealloc),
+    /// except that the block is not freed: if `ptr` lies inside memory
+    /// this allocator manages, it is a pointer the allocator returned
+    /// (possibly freed since).
+    pub unsafe fn check_dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        let addr = ptr.addr().get();
+        if self.outside(addr) {
+            return Err(AllocError::OutOfRange);
+        }
+        match small_class(layout).or_else(|| class_for_general(layout)) {
+            Some(class) => {
+                let cache = self.caches[class]
+                    .as_ref()
+                    .expect("size classes always exist");
+                cache.check_live(ptr, self.lo, self.hi).map(drop)
+            }
+            None => {
+                let (pages, align) = self.large_pages_for(layout)?;
+                if addr & (align - 1) != 0 {
+                    return Err(AllocError::NotAllocated);
+                }
+                self.large.check(addr, pages)
+            }
+        }
     }
 }

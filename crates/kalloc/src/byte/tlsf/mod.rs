@@ -10,6 +10,7 @@ mod free;
 mod hot_pool;
 mod ops;
 
+use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
 use self::block::{
@@ -173,6 +174,22 @@ impl Tlsf {
             self.remove_free(first, block_size);
         }
         Some((pool.data.base, pool.end - pool.start))
+    }
+
+    /// The verdict [`dealloc`](crate::ByteAllocator::dealloc) would give
+    /// for `ptr` and `layout`, without freeing anything: `Ok` for a live
+    /// block of this layout, else the same error. A caller that remembers
+    /// a block it freed can ask whether a second free would be refused
+    /// without risking one that is accepted (the address handed out
+    /// again).
+    ///
+    /// # Safety
+    /// As for [`ByteAllocator::dealloc`](crate::ByteAllocator::dealloc),
+    /// except that the block is not freed: if `ptr` lies inside memory
+    /// this allocator manages, it is a pointer the allocator returned
+    /// (possibly freed since).
+    pub unsafe fn check_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        self.live_block(ptr, layout).map(drop)
     }
 
     /// Number of pools under management.
