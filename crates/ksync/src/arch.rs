@@ -4,6 +4,8 @@
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::lockdep::LockdepHart;
+
 /// What the locks need from the machine. The kernel implements it with
 /// `tp` (hart id) and `sstatus.SIE` (interrupt masking); host tests with
 /// thread-local state.
@@ -36,6 +38,33 @@ pub trait Arch {
     /// With `debug_assertions`, a waiter logs a warning each time it has
     /// spun this many times without getting the lock.
     const SPIN_REPORT_INTERVAL: u64 = 1 << 26;
+
+    /// The current hart's lock-validation state (see
+    /// [`lockdep`](crate::lockdep)). Each hart must get its own (the kernel
+    /// keeps one in its per-hart data, like the [`IrqNesting`]). `None`, the
+    /// default, validates nothing on this hart; locks it takes then are
+    /// simply not recorded. Only called when validation is compiled in.
+    fn lockdep() -> Option<&'static LockdepHart> {
+        None
+    }
+
+    /// Whether the current hart is running an interrupt handler (not just
+    /// any trap: an exception handler runs on behalf of the interrupted
+    /// code). The default, `false`, never marks a class as taken in a
+    /// handler, which leaves the interrupt rule of
+    /// [`lockdep`](crate::lockdep) inert.
+    fn in_interrupt() -> bool {
+        false
+    }
+
+    /// Whether interrupts are enabled on the current hart right now. The
+    /// default, `false`, never marks a class as held with interrupts
+    /// enabled, which leaves the interrupt rule inert. Locks that mask
+    /// interrupts ([`IrqSave`](crate::IrqSave)) count as held with them
+    /// masked whatever this returns.
+    fn irqs_enabled() -> bool {
+        false
+    }
 }
 
 /// How many interrupt-masking sections the current hart is inside, and the

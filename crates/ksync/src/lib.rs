@@ -9,7 +9,10 @@
 //! With `debug_assertions` on, every lock records its holder's hart, so
 //! re-acquiring a lock the same hart holds panics with the lock's name
 //! instead of hanging, and a waiter that spins absurdly long logs (through
-//! the `log` crate) which hart holds the lock.
+//! the `log` crate) which hart holds the lock. The [`lockdep`] validator
+//! checks every acquisition against the lock order and interrupt rules seen
+//! so far, so a deadlock that needs an unlucky interleaving is reported on
+//! a run that merely takes the locks in both orders.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -17,6 +20,7 @@
 mod arch;
 mod debug;
 mod lock;
+pub mod lockdep;
 mod once;
 mod raw;
 mod shim;

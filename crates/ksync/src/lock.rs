@@ -8,6 +8,7 @@ use core::ops::{Deref, DerefMut};
 
 use crate::arch::{Arch, IrqGuard, irq_save};
 use crate::debug::{HolderTracker, SpinWatch};
+use crate::lockdep::LockClass;
 use crate::raw::RawLock;
 use crate::shim::const_unless_loom;
 
@@ -15,6 +16,10 @@ use crate::shim::const_unless_loom;
 pub trait IrqMode {
     /// What the guard keeps while the lock is held.
     type Token<A: Arch>;
+
+    /// Whether the lock is held with interrupts masked, so lock validation
+    /// need not ask the [`Arch`].
+    const MASKS_IRQS: bool;
 
     /// Called before trying to take the lock.
     fn enter<A: Arch>() -> Self::Token<A>;
@@ -33,11 +38,13 @@ pub struct IrqSave;
 
 impl IrqMode for IrqUntouched {
     type Token<A: Arch> = ();
+    const MASKS_IRQS: bool = false;
     fn enter<A: Arch>() {}
 }
 
 impl IrqMode for IrqSave {
     type Token<A: Arch> = IrqGuard<A>;
+    const MASKS_IRQS: bool = true;
     fn enter<A: Arch>() -> IrqGuard<A> {
         irq_save::<A>()
     }
@@ -49,7 +56,8 @@ impl IrqMode for IrqSave {
 /// [`IrqSpinLock`](crate::IrqSpinLock), [`IrqTicketLock`](crate::IrqTicketLock)).
 pub struct Lock<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> {
     raw: R,
-    name: &'static str,
+    /// The name, and the lock's class for validation.
+    class: LockClass,
     holder: HolderTracker,
     _hooks: PhantomData<fn() -> (A, M)>,
     data: UnsafeCell<T>,
@@ -64,15 +72,16 @@ unsafe impl<R: RawLock + Send, T: ?Sized + Send, A: Arch, M: IrqMode> Send for L
 
 impl<R: RawLock, T, A: Arch, M: IrqMode> Lock<R, T, A, M> {
     const_unless_loom! {
-        /// An unlocked lock named `name` (the name appears in debug
-        /// diagnostics) holding `value`.
+        /// An unlocked lock named `name` holding `value`. The name appears
+        /// in debug diagnostics and is the lock's validation class: locks
+        /// with equal names are one class (see [`lockdep`](crate::lockdep)).
         pub fn new(name: &'static str, value: T) -> Self {
             Self {
                 #[cfg(not(loom))]
                 raw: R::UNLOCKED,
                 #[cfg(loom)]
                 raw: R::unlocked(),
-                name,
+                class: LockClass::new(name),
                 holder: HolderTracker::new(),
                 _hooks: PhantomData,
                 data: UnsafeCell::new(value),
@@ -92,11 +101,14 @@ impl<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> Lock<R, T, A, M> {
     ///
     /// # Panics
     /// With `debug_assertions`, if the current hart already holds this
-    /// lock (the wait would never end).
+    /// lock (the wait would never end), or if taking it breaks a
+    /// [`lockdep`](crate::lockdep) rule.
     pub fn lock(&self) -> LockGuard<'_, R, T, A, M> {
-        self.holder.assert_not_held_by_me::<A>(self.name);
+        self.holder.assert_not_held_by_me::<A>(self.name());
         let token = M::enter::<A>();
-        let mut watch = SpinWatch::new(self.name, &self.holder);
+        // Before waiting, so an inversion is reported rather than hung on.
+        self.class.acquired::<A>(false, M::MASKS_IRQS);
+        let mut watch = SpinWatch::new(self.name(), &self.holder);
         self.raw.lock(|| {
             watch.spun::<A>(|| self.raw.waiters());
             A::relax();
@@ -109,24 +121,32 @@ impl<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> Lock<R, T, A, M> {
         }
     }
 
-    /// Takes the lock if it is free right now.
+    /// Takes the lock if it is free right now. A try cannot wait, so it is
+    /// not checked against the lock order, but the lock counts as held for
+    /// the acquisitions after it.
+    ///
+    /// # Panics
+    /// With `debug_assertions`, if this lock's class is taken in interrupt
+    /// handlers and this acquisition holds it with interrupts enabled.
     pub fn try_lock(&self) -> Option<LockGuard<'_, R, T, A, M>> {
         let token = M::enter::<A>();
-        if self.raw.try_lock() {
-            self.holder.set_me::<A>();
-            Some(LockGuard {
-                lock: self,
-                _token: token,
-                _not_send: PhantomData,
-            })
-        } else {
-            None
+        if !self.raw.try_lock() {
+            return None;
         }
+        self.holder.set_me::<A>();
+        let guard = LockGuard {
+            lock: self,
+            _token: token,
+            _not_send: PhantomData,
+        };
+        // With the guard built, a report's unwinding releases the lock.
+        self.class.acquired::<A>(true, M::MASKS_IRQS);
+        Some(guard)
     }
 
     /// The name given at construction.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.class.name()
     }
 
     /// Whether the lock is held right now (a snapshot, for diagnostics).
@@ -152,6 +172,9 @@ impl<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> Lock<R, T, A, M> {
     }
 }
 
+/// Named `<default>`, so every default-constructed lock is one validation
+/// class: holding two of them at once is reported as recursion. Name locks
+/// that nest.
 impl<R: RawLock, T: Default, A: Arch, M: IrqMode> Default for Lock<R, T, A, M> {
     fn default() -> Self {
         Self::new("<default>", T::default())
@@ -161,7 +184,7 @@ impl<R: RawLock, T: Default, A: Arch, M: IrqMode> Default for Lock<R, T, A, M> {
 impl<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> fmt::Debug for Lock<R, T, A, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("locked", &self.is_locked())
             .field("holder", &self.holder())
             .finish_non_exhaustive()
@@ -202,6 +225,7 @@ impl<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> DerefMut for LockGuard<'_, R, T
 impl<R: RawLock, T: ?Sized, A: Arch, M: IrqMode> Drop for LockGuard<'_, R, T, A, M> {
     fn drop(&mut self) {
         self.lock.holder.clear();
+        self.lock.class.release::<A>();
         // SAFETY: the guard's existence proves this context holds the lock.
         unsafe { self.lock.raw.unlock() };
     }

@@ -1,11 +1,13 @@
-//! A host [`Arch`]: each thread is a "hart" with its own id and its own
-//! simulated interrupt-enable bit.
+//! A host [`Arch`]: each thread is a "hart" with its own id, its own
+//! simulated interrupt-enable bit and "in an interrupt handler" flag, and
+//! its own lock-validation state.
 
 #![allow(dead_code)]
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ksync::lockdep::LockdepHart;
 use ksync::{Arch, IrqNesting};
 
 /// Threads a test binary may create in total.
@@ -13,6 +15,7 @@ const MAX_HARTS: usize = 512;
 
 static NEXT_HART: AtomicUsize = AtomicUsize::new(0);
 static NESTING: [IrqNesting; MAX_HARTS] = [const { IrqNesting::new() }; MAX_HARTS];
+static LOCKDEP: [LockdepHart; MAX_HARTS] = [const { LockdepHart::new() }; MAX_HARTS];
 
 thread_local! {
     static HART: usize = {
@@ -21,6 +24,7 @@ thread_local! {
         hart
     };
     static IRQ_ENABLED: Cell<bool> = const { Cell::new(true) };
+    static IN_INTERRUPT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Threads as harts; interrupts are a per-thread flag.
@@ -46,6 +50,18 @@ impl Arch for HostArch {
     fn irq_nesting() -> &'static IrqNesting {
         &NESTING[Self::hart_id()]
     }
+
+    fn lockdep() -> Option<&'static LockdepHart> {
+        Some(&LOCKDEP[Self::hart_id()])
+    }
+
+    fn in_interrupt() -> bool {
+        IN_INTERRUPT.with(Cell::get)
+    }
+
+    fn irqs_enabled() -> bool {
+        irq_enabled()
+    }
 }
 
 /// Whether the calling thread's simulated interrupts are enabled.
@@ -56,6 +72,17 @@ pub fn irq_enabled() -> bool {
 /// Sets the calling thread's simulated interrupt-enable bit.
 pub fn set_irq_enabled(on: bool) {
     IRQ_ENABLED.with(|enabled| enabled.set(on));
+}
+
+/// Marks the calling thread as running (or no longer running) an
+/// interrupt handler, for the lock validator's interrupt rule.
+pub fn set_in_interrupt(on: bool) {
+    IN_INTERRUPT.with(|flag| flag.set(on));
+}
+
+/// The calling thread's lock-validation state.
+pub fn lockdep_hart() -> &'static LockdepHart {
+    HostArch::lockdep().expect("the host Arch validates every hart")
 }
 
 /// Iteration counts: full on the host, small under Miri.
