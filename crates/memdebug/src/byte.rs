@@ -299,23 +299,47 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         self.dealloc_checked(ptr, layout, site)
     }
 
+    /// The verdict [`dealloc_at`](Self::dealloc_at) would give, without
+    /// freeing: `Ok` for a live block of this layout; otherwise the free
+    /// is refused exactly as `dealloc_at` refuses it (counted, reported,
+    /// the same error). A caller that remembers a block it freed can so
+    /// see a second free refused without risking one that is accepted
+    /// (the address handed out again). `None` with checks off: the layer
+    /// keeps no records then.
+    pub fn check_dealloc_at(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        site: CallSite,
+    ) -> Option<AllocResult> {
+        self.debugging()
+            .then(|| self.live_entry(ptr, layout, site).map(drop))
+    }
+
+    /// The record of the live block `ptr` with `layout`; a bad free is
+    /// counted, reported and refused.
+    fn live_entry(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        site: CallSite,
+    ) -> AllocResult<(usize, Entry)> {
+        let key = ptr.addr().get();
+        self.ledger
+            .check_free(key, layout.size(), Some(layout.align()))
+            .map_err(|refusal| {
+                self.ledger.counters.refused_frees += 1;
+                self.report(refusal.kind, key, site, refusal.block, Action::Refused);
+                refusal.error
+            })
+    }
+
     /// The free path with checks on (out of line, as `alloc_checked`).
     /// Safe: `ptr` is dereferenced only once the table shows it is the
     /// start of a live object of this layer.
     #[inline(never)]
     fn dealloc_checked(&mut self, ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResult {
-        let key = ptr.addr().get();
-        let (slot, entry) = match self
-            .ledger
-            .check_free(key, layout.size(), Some(layout.align()))
-        {
-            Ok(found) => found,
-            Err(refusal) => {
-                self.ledger.counters.refused_frees += 1;
-                self.report(refusal.kind, key, site, refusal.block, Action::Refused);
-                return Err(refusal.error);
-            }
-        };
+        let (slot, entry) = self.live_entry(ptr, layout, site)?;
         self.check_live_redzones(&entry, site);
         let poison = self.config.flags.contains(DebugFlags::POISON);
         if poison {

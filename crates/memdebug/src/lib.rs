@@ -37,6 +37,7 @@ pub use ledger::{Counters, MAX_REGIONS, Record, RecordSlot};
 pub use page::DebugPageAllocator;
 pub use pattern::{ALLOC_POISON, FREE_POISON, PAGE_FREE_POISON, REDZONE_ACTIVE, REDZONE_INACTIVE};
 pub use report::{
-    Action, BlockInfo, FoundBytes, IgnoreReports, Report, ReportKind, ReportSink, Side, Unit,
+    Action, BlockInfo, FoundBytes, IgnoreReports, Report, ReportKind, ReportQueue, ReportSink,
+    Side, Unit,
 };
 pub use site::CallSite;

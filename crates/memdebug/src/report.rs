@@ -148,9 +148,66 @@ pub struct Report {
 }
 
 /// Where reports go (the kernel logs them; tests collect them).
+///
+/// A layer calls its sink in the middle of an operation, with whatever
+/// lock guards the layer still held. A sink must therefore not block,
+/// print, allocate or wait for another CPU: a console lock taken here
+/// closes a deadlock with any CPU that allocates while printing. Queue
+/// the report ([`ReportQueue`]) and emit it once the lock is released.
 pub trait ReportSink {
     /// Receives one report.
     fn report(&mut self, report: &Report);
+}
+
+/// A sink that keeps up to `N` reports for the owner to emit after it
+/// released the layer's lock; reports beyond `N` are counted, not kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportQueue<const N: usize> {
+    reports: [Option<Report>; N],
+    len: usize,
+    dropped: usize,
+}
+
+impl<const N: usize> Default for ReportQueue<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> ReportQueue<N> {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        Self {
+            reports: [None; N],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Whether nothing waits to be emitted (no report kept or dropped).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0 && self.dropped == 0
+    }
+
+    /// Empties the queue into what it returns: the reports in arrival
+    /// order, and how many did not fit.
+    pub fn take(&mut self) -> (impl Iterator<Item = Report>, usize) {
+        let taken = core::mem::take(self);
+        let dropped = taken.dropped;
+        (taken.reports.into_iter().take(taken.len).flatten(), dropped)
+    }
+}
+
+impl<const N: usize> ReportSink for ReportQueue<N> {
+    fn report(&mut self, report: &Report) {
+        match self.reports.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(*report);
+                self.len += 1;
+            }
+            None => self.dropped += 1,
+        }
+    }
 }
 
 /// A sink that drops every report (the layer still refuses bad operations).
