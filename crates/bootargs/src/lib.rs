@@ -5,12 +5,18 @@
 //! Parsing borrows from the line and never allocates, so it runs before the
 //! kernel has a heap. When a key repeats, the last occurrence wins, as on
 //! Linux.
+//!
+//! The grammar keeps `key=` as an empty value, but the lookups of a value
+//! ([`BootArgs::value`], [`BootArgs::parse`]) refuse it: no key takes an
+//! empty value, and reading it as "absent" or "off" would let a typo boot
+//! with a setting other than the one asked for.
 
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+use core::convert::Infallible;
 use core::fmt;
 use core::str::FromStr;
 
@@ -56,6 +62,10 @@ pub enum ArgError<'a, E> {
     MissingValue {
         key: &'a str,
     },
+    /// `key=` or `key=""`.
+    EmptyValue {
+        key: &'a str,
+    },
     /// `key=value` where `value` does not parse.
     BadValue {
         key: &'a str,
@@ -69,9 +79,22 @@ impl<E: fmt::Display> fmt::Display for ArgError<'_, E> {
         match self {
             Self::Syntax(error) => write!(f, "bad boot arguments: {error}"),
             Self::MissingValue { key } => write!(f, "boot argument `{key}` needs a value"),
+            Self::EmptyValue { key } => write!(f, "boot argument `{key}=` has an empty value"),
             Self::BadValue { key, value, error } => {
                 write!(f, "boot argument `{key}={value}`: {error}")
             }
+        }
+    }
+}
+
+impl<'a> ArgError<'a, Infallible> {
+    /// The same error as one of a lookup whose values fail with `E`.
+    pub fn widen<E>(self) -> ArgError<'a, E> {
+        match self {
+            Self::Syntax(error) => ArgError::Syntax(error),
+            Self::MissingValue { key } => ArgError::MissingValue { key },
+            Self::EmptyValue { key } => ArgError::EmptyValue { key },
+            Self::BadValue { error, .. } => match error {},
         }
     }
 }
@@ -123,17 +146,28 @@ impl<'a> BootArgs<'a> {
         Ok(self.get(key)?.is_some())
     }
 
-    /// The value of `key` parsed as `T`; `Ok(None)` if absent.
-    pub fn parse<T: FromStr>(&self, key: &'a str) -> Result<Option<T>, ArgError<'a, T::Err>> {
+    /// The value of `key`; `Ok(None)` if absent. A bare flag or an empty
+    /// value is an error: every lookup of a value goes through here.
+    pub fn value(&self, key: &str) -> Result<Option<&'a str>, ArgError<'a, Infallible>> {
         let Some(arg) = self.get(key).map_err(ArgError::Syntax)? else {
             return Ok(None);
         };
-        let value = arg.value.ok_or(ArgError::MissingValue { key: arg.key })?;
-        value.parse().map(Some).map_err(|error| ArgError::BadValue {
-            key: arg.key,
-            value,
-            error,
-        })
+        match arg.value {
+            None => Err(ArgError::MissingValue { key: arg.key }),
+            Some("") => Err(ArgError::EmptyValue { key: arg.key }),
+            Some(value) => Ok(Some(value)),
+        }
+    }
+
+    /// The value of `key` parsed as `T`; `Ok(None)` if absent.
+    pub fn parse<T: FromStr>(&self, key: &'a str) -> Result<Option<T>, ArgError<'a, T::Err>> {
+        let Some(value) = self.value(key).map_err(ArgError::widen)? else {
+            return Ok(None);
+        };
+        value
+            .parse()
+            .map(Some)
+            .map_err(|error| ArgError::BadValue { key, value, error })
     }
 }
 

@@ -111,12 +111,62 @@ fn typed_lookup_reports_missing_and_bad_values() {
 }
 
 #[test]
+fn lookups_refuse_an_empty_value_for_every_key() {
+    let line = BootArgs::new(r#"memdebug= alloc= log="" cmds=meminfo quiet"#);
+    for key in ["memdebug", "alloc", "log"] {
+        assert_eq!(line.value(key), Err(ArgError::EmptyValue { key }));
+        assert_eq!(
+            line.parse::<u32>(key),
+            Err(ArgError::EmptyValue { key }),
+            "{key}"
+        );
+    }
+    assert_eq!(line.value("cmds"), Ok(Some("meminfo")));
+    assert_eq!(line.value("absent"), Ok(None));
+    // A bare flag is still a flag, and still no value.
+    assert_eq!(line.has("quiet"), Ok(true));
+    assert_eq!(
+        line.value("quiet"),
+        Err(ArgError::MissingValue { key: "quiet" })
+    );
+    // The grammar keeps the empty value; only the lookups refuse it.
+    assert_eq!(
+        line.get("memdebug"),
+        Ok(Some(Arg {
+            key: "memdebug",
+            value: Some("")
+        }))
+    );
+    assert_eq!(line.validate(), Ok(()));
+}
+
+#[test]
+fn the_last_occurrence_decides_whether_a_value_is_empty() {
+    assert_eq!(
+        BootArgs::new("log=debug log=").value("log"),
+        Err(ArgError::EmptyValue { key: "log" })
+    );
+    assert_eq!(
+        BootArgs::new("log= log=debug").value("log"),
+        Ok(Some("debug"))
+    );
+    assert_eq!(
+        BootArgs::new("log= log").value("log"),
+        Err(ArgError::MissingValue { key: "log" })
+    );
+}
+
+#[test]
 fn errors_render_for_the_boot_log() {
     let line = BootArgs::new("n=x");
     let error = line.parse::<u8>("n").unwrap_err();
     assert_eq!(
         std::format!("{error}"),
         "boot argument `n=x`: invalid digit found in string"
+    );
+    assert_eq!(
+        std::format!("{}", BootArgs::new("n=").parse::<u8>("n").unwrap_err()),
+        "boot argument `n=` has an empty value"
     );
     assert_eq!(
         std::format!("{}", SyntaxError::UnterminatedQuote { offset: 3 }),

@@ -9,18 +9,36 @@
 //!  bytes ──► [decoder: Normal | Esc | Csi(params)] ──► keys ──► buffer + cursor
 //!                                                          └──► echo to the terminal
 //! ```
+//!
+//! A control byte (C0, DEL) or a non-ASCII byte cannot be part of an escape
+//! sequence. As on a terminal (ECMA-48), one arriving inside a sequence is
+//! executed rather than swallowed, and here it also abandons the sequence:
+//! otherwise ESC `[` Enter would lose the Enter and the next letter typed
+//! would end the sequence. CAN and SUB only cancel it, as ECMA-48 defines.
+//! A sequence longer than any key sends is abandoned too (with a bell).
 
 use core::fmt::{self, Write};
 
 const BELL: &str = "\x07";
+/// CAN and SUB: cancel a pending escape sequence without doing anything else.
+const CAN: u8 = 0x18;
+const SUB: u8 = 0x1a;
+/// Parameter and intermediate bytes accepted after ESC [. Keys send a
+/// handful (SGR mouse reports about a dozen); more is garbage or a
+/// hand-typed ESC [, and waiting on for a final byte would eat typed text.
+const MAX_SEQUENCE: u8 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decode {
     Normal,
     /// After ESC.
     Escape,
-    /// After ESC [ (or ESC O), with the numeric parameter so far.
-    Sequence(u8),
+    /// After ESC [ (or ESC O): the numeric parameter so far, and how many
+    /// parameter and intermediate bytes came.
+    Sequence {
+        param: u8,
+        len: u8,
+    },
 }
 
 /// What one input byte produced.
@@ -99,17 +117,30 @@ impl<const LINE: usize, const HISTORY: usize> LineEditor<LINE, HISTORY> {
             return Ok(Event::None);
         }
         match self.decode {
+            Decode::Normal => {}
+            _ if !(0x20..=0x7e).contains(&byte) => {
+                // Not part of any sequence: executed, and the sequence
+                // dropped (see the module documentation).
+                self.decode = Decode::Normal;
+                if byte == CAN || byte == SUB {
+                    return Ok(Event::None);
+                }
+            }
             Decode::Escape => {
                 self.decode = if byte == b'[' || byte == b'O' {
-                    Decode::Sequence(0)
+                    Decode::Sequence { param: 0, len: 0 }
                 } else {
                     Decode::Normal
                 };
                 return Ok(Event::None);
             }
-            Decode::Sequence(param) => return self.sequence(param, byte, out).map(|_| Event::None),
-            Decode::Normal => {}
+            Decode::Sequence { param, len } => return self.sequence(param, len, byte, out),
         }
+        self.key(byte, out)
+    }
+
+    /// One byte outside an escape sequence.
+    fn key(&mut self, byte: u8, out: &mut impl Write) -> Result<Event, fmt::Error> {
         match byte {
             b'\r' | b'\n' => {
                 self.after_cr = byte == b'\r';
@@ -136,16 +167,33 @@ impl<const LINE: usize, const HISTORY: usize> LineEditor<LINE, HISTORY> {
         }
     }
 
-    fn sequence(&mut self, param: u8, byte: u8, out: &mut impl Write) -> fmt::Result {
-        if byte.is_ascii_digit() {
+    /// A printable byte after ESC [ (or ESC O).
+    fn sequence(
+        &mut self,
+        param: u8,
+        len: u8,
+        byte: u8,
+        out: &mut impl Write,
+    ) -> Result<Event, fmt::Error> {
+        if !(0x40..=0x7e).contains(&byte) {
+            // A parameter (0x30..=0x3f) or intermediate (0x20..=0x2f) byte.
+            if len == MAX_SEQUENCE {
+                self.decode = Decode::Normal;
+                out.write_str(BELL)?;
+                return self.key(byte, out);
+            }
             // Parameters beyond two digits are nonsense; saturate and wait
             // for the final byte.
-            self.decode = Decode::Sequence(param.saturating_mul(10).saturating_add(byte - b'0'));
-            return Ok(());
-        }
-        if byte == b';' || !(0x40..=0x7e).contains(&byte) {
-            // Intermediate or malformed: keep consuming until a final byte.
-            return Ok(());
+            let param = if byte.is_ascii_digit() {
+                param.saturating_mul(10).saturating_add(byte - b'0')
+            } else {
+                param
+            };
+            self.decode = Decode::Sequence {
+                param,
+                len: len + 1,
+            };
+            return Ok(Event::None);
         }
         self.decode = Decode::Normal;
         match (byte, param) {
@@ -158,6 +206,7 @@ impl<const LINE: usize, const HISTORY: usize> LineEditor<LINE, HISTORY> {
             (b'~', 3) => self.delete_at_cursor(out),
             _ => out.write_str(BELL),
         }
+        .map(|()| Event::None)
     }
 
     fn insert(&mut self, byte: u8, out: &mut impl Write) -> fmt::Result {

@@ -126,6 +126,140 @@ fn overlong_lines_and_unknown_input_ring_the_bell() {
     assert_eq!(screen.bells, 4 + 1 + 2);
 }
 
+/// Types `meminfo` and checks it arrives whole: no escape sequence is
+/// left pending to swallow its first letter.
+fn meminfo_arrives_whole(editor: &mut Editor, screen: &mut Screen) {
+    assert_eq!(feed(editor, screen, b"meminfo\r"), [Event::Line]);
+    assert_eq!(editor.line(), "meminfo");
+    assert_eq!(screen.lines.last().map(String::as_str), Some("meminfo"));
+}
+
+#[test]
+fn enter_ends_an_unfinished_sequence_and_submits_the_line() {
+    let (mut editor, mut screen) = (Editor::new(), Screen::default());
+    assert_eq!(feed(&mut editor, &mut screen, b"ls\x1b[\r"), [Event::Line]);
+    assert_eq!(editor.line(), "ls");
+    assert_eq!(screen.lines, ["ls"]);
+    // The LF of the CR LF pair is still not a second Enter.
+    assert_eq!(feed(&mut editor, &mut screen, b"\n"), []);
+    meminfo_arrives_whole(&mut editor, &mut screen);
+    // LF alone, after parameters, and after ESC O.
+    for input in [&b"df\x1b[\n"[..], b"df\x1b[1;\r", b"df\x1bO\r"] {
+        assert_eq!(feed(&mut editor, &mut screen, input), [Event::Line]);
+        assert_eq!(editor.line(), "df");
+        meminfo_arrives_whole(&mut editor, &mut screen);
+    }
+    assert_eq!(screen.bells, 0);
+}
+
+#[test]
+fn enter_right_after_escape_submits_the_line() {
+    let (mut editor, mut screen) = (Editor::new(), Screen::default());
+    assert_eq!(feed(&mut editor, &mut screen, b"free\x1b\r"), [Event::Line]);
+    assert_eq!(editor.line(), "free");
+    meminfo_arrives_whole(&mut editor, &mut screen);
+    assert_eq!(screen.lines, ["free", "meminfo"]);
+    assert_eq!(screen.bells, 0);
+}
+
+#[test]
+fn ctrl_c_ends_an_unfinished_sequence_and_cancels_the_line() {
+    let (mut editor, mut screen) = (Editor::new(), Screen::default());
+    assert_eq!(
+        feed(&mut editor, &mut screen, b"abc\x1b[\x03"),
+        [Event::Interrupt]
+    );
+    assert_eq!(
+        (editor.line(), screen.lines.as_slice()),
+        ("", &["abc^C".into()][..])
+    );
+    meminfo_arrives_whole(&mut editor, &mut screen);
+    assert_eq!(
+        feed(&mut editor, &mut screen, b"abc\x1b\x03"),
+        [Event::Interrupt]
+    );
+    meminfo_arrives_whole(&mut editor, &mut screen);
+    assert_eq!(screen.bells, 0);
+}
+
+#[test]
+fn editing_controls_inside_a_sequence_act_and_end_it() {
+    let (mut editor, mut screen) = (Editor::new(), Screen::default());
+    // DEL and BS erase, Ctrl-A goes home, Ctrl-E to the end, Ctrl-U kills.
+    feed(&mut editor, &mut screen, b"abcd\x1b[\x7f\x1b[2\x08");
+    assert_eq!((editor.line(), screen.shown().as_str()), ("ab", "ab"));
+    feed(&mut editor, &mut screen, b"\x1b[\x01x\x1bO\x05y");
+    assert_eq!((editor.line(), screen.shown().as_str()), ("xaby", "xaby"));
+    feed(&mut editor, &mut screen, b"\x1b[1\x15");
+    assert_eq!((editor.line(), screen.shown().as_str()), ("", ""));
+    assert_eq!(screen.bells, 0);
+    // CAN and SUB cancel the sequence and do nothing else.
+    feed(&mut editor, &mut screen, b"\x1b[\x18A\x1b[1\x1aB");
+    assert_eq!(editor.line(), "AB");
+    assert_eq!(screen.bells, 0);
+    // An ESC restarts the sequence: the second ESC [ D is a Left.
+    feed(&mut editor, &mut screen, b"\x1b[\x1b[Dz");
+    assert_eq!((editor.line(), screen.shown().as_str()), ("AzB", "AzB"));
+    // A non-ASCII byte ends it too (and rings the bell, as anywhere).
+    feed(&mut editor, &mut screen, b"\x1b[\xffq");
+    assert_eq!(editor.line(), "AzqB");
+    assert_eq!(screen.bells, 1);
+    feed(&mut editor, &mut screen, b"\x15");
+    meminfo_arrives_whole(&mut editor, &mut screen);
+}
+
+#[test]
+fn an_overlong_sequence_is_abandoned_and_the_rest_is_text() {
+    let mut editor = LineEditor::<128, 4>::new();
+    let mut screen = Screen::default();
+    let mut input = b"\x1b[".to_vec();
+    input.extend([b'1'; 100]);
+    input.push(b'A');
+    for byte in input {
+        assert_eq!(editor.feed(byte, &mut screen), Ok(Event::None));
+    }
+    // Some digits went into the abandoned sequence, the rest and the `A`
+    // (no longer a final byte: no Up) are text.
+    let line = editor.line();
+    assert!(line.len() > 1 && line.len() < 101, "{line:?}");
+    assert!(line.ends_with("11A") && line.trim_end_matches('A').bytes().all(|b| b == b'1'));
+    assert_eq!(screen.shown(), line);
+    assert_eq!(screen.bells, 1);
+}
+
+#[test]
+fn every_supported_key_sequence_still_edits() {
+    let (mut editor, mut screen) = (Editor::new(), Screen::default());
+    feed(&mut editor, &mut screen, b"abcd");
+    let cases: [(&[u8], usize); 12] = [
+        (b"\x1b[D", 3),    // Left
+        (b"\x1bOD", 2),    // Left (application cursor keys)
+        (b"\x1b[C", 3),    // Right
+        (b"\x1b[1;5D", 2), // Ctrl-Left: modifiers ignored
+        (b"\x1b[H", 0),    // Home
+        (b"\x1b[F", 4),    // End
+        (b"\x1b[1~", 0),   // Home (VT220)
+        (b"\x1b[4~", 4),   // End (VT220)
+        (b"\x1b[7~", 0),   // Home (rxvt)
+        (b"\x1b[8~", 4),   // End (rxvt)
+        (b"\x1bOH", 0),    // Home (application mode)
+        (b"\x1bOF", 4),    // End (application mode)
+    ];
+    for (keys, cursor) in cases {
+        feed(&mut editor, &mut screen, keys);
+        assert_eq!((editor.line(), screen.cursor), ("abcd", cursor), "{keys:?}");
+    }
+    feed(&mut editor, &mut screen, b"\x1b[H\x1b[3~");
+    assert_eq!((editor.line(), screen.shown().as_str()), ("bcd", "bcd"));
+    assert_eq!(screen.cursor, 0);
+    assert_eq!(feed(&mut editor, &mut screen, b"\r"), [Event::Line]);
+    feed(&mut editor, &mut screen, b"\nxy\x1b[A");
+    assert_eq!(editor.line(), "bcd");
+    feed(&mut editor, &mut screen, b"\x1b[B");
+    assert_eq!((editor.line(), screen.shown().as_str()), ("xy", "xy"));
+    assert_eq!(screen.bells, 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
     #[test]
