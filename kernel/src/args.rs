@@ -75,12 +75,16 @@ pub const KNOWN_ARGS: &[(&str, &str)] = &[
         "the stress workload's base seed, decimal or 0x-hex (default 0x57e55eed; xtask: SEED=)",
     ),
     (
+        "stress.free",
+        "test build: hold all but this many free pages during the stress run (near exhaustion)",
+    ),
+    (
         "ktest.filter",
         "test build: run only tests whose name contains the text",
     ),
     (
         "ktest.crash",
-        "test build: run one deliberately crashing test (panic|trap|oom|rodata)",
+        "test build: run one deliberately crashing test (panic|trap|oom|rodata|lockorder)",
     ),
     (
         "ktest.harts",
@@ -114,6 +118,9 @@ pub struct KernelArgs {
     /// `stress.seed=` (test build).
     #[cfg(feature = "ktest")]
     pub stress_seed: Option<u64>,
+    /// `stress.free=PAGES` (test build).
+    #[cfg(feature = "ktest")]
+    pub stress_free_pages: Option<usize>,
     #[cfg(feature = "ktest")]
     pub test: crate::ktest::TestArgs,
 }
@@ -130,6 +137,11 @@ enum ArgErrorText {
     },
     MissingValue {
         key: &'static str,
+        expected: &'static str,
+    },
+    EmptyValue {
+        key: &'static str,
+        expected: &'static str,
     },
 }
 
@@ -144,27 +156,66 @@ impl fmt::Display for BadArgs {
             } => {
                 write!(f, "boot argument `{key}={value}`: expected {expected}")
             }
-            ArgErrorText::MissingValue { key } => write!(f, "boot argument `{key}` needs a value"),
+            ArgErrorText::MissingValue { key, expected } => {
+                write!(
+                    f,
+                    "boot argument `{key}` needs a value; expected {expected}"
+                )
+            }
+            ArgErrorText::EmptyValue { key, expected } => {
+                write!(
+                    f,
+                    "boot argument `{key}=` has an empty value; expected {expected}"
+                )
+            }
         }
     }
 }
 
+/// The value of `key`, `Ok(None)` if absent. Every value is read here, so
+/// a bare `key` or an empty `key=` is refused alike for every key, with
+/// `expected` saying what the key takes.
+fn value_of(
+    args: &BootArgs<'static>,
+    key: &'static str,
+    expected: &'static str,
+) -> Result<Option<&'static str>, BadArgs> {
+    args.value(key).map_err(|error| {
+        BadArgs(match error {
+            ArgError::Syntax(error) => ArgErrorText::Syntax(error),
+            ArgError::MissingValue { .. } => ArgErrorText::MissingValue { key, expected },
+            ArgError::EmptyValue { .. } => ArgErrorText::EmptyValue { key, expected },
+            ArgError::BadValue { error, .. } => match error {},
+        })
+    })
+}
+
+/// The value of `key` converted by `convert`, whose `None` means the value
+/// is not one of `expected`.
+fn parsed<T>(
+    args: &BootArgs<'static>,
+    key: &'static str,
+    expected: &'static str,
+    convert: impl FnOnce(&'static str) -> Option<T>,
+) -> Result<Option<T>, BadArgs> {
+    let Some(value) = value_of(args, key, expected)? else {
+        return Ok(None);
+    };
+    convert(value).map(Some).ok_or(BadArgs(ArgErrorText::Value {
+        key,
+        value,
+        expected,
+    }))
+}
+
+/// The value of `key` through the type's `FromStr` (a number, or a value
+/// picked from a fixed set of names).
 fn typed<T: core::str::FromStr>(
     args: &BootArgs<'static>,
     key: &'static str,
     expected: &'static str,
 ) -> Result<Option<T>, BadArgs> {
-    args.parse::<T>(key).map_err(|error| {
-        BadArgs(match error {
-            ArgError::Syntax(error) => ArgErrorText::Syntax(error),
-            ArgError::MissingValue { key } => ArgErrorText::MissingValue { key },
-            ArgError::BadValue { key, value, .. } => ArgErrorText::Value {
-                key,
-                value,
-                expected,
-            },
-        })
-    })
+    parsed(args, key, expected, |value| value.parse().ok())
 }
 
 /// The tick rate without `timer_hz=`.
@@ -172,55 +223,24 @@ pub const DEFAULT_TIMER_HZ: u32 = 100;
 /// Faster ticks would leave the harts little time for anything else.
 pub const MAX_TIMER_HZ: u32 = 10_000;
 
-/// A value picked from a fixed set of names (the type's `FromStr`).
-fn choice<T: core::str::FromStr>(
-    args: &BootArgs<'static>,
-    key: &'static str,
-    expected: &'static str,
-) -> Result<Option<T>, BadArgs> {
-    match args
-        .get(key)
-        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
-    {
-        None => Ok(None),
-        Some(arg) => match arg.value {
-            None => Err(BadArgs(ArgErrorText::MissingValue { key: arg.key })),
-            Some(value) => value.parse().map(Some).map_err(|_| {
-                BadArgs(ArgErrorText::Value {
-                    key: arg.key,
-                    value,
-                    expected,
-                })
-            }),
-        },
-    }
-}
-
 /// Parses `line`; unknown keys are left for [`unknown_keys`] to report.
 pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
     let args = BootArgs::new(line);
     args.validate()
         .map_err(|error| BadArgs(ArgErrorText::Syntax(error)))?;
-    let log = typed::<LevelFilter>(&args, "log", "off, error, warn, info, debug or trace")?;
-    let timer_hz = typed::<u32>(&args, "timer_hz", "a rate in Hz (0 = off)")?;
-    if timer_hz.is_some_and(|hz| hz > MAX_TIMER_HZ) {
-        return Err(BadArgs(ArgErrorText::Value {
-            key: "timer_hz",
-            value: args
-                .get("timer_hz")
-                .ok()
-                .flatten()
-                .and_then(|a| a.value)
-                .unwrap_or(""),
-            expected: "at most 10000 Hz",
-        }));
-    }
     Ok(KernelArgs {
-        log: log.unwrap_or(LevelFilter::Info),
-        timer_hz: timer_hz.unwrap_or(DEFAULT_TIMER_HZ),
-        page_allocator: choice(&args, "pagealloc", "buddy or bitmap")?.unwrap_or_default(),
-        heap: choice(&args, "alloc", "slab, tlsf or buddy")?.unwrap_or_default(),
-        cmds: value_of(&args, "cmds")?,
+        log: typed(&args, "log", "off, error, warn, info, debug or trace")?
+            .unwrap_or(LevelFilter::Info),
+        timer_hz: parsed(
+            &args,
+            "timer_hz",
+            "a rate in Hz from 0 (off) to 10000",
+            |value| value.parse().ok().filter(|&hz| hz <= MAX_TIMER_HZ),
+        )?
+        .unwrap_or(DEFAULT_TIMER_HZ),
+        page_allocator: typed(&args, "pagealloc", "buddy or bitmap")?.unwrap_or_default(),
+        heap: typed(&args, "alloc", "slab, tlsf or buddy")?.unwrap_or_default(),
+        cmds: value_of(&args, "cmds", "a `;`-separated list of monitor commands")?,
         memdebug: memdebug_args(&args)?,
         fail_page_alloc: fault_config(&args, "fail_page_alloc", "fail_page_alloc.filter")?,
         failslab: fault_config(&args, "failslab", "failslab.filter")?,
@@ -230,71 +250,47 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
         #[cfg(feature = "ktest")]
         stress_seed: seed(&args, "stress.seed")?,
         #[cfg(feature = "ktest")]
+        stress_free_pages: typed(&args, "stress.free", "a number of pages")?,
+        #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })
 }
 
 /// `memdebug=` (the crate's flag syntax) and its companions.
 fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memory::debug::DebugArgs, BadArgs> {
-    let mut parsed = crate::memory::debug::DebugArgs::default();
-    if let Some(arg) = args
-        .get("memdebug")
-        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
-    {
-        let value = arg
-            .value
-            .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key }))?;
-        parsed.flags = memdebug::DebugFlags::parse(value).map_err(|_| {
-            BadArgs(ArgErrorText::Value {
-                key: arg.key,
-                value,
-                expected: "off, all, or a comma list of poison, allocpoison, redzone, track, leakcheck",
-            })
-        })?;
+    let mut debug = crate::memory::debug::DebugArgs::default();
+    if let Some(flags) = parsed(
+        args,
+        "memdebug",
+        "off, all, or a comma list of poison, allocpoison, redzone, track, leakcheck",
+        |value| memdebug::DebugFlags::parse(value).ok(),
+    )? {
+        debug.flags = flags;
     }
     if let Some(bytes) = typed::<usize>(args, "memdebug.track", "a size in bytes")? {
-        parsed.track_threshold = bytes;
+        debug.track_threshold = bytes;
     }
     if let Some(ticks) = typed::<u32>(args, "memdebug.leakwatch", "a number of timer ticks")? {
-        parsed.leak_period_ticks = ticks;
+        debug.leak_period_ticks = ticks;
     }
     if let Some(interval) = typed::<usize>(args, "memdebug.kfence", "a sampling interval")? {
-        parsed.kfence_interval = interval;
+        debug.kfence_interval = interval;
     }
-    Ok(parsed)
-}
-
-/// The value of `key`, if given (a key without value is an error).
-fn value_of(args: &BootArgs<'static>, key: &'static str) -> Result<Option<&'static str>, BadArgs> {
-    match args
-        .get(key)
-        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
-    {
-        None => Ok(None),
-        Some(arg) => arg
-            .value
-            .map(Some)
-            .ok_or(BadArgs(ArgErrorText::MissingValue { key: arg.key })),
-    }
+    Ok(debug)
 }
 
 /// A seed: decimal or `0x` hexadecimal.
 #[cfg(feature = "ktest")]
 fn seed(args: &BootArgs<'static>, key: &'static str) -> Result<Option<u64>, BadArgs> {
-    let Some(value) = value_of(args, key)? else {
-        return Ok(None);
-    };
-    let parsed = match value.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => value.parse(),
-    };
-    parsed.map(Some).map_err(|_| {
-        BadArgs(ArgErrorText::Value {
-            key,
-            value,
-            expected: "a seed, decimal or 0x-hex",
-        })
-    })
+    parsed(
+        args,
+        key,
+        "a seed, decimal or 0x-hex",
+        |value| match value.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => value.parse().ok(),
+        },
+    )
 }
 
 /// `fail_page_alloc=` / `failslab=` in Linux's fault-attr boot syntax,
@@ -304,32 +300,34 @@ fn fault_config(
     key: &'static str,
     filter_key: &'static str,
 ) -> Result<Option<FaultConfig>, BadArgs> {
-    let filter = value_of(args, filter_key)?;
-    let Some(value) = value_of(args, key)? else {
-        if let Some(value) = filter {
-            return Err(BadArgs(ArgErrorText::Value {
-                key: filter_key,
-                value,
-                expected: "to come with its fault-injection setting (fail_page_alloc= or failslab=)",
-            }));
-        }
-        return Ok(None);
-    };
-    let config = FaultConfig::parse(value).map_err(|_| {
-        BadArgs(ArgErrorText::Value {
-            key,
+    let filter = value_of(
+        args,
+        filter_key,
+        "text the requester or cache name must contain",
+    )?;
+    let config = parsed(
+        args,
+        key,
+        "<interval>,<probability>,<space>,<times>[,<min_order>] as in Linux (e.g. 1,10,0,-1: 10% of calls, no limit)",
+        |value| FaultConfig::parse(value).ok(),
+    )?;
+    match (config, filter) {
+        (Some(config), filter) => Ok(Some(FaultConfig {
+            filter: filter.unwrap_or(""),
+            ..config
+        })),
+        (None, Some(value)) => Err(BadArgs(ArgErrorText::Value {
+            key: filter_key,
             value,
-            expected: "<interval>,<probability>,<space>,<times>[,<min_order>] as in Linux (e.g. 1,10,0,-1: 10% of calls, no limit)",
-        })
-    })?;
-    Ok(Some(FaultConfig {
-        filter: filter.unwrap_or(""),
-        ..config
-    }))
+            expected: "to come with its fault-injection setting (fail_page_alloc= or failslab=)",
+        })),
+        (None, None) => Ok(None),
+    }
 }
 
 fn badmem(args: &BootArgs<'static>) -> Result<BootBadPages, BadArgs> {
-    match value_of(args, "badmem")? {
+    let expected = "comma-separated physical addresses (0x84000000,...), at most 16";
+    match value_of(args, "badmem", expected)? {
         None => Ok(BootBadPages::default()),
         Some(value) => BootBadPages::parse(value).map_err(|expected| {
             BadArgs(ArgErrorText::Value {
@@ -344,32 +342,21 @@ fn badmem(args: &BootArgs<'static>) -> Result<BootBadPages, BadArgs> {
 #[cfg(feature = "ktest")]
 fn test_args(args: &BootArgs<'static>) -> Result<crate::ktest::TestArgs, BadArgs> {
     use crate::ktest::Crash;
-    let crash = match args
-        .get("ktest.crash")
-        .map_err(|e| BadArgs(ArgErrorText::Syntax(e)))?
-    {
-        None => None,
-        Some(arg) => match arg.value {
-            Some("panic") => Some(Crash::Panic),
-            Some("trap") => Some(Crash::Trap),
-            Some("oom") => Some(Crash::Oom),
-            Some("rodata") => Some(Crash::Rodata),
-            Some(value) => {
-                return Err(BadArgs(ArgErrorText::Value {
-                    key: arg.key,
-                    value,
-                    expected: "panic, trap, oom or rodata",
-                }));
-            }
-            None => return Err(BadArgs(ArgErrorText::MissingValue { key: arg.key })),
+    let crash = parsed(
+        args,
+        "ktest.crash",
+        "panic, trap, oom, rodata or lockorder",
+        |value| match value {
+            "panic" => Some(Crash::Panic),
+            "trap" => Some(Crash::Trap),
+            "oom" => Some(Crash::Oom),
+            "rodata" => Some(Crash::Rodata),
+            "lockorder" => Some(Crash::LockOrder),
+            _ => None,
         },
-    };
+    )?;
     Ok(crate::ktest::TestArgs {
-        filter: args
-            .get("ktest.filter")
-            .ok()
-            .flatten()
-            .and_then(|arg| arg.value),
+        filter: value_of(args, "ktest.filter", "text a test name must contain")?,
         crash,
         expect_harts: typed(args, "ktest.harts", "a hart count")?,
         expect_mem: typed(args, "ktest.mem", "a byte count")?,
@@ -383,4 +370,77 @@ pub fn unknown_keys(line: &'static str) -> impl Iterator<Item = &'static str> {
         .filter_map(Result::ok)
         .map(|arg| arg.key)
         .filter(|key| !KNOWN_ARGS.iter().any(|(known, _)| known == key))
+}
+
+#[cfg(feature = "ktest")]
+mod tests {
+    use super::*;
+    use crate::ktest::prelude::*;
+
+    /// `key=` for every known key, spelt out because `parse` wants a
+    /// `'static` line; the first test checks none is missing.
+    const EMPTY_VALUES: &[&str] = &[
+        "log=",
+        "timer_hz=",
+        "pagealloc=",
+        "alloc=",
+        "cmds=",
+        "memdebug=",
+        "memdebug.track=",
+        "memdebug.leakwatch=",
+        "memdebug.kfence=",
+        "fail_page_alloc=",
+        "fail_page_alloc.filter=",
+        "failslab=",
+        "failslab.filter=",
+        "badmem=",
+        "stress=",
+        "stress.seed=",
+        "stress.free=",
+        "ktest.filter=",
+        "ktest.crash=",
+        "ktest.harts=",
+        "ktest.mem=",
+    ];
+
+    ktest! {
+        fn an_empty_value_stops_the_boot_for_every_key() {
+            for (key, _) in KNOWN_ARGS {
+                kassert!(
+                    EMPTY_VALUES.iter().any(|arg| arg.strip_suffix('=') == Some(*key)),
+                    "`{key}=` is not checked"
+                );
+            }
+            let every_key = EMPTY_VALUES.iter().map(|arg| (*arg, arg.trim_end_matches('=')));
+            for (arg, key) in every_key.chain([(r#"alloc="""#, "alloc"), ("log=info log=", "log")]) {
+                let Err(error) = parse(arg) else {
+                    return Err(crate::ktest::Failure::new(format_args!("`{arg}` accepted")));
+                };
+                let text = alloc::format!("{error}");
+                let start = alloc::format!("boot argument `{key}=` has an empty value; expected ");
+                kassert!(text.starts_with(&start) && text.len() > start.len(), "`{arg}`: {text}");
+            }
+            Ok(())
+        }
+    }
+
+    ktest! {
+        fn flags_and_given_values_parse_as_before() {
+            let args = parse("quiet alloc=tlsf memdebug=off log=warn")
+                .map_err(|e| crate::ktest::Failure::new(format_args!("refused: {e}")))?;
+            kassert_eq!(args.heap, crate::memory::heap::HeapKind::Tlsf);
+            kassert_eq!(args.log, LevelFilter::Warn);
+            kassert!(args.memdebug.flags.is_empty());
+            kassert_eq!(args.timer_hz, DEFAULT_TIMER_HZ);
+            let Err(error) = parse("memdebug") else {
+                return Err(crate::ktest::Failure::new(format_args!("`memdebug` accepted")));
+            };
+            kassert!(alloc::format!("{error}").starts_with("boot argument `memdebug` needs a value; expected off, all"), "{error}");
+            let Err(error) = parse("timer_hz=20000") else {
+                return Err(crate::ktest::Failure::new(format_args!("`timer_hz=20000` accepted")));
+            };
+            kassert_eq!(alloc::format!("{error}").as_str(), "boot argument `timer_hz=20000`: expected a rate in Hz from 0 (off) to 10000");
+            Ok(())
+        }
+    }
 }

@@ -117,7 +117,7 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
 
     #[cfg(feature = "ktest")]
     if let Some(seconds) = args.stress_seconds {
-        memory::stress::run_and_power_off(seconds, args.stress_seed)
+        memory::stress::run_and_power_off(seconds, args.stress_seed, args.stress_free_pages)
     }
     #[cfg(feature = "ktest")]
     ktest::run(args.test);

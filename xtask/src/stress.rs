@@ -47,11 +47,37 @@ pub fn command() -> Result<u8, String> {
     Ok(0)
 }
 
+/// The near-exhaustion run of the test command: two harts in 64 MiB with
+/// every memdebug check on, all but [`NEAR_EXHAUSTION_FREE_PAGES`] free
+/// pages held, so allocations fail for want of memory while reports,
+/// the timer hook and cross-hart frees go on; QEMU must still exit, with
+/// every counter back.
+pub fn run_near_exhaustion(config: &Config) -> Result<(), String> {
+    let mut small = config.clone();
+    small.smp = 2;
+    small.mem = "64M".to_string();
+    small.mem_bytes = 64 << 20;
+    let extra = [
+        "memdebug=all".to_string(),
+        format!("stress.free={NEAR_EXHAUSTION_FREE_PAGES}"),
+    ];
+    run_with(&small, SHORT_SECONDS, false, &extra)
+}
+
+/// Free pages the near-exhaustion run leaves (about what a monitor session
+/// that filled memory by hand left when a report deadlocked the console).
+pub const NEAR_EXHAUSTION_FREE_PAGES: usize = 128;
+
 /// Builds the test image and runs the stress mode for `seconds`; `Err`
 /// with the output's tail unless it passed.
 pub fn run(config: &Config, seconds: u64, echo: bool) -> Result<(), String> {
+    run_with(config, seconds, echo, &[])
+}
+
+fn run_with(config: &Config, seconds: u64, echo: bool, more: &[String]) -> Result<(), String> {
     let image = kernel::build(config, Flavour::Test)?;
     let mut extra = vec![format!("stress={seconds}")];
+    extra.extend(more.iter().cloned());
     // `SEED=` replays a run's workload (the kernel prints the seed it used).
     if let Some(seed) = std::env::var("SEED").ok().filter(|s| !s.trim().is_empty()) {
         extra.push(format!("stress.seed={}", seed.trim()));

@@ -190,7 +190,11 @@ fn run_step(config: &Config, step: Step) -> Result<(), String> {
         }
         Step::Kernel => kernel_tests(config),
         Step::Shell => crate::shell_test::shell_tests(config),
-        Step::Stress => crate::stress::run(config, crate::stress::SHORT_SECONDS, false),
+        Step::Stress => {
+            let normal = crate::stress::run(config, crate::stress::SHORT_SECONDS, false);
+            let near_exhaustion = crate::stress::run_near_exhaustion(config);
+            normal.and(near_exhaustion)
+        }
     }
 }
 
@@ -311,6 +315,14 @@ fn kernel_tests(config: &Config) -> Result<(), String> {
             [
                 "test ktest::deliberate_unhandled_allocation_failure ... FAILED",
                 "free pages per order:",
+            ],
+        ),
+        (
+            "lockorder",
+            2,
+            [
+                "test ktest::deliberate_lock_order_inversion ... FAILED",
+                "lock order inversion",
             ],
         ),
     ] {

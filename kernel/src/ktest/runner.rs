@@ -46,6 +46,9 @@ pub enum Crash {
     /// A test that writes to `.rodata` with no fault expected: the
     /// page-fault diagnosis, then `FailureCode::FatalTrap`.
     Rodata,
+    /// A test that takes two locks in both orders: ksync's lock-order
+    /// validation names the inversion, then `FailureCode::Panic`.
+    LockOrder,
 }
 
 /// Boot arguments of the test build.
@@ -53,7 +56,7 @@ pub enum Crash {
 pub struct TestArgs {
     /// `ktest.filter=TEXT`: run only tests whose name contains TEXT.
     pub filter: Option<&'static str>,
-    /// `ktest.crash=panic|trap`: run one deliberately crashing test instead.
+    /// `ktest.crash=...`: run one deliberately crashing test instead.
     pub crash: Option<Crash>,
     /// `ktest.harts=N`: the hart count QEMU was started with.
     pub expect_harts: Option<usize>,
@@ -100,6 +103,27 @@ fn deliberate_write_to_rodata() -> TestResult {
     Ok(())
 }
 
+#[allow(clippy::result_large_err, reason = "signature of every test")]
+fn deliberate_lock_order_inversion() -> TestResult {
+    use crate::sync::IrqSpinLock;
+    static FIRST: IrqSpinLock<()> = IrqSpinLock::new("deliberate first", ());
+    static SECOND: IrqSpinLock<()> = IrqSpinLock::new("deliberate second", ());
+    {
+        let _first = FIRST.lock();
+        let _second = SECOND.lock();
+    }
+    // The opposite order cannot deadlock here (one hart), but on two harts
+    // it could: the validation stops the kernel before the second lock.
+    let _second = SECOND.lock();
+    let _first = FIRST.lock();
+    Ok(())
+}
+
+static LOCK_ORDER_TEST: [KernelTest; 1] = [KernelTest {
+    name: "ktest::deliberate_lock_order_inversion",
+    run: deliberate_lock_order_inversion,
+}];
+
 static RODATA_TEST: [KernelTest; 1] = [KernelTest {
     name: "ktest::deliberate_write_to_rodata",
     run: deliberate_write_to_rodata,
@@ -127,6 +151,7 @@ pub fn run(args: TestArgs) -> ! {
         Some(Crash::Trap) => &TRAP_TEST,
         Some(Crash::Oom) => &OOM_TEST,
         Some(Crash::Rodata) => &RODATA_TEST,
+        Some(Crash::LockOrder) => &LOCK_ORDER_TEST,
         None => registry(),
     };
     let selected = |test: &&KernelTest| args.filter.is_none_or(|f| test.name.contains(f));

@@ -116,16 +116,90 @@ fn periodic_report() {
     report_line(false);
 }
 
-/// Runs the stress workload for `seconds` and powers off with its verdict.
+/// Runs the stress workload for `seconds` and powers off with its verdict;
+/// with `free_pages`, near exhaustion: all other free pages are held for
+/// the run (see [`Hoard`]).
 /// Never inlined: its frame would otherwise sit under every test the
 /// `ktest` build runs from the same boot function (the stack-depth tests
 /// measure it).
 #[cfg(feature = "ktest")]
 #[inline(never)]
-pub fn run_and_power_off(seconds: u64, seed: Option<u64>) -> ! {
-    match run(seconds, MAX_HARTS, seed.unwrap_or(DEFAULT_SEED)) {
+pub fn run_and_power_off(seconds: u64, seed: Option<u64>, free_pages: Option<usize>) -> ! {
+    let hoard = free_pages.map(Hoard::leaving);
+    if let Some(hoard) = &hoard {
+        crate::println!(
+            "stress: near exhaustion: {} pages held, {} left free",
+            hoard.pages(),
+            pages::stats().free_pages
+        );
+    }
+    let verdict = run(
+        seconds,
+        MAX_HARTS,
+        seed.unwrap_or(DEFAULT_SEED),
+        hoard.is_some(),
+    );
+    drop(hoard);
+    match verdict {
         Ok(()) => power::succeed(),
         Err(_) => power::fail(FailureCode::TestsFailed),
+    }
+}
+
+/// Pages held away from a stress run so it runs near exhaustion: blocks of
+/// the largest free order first (few blocks, so memdebug's page table has
+/// room), given back when dropped.
+#[cfg(feature = "ktest")]
+struct Hoard {
+    blocks: [(usize, usize); Self::MAX_BLOCKS],
+    len: usize,
+}
+
+#[cfg(feature = "ktest")]
+impl Hoard {
+    const MAX_BLOCKS: usize = 64;
+
+    /// Takes free pages until about `free` are left.
+    fn leaving(free: usize) -> Self {
+        let mut hoard = Self {
+            blocks: [(0, 0); Self::MAX_BLOCKS],
+            len: 0,
+        };
+        while hoard.len < Self::MAX_BLOCKS {
+            let stats = pages::stats();
+            let Some(excess) = stats.free_pages.checked_sub(free).filter(|&n| n > 0) else {
+                break;
+            };
+            let Some(order) = stats.highest_free_order() else {
+                break;
+            };
+            // A whole free block of the buddy's (or the bitmap's) largest
+            // order, or the largest power of two that keeps `free` left.
+            let count = (1usize << order).min(1 << excess.ilog2());
+            match pages::alloc_for("stress-hoard", count, crate::arch::PAGE_SIZE) {
+                Ok(addr) => {
+                    hoard.blocks[hoard.len] = (addr, count);
+                    hoard.len += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        hoard
+    }
+
+    fn pages(&self) -> usize {
+        self.blocks[..self.len].iter().map(|&(_, n)| n).sum()
+    }
+}
+
+#[cfg(feature = "ktest")]
+impl Drop for Hoard {
+    fn drop(&mut self) {
+        for &(addr, count) in &self.blocks[..self.len] {
+            if let Err(error) = pages::free(addr, count) {
+                crate::println!("stress: giving back {count} held pages at {addr:#x}: {error}");
+            }
+        }
     }
 }
 
@@ -135,7 +209,12 @@ pub fn run_and_power_off(seconds: u64, seed: Option<u64>) -> ! {
 /// the machine's, so a replay reproduces a failure's workload, not its
 /// timing. Fault injection,
 /// the timer rate and hook are what they were before when it returns.
-pub fn run(seconds: u64, harts: usize, seed: u64) -> Result<(), &'static str> {
+pub fn run(
+    seconds: u64,
+    harts: usize,
+    seed: u64,
+    near_exhaustion: bool,
+) -> Result<(), &'static str> {
     let seconds = seconds.max(1);
     worker::reset(harts);
     let saved_faults = [Site::Pages, Site::Slab].map(faults::config);
@@ -208,9 +287,16 @@ pub fn run(seconds: u64, harts: usize, seed: u64) -> Result<(), &'static str> {
     } else {
         0
     };
-    let unexpected = seen.abs_diff(injected) - absorbed;
+    // Near exhaustion, requests also fail for want of memory: more seen
+    // than injected is then expected, fewer is not.
+    let out_of_memory = if near_exhaustion {
+        seen.saturating_sub(injected)
+    } else {
+        0
+    };
+    let unexpected = seen.abs_diff(injected) - absorbed - out_of_memory;
     crate::println!(
-        "stress: summary: peak pages used {}; failures injected {injected}, seen {seen}, absorbed by memdebug's quarantine retry {absorbed}, unexpected {unexpected}",
+        "stress: summary: peak pages used {}; failures injected {injected}, seen {seen}, absorbed by memdebug's quarantine retry {absorbed}, out of memory {out_of_memory}, unexpected {unexpected}",
         TOTALS.peak_pages_used.load(Ordering::Relaxed),
     );
     crate::println!("stress: after  {after}");
@@ -227,7 +313,11 @@ pub fn run(seconds: u64, harts: usize, seed: u64) -> Result<(), &'static str> {
         verdict = Some("a block allocated in the timer interrupt was damaged");
     }
     if unexpected != 0 {
-        verdict = Some("failures seen differ from failures injected");
+        verdict = Some(if seen > injected {
+            "more failures seen than injected: memory ran out (stress.free= on the test build runs near exhaustion on purpose)"
+        } else {
+            "failures seen differ from failures injected"
+        });
     }
     if allocs != frees {
         verdict = Some("allocations and frees differ");

@@ -209,5 +209,5 @@ pub fn stress<'a>(
     // may be reused, so it can no longer be recognised as a double free.
     monitor.ledger.forget_freed();
     let _ = out;
-    stress::run(seconds, harts, seed).map_err(CommandError::Failed)
+    stress::run(seconds, harts, seed, false).map_err(CommandError::Failed)
 }
