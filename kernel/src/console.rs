@@ -2,21 +2,24 @@
 //! UART, and the `log` backend (timestamp and hart id on every line).
 //!
 //! Output before the UART is known goes through the legacy SBI console as a
-//! last resort. One lock serialises whole `print!` calls across harts; a
-//! hart that re-enters while holding it (a panic or fatal trap in the middle
-//! of printing) writes through instead of deadlocking on itself.
+//! last resort. One lock serialises whole `print!` calls across harts and
+//! masks interrupts while held; a hart that re-enters while holding it (a
+//! panic or fatal trap in the middle of printing) writes through instead
+//! of deadlocking on itself. The console is a leaf: nothing allocates or
+//! takes an allocator lock while holding it, and no allocator prints
+//! while holding its own lock (reports are queued and printed after).
 
 use crate::arch::{cpu, hart, sbi};
 use crate::drivers::ns16550a::Ns16550a;
-use crate::sync::BootCell;
+use crate::sync::{BootCell, EARLY_HART_ID, KernelArch};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use ksync::lockdep::LockClass;
 
 static UART: BootCell<Ns16550a> = BootCell::new();
 static TIMEBASE_HZ: AtomicU64 = AtomicU64::new(0);
 
 const NO_OWNER: usize = usize::MAX;
-const UNKNOWN_HART: usize = usize::MAX - 1;
 static OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
 
 /// Starts printing through `uart`.
@@ -30,20 +33,41 @@ pub fn uart() -> Option<&'static Ns16550a> {
     UART.get()
 }
 
-/// Holds the console for the duration of one `print!`.
+/// Holds the console for the duration of one `print!`, with interrupts
+/// masked on this hart: an interrupt handler that prints (or allocates)
+/// must never run on a hart that holds the console, or a hart waiting for
+/// the console while holding what the handler needs closes a deadlock.
 struct ConsoleGuard {
     acquired: bool,
+    // Dropped after `Drop::drop` released the console.
+    _irq: ksync::IrqGuard<KernelArch>,
 }
+
+/// The console's class for ksync's lock-order validation: taking an
+/// allocator lock while printing, or printing under one that is also taken
+/// while printing, is reported in debug builds like any lock inversion.
+static CLASS: LockClass = LockClass::new("console");
 
 impl ConsoleGuard {
     fn lock() -> Self {
-        let me = hart::current_id().unwrap_or(UNKNOWN_HART);
-        loop {
-            match OWNER.compare_exchange_weak(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Self { acquired: true },
-                Err(owner) if owner == me => return Self { acquired: false },
-                Err(_) => core::hint::spin_loop(),
-            }
+        let irq = ksync::irq_save::<KernelArch>();
+        let me = hart::current_id().unwrap_or(EARLY_HART_ID);
+        if OWNER.load(Ordering::Relaxed) == me {
+            return Self {
+                acquired: false,
+                _irq: irq,
+            };
+        }
+        CLASS.acquire::<KernelArch>();
+        while OWNER
+            .compare_exchange_weak(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        Self {
+            acquired: true,
+            _irq: irq,
         }
     }
 }
@@ -52,8 +76,16 @@ impl Drop for ConsoleGuard {
     fn drop(&mut self) {
         if self.acquired {
             OWNER.store(NO_OWNER, Ordering::Release);
+            CLASS.release::<KernelArch>();
         }
     }
+}
+
+/// Whether this hart is in the middle of a `print!`. Allocation paths
+/// check it in debug builds: nothing may allocate while holding the
+/// console, since an allocator lock holder may be waiting for it.
+pub fn held_by_this_hart() -> bool {
+    hart::current_id().is_some_and(|me| OWNER.load(Ordering::Relaxed) == me)
 }
 
 struct Console;

@@ -63,9 +63,14 @@ pub struct KernelArch;
 /// (only the boot hart, with interrupts still off).
 static EARLY_NESTING: ksync::IrqNesting = ksync::IrqNesting::new();
 
+/// The hart id locks see before the hart-local block exists: only the boot
+/// hart runs then. Distinct from every real hart id and from `usize::MAX`,
+/// which ksync's debug checks reserve for "no holder".
+pub const EARLY_HART_ID: usize = usize::MAX - 1;
+
 impl ksync::Arch for KernelArch {
     fn hart_id() -> usize {
-        crate::arch::hart::current_id().unwrap_or(usize::MAX)
+        crate::arch::hart::current_id().unwrap_or(EARLY_HART_ID)
     }
 
     fn irq_save_disable() -> usize {
@@ -78,6 +83,24 @@ impl ksync::Arch for KernelArch {
 
     fn irq_nesting() -> &'static ksync::IrqNesting {
         crate::arch::hart::try_current().map_or(&EARLY_NESTING, |hart| &hart.irq_nesting)
+    }
+
+    /// Locks taken before the hart-local block exists are not validated
+    /// (only the boot hart runs then, in a fixed order).
+    fn lockdep() -> Option<&'static ksync::lockdep::LockdepHart> {
+        crate::arch::hart::try_current().map(|hart| &hart.lockdep)
+    }
+
+    fn in_interrupt() -> bool {
+        crate::arch::hart::try_current().is_some_and(|hart| {
+            hart.interrupt_depth
+                .load(core::sync::atomic::Ordering::Relaxed)
+                > 0
+        })
+    }
+
+    fn irqs_enabled() -> bool {
+        crate::arch::cpu::irq_enabled()
     }
 }
 

@@ -22,9 +22,10 @@ pub mod kfence;
 mod layers;
 pub mod leak;
 pub mod oom;
+mod ratelimit;
 pub mod site;
 
-pub(super) use layers::{alloc_pages, dealloc_pages, global_alloc, global_dealloc};
+pub(super) use layers::{alloc_pages, check_free, dealloc_pages, global_alloc, global_dealloc};
 pub use layers::{flush_byte_quarantine, flush_page_quarantine};
 #[cfg_attr(
     not(feature = "ktest"),

@@ -10,7 +10,6 @@
 //! the largest free block.
 
 use super::{debug, heap, pages, stats};
-use crate::arch::PAGE_SIZE;
 use alloc::boxed::Box;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -40,36 +39,43 @@ fn record_failure(layout: Layout, error: AllocError) {
     debug::oom::allocation_failed(layout, error, memdebug::CallSite::Unknown);
 }
 
-// SAFETY: blocks come from the page allocator or the heap, never overlap,
-// and satisfy the layout (both allocators honour size and alignment);
-// `dealloc` routes a block back by the same layout test `alloc` used.
+/// A block for `layout` was handed out: the live counters and the
+/// watermark.
+pub(super) fn note_alloc(layout: Layout) {
+    heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
+    let live = heap::COUNTERS
+        .live_bytes
+        .fetch_add(layout.size(), Ordering::Relaxed);
+    stats::note_alloc(live + layout.size());
+}
+
+/// A block for `layout` came back.
+pub(super) fn note_free(layout: Layout) {
+    heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
+    heap::COUNTERS
+        .live_bytes
+        .fetch_sub(layout.size(), Ordering::Relaxed);
+    stats::note_free();
+}
+
+// SAFETY: blocks come from `heap::alloc`, which hands out disjoint blocks
+// that satisfy the layout, and go back to `heap::dealloc` with the same
+// layout (or through the debug layer, which wraps the same heap).
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if debug::bytes_on() {
             // A tail call: the layer reads our caller's return address.
             return debug::global_alloc(layout);
         }
-        let result = if heap::goes_to_pages(layout) {
-            let count = layout.size().div_ceil(PAGE_SIZE).max(1);
-            pages::alloc(count, layout.align().max(PAGE_SIZE)).map(|addr| {
-                heap::COUNTERS
-                    .large_pages
-                    .fetch_add(count, Ordering::Relaxed);
-                addr as *mut u8
-            })
-        } else if super::faults::slab_alloc_fails(layout) {
-            Err(kalloc::AllocError::NoMemory)
+        let result = if !heap::goes_to_pages(layout) && super::faults::slab_alloc_fails(layout) {
+            Err(AllocError::NoMemory)
         } else {
-            heap::alloc_small(layout).map(NonNull::as_ptr)
+            heap::alloc(layout)
         };
         match result {
             Ok(ptr) => {
-                heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
-                let live = heap::COUNTERS
-                    .live_bytes
-                    .fetch_add(layout.size(), Ordering::Relaxed);
-                stats::note_alloc(live + layout.size());
-                ptr
+                note_alloc(layout);
+                ptr.as_ptr()
             }
             Err(error) => {
                 record_failure(layout, error);
@@ -84,31 +90,36 @@ unsafe impl GlobalAlloc for KernelAllocator {
             // reports) a pointer it did not hand out. A tail call, as above.
             return unsafe { debug::global_dealloc(ptr, layout) };
         }
-        let result = if heap::goes_to_pages(layout) {
-            let count = layout.size().div_ceil(PAGE_SIZE).max(1);
-            pages::free(ptr as usize, count).map(|()| {
-                heap::COUNTERS
-                    .large_pages
-                    .fetch_sub(count, Ordering::Relaxed);
-            })
-        } else {
-            let ptr = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
-            // SAFETY: the caller frees a block `alloc` returned for `layout`.
-            unsafe { heap::free_small(ptr, layout) }
-        };
-        if let Err(error) = result {
+        let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
+        // SAFETY: the caller frees a block `alloc` returned for `layout`.
+        if let Err(error) = unsafe { heap::dealloc(block, layout) } {
             panic!(
                 "kernel heap: free of {ptr:p} ({} bytes, align {}) refused: {error}",
                 layout.size(),
                 layout.align()
             );
         }
-        heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
-        heap::COUNTERS
-            .live_bytes
-            .fetch_sub(layout.size(), Ordering::Relaxed);
-        stats::note_free();
+        note_free(layout);
     }
+}
+
+/// The verdict a free of `ptr` with `layout` would get from the global
+/// allocator, without freeing: `Ok` if it is a live block of this layout
+/// (a second free of a block since handed out again), else the error the
+/// free would be refused with. With `memdebug=` on, the refusal is
+/// reported like a refused free.
+///
+/// # Safety
+/// `ptr` was returned by the global allocator (it may have been freed
+/// since).
+#[track_caller]
+pub unsafe fn check_free(ptr: NonNull<u8>, layout: Layout) -> Result<(), AllocError> {
+    if debug::bytes_on() {
+        return debug::check_free(ptr, layout, memdebug::CallSite::caller());
+    }
+    // SAFETY: forwarded from the caller; without the debug layer the
+    // global allocator is the heap.
+    unsafe { heap::check_dealloc(ptr, layout) }
 }
 
 /// Why a fallible allocation failed.
@@ -148,10 +159,12 @@ pub fn print_failure_diagnosis() {
         "  failed request: {} bytes, align {} (via {})",
         LAST_FAILURE_SIZE.load(Ordering::Relaxed),
         LAST_FAILURE_ALIGN.load(Ordering::Relaxed),
-        if LAST_FAILURE_SIZE.load(Ordering::Relaxed) >= PAGE_SIZE {
-            "page allocator"
-        } else {
-            "heap"
+        match Layout::from_size_align(
+            LAST_FAILURE_SIZE.load(Ordering::Relaxed),
+            LAST_FAILURE_ALIGN.load(Ordering::Relaxed)
+        ) {
+            Ok(layout) if heap::goes_to_pages(layout) => "page allocator",
+            _ => "heap",
         }
     );
     let stats = pages::stats();

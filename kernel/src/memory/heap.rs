@@ -24,7 +24,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::str::FromStr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kalloc::byte::{BuddyByteAllocator, PageSource, SlabAllocator, Tlsf};
+use kalloc::byte::{BuddyByteAllocator, LargeBlocks, PageSource, SlabAllocator, Tlsf};
 use kalloc::{AllocError, AllocResult, ByteAllocator};
 
 /// `alloc=`.
@@ -107,7 +107,14 @@ pub enum Heap {
     Buddy(BuddyByteAllocator),
 }
 
-static HEAP: IrqTicketLock<Option<Heap>> = IrqTicketLock::new("heap", None);
+/// The byte allocator and the record of the large blocks the heap handed
+/// out as whole pages.
+struct HeapState {
+    bytes: Heap,
+    large: LargeBlocks,
+}
+
+static HEAP: IrqTicketLock<Option<HeapState>> = IrqTicketLock::new("heap", None);
 
 /// Heap counters (all harts).
 pub struct Counters {
@@ -146,7 +153,10 @@ pub fn init(kind: HeapKind) {
     };
     let mut slot = HEAP.lock();
     assert!(slot.is_none(), "heap initialised twice");
-    *slot = Some(heap);
+    *slot = Some(HeapState {
+        bytes: heap,
+        large: LargeBlocks::new(),
+    });
     drop(slot);
     KIND.store(kind as usize + 1, Ordering::Release);
     log::info!(
@@ -167,9 +177,15 @@ pub fn kind() -> Option<HeapKind> {
     }
 }
 
-/// Whether `layout` bypasses the byte allocator.
+/// Whether `layout` bypasses the byte allocator: the one routing test of
+/// the heap ([`alloc`], [`dealloc`], and every label that names a path).
 pub fn goes_to_pages(layout: Layout) -> bool {
     layout.size() >= PAGE_SIZE || layout.align() > PAGE_SIZE
+}
+
+/// Pages a request that [`goes_to_pages`] takes.
+pub fn pages_for(layout: Layout) -> usize {
+    layout.size().div_ceil(PAGE_SIZE).max(1)
 }
 
 /// Takes a fresh pool of pages and hands it to `add`.
@@ -204,23 +220,64 @@ fn alloc_growing<A: ByteAllocator>(allocator: &mut A, layout: Layout) -> AllocRe
     }
 }
 
-/// Gives wholly free TLSF pools back while too much sits idle.
-fn trim_tlsf(tlsf: &mut Tlsf) {
-    while tlsf.available_bytes() > KEEP_FREE_BYTES {
-        let Some((pool, bytes)) = tlsf.take_free_pool() else {
-            break;
-        };
+/// A pool the page allocator refused to take back: TLSF keeps it (nothing
+/// is lost), and the refusal is logged once the heap lock is released.
+#[derive(Clone, Copy)]
+struct RefusedPool {
+    addr: usize,
+    pages: usize,
+    error: AllocError,
+}
+
+/// Gives wholly free TLSF pools back while more than `keep` bytes sit
+/// idle. A pool the page allocator refuses goes back into TLSF and ends
+/// the loop.
+fn trim_tlsf(tlsf: &mut Tlsf, keep: usize) -> Option<RefusedPool> {
+    while tlsf.available_bytes() > keep {
+        let (pool, bytes) = tlsf.take_free_pool()?;
         // SAFETY: the pool was taken from the page allocator by `grow` with
         // exactly this size, and TLSF no longer uses it.
-        let _ = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) };
+        if let Err(error) = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) } {
+            // SAFETY: the pool is the one TLSF just gave up, still owned by
+            // the heap and unused.
+            let kept = unsafe { tlsf.add_pool(pool, bytes) };
+            debug_assert!(kept.is_ok(), "TLSF refused its own pool back");
+            return Some(RefusedPool {
+                addr: pool.addr().get(),
+                pages: bytes / PAGE_SIZE,
+                error,
+            });
+        }
+    }
+    None
+}
+
+fn log_refused(refused: Option<RefusedPool>) {
+    if let Some(pool) = refused {
+        log::error!(
+            "kernel heap: the page allocator refused the idle pool {:#x} ({} pages): {}; \
+             the heap keeps it",
+            pool.addr,
+            pool.pages,
+            pool.error
+        );
     }
 }
 
-/// Allocates a small block (`!goes_to_pages(layout)`).
-pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
+/// Allocates a block for `layout` (non-zero size): from the byte
+/// allocator below a page, else whole pages recorded as a large block.
+pub fn alloc(layout: Layout) -> AllocResult<NonNull<u8>> {
+    debug_assert!(
+        !crate::console::held_by_this_hart(),
+        "kernel heap: allocation while printing ({} bytes)",
+        layout.size()
+    );
     let mut guard = HEAP.lock();
-    let heap = guard.as_mut().ok_or(AllocError::NoMemory)?;
-    match heap {
+    let state = guard.as_mut().ok_or(AllocError::NoMemory)?;
+    if goes_to_pages(layout) {
+        return state.alloc_large(layout);
+    }
+    match &mut state.bytes {
         Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
             slab.alloc(layout)
         }
@@ -229,26 +286,89 @@ pub fn alloc_small(layout: Layout) -> AllocResult<NonNull<u8>> {
     }
 }
 
-/// Frees a block `alloc_small` returned.
+/// Frees a block [`alloc`] returned for `layout`. A block the heap does
+/// not hold as live with that layout is refused with an error, and
+/// nothing changes.
 ///
 /// # Safety
-/// `ptr` came from `alloc_small(layout)` and is not used any more.
-pub unsafe fn free_small(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+/// If `ptr` is a live block of the heap, the caller owns it and no longer
+/// uses it.
+pub unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     let mut guard = HEAP.lock();
-    let heap = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+    let state = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+    if goes_to_pages(layout) {
+        return state.dealloc_large(ptr, layout);
+    }
     // SAFETY: forwarded from the caller.
-    unsafe {
-        match heap {
+    let refused = unsafe {
+        match &mut state.bytes {
             Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
-                slab.dealloc(ptr, layout)
+                return slab.dealloc(ptr, layout);
             }
             Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => {
                 tlsf.dealloc(ptr, layout)?;
-                trim_tlsf(tlsf);
-                Ok(())
+                trim_tlsf(tlsf, KEEP_FREE_BYTES)
             }
-            Heap::Buddy(buddy) => buddy.dealloc(ptr, layout),
+            Heap::Buddy(buddy) => return buddy.dealloc(ptr, layout),
         }
+    };
+    drop(guard);
+    log_refused(refused);
+    Ok(())
+}
+
+/// The verdict [`dealloc`] would give for `ptr` and `layout`, without
+/// freeing: `Ok` for a live block of this layout, else the same error.
+///
+/// # Safety
+/// `ptr` was returned by [`alloc`] (it may have been freed since): the
+/// byte allocators read their own metadata around it.
+pub unsafe fn check_dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+    let mut guard = HEAP.lock();
+    let state = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+    if goes_to_pages(layout) {
+        return state.large.check(ptr.addr().get(), pages_for(layout));
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match &mut state.bytes {
+            Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
+                slab.check_dealloc(ptr, layout)
+            }
+            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => tlsf.check_dealloc(ptr, layout),
+            Heap::Buddy(buddy) => buddy.check_dealloc(ptr, layout),
+        }
+    }
+}
+
+impl HeapState {
+    /// Whole pages for `layout`, recorded before they are handed out.
+    fn alloc_large(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        let count = pages_for(layout);
+        self.large.reserve(&mut GlobalPages)?;
+        let addr = match super::pages::alloc(count, layout.align().max(PAGE_SIZE)) {
+            Ok(addr) => addr,
+            Err(error) => {
+                // A table taken for this block alone goes back with it.
+                self.large.release(&mut GlobalPages);
+                return Err(error);
+            }
+        };
+        self.large.insert_reserved(addr, count);
+        COUNTERS.large_pages.fetch_add(count, Ordering::Relaxed);
+        NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
+    }
+
+    /// Gives a large block back, only if it is recorded with the page
+    /// count of `layout`: the page allocator alone cannot tell it from a
+    /// slab or pool that reuses its pages.
+    fn dealloc_large(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        let (addr, count) = (ptr.addr().get(), pages_for(layout));
+        self.large.check(addr, count)?;
+        super::pages::free(addr, count)?;
+        self.large.remove(&mut GlobalPages, addr);
+        COUNTERS.large_pages.fetch_sub(count, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -261,22 +381,20 @@ pub fn shrink() {
 
 fn shrink_pools() {
     let mut guard = HEAP.lock();
-    match guard.as_mut() {
-        Some(Heap::Slab { slab, tlsf }) => {
+    let Some(state) = guard.as_mut() else {
+        return;
+    };
+    state.large.release(&mut GlobalPages);
+    let refused = match &mut state.bytes {
+        Heap::Slab { slab, tlsf } => {
             slab.shrink();
-            while let Some((pool, bytes)) = tlsf.take_free_pool() {
-                // SAFETY: as in `trim_tlsf`.
-                let _ = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) };
-            }
+            trim_tlsf(tlsf, 0)
         }
-        Some(Heap::Tlsf(tlsf)) => {
-            while let Some((pool, bytes)) = tlsf.take_free_pool() {
-                // SAFETY: as in `trim_tlsf`.
-                let _ = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) };
-            }
-        }
-        Some(Heap::Buddy(_)) | None => {}
-    }
+        Heap::Tlsf(tlsf) => trim_tlsf(tlsf, 0),
+        Heap::Buddy(_) => None,
+    };
+    drop(guard);
+    log_refused(refused);
 }
 
 /// Memory failure: retires the slab holding linear-map address `addr`, if
@@ -286,7 +404,7 @@ pub fn retire_slab_at(addr: usize) -> bool {
     let Some(page) = NonNull::new(addr as *mut u8) else {
         return false;
     };
-    match HEAP.lock().as_mut() {
+    match HEAP.lock().as_mut().map(|state| &mut state.bytes) {
         Some(Heap::Slab { slab, .. }) => slab.retire_slab_at(page),
         _ => false,
     }
@@ -295,7 +413,7 @@ pub fn retire_slab_at(addr: usize) -> bool {
 /// Bytes the byte allocators hand out right now (their own accounting).
 pub fn used_bytes() -> usize {
     let guard = HEAP.lock();
-    match guard.as_ref() {
+    match guard.as_ref().map(|state| &state.bytes) {
         Some(Heap::Slab { slab, tlsf }) => slab.used_bytes() + tlsf.used_bytes(),
         Some(Heap::Tlsf(tlsf)) => tlsf.used_bytes(),
         Some(Heap::Buddy(buddy)) => buddy.used_bytes(),
@@ -307,7 +425,7 @@ pub fn used_bytes() -> usize {
 /// (TLSF exactly; the others by their free bytes).
 pub fn largest_free_block() -> usize {
     let guard = HEAP.lock();
-    match guard.as_ref() {
+    match guard.as_ref().map(|state| &state.bytes) {
         Some(Heap::Slab { tlsf, .. }) | Some(Heap::Tlsf(tlsf)) => tlsf.largest_free_block(),
         Some(Heap::Buddy(buddy)) => {
             let mut counts = [0usize; 48];
@@ -325,7 +443,7 @@ pub fn largest_free_block() -> usize {
 /// heap lock: `f` must not allocate.
 pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
     let guard = HEAP.lock();
-    if let Some(Heap::Slab { slab, .. }) = guard.as_ref() {
+    if let Some(Heap::Slab { slab, .. }) = guard.as_ref().map(|state| &state.bytes) {
         for info in slab.slabinfo() {
             f(&info);
         }

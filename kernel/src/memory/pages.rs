@@ -151,6 +151,10 @@ pub fn alloc(count: usize, align: usize) -> AllocResult<usize> {
 /// fault injection's filter matches (`memory::faults`).
 #[track_caller]
 pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
+    debug_assert!(
+        !crate::console::held_by_this_hart(),
+        "page allocator: allocation for {name} while printing"
+    );
     if super::faults::page_alloc_fails(name, count, PAGE_SIZE) {
         return Err(kalloc::AllocError::NoMemory);
     }

@@ -6,21 +6,21 @@
 //! allocator; any other address gets a diagnosis and is left alone, since
 //! freeing an arbitrary kernel address would corrupt the heap.
 //!
-//! A repeated free is passed on to the allocator so it reports its own
-//! typed error (`DoubleFree`). That is sound because the block is still
-//! free: in the monitor build the shell hart is the only allocator user
-//! after boot (other harts idle, the timer handler does not allocate, the
-//! shell keeps its state in fixed arrays), a freed record is dropped as
-//! soon as a later `alloc`/`pages` overlaps it, and `bench` (which
-//! allocates a lot but frees it all) forgets every freed record.
+//! A repeated free of bytes is not passed on: the shell asks the global
+//! allocator for the verdict the free would get (`global::check_free`),
+//! which is the allocator's own typed error for a block that is no longer
+//! live, without the risk of freeing a block handed out again since. A
+//! repeated free of pages is passed on: the page allocator refuses any
+//! range that is not exactly a live block of that size.
 
 use super::Monitor;
 pub use super::ledger::Ledger;
 use super::ledger::{Kind, Record};
 use crate::arch::PAGE_SIZE;
-use crate::memory::{Size, fault, heap, pages};
+use crate::memory::{Size, fault, global, heap, pages};
 use core::alloc::Layout;
 use core::fmt::Write;
+use core::ptr::NonNull;
 use kshell::{ArgError, Args, CommandError, parse_number};
 
 fn layout_of(size: usize, align: usize) -> Layout {
@@ -128,54 +128,36 @@ fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'stat
     }
 }
 
-/// Gives a block freed before to its allocator again, for its verdict.
+/// Asks the allocator for its verdict on a second free of a block freed
+/// before, without freeing anything: the address may have been handed
+/// out again since (to this shell or to anyone), and a free accepted then
+/// would free a block someone else uses.
 fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
     writeln!(out, "double free: {record} was already freed by this shell")?;
     let (verdict, who) = match record.kind {
-        Kind::Bytes { size, align } if crate::memory::debug::bytes_on() => {
-            let refused =
-                || crate::memory::debug::layers_counters().map_or(0, |(b, _)| b.refused_frees);
-            let before = refused();
-            // SAFETY: with `memdebug=` on, the global allocator's byte
-            // layer owns the block's state: it recognises a block that is
-            // not live (quarantined, or no longer known) and refuses the
-            // free with a report; nothing reaches the heap.
-            unsafe { alloc::alloc::dealloc(record.addr as *mut u8, layout_of(size, align)) };
-            let verdict = if refused() > before {
-                Err(kalloc::AllocError::DoubleFree)
-            } else {
-                Ok(())
-            };
-            (verdict, "memdebug byte layer (report above)")
-        }
         Kind::Bytes { size, align } => {
-            let layout = layout_of(size, align);
-            if heap::goes_to_pages(layout) {
-                (
-                    pages::free(record.addr, size.div_ceil(PAGE_SIZE)),
-                    "page allocator",
-                )
+            let block = NonNull::new(record.addr as *mut u8).expect("the ledger holds no null");
+            // SAFETY: the ledger holds only addresses the global allocator
+            // returned to `alloc`.
+            let verdict = unsafe { global::check_free(block, layout_of(size, align)) };
+            let who = if crate::memory::debug::bytes_on() {
+                "memdebug byte layer (report above)"
+            } else if heap::goes_to_pages(layout_of(size, align)) {
+                "kernel heap, large block table"
             } else {
-                let ptr = core::ptr::NonNull::new(record.addr as *mut u8).expect("non-null");
-                // SAFETY: the block came from `heap::alloc_small(layout)`
-                // (through the global allocator) and was freed; the module
-                // doc explains why it is still free, so the allocator only
-                // inspects it and reports the double free.
-                (unsafe { heap::free_small(ptr, layout) }, "heap allocator")
-            }
+                "heap byte allocator"
+            };
+            (verdict, who)
         }
         Kind::Pages { count } => (pages::free(record.addr, count), "page allocator"),
     };
     match verdict {
-        Err(error) => {
-            writeln!(out, "{who}: {error} ({error:?}); nothing changed")?;
-        }
-        Ok(()) => {
-            writeln!(
-                out,
-                "{who}: ACCEPTED the second free: it did not detect the double free"
-            )?;
-        }
+        Err(error) => writeln!(out, "{who}: {error} ({error:?}); nothing changed")?,
+        Ok(()) => writeln!(
+            out,
+            "{who}: {:#x} is a live block again (handed out since); not freed",
+            record.addr
+        )?,
     }
     Err(CommandError::Failed("double free refused"))
 }

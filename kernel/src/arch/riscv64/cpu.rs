@@ -71,10 +71,6 @@ pub fn irq_restore(saved: usize) {
 }
 
 /// Whether interrupts are enabled on this hart.
-#[cfg_attr(
-    not(feature = "ktest"),
-    expect(dead_code, reason = "the in-kernel tests are its only user so far")
-)]
 pub fn irq_enabled() -> bool {
     riscv::register::sstatus::read().sie()
 }

@@ -32,8 +32,13 @@ pub struct HartLocal {
     pub last_tick_at: AtomicU64,
     /// Nesting depth of trap handlers currently running on this hart.
     pub trap_depth: AtomicUsize,
+    /// Of those, interrupt handlers (not exceptions, which run on behalf
+    /// of the code they interrupted).
+    pub interrupt_depth: AtomicUsize,
     /// ksync's interrupt-masking depth for this hart.
     pub irq_nesting: IrqNesting,
+    /// ksync's lock-order validation state for this hart.
+    pub lockdep: ksync::lockdep::LockdepHart,
     /// The fault a test expects on this hart, if any (see `ktest::fault`).
     pub expected_fault: super::fault_catch::FaultSlot,
 }
@@ -51,7 +56,9 @@ impl HartLocal {
             timer_ticks: AtomicU64::new(0),
             last_tick_at: AtomicU64::new(0),
             trap_depth: AtomicUsize::new(0),
+            interrupt_depth: AtomicUsize::new(0),
             irq_nesting: IrqNesting::new(),
+            lockdep: ksync::lockdep::LockdepHart::new(),
             expected_fault: super::fault_catch::FaultSlot::new(),
         }
     }

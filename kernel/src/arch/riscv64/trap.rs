@@ -126,6 +126,10 @@ extern "C" fn rvos_trap(frame: &mut TrapFrame) {
     let cause = TrapCause::from_scause(frame.scause);
     let hart = super::hart::try_current();
     let depth = hart.map_or(1, |h| h.trap_depth.fetch_add(1, Ordering::Relaxed) + 1);
+    let interrupt = matches!(cause, TrapCause::Interrupt(_));
+    if let Some(hart) = hart.filter(|_| interrupt) {
+        hart.interrupt_depth.fetch_add(1, Ordering::Relaxed);
+    }
     match cause {
         TrapCause::Interrupt(SUPERVISOR_TIMER) => super::timer::on_interrupt(),
         TrapCause::Interrupt(SUPERVISOR_SOFTWARE) => super::smp::on_software_interrupt(),
@@ -134,6 +138,9 @@ extern "C" fn rvos_trap(frame: &mut TrapFrame) {
         _ => fatal(frame, cause),
     }
     if let Some(hart) = hart {
+        if interrupt {
+            hart.interrupt_depth.fetch_sub(1, Ordering::Relaxed);
+        }
         hart.trap_depth.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -16,7 +16,6 @@
 //! and checked on free (an underflow that stays inside the page). Slots
 //! are few ([`SLOTS`]); when all are busy an allocation is not sampled.
 
-use super::capture;
 use crate::arch::{self, PAGE_SIZE};
 use crate::memory::kernel_map::Perms;
 use crate::memory::{pages, paging};
@@ -24,6 +23,7 @@ use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use kalloc::{AllocError, AllocResult};
 use memdebug::{Action, BlockInfo, CallSite, FoundBytes, Report, ReportKind, Side, Unit};
 
 /// Sampled blocks live at once.
@@ -119,8 +119,12 @@ pub fn alloc(layout: Layout, site: CallSite) -> Option<NonNull<u8>> {
         .find(|&i| pool.slots[i].state != State::Live)?;
     let page = pages::alloc(1, PAGE_SIZE).ok()?;
     let va = data_page(slot);
-    if paging::map_page(va, arch::virt_to_phys(page), Perms::Rw).is_err() {
-        let _ = pages::free(page, 1);
+    if let Err(error) = paging::map_page(va, arch::virt_to_phys(page), Perms::Rw) {
+        let freed = pages::free(page, 1);
+        drop(pool);
+        log::error!(
+            "kfence: mapping slot {slot} failed ({error:?}); its page {page:#x} went back: {freed:?}"
+        );
         return None;
     }
     let start = (va + PAGE_SIZE - layout.size()) & !(layout.align() - 1);
@@ -155,8 +159,74 @@ fn report(kind: ReportKind, addr: usize, site: CallSite, block: Option<BlockInfo
         block,
         action,
     };
-    log::error!(target: "memdebug", "{report}");
-    capture::record(&report);
+    super::layers::publish(&report);
+}
+
+/// Why a free of a sampled block is refused.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// No sampled block starts there.
+    Unknown,
+    /// The block in this slot was freed already.
+    Freed(usize),
+    /// The block in this slot has another layout.
+    WrongLayout(usize),
+}
+
+/// The slot of the live sampled block at `addr` with `layout`.
+fn live_slot(pool: &Pool, addr: usize, layout: Layout) -> Result<usize, Refusal> {
+    let index = (0..SLOTS)
+        .find(|&i| pool.slots[i].state != State::Empty && pool.slots[i].info.start == addr)
+        .ok_or(Refusal::Unknown)?;
+    let info = &pool.slots[index].info;
+    if pool.slots[index].state == State::Freed {
+        Err(Refusal::Freed(index))
+    } else if info.size != layout.size() || info.align != layout.align() {
+        Err(Refusal::WrongLayout(index))
+    } else {
+        Ok(index)
+    }
+}
+
+/// What a refused free reports (built under the pool's lock, published
+/// after it), and the error the caller gets.
+fn refusal_report(
+    pool: &Pool,
+    refusal: Refusal,
+    layout: Layout,
+) -> (ReportKind, Option<BlockInfo>, AllocError) {
+    match refusal {
+        Refusal::Unknown => (ReportKind::UnknownFree, None, AllocError::NotAllocated),
+        Refusal::Freed(index) => (
+            ReportKind::DoubleFree,
+            Some(pool.slots[index].info),
+            AllocError::DoubleFree,
+        ),
+        Refusal::WrongLayout(index) => (
+            ReportKind::WrongLayout {
+                size: layout.size(),
+                align: layout.align(),
+            },
+            Some(pool.slots[index].info),
+            AllocError::NotAllocated,
+        ),
+    }
+}
+
+/// The verdict [`free`] would give (`owns(ptr)`), without freeing: `Ok`
+/// for a live sampled block of this layout, else the refusal, reported as
+/// `free` reports it.
+pub fn check_free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResult {
+    let addr = ptr.addr().get();
+    let pool = POOL.lock();
+    let refusal = match live_slot(&pool, addr, layout) {
+        Ok(_) => return Ok(()),
+        Err(refusal) => refusal_report(&pool, refusal, layout),
+    };
+    drop(pool);
+    let (kind, block, error) = refusal;
+    report(kind, addr, site, block, Action::Refused);
+    Err(error)
 }
 
 /// Frees a sampled block (`owns(ptr)`): checks the canary, unmaps the page
@@ -165,34 +235,16 @@ fn report(kind: ReportKind, addr: usize, site: CallSite, block: Option<BlockInfo
 pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> bool {
     let addr = ptr.addr().get();
     let mut pool = POOL.lock();
-    let Some(index) = (0..SLOTS)
-        .find(|&i| pool.slots[i].state != State::Empty && pool.slots[i].info.start == addr)
-    else {
-        drop(pool);
-        report(ReportKind::UnknownFree, addr, site, None, Action::Refused);
-        return false;
+    let index = match live_slot(&pool, addr, layout) {
+        Ok(index) => index,
+        Err(refusal) => {
+            let (kind, block, _) = refusal_report(&pool, refusal, layout);
+            drop(pool);
+            report(kind, addr, site, block, Action::Refused);
+            return false;
+        }
     };
     let slot = pool.slots[index];
-    if slot.state == State::Freed {
-        drop(pool);
-        report(
-            ReportKind::DoubleFree,
-            addr,
-            site,
-            Some(slot.info),
-            Action::Refused,
-        );
-        return false;
-    }
-    if slot.info.size != layout.size() || slot.info.align != layout.align() {
-        drop(pool);
-        let kind = ReportKind::WrongLayout {
-            size: layout.size(),
-            align: layout.align(),
-        };
-        report(kind, addr, site, Some(slot.info), Action::Refused);
-        return false;
-    }
     let va = data_page(index);
     let front = slot.info.start - va;
     // SAFETY: the page is mapped while the slot is live.
@@ -206,9 +258,16 @@ pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> bool {
     pool.slots[index].info.free_site = site;
     pool.slots[index].info.free_time = super::clock();
     let info = pool.slots[index].info;
-    let _ = paging::unmap_page(va);
-    let _ = pages::free(slot.page, 1);
+    let unmapped = paging::unmap_page(va);
+    // A page that stays mapped must not be reused: it is kept then.
+    let freed = unmapped.is_ok().then(|| pages::free(slot.page, 1));
     drop(pool);
+    if unmapped.is_err() || freed.is_some_and(|f| f.is_err()) {
+        log::error!(
+            "kfence: retiring slot {index}: unmap {unmapped:?}, page {:#x} given back {freed:?}",
+            slot.page
+        );
+    }
     if let Some((at, found)) = damaged {
         let kind = ReportKind::RedZone {
             side: Side::Front,

@@ -10,6 +10,7 @@
 //! heap's growth go through `pages::alloc`, i.e. through the page layer.
 
 use super::capture;
+use super::ratelimit::RateLimit;
 use super::{DebugArgs, clock};
 use crate::arch::{self, PAGE_SIZE};
 use crate::memory::{heap, pages};
@@ -20,11 +21,11 @@ use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use kalloc::{AllocError, AllocResult, BaseAllocator, ByteAllocator, PageAllocator};
 use memdebug::{
-    CallSite, DebugByteAllocator, DebugConfig, DebugPageAllocator, RecordSlot, Report, ReportSink,
+    CallSite, DebugByteAllocator, DebugConfig, DebugPageAllocator, RecordSlot, Report, ReportQueue,
 };
 
-/// The undecorated global allocator: the heap below a page, whole pages
-/// from `memory::pages` from a page up.
+/// The undecorated global allocator: `memory::heap`, which routes each
+/// request to its byte allocator or to whole pages.
 pub struct KernelHeap;
 
 impl BaseAllocator for KernelHeap {
@@ -41,31 +42,13 @@ impl BaseAllocator for KernelHeap {
 
 impl ByteAllocator for KernelHeap {
     fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        if heap::goes_to_pages(layout) {
-            let count = layout.size().div_ceil(PAGE_SIZE).max(1);
-            let addr = pages::alloc(count, layout.align().max(PAGE_SIZE))?;
-            heap::COUNTERS
-                .large_pages
-                .fetch_add(count, Ordering::Relaxed);
-            NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
-        } else {
-            heap::alloc_small(layout)
-        }
+        heap::alloc(layout)
     }
 
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        if heap::goes_to_pages(layout) {
-            let count = layout.size().div_ceil(PAGE_SIZE).max(1);
-            pages::free(ptr.addr().get(), count)?;
-            heap::COUNTERS
-                .large_pages
-                .fetch_sub(count, Ordering::Relaxed);
-            Ok(())
-        } else {
-            // SAFETY: the debug layer frees only blocks it got from `alloc`
-            // with this layout.
-            unsafe { heap::free_small(ptr, layout) }
-        }
+        // SAFETY: the debug layer frees only blocks it got from `alloc`
+        // with this layout.
+        unsafe { heap::dealloc(ptr, layout) }
     }
 
     fn total_bytes(&self) -> usize {
@@ -121,16 +104,10 @@ impl PageAllocator for PlainPages {
     }
 }
 
-/// Where reports go: the log, and the capture buffer when a test armed it.
-/// Runs with a layer's lock held: it must not allocate (it does not).
-pub struct KernelSink;
-
-impl ReportSink for KernelSink {
-    fn report(&mut self, report: &Report) {
-        log::error!(target: "memdebug", "{report}");
-        capture::record(report);
-    }
-}
+/// Where a layer's reports wait while its lock is held: printing there
+/// would close a deadlock with any hart that allocates while it holds the
+/// console. [`with_bytes`] and [`with_pages`] emit them after unlocking.
+pub type KernelSink = ReportQueue<4>;
 
 pub type ByteLayer = DebugByteAllocator<'static, KernelHeap, KernelSink>;
 pub type PageLayer = DebugPageAllocator<'static, PlainPages, KernelSink>;
@@ -203,7 +180,7 @@ pub fn install(args: DebugArgs) -> AllocResult<Tables> {
         "kheap",
         KernelHeap,
         byte_config,
-        KernelSink,
+        KernelSink::new(),
         byte_table,
         byte_history,
         clock,
@@ -212,7 +189,7 @@ pub fn install(args: DebugArgs) -> AllocResult<Tables> {
         "pages",
         PlainPages,
         DebugConfig::pages(args.flags),
-        KernelSink,
+        KernelSink::new(),
         page_table,
         page_history,
         clock,
@@ -237,14 +214,67 @@ pub fn install(args: DebugArgs) -> AllocResult<Tables> {
     Ok(tables)
 }
 
-/// Runs `f` on the byte layer, if installed.
+/// Runs `f` on the byte layer, if installed; reports it raised are
+/// emitted once the layer's lock is released.
 pub fn with_bytes<R>(f: impl FnOnce(&mut ByteLayer) -> R) -> Option<R> {
-    BYTES.lock().as_mut().map(f)
+    let mut guard = BYTES.lock();
+    let layer = guard.as_mut()?;
+    let result = f(layer);
+    let pending = take_reports(layer.sink());
+    drop(guard);
+    if let Some(queue) = pending {
+        emit(queue);
+    }
+    Some(result)
 }
 
-/// Runs `f` on the page layer, if installed.
+/// Runs `f` on the page layer, if installed; reports as in [`with_bytes`].
 pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
-    DEBUG_PAGES.lock().as_mut().map(|cell| f(&mut cell.0))
+    let mut guard = DEBUG_PAGES.lock();
+    let layer = &mut guard.as_mut()?.0;
+    let result = f(layer);
+    let pending = take_reports(layer.sink());
+    drop(guard);
+    if let Some(queue) = pending {
+        emit(queue);
+    }
+    Some(result)
+}
+
+/// The reports `queue` holds, if any (the common case is none: a load).
+#[inline(always)]
+fn take_reports(queue: &mut KernelSink) -> Option<KernelSink> {
+    (!queue.is_empty()).then(|| core::mem::take(queue))
+}
+
+/// The log's budget for the layers' reports (the counters stay exact).
+static REPORT_LIMIT: RateLimit = RateLimit::new();
+
+/// Hands a report to the capture buffer (when a test armed it) and to the
+/// log (rate-limited). Never called with an allocator lock held.
+pub(super) fn publish(report: &Report) {
+    capture::record(report);
+    match REPORT_LIMIT.admit() {
+        Some(0) => log::error!(target: "memdebug", "{report}"),
+        Some(suppressed) => log::error!(
+            target: "memdebug",
+            "{report}\n  ({suppressed} earlier reports suppressed)"
+        ),
+        None => {}
+    }
+}
+
+/// Publishes queued reports. Called with no allocator lock held.
+#[cold]
+#[inline(never)]
+fn emit(mut queue: KernelSink) {
+    let (reports, dropped) = queue.take();
+    for report in reports {
+        publish(&report);
+    }
+    if dropped > 0 {
+        log::error!(target: "memdebug", "{dropped} more reports of the same operation dropped");
+    }
 }
 
 /// `GlobalAlloc::alloc` with the byte layer on. `GlobalAlloc` tail-calls
@@ -264,22 +294,14 @@ pub fn global_alloc(layout: Layout) -> *mut u8 {
     if super::kfence::take_sample(layout)
         && let Some(ptr) = super::kfence::alloc(layout, site)
     {
-        let live = heap::COUNTERS
-            .live_bytes
-            .fetch_add(layout.size(), Ordering::Relaxed);
-        heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
-        crate::memory::stats::note_alloc(live + layout.size());
+        crate::memory::global::note_alloc(layout);
         return ptr.as_ptr();
     }
     let result = with_bytes(|layer| layer.alloc_at(layer_layout(layout), site))
         .unwrap_or(Err(AllocError::NoMemory));
     match result {
         Ok(ptr) => {
-            let live = heap::COUNTERS
-                .live_bytes
-                .fetch_add(layout.size(), Ordering::Relaxed);
-            heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
-            crate::memory::stats::note_alloc(live + layout.size());
+            crate::memory::global::note_alloc(layout);
             ptr.as_ptr()
         }
         Err(error) => {
@@ -308,11 +330,7 @@ pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout) {
     };
     if super::kfence::owns(ptr.addr().get()) {
         if super::kfence::free(ptr, layout, site) {
-            crate::memory::stats::note_free();
-            heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
-            heap::COUNTERS
-                .live_bytes
-                .fetch_sub(layout.size(), Ordering::Relaxed);
+            crate::memory::global::note_free(layout);
         }
         return;
     }
@@ -320,12 +338,20 @@ pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout) {
     // before touching it (see `DebugByteAllocator::dealloc_at`).
     let result = with_bytes(|layer| unsafe { layer.dealloc_at(ptr, layer_layout(layout), site) });
     if let Some(Ok(())) = result {
-        crate::memory::stats::note_free();
-        heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
-        heap::COUNTERS
-            .live_bytes
-            .fetch_sub(layout.size(), Ordering::Relaxed);
+        crate::memory::global::note_free(layout);
     }
+}
+
+/// The verdict [`global_dealloc`] would give, without freeing: `Ok` for a
+/// live block of this layout, else the refusal, reported as a refused free
+/// is.
+pub fn check_free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResult {
+    if super::kfence::owns(ptr.addr().get()) {
+        return super::kfence::check_free(ptr, layout, site);
+    }
+    with_bytes(|layer| layer.check_dealloc_at(ptr, layer_layout(layout), site))
+        .flatten()
+        .unwrap_or(Err(AllocError::OutOfRange))
 }
 
 /// `pages::alloc` with the page layer on. A failure is reported by the

@@ -156,8 +156,14 @@ pub fn on_tick() {
     if !(TICKS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(period) {
         return;
     }
-    let mut watch = WATCH.lock();
-    watch_step(&mut watch, |site, streak| {
+    let mut named = [None; SITES];
+    let mut count = 0;
+    watch_step(&mut WATCH.lock(), |site, streak| {
+        named[count] = Some((*site, streak));
+        count += 1;
+    });
+    // Logged once the watch's lock is released.
+    for (site, streak) in named.into_iter().flatten() {
         log::warn!(
             "memdebug: possible leak: {} grew at {streak} consecutive checks: \
              {} blocks, {} bytes outstanding, oldest #{} at {}us",
@@ -167,7 +173,7 @@ pub fn on_tick() {
             site.oldest_seq,
             super::ticks_to_micros(site.oldest_time)
         );
-        *LAST_NAMED.lock() = Some((*site, streak));
-    });
+        *LAST_NAMED.lock() = Some((site, streak));
+    }
     CHECKS.fetch_add(1, Ordering::Release);
 }

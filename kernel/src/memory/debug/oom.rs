@@ -8,18 +8,18 @@
 //!
 //! Runs after the allocator locks are released; it takes each of them
 //! again briefly and never allocates. Like Linux's `warn_alloc`, the log
-//! is rate-limited ([`BURST`] reports per [`INTERVAL_SECONDS`], then a
+//! is rate-limited (`super::ratelimit`: 10 reports per 5 s, then a
 //! count of those suppressed): a workload that expects failures (fault
 //! injection, `stress`) would otherwise flood the console. Every failure
 //! is still counted and remembered ([`reports`], [`last`]).
 
 use super::layers;
-use crate::arch::PAGE_SIZE;
+use super::ratelimit::RateLimit;
 use crate::memory::stats::{self, MemoryStats};
 use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use kalloc::AllocError;
 use memdebug::{CallSite, Checkpoint, DebugFlags, SiteSummary};
 
@@ -42,16 +42,8 @@ pub struct OomSummary {
     pub top_site: Option<SiteSummary>,
 }
 
-/// Reports logged per window, and the window's length.
-pub const BURST: usize = 10;
-pub const INTERVAL_SECONDS: u64 = 5;
-
 static REPORTS: AtomicUsize = AtomicUsize::new(0);
-/// Start (timebase ticks) of the current rate-limit window, reports logged
-/// in it, and reports suppressed since the last one logged.
-static WINDOW_START: AtomicU64 = AtomicU64::new(0);
-static IN_WINDOW: AtomicUsize = AtomicUsize::new(0);
-static SUPPRESSED: AtomicUsize = AtomicUsize::new(0);
+static LIMIT: RateLimit = RateLimit::new();
 static LAST: IrqTicketLock<Option<OomSummary>> = IrqTicketLock::new("oom-report", None);
 
 /// How many OOM reports were logged since boot.
@@ -87,15 +79,16 @@ pub struct OomReport {
 }
 
 /// The page order a request needs: that of the pages asked for, red zones
-/// included when the byte layer adds them; 0 below a page (heap growth).
+/// included when the byte layer adds them; 0 for a request the byte
+/// allocator serves (its growth takes pools of its own size).
 fn page_order(layout: Layout) -> usize {
-    if layout.size() < PAGE_SIZE {
+    if !crate::memory::heap::goes_to_pages(layout) {
         return 0;
     }
     let pages = if super::bytes_on() {
         layers::pages_needed(layout)
     } else {
-        layout.size().div_ceil(PAGE_SIZE)
+        crate::memory::heap::pages_for(layout)
     };
     pages.max(1).next_power_of_two().ilog2() as usize
 }
@@ -136,29 +129,13 @@ pub fn allocation_failed(layout: Layout, error: AllocError, site: CallSite) {
         .failures
         .fetch_add(1, Ordering::Relaxed);
     let report = build(layout, error, site);
-    if may_log() {
-        match SUPPRESSED.swap(0, Ordering::Relaxed) {
-            0 => log::warn!("{report}"),
-            suppressed => log::warn!("{report}\n  ({suppressed} earlier reports suppressed)"),
-        }
-    } else {
-        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+    match LIMIT.admit() {
+        Some(0) => log::warn!("{report}"),
+        Some(suppressed) => log::warn!("{report}\n  ({suppressed} earlier reports suppressed)"),
+        None => {}
     }
     *LAST.lock() = Some(report.summary);
     REPORTS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Whether this report fits in the rate limit (opens a new window when
-/// the last one is over; races between harts only blur the edge).
-fn may_log() -> bool {
-    let now = crate::arch::cpu::ticks();
-    let window = crate::platform::get().timebase_hz * INTERVAL_SECONDS;
-    let start = WINDOW_START.load(Ordering::Relaxed);
-    if now.wrapping_sub(start) >= window {
-        WINDOW_START.store(now, Ordering::Relaxed);
-        IN_WINDOW.store(0, Ordering::Relaxed);
-    }
-    IN_WINDOW.fetch_add(1, Ordering::Relaxed) < BURST
 }
 
 impl fmt::Display for OomReport {

@@ -7,6 +7,7 @@
 //! interrupt allocates and frees on every tick.
 
 use super::*;
+use crate::arch::PAGE_SIZE;
 use crate::arch::{cpu, hart, smp, timer};
 use crate::ktest::prelude::*;
 use crate::memory::targets::{self, Frames, GlobalHeap, Mailbox, snapshot};

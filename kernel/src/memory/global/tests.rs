@@ -3,6 +3,7 @@
 //! the timer interrupt may allocate while the interrupted code allocates.
 
 use super::*;
+use crate::arch::PAGE_SIZE;
 use crate::ktest::prelude::*;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -59,6 +60,52 @@ ktest! {
         kassert!(reservation.is_err(), "reserving twice the RAM succeeded");
         let fine = try_box([1u64; 64]);
         kassert!(fine.is_ok_and(|b| b[63] == 1), "a small try_box failed");
+        Ok(())
+    }
+}
+
+ktest! {
+    fn a_stale_free_of_a_large_block_is_refused_once_its_pages_serve_another_user() {
+        let layout = Layout::from_size_align(PAGE_SIZE, 8).expect("valid layout");
+        let block = heap::alloc(layout);
+        kassert!(block.is_ok(), "a one-page block: {block:?}");
+        let block = block.expect("checked");
+        let addr = block.addr().get();
+        // SAFETY: `block` was just handed out and is not used.
+        kassert_eq!(unsafe { heap::dealloc(block, layout) }, Ok(()));
+        // The page goes to another user, as a slab or a pool could take it.
+        // Under memdebug's page quarantine it may not be free yet; the free
+        // below must be refused either way.
+        let reused = pages::with(|a| kalloc::PageAllocator::alloc_pages_at(a, addr, 1, PAGE_SIZE)).is_ok();
+        let (used_before, _) = pages::usage();
+        // SAFETY: `block` came from `heap::alloc`; the heap only looks it up.
+        kassert_eq!(unsafe { heap::check_dealloc(block, layout) }, Err(AllocError::NotAllocated));
+        // SAFETY: as above: the large block table refuses it before the
+        // page allocator is asked, so the other user's page stays its own.
+        kassert_eq!(unsafe { heap::dealloc(block, layout) }, Err(AllocError::NotAllocated));
+        kassert_eq!(pages::usage().0, used_before);
+        if reused {
+            kassert_eq!(pages::with(|a| kalloc::PageAllocator::dealloc_pages(a, addr, 1)), Ok(()));
+        }
+        Ok(())
+    }
+}
+
+ktest! {
+    fn the_global_allocator_judges_a_second_free_without_freeing() {
+        let layout = Layout::new::<[u64; 8]>();
+        let boxed = Box::new([3u64; 8]);
+        let block = NonNull::from(Box::leak(boxed)).cast::<u8>();
+        // SAFETY: `block` is live and came from the global allocator.
+        kassert_eq!(unsafe { check_free(block, layout) }, Ok(()));
+        // SAFETY: as above; `block` is not used after this.
+        unsafe { alloc::alloc::dealloc(block.as_ptr(), layout) };
+        // SAFETY: `block` came from the global allocator (freed since).
+        let verdict = unsafe { check_free(block, layout) };
+        kassert!(
+            matches!(verdict, Err(AllocError::DoubleFree | AllocError::NotAllocated)),
+            "a freed block was judged {verdict:?}"
+        );
         Ok(())
     }
 }
