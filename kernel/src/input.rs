@@ -16,10 +16,11 @@
 //! PLIC route (no PLIC in the device tree) `read_byte` falls back to
 //! polling the UART once per wake-up (timer tick), still sleeping between.
 
+use crate::arch::cpu;
 use crate::drivers::plic::{self, Plic, PlicError};
 use crate::platform;
+use crate::sync::KernelArch;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use riscv::register::{sie, sstatus};
 
 const RING_BYTES: usize = 256;
 static RING: [AtomicU8; RING_BYTES] = [const { AtomicU8::new(0) }; RING_BYTES];
@@ -67,9 +68,7 @@ pub fn start() -> Result<(), PlicError> {
     if let Some(uart) = crate::console::uart() {
         uart.enable_rx_interrupt();
     }
-    // SAFETY: unmasking external interrupts; the trap vector dispatches
-    // them to the PLIC driver.
-    unsafe { sie::set_sext() };
+    cpu::enable_external_interrupts();
     ROUTED.store(true, Ordering::Release);
     Ok(())
 }
@@ -115,20 +114,18 @@ pub fn read_byte() -> u8 {
                 RECEIVED.fetch_add(1, Ordering::Relaxed);
                 return byte;
             }
-            riscv::asm::wfi();
+            cpu::wait_for_interrupt();
         }
     }
     loop {
-        // With SIE off, `wfi` still wakes on a pending interrupt, so a byte
-        // arriving between the check and the `wfi` is not slept through.
-        // SAFETY: masks interrupts on this hart only.
-        unsafe { sstatus::clear_sie() };
+        // Checked with interrupts masked: a byte arriving between the check
+        // and the sleep leaves its interrupt pending, which ends the sleep.
+        let masked = ksync::irq_save::<KernelArch>();
         let byte = pop();
         if byte.is_none() {
-            riscv::asm::wfi();
+            cpu::wait_for_interrupt();
         }
-        // SAFETY: the trap vector handles every unmasked source.
-        unsafe { sstatus::set_sie() };
+        drop(masked);
         if let Some(byte) = byte {
             return byte;
         }
@@ -156,7 +153,7 @@ mod tests {
         fn uart_receive_interrupt_is_routed_to_the_boot_hart() {
             kassert!(plic::get().is_some(), "the PLIC was not set up at boot");
             kassert!(uart_source().is_ok(), "the UART node has no interrupt");
-            kassert!(sie::read().sext(), "sie.SEIE is off on the boot hart");
+            kassert!(cpu::external_interrupts_enabled(), "sie.SEIE is off on the boot hart");
             Ok(())
         }
     }

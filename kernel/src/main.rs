@@ -99,9 +99,11 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     };
     memory::layout::print(platform, layout);
 
+    arch::trap::set_fault_explainer(memory::fault::explain);
     memory::pages::init(args.page_allocator);
     memory::badmem::init(&args.badmem);
     memory::debug::init(args.memdebug, platform.timebase_hz);
+    arch::timer::set_service(memory::debug::leak::on_tick);
     memory::heap::init(args.heap);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);
@@ -156,7 +158,7 @@ fn start_harts(platform: &platform::Platform) {
             power::fail(FailureCode::Platform)
         }
     }
-    arch::cpu::enable_hart_interrupts();
+    arch::smp::enable_interrupts_on_this_hart();
     arch::hart::current().set_online();
     for (slot, _) in others() {
         if let Err(failure) = arch::smp::start(slot) {

@@ -78,9 +78,9 @@ fn deliberate_panic() -> TestResult {
 
 #[allow(clippy::result_large_err, reason = "signature of every test")]
 fn deliberate_illegal_instruction() -> TestResult {
-    // SAFETY: `unimp` raises an illegal-instruction exception, which the
-    // trap handler turns into a reported failure; control never returns.
-    unsafe { core::arch::asm!("unimp", options(nomem, nostack)) };
+    // SAFETY: the trap handler turns the exception into a reported failure;
+    // control never returns.
+    unsafe { crate::arch::cpu::raise_illegal_instruction() };
     Ok(())
 }
 

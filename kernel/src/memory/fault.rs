@@ -118,6 +118,11 @@ pub fn region_of(addr: usize) -> Region {
     Region::Unmapped
 }
 
+/// Prints the diagnosis of a fatal fault (`arch::trap::set_fault_explainer`).
+pub fn explain(addr: usize, access: Access) {
+    crate::print!("{}", diagnose(addr, access));
+}
+
 /// The diagnosis of a fault at `addr` by `access`.
 pub fn diagnose(addr: usize, access: Access) -> Diagnosis {
     Diagnosis {

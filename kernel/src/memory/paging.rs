@@ -10,7 +10,7 @@
 //! their alignment allows (1 GiB, 2 MiB, 4 KiB). Every leaf is global and
 //! has A and D preset; there is no identity mapping.
 
-use crate::arch::{self, PAGE_SIZE, hart};
+use crate::arch::{self, PAGE_SIZE, mmu};
 use crate::memory::{Size, kernel_map, pages};
 use crate::platform;
 use crate::sync::IrqTicketLock;
@@ -154,13 +154,14 @@ impl core::fmt::Display for PageCountsDisplay {
 /// and flushes its TLB.
 pub fn switch_this_hart() {
     let satp = KERNEL_SATP.load(Ordering::Acquire);
-    if satp != 0 {
-        // SAFETY: the kernel table maps this code, every stack, the
-        // hart-local blocks and the devices at the addresses the kernel
-        // already uses (the linear offset), so execution continues.
-        unsafe { core::arch::asm!("csrw satp, {}", in(reg) satp, options(nostack)) };
+    if satp == 0 {
+        mmu::flush_local_all();
+        return;
     }
-    riscv::asm::sfence_vma_all();
+    // SAFETY: the kernel table maps this code, every stack, the hart-local
+    // blocks and the devices at the addresses the kernel already uses (the
+    // linear offset), so execution continues.
+    unsafe { mmu::switch_to(satp) };
 }
 
 /// The satp of the kernel table (0 before it is built).
@@ -170,30 +171,6 @@ pub fn switch_this_hart() {
 )]
 pub fn kernel_satp() -> usize {
     KERNEL_SATP.load(Ordering::Acquire)
-}
-
-/// Invalidates `range` in the TLBs of every other online hart (SBI
-/// RFENCE) and of this one.
-pub fn flush_all_harts(range: core::ops::Range<usize>) {
-    let me = hart::current().hart_id();
-    for other in hart::online().filter(|h| h.hart_id() != me) {
-        let ret = sbi_rt::remote_sfence_vma(
-            sbi_rt::HartMask::from_mask_base(1, other.hart_id()),
-            range.start,
-            range.end - range.start,
-        );
-        assert_eq!(
-            ret.error,
-            0,
-            "SBI remote_sfence_vma to hart {} failed",
-            other.hart_id()
-        );
-    }
-    let mut page = range.start & !(PAGE_SIZE - 1);
-    while page < range.end {
-        riscv::asm::sfence_vma(0, page);
-        page += PAGE_SIZE;
-    }
 }
 
 /// Why a change to the live kernel table failed.
@@ -237,14 +214,14 @@ pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), Ma
             flags(perms),
         )
     })?;
-    flush_all_harts(va..va + PAGE_SIZE);
+    mmu::flush_all_harts(va..va + PAGE_SIZE);
     Ok(())
 }
 
 /// Unmaps the page at `va` on every hart.
 pub fn unmap_page(va: usize) -> Result<(), MapError> {
     with_table(|table| table.unmap(VirtAddr::new(va)?))?;
-    flush_all_harts(va..va + PAGE_SIZE);
+    mmu::flush_all_harts(va..va + PAGE_SIZE);
     Ok(())
 }
 
@@ -255,7 +232,7 @@ pub fn unmap_page(va: usize) -> Result<(), MapError> {
 )]
 pub fn protect_page(va: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
     with_table(|table| table.protect(VirtAddr::new(va)?, flags(perms)))?;
-    flush_all_harts(va..va + PAGE_SIZE);
+    mmu::flush_all_harts(va..va + PAGE_SIZE);
     Ok(())
 }
 

@@ -41,6 +41,56 @@ pub fn spin_until(timeout: u64, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// The return address of the function this is inlined into, when called
+/// first thing, before that function makes any call (so `ra` still holds
+/// it): the asm is volatile, so it is not moved past a call.
+#[inline(always)]
+pub fn return_address() -> usize {
+    let ra: usize;
+    // SAFETY: reads the `ra` register into a local; no memory, no stack.
+    unsafe { asm!("mv {}, ra", out(reg) ra, options(nomem, nostack, preserves_flags)) };
+    ra
+}
+
+/// Sleeps until an interrupt is pending on this hart (`wfi`). With
+/// interrupts masked it still wakes on a pending one, which is then taken
+/// when they are unmasked: check a condition with interrupts masked, sleep
+/// here if it does not hold, then unmask, and no wake-up is lost.
+#[inline]
+pub fn wait_for_interrupt() {
+    riscv::asm::wfi();
+}
+
+/// Unmasks external interrupts (`sie.SEIE`) on this hart, once the trap
+/// vector dispatches them (to the PLIC driver).
+pub fn enable_external_interrupts() {
+    // SAFETY: unmasking a source the trap vector handles.
+    unsafe { riscv::register::sie::set_sext() };
+}
+
+/// Whether external interrupts are unmasked (`sie.SEIE`) on this hart.
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub fn external_interrupts_enabled() -> bool {
+    riscv::register::sie::read().sext()
+}
+
+/// Executes `unimp`: an illegal-instruction exception on this hart.
+///
+/// # Safety
+/// The trap must either be expected (`fault_catch` resumes at its recovery
+/// point, skipping what follows) or end the kernel (a fatal trap).
+#[cfg_attr(
+    not(feature = "ktest"),
+    expect(dead_code, reason = "the in-kernel tests are its only user so far")
+)]
+pub unsafe fn raise_illegal_instruction() {
+    // SAFETY: the trap is handled as the caller guarantees.
+    unsafe { asm!("unimp", options(nomem, nostack)) };
+}
+
 /// Stops this hart for good (interrupts stay masked, so `wfi` never leads
 /// anywhere but back into the loop).
 pub fn halt() -> ! {
@@ -73,14 +123,4 @@ pub fn irq_restore(saved: usize) {
 /// Whether interrupts are enabled on this hart.
 pub fn irq_enabled() -> bool {
     riscv::register::sstatus::read().sie()
-}
-
-/// Unmasks the timer and software interrupts, arms this hart's timer and
-/// enables interrupts (sstatus.SIE): normal kernel execution from now on.
-pub fn enable_hart_interrupts() {
-    // SAFETY: unmasking the cross-hart wake-up source; the vector is set.
-    unsafe { riscv::register::sie::set_ssoft() };
-    super::timer::start_on_this_hart();
-    // SAFETY: the trap vector handles every unmasked source.
-    unsafe { riscv::register::sstatus::set_sie() };
 }

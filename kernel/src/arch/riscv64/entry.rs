@@ -91,15 +91,6 @@ core::arch::global_asm!(
     secondary_entry = sym rvos_secondary_entry,
 );
 
-unsafe extern "C" {
-    fn rvos_secondary_start();
-}
-
-/// The (high-half) address of the secondary harts' entry code.
-pub fn secondary_start_address() -> usize {
-    rvos_secondary_start as *const () as usize
-}
-
 /// First Rust code on a secondary hart.
 extern "C" fn rvos_secondary_entry(hart_id: usize) -> ! {
     super::smp::secondary_main(hart_id)

@@ -12,6 +12,7 @@
 //! locks or own heap memory at the faulting instruction.
 
 use super::trap::TrapFrame;
+use crate::platform::MAX_HARTS;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -19,7 +20,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 const SAVED_REGS: usize = 14;
 
 /// A hart's recovery point and what the last caught fault was.
-pub struct FaultSlot {
+struct FaultSlot {
     armed: AtomicBool,
     saved: UnsafeCell<[usize; SAVED_REGS]>,
     scause: AtomicUsize,
@@ -28,12 +29,15 @@ pub struct FaultSlot {
 }
 
 // SAFETY: `saved` is written by `rvos_catch_fault` and read by the trap
-// handler, both on the slot's own hart (the slot lives in that hart's
-// `HartLocal`), never concurrently.
+// handler, both on the slot's own hart (slots are indexed by the hart's
+// slot in `SLOTS`), never concurrently.
 unsafe impl Sync for FaultSlot {}
 
+/// One recovery point per hart slot.
+static SLOTS: [FaultSlot; MAX_HARTS] = [const { FaultSlot::new() }; MAX_HARTS];
+
 impl FaultSlot {
-    pub const fn new() -> Self {
+    const fn new() -> Self {
         Self {
             armed: AtomicBool::new(false),
             saved: UnsafeCell::new([0; SAVED_REGS]),
@@ -105,7 +109,7 @@ extern "C" fn trampoline<F: FnOnce()>(arg: *mut u8) {
 #[cfg(feature = "ktest")]
 /// Runs `f`; returns the exception it took, or `None` if it returned.
 pub fn catch_fault<F: FnOnce()>(f: F) -> Option<CaughtFault> {
-    let slot = &super::hart::current().expected_fault;
+    let slot = &SLOTS[super::hart::current().slot()];
     assert!(
         !slot.armed.load(Ordering::Relaxed),
         "catch_fault does not nest"
@@ -133,7 +137,7 @@ pub fn recover(frame: &mut TrapFrame) -> bool {
     let Some(hart) = super::hart::try_current() else {
         return false;
     };
-    let slot = &hart.expected_fault;
+    let slot = &SLOTS[hart.slot()];
     if !slot.armed.swap(false, Ordering::Relaxed) {
         return false;
     }

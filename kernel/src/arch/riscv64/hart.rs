@@ -39,8 +39,6 @@ pub struct HartLocal {
     pub irq_nesting: IrqNesting,
     /// ksync's lock-order validation state for this hart.
     pub lockdep: ksync::lockdep::LockdepHart,
-    /// The fault a test expects on this hart, if any (see `ktest::fault`).
-    pub expected_fault: super::fault_catch::FaultSlot,
 }
 
 impl HartLocal {
@@ -59,7 +57,6 @@ impl HartLocal {
             interrupt_depth: AtomicUsize::new(0),
             irq_nesting: IrqNesting::new(),
             lockdep: ksync::lockdep::LockdepHart::new(),
-            expected_fault: super::fault_catch::FaultSlot::new(),
         }
     }
 

@@ -1,11 +1,14 @@
 //! RISC-V 64 (S-mode under OpenSBI, Sv39): boot entry, boot page table,
-//! trap handling, per-hart data, timer and SBI wrappers.
+//! trap handling, per-hart data, timer, MMU switch and TLB shootdown, and
+//! SBI wrappers.
 
 pub mod boot_page_table;
 pub mod cpu;
+mod dispatch;
 pub mod entry;
 pub mod fault_catch;
 pub mod hart;
+pub mod mmu;
 pub mod sbi;
 pub mod smp;
 pub mod timer;

@@ -12,6 +12,11 @@ use super::hart;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use riscv::register::{sip, sstatus};
 
+unsafe extern "C" {
+    /// The secondary harts' entry code (`entry.rs`), started with paging off.
+    fn rvos_secondary_start();
+}
+
 /// The job every hart runs: a `fn(slot)` as usize, or 0.
 static JOB: AtomicUsize = AtomicUsize::new(0);
 /// Bumped once per job.
@@ -59,7 +64,7 @@ const HSM_STOPPED: usize = 1;
 pub fn start(slot: usize) -> Result<(), StartError> {
     let block = &hart::HARTS[slot];
     let hart_id = block.hart_id();
-    let entry = super::virt_to_phys(super::entry::secondary_start_address());
+    let entry = super::virt_to_phys(rvos_secondary_start as *const () as usize);
     let stack_top_phys = super::virt_to_phys(block.stack().end);
     let timeout = crate::platform::get().timebase_hz * START_TIMEOUT_MS / 1000;
     for attempt in 0..2 {
@@ -95,7 +100,7 @@ pub fn secondary_main(hart_id: usize) -> ! {
     super::trap::install();
     super::trap::use_trap_stack();
     crate::memory::paging::switch_this_hart();
-    super::cpu::enable_hart_interrupts();
+    enable_interrupts_on_this_hart();
     hart::current().set_online();
     idle(slot)
 }
@@ -163,6 +168,16 @@ fn wake_others() {
 /// Number of harts running kernel code.
 pub fn online_count() -> usize {
     hart::online().count()
+}
+
+/// Unmasks the timer and software interrupts, arms this hart's timer and
+/// enables interrupts (sstatus.SIE): normal kernel execution from now on.
+pub fn enable_interrupts_on_this_hart() {
+    // SAFETY: unmasking the cross-hart wake-up source; the vector is set.
+    unsafe { riscv::register::sie::set_ssoft() };
+    super::timer::start_on_this_hart();
+    // SAFETY: the trap vector handles every unmasked source.
+    unsafe { riscv::register::sstatus::set_sie() };
 }
 
 #[cfg(feature = "ktest")]

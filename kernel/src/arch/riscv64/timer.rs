@@ -47,6 +47,15 @@ pub fn start_on_this_hart() {
     unsafe { sie::set_stimer() };
 }
 
+/// A kernel service run on every tick of every hart, after the hook (the
+/// memory diagnostics' leak watch); set once at boot.
+static SERVICE: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the per-tick kernel service (see [`SERVICE`]).
+pub fn set_service(service: fn()) {
+    SERVICE.store(service as usize, Ordering::Release);
+}
+
 /// Installs (or with `None` removes) the per-tick hook. Returns once no
 /// hart runs the previous hook any more, so its effects are complete (call
 /// it from thread context, never from the hook).
@@ -73,7 +82,13 @@ pub fn on_interrupt() {
         hook();
     }
     HOOK_RUNNING.fetch_sub(1, Ordering::SeqCst);
-    crate::memory::debug::leak::on_tick();
+    let service = SERVICE.load(Ordering::Acquire);
+    if service != 0 {
+        // SAFETY: `SERVICE` only ever holds 0 or a `fn()` stored by
+        // `set_service`.
+        let service: fn() = unsafe { core::mem::transmute::<usize, fn()>(service) };
+        service();
+    }
     let now = cpu::ticks();
     hart.last_tick_at.store(now, Ordering::Relaxed);
     let _ = sbi_rt::set_timer(now + interval().max(1));

@@ -1,6 +1,6 @@
 //! Supervisor trap handling: the assembly vector saves every register into a
-//! [`TrapFrame`] on the current stack and calls [`rvos_trap`], which
-//! dispatches on scause.
+//! [`TrapFrame`] on the current stack and calls `rvos_trap` (`dispatch.rs`),
+//! which dispatches on scause.
 //!
 //! Interrupts: the supervisor timer interrupt ticks (`timer`), the
 //! supervisor software interrupt is the cross-hart wake-up (`smp`), the
@@ -8,7 +8,8 @@
 //! exception is recovered only if a test armed a recovery point on this
 //! hart (`fault_catch`); otherwise it is fatal: the handler prints scause
 //! (decoded), sepc, stval, for page faults the region the address hits
-//! (`memory::fault`), and the registers, reports the running in-kernel test
+//! (explained by the memory diagnostics, see [`set_fault_explainer`]), and
+//! the registers, reports the running in-kernel test
 //! as failed, and stops the machine with [`FailureCode::FatalTrap`].
 //! The vector restores sp from the frame last, so recovery can move it.
 //!
@@ -20,7 +21,7 @@
 
 use crate::power::{self, FailureCode};
 use core::fmt;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use riscv::register::{
     scause,
     stvec::{self, Stvec, TrapMode},
@@ -84,7 +85,9 @@ core::arch::global_asm!(
     "    csrr  t0, stval",
     "    sd    t0, 35*8(sp)",
     "    mv    a0, sp",
-    "    call  {handler}",
+    // By name: the dispatcher (`dispatch.rs`) sits above every handler,
+    // and this module needs nothing of them.
+    "    call  rvos_trap",
     "    ld    t0, 36*8(sp)",
     "    csrw  sscratch, t0",
     "    ld    t0, 32*8(sp)",
@@ -97,7 +100,6 @@ core::arch::global_asm!(
     "    ld    sp, 2*8(sp)",
     "    sret",
     frame = const FRAME_SIZE,
-    handler = sym rvos_trap,
 );
 
 unsafe extern "C" {
@@ -120,37 +122,23 @@ pub fn install() {
     unsafe { stvec::write(Stvec::new(vector, TrapMode::Direct)) };
 }
 
-/// Rust side of the trap vector.
-#[unsafe(no_mangle)]
-extern "C" fn rvos_trap(frame: &mut TrapFrame) {
-    let cause = TrapCause::from_scause(frame.scause);
-    let hart = super::hart::try_current();
-    let depth = hart.map_or(1, |h| h.trap_depth.fetch_add(1, Ordering::Relaxed) + 1);
-    let interrupt = matches!(cause, TrapCause::Interrupt(_));
-    if let Some(hart) = hart.filter(|_| interrupt) {
-        hart.interrupt_depth.fetch_add(1, Ordering::Relaxed);
-    }
-    match cause {
-        TrapCause::Interrupt(SUPERVISOR_TIMER) => super::timer::on_interrupt(),
-        TrapCause::Interrupt(SUPERVISOR_SOFTWARE) => super::smp::on_software_interrupt(),
-        TrapCause::Interrupt(SUPERVISOR_EXTERNAL) => crate::drivers::plic::on_external_interrupt(),
-        TrapCause::Exception(_) if depth == 1 && super::fault_catch::recover(frame) => {}
-        _ => fatal(frame, cause),
-    }
-    if let Some(hart) = hart {
-        if interrupt {
-            hart.interrupt_depth.fetch_sub(1, Ordering::Relaxed);
-        }
-        hart.trap_depth.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// scause interrupt codes.
 pub const SUPERVISOR_SOFTWARE: usize = 1;
 pub const SUPERVISOR_TIMER: usize = 5;
 pub const SUPERVISOR_EXTERNAL: usize = 9;
 
-fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
+/// Prints what a faulting address hits (the memory diagnostics know the
+/// kernel's regions; this module does not).
+pub type FaultExplainer = fn(addr: usize, access: Access);
+
+static EXPLAIN_FAULT: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the explanation a fatal page fault prints after its address.
+pub fn set_fault_explainer(explain: FaultExplainer) {
+    EXPLAIN_FAULT.store(explain as usize, Ordering::Release);
+}
+
+pub fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
     let hart = crate::arch::hart::current_id();
     crate::println!(
         "\nFATAL: unhandled trap on hart {}: {} (scause {:#x})",
@@ -165,11 +153,16 @@ fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
         frame.sstatus
     );
     if let Some(access) = cause.page_fault_access() {
-        crate::println!(
-            "  {access} at {:#x}: {}",
-            frame.stval,
-            crate::memory::fault::diagnose(frame.stval, access)
-        );
+        crate::print!("  {access} at {:#x}", frame.stval);
+        let explain = EXPLAIN_FAULT.load(Ordering::Acquire);
+        if explain != 0 {
+            // SAFETY: `EXPLAIN_FAULT` only ever holds 0 or a `FaultExplainer`
+            // stored by `set_fault_explainer`.
+            let explain = unsafe { core::mem::transmute::<usize, FaultExplainer>(explain) };
+            crate::print!(": ");
+            explain(frame.stval, access);
+        }
+        crate::println!();
     }
     for row in 0..8 {
         let n = row * 4;

@@ -47,12 +47,8 @@ pub fn current() -> Option<CallSite> {
 }
 
 /// The return address of the function this is inlined into, when called
-/// first thing, before that function makes any call (so `ra` still holds
-/// it): the asm is volatile, so it is not moved past a call.
+/// first thing (see [`crate::arch::cpu::return_address`]).
 #[inline(always)]
 pub fn return_address() -> usize {
-    let ra: usize;
-    // SAFETY: reads the `ra` register into a local; no memory, no stack.
-    unsafe { core::arch::asm!("mv {}, ra", out(reg) ra, options(nomem, nostack, preserves_flags)) };
-    ra
+    crate::arch::cpu::return_address()
 }

@@ -50,8 +50,8 @@ ktest! {
                 diagnosis: None,
             },
             || {
-                // SAFETY: raises an illegal-instruction exception, caught.
-                unsafe { core::arch::asm!("unimp", options(nomem, nostack)) };
+                // SAFETY: the exception is expected and caught.
+                unsafe { crate::arch::cpu::raise_illegal_instruction() };
             },
         )
     }

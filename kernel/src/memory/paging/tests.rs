@@ -2,13 +2,14 @@
 //! remote invalidation reaches every hart.
 
 use super::*;
+use crate::arch::hart;
 use crate::ktest::prelude::*;
 
 static SATP_SEEN: [AtomicUsize; crate::platform::MAX_HARTS] =
     [const { AtomicUsize::new(0) }; crate::platform::MAX_HARTS];
 
 fn record_satp(slot: usize) {
-    SATP_SEEN[slot].store(riscv::register::satp::read().bits(), Ordering::Release);
+    SATP_SEEN[slot].store(crate::arch::mmu::current_satp(), Ordering::Release);
 }
 
 ktest! {
@@ -41,7 +42,7 @@ ktest! {
         // Every online hart must accept the RFENCE call (the assertion in
         // `flush_all_harts` checks each SBI return).
         let text = crate::memory::layout::sections()[0].virt.clone();
-        flush_all_harts(text.start..text.start + 4 * PAGE_SIZE);
+        crate::arch::mmu::flush_all_harts(text.start..text.start + 4 * PAGE_SIZE);
         kassert!(hart::online().count() >= 1);
         Ok(())
     }
