@@ -2,7 +2,7 @@
 //! which keys exist, their defaults, and what a bad value does (a precise
 //! diagnostic and a failed boot, never a silent default).
 
-use crate::memory::badmem::BootBadPages;
+use crate::memdiag::badmem::BootBadPages;
 use bootargs::{ArgError, BootArgs};
 use core::fmt;
 use faultinject::FaultConfig;
@@ -106,7 +106,7 @@ pub struct KernelArgs {
         expect(dead_code, reason = "the test build has no shell")
     )]
     pub cmds: Option<&'static str>,
-    pub memdebug: crate::memory::debug::DebugArgs,
+    pub memdebug: crate::memdiag::debug::DebugArgs,
     /// `fail_page_alloc=` (with `fail_page_alloc.filter=`).
     pub fail_page_alloc: Option<FaultConfig>,
     /// `failslab=` (with `failslab.filter=`).
@@ -257,8 +257,8 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
 }
 
 /// `memdebug=` (the crate's flag syntax) and its companions.
-fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memory::debug::DebugArgs, BadArgs> {
-    let mut debug = crate::memory::debug::DebugArgs::default();
+fn memdebug_args(args: &BootArgs<'static>) -> Result<crate::memdiag::debug::DebugArgs, BadArgs> {
+    let mut debug = crate::memdiag::debug::DebugArgs::default();
     if let Some(flags) = parsed(
         args,
         "memdebug",

@@ -16,6 +16,7 @@ mod console;
 mod drivers;
 mod input;
 mod ktest;
+mod memdiag;
 mod memory;
 mod panic;
 mod platform;
@@ -99,11 +100,10 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     };
     memory::layout::print(platform, layout);
 
-    arch::trap::set_fault_explainer(memory::fault::explain);
+    memdiag::install();
     memory::pages::init(args.page_allocator);
-    memory::badmem::init(&args.badmem);
-    memory::debug::init(args.memdebug, platform.timebase_hz);
-    arch::timer::set_service(memory::debug::leak::on_tick);
+    memdiag::badmem::init(&args.badmem);
+    memdiag::debug::init(args.memdebug, platform.timebase_hz);
     memory::heap::init(args.heap);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);
@@ -113,13 +113,13 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
         );
     }
     // Injected faults start once the boot allocations are done.
-    memory::faults::init(args.fail_page_alloc, args.failslab);
+    memdiag::inject::init(args.fail_page_alloc, args.failslab);
     memory::stacks::record_boot_depth();
-    info!("memory:\n{}", memory::stats::get_memory_stats());
+    info!("memory:\n{}", memdiag::stats::get_memory_stats());
 
     #[cfg(feature = "ktest")]
     if let Some(seconds) = args.stress_seconds {
-        memory::stress::run_and_power_off(seconds, args.stress_seed, args.stress_free_pages)
+        memdiag::stress::run_and_power_off(seconds, args.stress_seed, args.stress_free_pages)
     }
     #[cfg(feature = "ktest")]
     ktest::run(args.test);

@@ -6,7 +6,7 @@
 use super::{Failure, TestResult};
 use crate::arch::fault_catch::catch_fault;
 use crate::arch::trap::TrapCause;
-use crate::memory::fault;
+use crate::memdiag::fault_report;
 use core::fmt::{self, Write};
 use core::ops::Range;
 
@@ -74,7 +74,7 @@ pub fn expect_fault(expected: ExpectedFault<'_>, f: impl FnOnce()) -> TestResult
             bytes: [0; 128],
             len: 0,
         };
-        let _ = write!(text, "{}", fault::diagnose(caught.stval, access));
+        let _ = write!(text, "{}", fault_report::diagnose(caught.stval, access));
         if text.as_str() != want {
             return Err(Failure::new(format_args!(
                 "{cause} at {:#x}: diagnosis {:?}, expected {want:?}",

@@ -9,7 +9,8 @@
 //! calls [`print_failure_diagnosis`]: the request, free pages per order and
 //! the largest free block.
 
-use super::{debug, heap, pages, stats};
+use super::counters::{self, COUNTERS};
+use super::{heap, hooks, pages};
 use alloc::boxed::Box;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -27,79 +28,78 @@ static LAST_FAILURE_ALIGN: AtomicUsize = AtomicUsize::new(0);
 static LAST_FAILURE_ERROR: AtomicUsize = AtomicUsize::new(0);
 
 /// Keeps the failed request for [`print_failure_diagnosis`].
-pub(super) fn remember_failure(layout: Layout, error: AllocError) {
+fn remember_failure(layout: Layout, error: AllocError) {
     LAST_FAILURE_SIZE.store(layout.size(), Ordering::Relaxed);
     LAST_FAILURE_ALIGN.store(layout.align(), Ordering::Relaxed);
     LAST_FAILURE_ERROR.store(error as usize + 1, Ordering::Relaxed);
 }
 
-fn record_failure(layout: Layout, error: AllocError) {
+fn record_failure(layout: Layout, error: AllocError, caller: usize) {
     remember_failure(layout, error);
-    // Counts the failure and logs the OOM report.
-    debug::oom::allocation_failed(layout, error, memdebug::CallSite::Unknown);
+    match hooks::CHECKS.get() {
+        // Counts the failure and reports it.
+        Some(checks) => (checks.allocation_failed)(layout, error, caller),
+        None => {
+            COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-/// A block for `layout` was handed out: the live counters and the
-/// watermark.
-pub(super) fn note_alloc(layout: Layout) {
-    heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
-    let live = heap::COUNTERS
-        .live_bytes
-        .fetch_add(layout.size(), Ordering::Relaxed);
-    stats::note_alloc(live + layout.size());
-}
-
-/// A block for `layout` came back.
-pub(super) fn note_free(layout: Layout) {
-    heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
-    heap::COUNTERS
-        .live_bytes
-        .fetch_sub(layout.size(), Ordering::Relaxed);
-    stats::note_free();
+/// Whether the checks fail this heap request on purpose (fault injection).
+fn fails_on_purpose(layout: Layout) -> bool {
+    !heap::goes_to_pages(layout)
+        && hooks::CHECKS
+            .get()
+            .is_some_and(|checks| (checks.fail_heap_alloc)(layout))
 }
 
 // SAFETY: blocks come from `heap::alloc`, which hands out disjoint blocks
 // that satisfy the layout, and go back to `heap::dealloc` with the same
-// layout (or through the debug layer, which wraps the same heap).
+// layout; or from the debug layer, which wraps the same heap and keeps
+// both promises.
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if debug::bytes_on() {
-            // A tail call: the layer reads our caller's return address.
-            return debug::global_alloc(layout);
-        }
-        let result = if !heap::goes_to_pages(layout) && super::faults::slab_alloc_fails(layout) {
+        // First thing, while `ra` still holds it: who allocates.
+        let caller = crate::arch::cpu::return_address();
+        let result = if fails_on_purpose(layout) {
             Err(AllocError::NoMemory)
+        } else if let Some(layer) = hooks::BYTE_LAYER.get() {
+            (layer.alloc)(layout, caller)
         } else {
             heap::alloc(layout)
         };
         match result {
-            Ok(ptr) => {
-                note_alloc(layout);
-                ptr.as_ptr()
+            Ok(block) => {
+                counters::note_alloc(layout);
+                block.as_ptr()
             }
             Err(error) => {
-                record_failure(layout, error);
+                record_failure(layout, error, caller);
                 ptr::null_mut()
             }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if debug::bytes_on() {
-            // SAFETY: forwarded from the caller; the layer refuses (and
-            // reports) a pointer it did not hand out. A tail call, as above.
-            return unsafe { debug::global_dealloc(ptr, layout) };
-        }
+        let caller = crate::arch::cpu::return_address();
         let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
-        // SAFETY: the caller frees a block `alloc` returned for `layout`.
-        if let Err(error) = unsafe { heap::dealloc(block, layout) } {
-            panic!(
-                "kernel heap: free of {ptr:p} ({} bytes, align {}) refused: {error}",
-                layout.size(),
-                layout.align()
-            );
+        let Some(layer) = hooks::BYTE_LAYER.get() else {
+            // SAFETY: the caller frees a block `alloc` returned for `layout`.
+            if let Err(error) = unsafe { heap::dealloc(block, layout) } {
+                panic!(
+                    "kernel heap: free of {ptr:p} ({} bytes, align {}) refused: {error}",
+                    layout.size(),
+                    layout.align()
+                );
+            }
+            counters::note_free(layout);
+            return;
+        };
+        // SAFETY: forwarded from the caller. The layer reports and refuses
+        // a block it did not hand out, and the kernel goes on.
+        if unsafe { (layer.dealloc)(block, layout, caller) }.is_ok() {
+            counters::note_free(layout);
         }
-        note_free(layout);
     }
 }
 
@@ -114,12 +114,79 @@ unsafe impl GlobalAlloc for KernelAllocator {
 /// since).
 #[track_caller]
 pub unsafe fn check_free(ptr: NonNull<u8>, layout: Layout) -> Result<(), AllocError> {
-    if debug::bytes_on() {
-        return debug::check_free(ptr, layout, memdebug::CallSite::caller());
+    if let Some(layer) = hooks::BYTE_LAYER.get() {
+        return (layer.check_free)(ptr, layout, memdebug::CallSite::caller());
     }
     // SAFETY: forwarded from the caller; without the debug layer the
     // global allocator is the heap.
     unsafe { heap::check_dealloc(ptr, layout) }
+}
+
+/// A block of the global allocator held by address rather than by a Rust
+/// type (the monitor's `alloc` and `free`, the workload targets). Freeing
+/// consumes it, so it is freed once, with the layout it was allocated
+/// with; what is left, a [`FreedBlock`], can only ask for a verdict.
+#[derive(Debug)]
+pub struct Block {
+    start: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a `Block` owns its allocation as a `Box` does; the global
+// allocator may free it from any hart.
+unsafe impl Send for Block {}
+
+impl Block {
+    /// Allocates `layout` from the global allocator; `None` for a zero
+    /// size or when the allocation fails (reported as any failure is).
+    pub fn alloc(layout: Layout) -> Option<Self> {
+        if layout.size() == 0 {
+            return None;
+        }
+        // SAFETY: a non-zero size (checked above).
+        let start = NonNull::new(unsafe { alloc::alloc::alloc(layout) })?;
+        Some(Self { start, layout })
+    }
+
+    pub fn addr(&self) -> usize {
+        self.start.addr().get()
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Frees the block.
+    pub fn free(self) -> FreedBlock {
+        // SAFETY: the block came from the global allocator with this
+        // layout and, consumed here, is freed once.
+        unsafe { alloc::alloc::dealloc(self.start.as_ptr(), self.layout) };
+        FreedBlock {
+            start: self.start,
+            layout: self.layout,
+        }
+    }
+}
+
+/// Where a freed [`Block`] was. Only the global allocator's blocks leave
+/// one, which is what makes asking for the verdict on a second free safe.
+#[derive(Clone, Copy, Debug)]
+pub struct FreedBlock {
+    start: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: only an address and a layout; nothing is reached through them.
+unsafe impl Send for FreedBlock {}
+
+impl FreedBlock {
+    /// The verdict the global allocator would give a second free of this
+    /// block, without freeing ([`check_free`]).
+    #[track_caller]
+    pub fn check_free(&self) -> Result<(), AllocError> {
+        // SAFETY: the address came from the global allocator (a `Block`).
+        unsafe { check_free(self.start, self.layout) }
+    }
 }
 
 /// Why a fallible allocation failed.
@@ -183,7 +250,5 @@ pub fn print_failure_diagnosis() {
     );
 }
 
-#[cfg(feature = "ktest")]
-mod concurrency;
 #[cfg(feature = "ktest")]
 mod tests;

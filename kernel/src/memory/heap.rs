@@ -18,6 +18,8 @@
 //! slab allocator returns empty slabs beyond its cache limit itself; the
 //! byte buddy keeps its pools (kalloc has no pool removal for it).
 
+use super::counters::COUNTERS;
+use super::pages;
 use crate::arch::PAGE_SIZE;
 use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
@@ -76,19 +78,19 @@ impl PageSource for GlobalPages {
     const PAGE_SIZE: usize = PAGE_SIZE;
 
     fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
-        let addr = super::pages::alloc_for("heap", count, align)?;
+        let addr = pages::alloc_for("heap", count, align)?;
         COUNTERS.heap_pages.fetch_add(count, Ordering::Relaxed);
         NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
     }
 
     unsafe fn dealloc_pages(&mut self, pages: NonNull<u8>, count: usize) -> AllocResult {
-        super::pages::free(pages.addr().get(), count)?;
+        pages::free(pages.addr().get(), count)?;
         COUNTERS.heap_pages.fetch_sub(count, Ordering::Relaxed);
         Ok(())
     }
 
     fn available_pages(&self) -> usize {
-        let (used, total) = super::pages::usage();
+        let (used, total) = pages::usage();
         total - used
     }
 }
@@ -115,28 +117,6 @@ struct HeapState {
 }
 
 static HEAP: IrqTicketLock<Option<HeapState>> = IrqTicketLock::new("heap", None);
-
-/// Heap counters (all harts).
-pub struct Counters {
-    /// Live allocations through the global allocator.
-    pub live_blocks: AtomicUsize,
-    /// Live bytes requested through the global allocator.
-    pub live_bytes: AtomicUsize,
-    /// Pages the byte allocators hold (pools and slabs).
-    pub heap_pages: AtomicUsize,
-    /// Pages handed out directly for large requests.
-    pub large_pages: AtomicUsize,
-    /// Allocations that failed.
-    pub failures: AtomicUsize,
-}
-
-pub static COUNTERS: Counters = Counters {
-    live_blocks: AtomicUsize::new(0),
-    live_bytes: AtomicUsize::new(0),
-    heap_pages: AtomicUsize::new(0),
-    large_pages: AtomicUsize::new(0),
-    failures: AtomicUsize::new(0),
-};
 
 /// Installs the byte allocator; before this every allocation fails.
 /// Never inlined: the allocator is built on the stack (tens of KiB) and
@@ -346,7 +326,7 @@ impl HeapState {
     fn alloc_large(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
         let count = pages_for(layout);
         self.large.reserve(&mut GlobalPages)?;
-        let addr = match super::pages::alloc(count, layout.align().max(PAGE_SIZE)) {
+        let addr = match pages::alloc(count, layout.align().max(PAGE_SIZE)) {
             Ok(addr) => addr,
             Err(error) => {
                 // A table taken for this block alone goes back with it.
@@ -365,21 +345,16 @@ impl HeapState {
     fn dealloc_large(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         let (addr, count) = (ptr.addr().get(), pages_for(layout));
         self.large.check(addr, count)?;
-        super::pages::free(addr, count)?;
+        pages::free(addr, count)?;
         self.large.remove(&mut GlobalPages, addr);
         COUNTERS.large_pages.fetch_sub(count, Ordering::Relaxed);
         Ok(())
     }
 }
 
-/// Gives every empty slab and idle TLSF pool back to the page allocator.
+/// Gives every empty slab, idle TLSF pool and the empty large-block table
+/// back to the page allocator.
 pub fn shrink() {
-    super::debug::flush_byte_quarantine();
-    shrink_pools();
-    super::debug::flush_page_quarantine();
-}
-
-fn shrink_pools() {
     let mut guard = HEAP.lock();
     let Some(state) = guard.as_mut() else {
         return;

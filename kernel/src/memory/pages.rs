@@ -5,102 +5,16 @@
 //! every interrupt handler can use it.
 //!
 //! Addresses handed out are linear-map virtual addresses
-//! (`arch::phys_to_virt`). [`BootPageAllocator`] implements kalloc's
-//! `PageAllocator` itself, so a `memdebug::DebugPageAllocator` can wrap it.
+//! (`arch::phys_to_virt`); the algorithms are in `page_allocator`.
 
+pub use super::page_allocator::{BootPageAllocator, PageAllocatorKind};
+use super::{Size, counters, hooks};
 use crate::arch::{self, PAGE_SIZE};
-use crate::memory::Size;
 use crate::sync::IrqTicketLock;
-use core::str::FromStr;
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
 use kalloc::stats::{PageStats, PageStatsSource};
 use kalloc::{AllocResult, BaseAllocator, PageAllocator};
 use log::{info, warn};
-
-/// `pagealloc=`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PageAllocatorKind {
-    #[default]
-    Buddy,
-    Bitmap,
-}
-
-impl FromStr for PageAllocatorKind {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "buddy" => Ok(Self::Buddy),
-            "bitmap" => Ok(Self::Bitmap),
-            _ => Err(()),
-        }
-    }
-}
-
-impl PageAllocatorKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Buddy => "buddy",
-            Self::Bitmap => "bitmap",
-        }
-    }
-}
-
-/// The page allocator the boot argument picked.
-pub enum BootPageAllocator {
-    Buddy(BuddyPageAllocator),
-    Bitmap(BitmapPageAllocator),
-}
-
-macro_rules! dispatch {
-    ($self:expr, $a:ident => $body:expr) => {
-        match $self {
-            BootPageAllocator::Buddy($a) => $body,
-            BootPageAllocator::Bitmap($a) => $body,
-        }
-    };
-}
-
-impl BaseAllocator for BootPageAllocator {
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        dispatch!(self, a => unsafe { a.init(start, size) })
-    }
-
-    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        dispatch!(self, a => unsafe { a.add_memory(start, size) })
-    }
-}
-
-impl PageAllocator for BootPageAllocator {
-    const PAGE_SIZE: usize = PAGE_SIZE;
-
-    fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<usize> {
-        dispatch!(self, a => a.alloc_pages(count, align))
-    }
-
-    fn alloc_pages_at(&mut self, addr: usize, count: usize, align: usize) -> AllocResult<usize> {
-        dispatch!(self, a => a.alloc_pages_at(addr, count, align))
-    }
-
-    fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {
-        dispatch!(self, a => a.dealloc_pages(addr, count))
-    }
-
-    fn total_pages(&self) -> usize {
-        dispatch!(self, a => a.total_pages())
-    }
-
-    fn used_pages(&self) -> usize {
-        dispatch!(self, a => a.used_pages())
-    }
-}
-
-impl PageStatsSource for BootPageAllocator {
-    fn page_stats(&self) -> PageStats {
-        dispatch!(self, a => a.page_stats())
-    }
-}
 
 static PAGES: IrqTicketLock<Option<BootPageAllocator>> = IrqTicketLock::new("pages", None);
 
@@ -141,35 +55,38 @@ pub fn with<R>(f: impl FnOnce(&mut BootPageAllocator) -> R) -> R {
 }
 
 /// Allocates `count` contiguous pages aligned to `align` bytes (through
-/// the `memdebug=` page layer when it is on, recording the caller).
+/// the page debug layer when one is plugged in, recording the caller).
 #[track_caller]
 pub fn alloc(count: usize, align: usize) -> AllocResult<usize> {
     alloc_for("pages", count, align)
 }
 
 /// [`alloc`] on behalf of `name` (`heap`, `pagetable`, ...), the name
-/// fault injection's filter matches (`memory::faults`).
+/// fault injection's filter matches.
 #[track_caller]
 pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
     debug_assert!(
         !crate::console::held_by_this_hart(),
         "page allocator: allocation for {name} while printing"
     );
-    if super::faults::page_alloc_fails(name, count, PAGE_SIZE) {
+    if hooks::CHECKS
+        .get()
+        .is_some_and(|checks| (checks.fail_page_alloc)(name, count))
+    {
         return Err(kalloc::AllocError::NoMemory);
     }
-    if super::debug::pages_on() {
-        return super::debug::alloc_pages(count, align, memdebug::CallSite::caller());
+    if let Some(layer) = hooks::PAGE_LAYER.get() {
+        return (layer.alloc)(count, align, memdebug::CallSite::caller());
     }
     alloc_plain(count, align)
 }
 
-/// The allocation underneath `memdebug`'s page layer: the allocator itself
-/// and the statistics.
+/// The allocation underneath the page debug layer: the allocator itself
+/// and the counters.
 pub fn alloc_plain(count: usize, align: usize) -> AllocResult<usize> {
     with(|a| {
         let result = a.alloc_pages(count, align);
-        super::stats::note_pages(result.is_ok(), a.used_pages());
+        counters::note_pages(result.is_ok(), a.used_pages());
         result
     })
 }
@@ -177,17 +94,41 @@ pub fn alloc_plain(count: usize, align: usize) -> AllocResult<usize> {
 /// Frees `count` pages at `addr`, a block `alloc` returned.
 #[track_caller]
 pub fn free(addr: usize, count: usize) -> AllocResult {
-    if super::debug::pages_on() {
-        return super::debug::dealloc_pages(addr, count, memdebug::CallSite::caller());
+    if let Some(layer) = hooks::PAGE_LAYER.get() {
+        return (layer.free)(addr, count, memdebug::CallSite::caller());
     }
     free_plain(addr, count)
 }
 
-/// The free underneath `memdebug`'s page layer: a bad page in the block
-/// is isolated before the lock is released (`memory::badmem`).
+/// The free underneath the page debug layer: the checks' page filter
+/// (pages out of service) runs under the allocator's lock.
 pub fn free_plain(addr: usize, count: usize) -> AllocResult {
-    with(|a| super::badmem::free_checked(a, addr, count))
-        .inspect(|()| super::stats::note_page_free())
+    with(|a| match hooks::CHECKS.get() {
+        Some(checks) => (checks.free_pages)(a, addr, count),
+        None => a.dealloc_pages(addr, count),
+    })
+    .inspect(|()| counters::note_page_free())
+}
+
+/// Lends `count` fresh pages aligned to their size to `allocator` for its
+/// whole life: gives them to it, runs `run`, drops it, then takes the
+/// pages back. The pages are the allocator's alone while it exists, which
+/// is what `BaseAllocator::add_memory` asks (benchmarks and tests that
+/// build private allocators in kernel memory).
+pub fn lend<A: BaseAllocator, R>(
+    count: usize,
+    mut allocator: A,
+    run: impl FnOnce(&mut A) -> R,
+) -> AllocResult<R> {
+    let bytes = count * PAGE_SIZE;
+    let start = alloc(count, bytes.next_power_of_two())?;
+    // SAFETY: the pages are fresh from the page allocator, mapped through
+    // the linear map, and used by nothing but `allocator` until it is
+    // dropped below, before they are freed.
+    let result = unsafe { allocator.add_memory(start, bytes) }.map(|()| run(&mut allocator));
+    drop(allocator);
+    free(start, count)?;
+    result
 }
 
 /// Pages in use and in total.

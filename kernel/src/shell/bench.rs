@@ -13,7 +13,7 @@
 
 use super::Monitor;
 use crate::arch::{PAGE_SIZE, cpu};
-use crate::memory::targets::GlobalHeap;
+use crate::memdiag::targets::GlobalHeap;
 use crate::memory::{heap, pages};
 use core::fmt::Write;
 use kalloc::AllocError;
@@ -96,22 +96,6 @@ fn measure(
 }
 
 /// A region of fresh pages for a fresh allocator, given back on drop.
-struct Region(usize);
-
-impl Region {
-    fn take() -> Result<Self, AllocError> {
-        pages::alloc(REGION_PAGES, REGION_PAGES * PAGE_SIZE).map(Region)
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        if let Err(error) = pages::free(self.0, REGION_PAGES) {
-            log::error!("bench: region {:#x} refused on return: {error}", self.0);
-        }
-    }
-}
-
 type Outcome = Result<(u64, u64), BenchError>;
 
 enum BenchError {
@@ -125,27 +109,20 @@ impl From<workload::Failure> for BenchError {
     }
 }
 
-fn run_byte<A: kalloc::ByteAllocator>(mut allocator: A) -> Outcome {
-    let region = Region::take().map_err(BenchError::Setup)?;
-    // SAFETY: the region is fresh from the page allocator, mapped, and
-    // owned by `allocator` until both drop (allocator first).
-    unsafe { allocator.add_memory(region.0, REGION_PAGES * PAGE_SIZE) }
-        .map_err(BenchError::Setup)?;
-    let result = measure(&mut Bytes(&mut allocator), byte_spec(), BYTE_STEPS)?;
-    drop(allocator);
-    drop(region);
-    Ok(result)
+fn run_byte<A: kalloc::ByteAllocator>(allocator: A) -> Outcome {
+    pages::lend(REGION_PAGES, allocator, |allocator| {
+        measure(&mut Bytes(allocator), byte_spec(), BYTE_STEPS)
+    })
+    .map_err(BenchError::Setup)?
+    .map_err(BenchError::from)
 }
 
-fn run_page<P: kalloc::PageAllocator>(mut allocator: P) -> Outcome {
-    let region = Region::take().map_err(BenchError::Setup)?;
-    // SAFETY: as in `run_byte`.
-    unsafe { allocator.add_memory(region.0, REGION_PAGES * PAGE_SIZE) }
-        .map_err(BenchError::Setup)?;
-    let result = measure(&mut Pages(&mut allocator), page_spec(), PAGE_STEPS)?;
-    drop(allocator);
-    drop(region);
-    Ok(result)
+fn run_page<P: kalloc::PageAllocator>(allocator: P) -> Outcome {
+    pages::lend(REGION_PAGES, allocator, |allocator| {
+        measure(&mut Pages(allocator), page_spec(), PAGE_STEPS)
+    })
+    .map_err(BenchError::Setup)?
+    .map_err(BenchError::from)
 }
 
 fn run(subject: Subject) -> Outcome {

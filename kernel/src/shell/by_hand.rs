@@ -17,10 +17,11 @@ use super::Monitor;
 pub use super::ledger::Ledger;
 use super::ledger::{Kind, Record};
 use crate::arch::PAGE_SIZE;
-use crate::memory::{Size, fault, global, heap, pages};
+use crate::memdiag::fault_report;
+use crate::memory::global::{Block, FreedBlock};
+use crate::memory::{Size, heap, pages};
 use core::alloc::Layout;
 use core::fmt::Write;
-use core::ptr::NonNull;
 use kshell::{ArgError, Args, CommandError, parse_number};
 
 fn layout_of(size: usize, align: usize) -> Layout {
@@ -58,19 +59,15 @@ pub fn alloc<'a>(
     let layout = layout_of(size, align);
     // The scope names this line as the call site for `leaks` (memdebug
     // cannot see past the global allocator's shim otherwise).
-    // SAFETY: non-zero size (checked above).
-    let ptr = crate::memory::debug::site::at_site(|| unsafe { alloc::alloc::alloc(layout) });
-    if ptr.is_null() {
+    let Some(block) = crate::memdiag::debug::site::at_site(|| Block::alloc(layout)) else {
         writeln!(
             out,
             "alloc: the kernel heap refused {size} bytes, align {align}:"
         )?;
         crate::memory::global::print_failure_diagnosis();
         return Err(CommandError::Failed("out of memory"));
-    }
-    let record = monitor
-        .ledger
-        .add(ptr as usize, Kind::Bytes { size, align });
+    };
+    let record = monitor.ledger.add_bytes(block);
     let via = if heap::goes_to_pages(layout) {
         "page allocator, whole pages"
     } else {
@@ -95,7 +92,7 @@ pub fn pages<'a>(
     }
     match pages::alloc(count, PAGE_SIZE) {
         Ok(addr) => {
-            let record = monitor.ledger.add(addr, Kind::Pages { count });
+            let record = monitor.ledger.add_pages(addr, count);
             writeln!(out, "{record} ({})", Size((count * PAGE_SIZE) as u64))?;
             Ok(())
         }
@@ -112,19 +109,29 @@ pub fn pages<'a>(
     }
 }
 
-/// Frees a live record; prints the allocator's error if it refuses.
-fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
-    match record.kind {
-        Kind::Bytes { size, align } => {
-            // SAFETY: the ledger holds exactly the blocks `alloc` returned
-            // with this layout and not yet freed.
-            unsafe { alloc::alloc::dealloc(record.addr as *mut u8, layout_of(size, align)) };
-            Ok(())
-        }
-        Kind::Pages { count } => pages::free(record.addr, count).map_err(|error| {
-            let _ = writeln!(out, "page allocator: {error} ({error:?})");
-            CommandError::Failed("the page allocator refused the free")
-        }),
+/// Frees a live record; prints the allocator's error if it refuses. What
+/// the ledger keeps of it afterwards comes back.
+fn release(
+    record: Record,
+    block: Option<Block>,
+    out: &mut dyn Write,
+) -> Result<Option<FreedBlock>, (Option<Block>, CommandError<'static>)> {
+    match (record.kind, block) {
+        (Kind::Bytes { .. }, Some(block)) => Ok(Some(block.free())),
+        (Kind::Pages { count }, None) => match pages::free(record.addr, count) {
+            Ok(()) => Ok(None),
+            Err(error) => {
+                let _ = writeln!(out, "page allocator: {error} ({error:?})");
+                Err((
+                    None,
+                    CommandError::Failed("the page allocator refused the free"),
+                ))
+            }
+        },
+        (_, block) => Err((
+            block,
+            CommandError::Failed("ledger record without its block"),
+        )),
     }
 }
 
@@ -132,24 +139,27 @@ fn release(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'stat
 /// before, without freeing anything: the address may have been handed
 /// out again since (to this shell or to anyone), and a free accepted then
 /// would free a block someone else uses.
-fn free_again(record: Record, out: &mut dyn Write) -> Result<(), CommandError<'static>> {
+fn free_again(
+    record: Record,
+    freed: Option<FreedBlock>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'static>> {
     writeln!(out, "double free: {record} was already freed by this shell")?;
-    let (verdict, who) = match record.kind {
-        Kind::Bytes { size, align } => {
-            let block = NonNull::new(record.addr as *mut u8).expect("the ledger holds no null");
-            // SAFETY: the ledger holds only addresses the global allocator
-            // returned to `alloc`.
-            let verdict = unsafe { global::check_free(block, layout_of(size, align)) };
-            let who = if crate::memory::debug::bytes_on() {
+    let (verdict, who) = match (record.kind, freed) {
+        (Kind::Bytes { size, align }, Some(freed)) => {
+            let who = if crate::memdiag::debug::bytes_on() {
                 "memdebug byte layer (report above)"
             } else if heap::goes_to_pages(layout_of(size, align)) {
                 "kernel heap, large block table"
             } else {
                 "heap byte allocator"
             };
-            (verdict, who)
+            (freed.check_free(), who)
         }
-        Kind::Pages { count } => (pages::free(record.addr, count), "page allocator"),
+        (Kind::Pages { count }, _) => (pages::free(record.addr, count), "page allocator"),
+        (Kind::Bytes { .. }, None) => {
+            return Err(CommandError::Failed("ledger record without its block"));
+        }
     };
     match verdict {
         Err(error) => writeln!(out, "{who}: {error} ({error:?}); nothing changed")?,
@@ -188,18 +198,18 @@ struct RegionName(usize);
 
 impl core::fmt::Display for RegionName {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match fault::region_of(self.0) {
-            fault::Region::LinearMap => f.write_str("linear map of RAM"),
-            fault::Region::Section(name) => write!(f, "kernel {name}"),
-            fault::Region::Device(name) => write!(f, "device {name}"),
-            fault::Region::Unmapped => f.write_str("unmapped"),
-            fault::Region::StackGuard { hart_id } => {
+        match fault_report::region_of(self.0) {
+            fault_report::Region::LinearMap => f.write_str("linear map of RAM"),
+            fault_report::Region::Section(name) => write!(f, "kernel {name}"),
+            fault_report::Region::Device(name) => write!(f, "device {name}"),
+            fault_report::Region::Unmapped => f.write_str("unmapped"),
+            fault_report::Region::StackGuard { hart_id } => {
                 write!(f, "guard page below hart {hart_id}'s stack")
             }
-            fault::Region::TrapStackGuard { hart_id } => {
+            fault_report::Region::TrapStackGuard { hart_id } => {
                 write!(f, "guard page below hart {hart_id}'s trap stack")
             }
-            fault::Region::Sampled(_) => f.write_str("memdebug.kfence window"),
+            fault_report::Region::Sampled(_) => f.write_str("memdebug.kfence window"),
         }
     }
 }
@@ -212,19 +222,34 @@ pub fn free<'a>(
 ) -> Result<(), CommandError<'a>> {
     let addr = args.number("addr")? as usize;
     args.end()?;
-    if let Some(record) = monitor.ledger.take_live(addr) {
-        if let Err(error) = release(record, out) {
-            monitor.ledger.restore(record);
-            return Err(error);
-        }
-        monitor.ledger.remember_freed(record);
-        writeln!(out, "freed {record}")?;
-        return Ok(());
+    if let Some((record, block)) = monitor.ledger.take_live(addr) {
+        return free_live(monitor, record, block, out);
     }
-    if let Some(record) = monitor.ledger.freed_at(addr) {
-        return free_again(record, out);
+    if let Some((record, freed)) = monitor.ledger.freed_at(addr) {
+        return free_again(record, freed, out);
     }
     unknown(monitor, addr, out)
+}
+
+/// Frees a block the ledger just gave up, and remembers it as freed; a
+/// refused free puts it back.
+fn free_live(
+    monitor: &mut Monitor,
+    record: Record,
+    block: Option<Block>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'static>> {
+    match release(record, block, out) {
+        Ok(freed) => {
+            monitor.ledger.remember_freed(record, freed);
+            writeln!(out, "freed {record}")?;
+            Ok(())
+        }
+        Err((block, error)) => {
+            monitor.ledger.restore(record, block);
+            Err(error)
+        }
+    }
 }
 
 /// `freepages <addr> <count>`
@@ -239,14 +264,8 @@ pub fn freepages<'a>(
     args.end()?;
     match monitor.ledger.live_at(addr).map(|r| r.kind) {
         Some(Kind::Pages { count: held }) if held == count => {
-            let record = monitor.ledger.take_live(addr).expect("just found");
-            if let Err(error) = release(record, out) {
-                monitor.ledger.restore(record);
-                return Err(error);
-            }
-            monitor.ledger.remember_freed(record);
-            writeln!(out, "freed {record}")?;
-            Ok(())
+            let (record, block) = monitor.ledger.take_live(addr).expect("just found");
+            free_live(monitor, record, block, out)
         }
         Some(Kind::Pages { count: held }) => {
             writeln!(
@@ -259,7 +278,7 @@ pub fn freepages<'a>(
             "that block came from `alloc`: use `free <addr>`",
         )),
         None => match monitor.ledger.freed_at(addr) {
-            Some(record) => free_again(record, out),
+            Some((record, freed)) => free_again(record, freed, out),
             None => unknown(monitor, addr, out),
         },
     }

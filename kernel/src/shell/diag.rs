@@ -4,9 +4,9 @@
 //! and `stress` (the stress workload on every hart).
 
 use super::Monitor;
-use crate::memory::debug::leak;
-use crate::memory::faults::{self, Site};
-use crate::memory::{badmem, stress};
+use crate::memdiag::debug::leak;
+use crate::memdiag::inject::{self, Site};
+use crate::memdiag::{badmem, stress};
 use core::fmt::Write;
 use faultinject::{BadPage, FaultConfig};
 use kshell::{ArgError, Args, CommandError};
@@ -62,7 +62,7 @@ pub fn leaks<'a>(
             )?;
         }
     }
-    if crate::memory::debug::flags().contains(memdebug::DebugFlags::LEAKCHECK) {
+    if crate::memdiag::debug::flags().contains(memdebug::DebugFlags::LEAKCHECK) {
         write!(out, "leak watch: {} periodic checks", leak::checks())?;
         match leak::last_named() {
             Some((site, streak)) => writeln!(
@@ -85,7 +85,7 @@ fn site_of(word: &str) -> Option<Site> {
 }
 
 fn show_site(out: &mut dyn Write, site: Site) -> core::fmt::Result {
-    let config = faults::config(site);
+    let config = inject::config(site);
     write!(
         out,
         "{:<16} probability {}%, interval {}, times {}, space {}, min_order {}, filter {:?}; injected {}",
@@ -96,9 +96,9 @@ fn show_site(out: &mut dyn Write, site: Site) -> core::fmt::Result {
         config.space,
         config.min_order,
         config.filter,
-        faults::injected(site)
+        inject::injected(site)
     )?;
-    if faults::fail_nth_pending(site) {
+    if inject::fail_nth_pending(site) {
         write!(out, "; fail-nth armed")?;
     }
     writeln!(out)
@@ -120,12 +120,12 @@ pub fn inject<'a>(
     match args.next_word() {
         None => {}
         Some("off") => {
-            faults::configure(site, FaultConfig::OFF);
-            faults::set_fail_nth(site, 0);
+            inject::configure(site, FaultConfig::OFF);
+            inject::set_fail_nth(site, 0);
         }
         Some("nth") => {
             let n = args.number_in("n", 1..=u64::MAX)?;
-            faults::set_fail_nth(site, n);
+            inject::set_fail_nth(site, n);
         }
         Some(probability) => {
             let percent = kshell::parse_number(probability)?;
@@ -141,14 +141,14 @@ pub fn inject<'a>(
             let min_order = args.number_or(0)?;
             let min_order = u32::try_from(min_order).map_err(|_| ArgError::Invalid("min_order"))?;
             // The filter is a boot argument only: it must outlive the line.
-            faults::configure(
+            inject::configure(
                 site,
                 FaultConfig {
                     probability: percent as u32,
                     interval,
                     times,
                     min_order,
-                    filter: faults::config(site).filter,
+                    filter: inject::config(site).filter,
                     ..FaultConfig::OFF
                 },
             );

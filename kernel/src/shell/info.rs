@@ -30,8 +30,8 @@ pub fn heap_name() -> &'static str {
 }
 
 /// The slab caches' rows, or `None` unless the heap is `alloc=slab`.
-fn slab_stats() -> Option<crate::memory::stats::MemoryStats> {
-    (heap::kind() == Some(heap::HeapKind::Slab)).then(crate::memory::stats::get_memory_stats)
+fn slab_stats() -> Option<crate::memdiag::stats::MemoryStats> {
+    (heap::kind() == Some(heap::HeapKind::Slab)).then(crate::memdiag::stats::get_memory_stats)
 }
 
 /// Linux's watermarks for `managed_pages` (in pages): `min_free_kbytes =
@@ -64,7 +64,7 @@ pub fn meminfo<'a>(
     let stats = pages::stats();
     let (total, free) = (stats.total_pages, stats.free_pages);
     let used = total - free;
-    let counters = &heap::COUNTERS;
+    let counters = &crate::memory::counters::COUNTERS;
     let heap_pages = counters.heap_pages.load(Ordering::Relaxed);
     let large_pages = counters.large_pages.load(Ordering::Relaxed);
     let (min, low, high) = watermarks(total);

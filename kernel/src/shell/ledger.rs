@@ -1,13 +1,16 @@
 //! The shell's record of the blocks it handed out by hand and of the ones
-//! it freed since: what `free` needs to pass the right layout, and to
-//! recognise a second free (see `by_hand` for why that is safe to forward).
+//! it freed since: what `free` needs to free a block, and to recognise a
+//! second free (see `by_hand`). A heap block is held as the
+//! `global::Block` it is (freed once, by consuming it); a freed one as its
+//! `FreedBlock`, which can only ask for a verdict.
 //!
 //! ```text
-//!   live:  [Option<Record>; 64]   addr, Bytes{size, align} | Pages{count}, serial #n
-//!   freed: [Option<Record>; 32]   ring of the last frees
+//!   live:  [Option<(Record, Option<Block>)>; 64]      addr, Bytes{size, align} | Pages{count}, serial #n
+//!   freed: [Option<(Record, Option<FreedBlock>)>; 32] ring of the last frees
 //! ```
 
 use crate::arch::{PAGE_SIZE, virt_to_phys};
+use crate::memory::global::{Block, FreedBlock};
 
 const LIVE: usize = 64;
 const FREED: usize = 32;
@@ -68,8 +71,8 @@ impl core::fmt::Display for Record {
 
 /// The blocks handed out and recently freed by the shell.
 pub struct Ledger {
-    live: [Option<Record>; LIVE],
-    freed: [Option<Record>; FREED],
+    live: [Option<(Record, Option<Block>)>; LIVE],
+    freed: [Option<(Record, Option<FreedBlock>)>; FREED],
     next_freed: usize,
     serial: u32,
 }
@@ -77,7 +80,7 @@ pub struct Ledger {
 impl Ledger {
     pub const fn new() -> Self {
         Self {
-            live: [None; LIVE],
+            live: [const { None }; LIVE],
             freed: [None; FREED],
             next_freed: 0,
             serial: 0,
@@ -87,7 +90,7 @@ impl Ledger {
     /// Live blocks and their bytes, split into heap bytes and pages.
     pub fn totals(&self) -> (usize, usize, usize, usize) {
         let (mut blocks, mut bytes, mut page_blocks, mut page_count) = (0, 0, 0, 0);
-        for record in self.live.iter().flatten() {
+        for (record, _) in self.live.iter().flatten() {
             match record.kind {
                 Kind::Bytes { size, .. } => {
                     blocks += 1;
@@ -106,7 +109,22 @@ impl Ledger {
         self.live.iter().any(Option::is_none)
     }
 
-    pub fn add(&mut self, addr: usize, kind: Kind) -> Record {
+    /// Records a heap block `alloc` handed out.
+    pub fn add_bytes(&mut self, block: Block) -> Record {
+        let layout = block.layout();
+        let kind = Kind::Bytes {
+            size: layout.size(),
+            align: layout.align(),
+        };
+        self.add(block.addr(), kind, Some(block))
+    }
+
+    /// Records `count` pages `pages` handed out at `addr`.
+    pub fn add_pages(&mut self, addr: usize, count: usize) -> Record {
+        self.add(addr, Kind::Pages { count }, None)
+    }
+
+    fn add(&mut self, addr: usize, kind: Kind, block: Option<Block>) -> Record {
         self.serial += 1;
         let record = Record {
             addr,
@@ -115,7 +133,7 @@ impl Ledger {
         };
         // The allocator handed this range out again: it is no longer free.
         for slot in &mut self.freed {
-            if slot.is_some_and(|r| r.overlaps(addr, record.bytes())) {
+            if slot.is_some_and(|(r, _)| r.overlaps(addr, record.bytes())) {
                 *slot = None;
             }
         }
@@ -124,39 +142,43 @@ impl Ledger {
             .iter_mut()
             .find(|s| s.is_none())
             .expect("has_room checked");
-        *slot = Some(record);
+        *slot = Some((record, block));
         record
     }
 
-    /// Puts back a record `take_live` removed (its free was refused).
-    pub fn restore(&mut self, record: Record) {
+    /// Puts back what `take_live` removed (its free was refused).
+    pub fn restore(&mut self, record: Record, block: Option<Block>) {
         if let Some(slot) = self.live.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(record);
+            *slot = Some((record, block));
         }
     }
 
-    pub fn take_live(&mut self, addr: usize) -> Option<Record> {
+    pub fn take_live(&mut self, addr: usize) -> Option<(Record, Option<Block>)> {
         self.live
             .iter_mut()
-            .find(|s| s.is_some_and(|r| r.addr == addr))
+            .find(|s| s.as_ref().is_some_and(|(r, _)| r.addr == addr))
             .and_then(Option::take)
     }
 
     pub fn live_at(&self, addr: usize) -> Option<Record> {
-        self.live.iter().flatten().find(|r| r.addr == addr).copied()
+        self.live
+            .iter()
+            .flatten()
+            .map(|(r, _)| *r)
+            .find(|r| r.addr == addr)
     }
 
-    pub fn remember_freed(&mut self, record: Record) {
-        self.freed[self.next_freed] = Some(record);
+    pub fn remember_freed(&mut self, record: Record, freed: Option<FreedBlock>) {
+        self.freed[self.next_freed] = Some((record, freed));
         self.next_freed = (self.next_freed + 1) % FREED;
     }
 
-    pub fn freed_at(&self, addr: usize) -> Option<Record> {
+    pub fn freed_at(&self, addr: usize) -> Option<(Record, Option<FreedBlock>)> {
         self.freed
             .iter()
             .flatten()
-            .filter(|r| r.addr == addr)
-            .max_by_key(|r| r.serial)
+            .filter(|(r, _)| r.addr == addr)
+            .max_by_key(|(r, _)| r.serial)
             .copied()
     }
 
@@ -165,8 +187,8 @@ impl Ledger {
         self.live
             .iter()
             .flatten()
+            .map(|(r, _)| *r)
             .find(|r| r.contains(addr))
-            .copied()
     }
 
     /// Forgets every freed record (after others may have reused them).

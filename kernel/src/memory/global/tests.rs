@@ -33,14 +33,14 @@ ktest! {
 
 ktest! {
     fn requests_of_a_page_or_more_come_from_the_page_allocator() {
-        crate::memory::debug::flush_quarantines();
+        crate::memdiag::debug::flush_quarantines();
         let (used_before, _) = pages::usage();
         let large: Vec<u8> = alloc::vec![0xa5; 3 * PAGE_SIZE];
         let (used_during, _) = pages::usage();
         kassert!(used_during >= used_before + 3, "3-page Vec took {} pages", used_during - used_before);
         kassert!((large.as_ptr() as usize).is_multiple_of(PAGE_SIZE), "large block {:p} is not page aligned", large.as_ptr());
         drop(large);
-        crate::memory::debug::flush_quarantines();
+        crate::memdiag::debug::flush_quarantines();
         kassert_eq!(pages::usage().0, used_before);
         Ok(())
     }
@@ -48,11 +48,11 @@ ktest! {
 
 ktest! {
     fn allocation_failure_is_an_error_the_caller_handles() {
-        let failures_before = heap::COUNTERS.failures.load(Ordering::Relaxed);
+        let failures_before = crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed);
         let mut huge: Vec<u8> = Vec::new();
         // More than all RAM: the page allocator must refuse.
         kassert!(huge.try_reserve_exact(1 << 40).is_err(), "1 TiB reserved");
-        kassert!(heap::COUNTERS.failures.load(Ordering::Relaxed) > failures_before);
+        kassert!(crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed) > failures_before);
         let (_, total) = pages::usage();
         let too_big = try_box([0u8; 0]).map(|_| ());
         kassert!(too_big.is_ok(), "zero-size box failed");
@@ -94,18 +94,34 @@ ktest! {
 ktest! {
     fn the_global_allocator_judges_a_second_free_without_freeing() {
         let layout = Layout::new::<[u64; 8]>();
-        let boxed = Box::new([3u64; 8]);
-        let block = NonNull::from(Box::leak(boxed)).cast::<u8>();
-        // SAFETY: `block` is live and came from the global allocator.
-        kassert_eq!(unsafe { check_free(block, layout) }, Ok(()));
-        // SAFETY: as above; `block` is not used after this.
-        unsafe { alloc::alloc::dealloc(block.as_ptr(), layout) };
-        // SAFETY: `block` came from the global allocator (freed since).
-        let verdict = unsafe { check_free(block, layout) };
+        let block = Block::alloc(layout);
+        kassert!(block.is_some(), "a 64-byte block");
+        let block = block.expect("checked");
+        kassert!(block.addr().is_multiple_of(8) && block.layout() == layout);
+        let freed = block.free();
+        let verdict = freed.check_free();
         kassert!(
             matches!(verdict, Err(AllocError::DoubleFree | AllocError::NotAllocated)),
             "a freed block was judged {verdict:?}"
         );
         Ok(())
+    }
+}
+
+ktest! {
+    fn pages_lent_to_an_allocator_come_back_when_it_drops() {
+        crate::memdiag::debug::flush_quarantines();
+        let (used_before, _) = pages::usage();
+        let lent = pages::lend(16, kalloc::byte::Tlsf::new(), |tlsf| {
+            let layout = Layout::from_size_align(1000, 8).expect("valid layout");
+            let block = kalloc::ByteAllocator::alloc(tlsf, layout);
+            kassert!(block.is_ok(), "TLSF over lent pages: {block:?}");
+            kassert_eq!(pages::usage().0, used_before + 16);
+            Ok(())
+        });
+        kassert!(lent.is_ok(), "lending 16 pages: {lent:?}");
+        crate::memdiag::debug::flush_quarantines();
+        kassert_eq!(pages::usage().0, used_before);
+        lent.expect("checked")
     }
 }

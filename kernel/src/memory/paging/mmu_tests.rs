@@ -166,8 +166,8 @@ fn touch_own_guard_page(slot: usize) {
     let ok = caught.is_some_and(|fault| {
         TrapCause::from_scause(fault.scause) == LOAD_PAGE_FAULT
             && fault.stval == addr
-            && crate::memory::fault::region_of(fault.stval)
-                == crate::memory::fault::Region::StackGuard {
+            && crate::memdiag::fault_report::region_of(fault.stval)
+                == crate::memdiag::fault_report::Region::StackGuard {
                     hart_id: me.hart_id(),
                 }
     });

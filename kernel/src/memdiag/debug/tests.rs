@@ -1,6 +1,7 @@
-//! The provocations of issue 6 in the running kernel, through the global
-//! allocator and through the page allocator, with the reports captured
-//! (the `Report` values, not console text) and every field checked.
+//! Every misuse memdebug catches, provoked in the running kernel through
+//! the global allocator and through the page allocator, with the reports
+//! captured (the `Report` values, not console text) and every field
+//! checked.
 //!
 //! They run fully under `memdebug=all` (a configuration of the test
 //! command). Under another `memdebug=` they check what that setting
@@ -9,8 +10,9 @@
 //! corrupt the allocator the layer is not there to protect).
 
 use super::capture::{Captured, capture};
+use super::config::tracks;
 use super::site::at_site;
-use super::{bytes_on, flags, leak, oom, pages_on, tracks, validate};
+use super::{bytes_on, flags, leak, oom, pages_on, validate};
 use crate::arch::PAGE_SIZE;
 use crate::ktest::prelude::*;
 use crate::memory::pages;

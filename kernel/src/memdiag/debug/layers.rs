@@ -9,9 +9,7 @@
 //! never recurse into themselves: the byte layer's large blocks and the
 //! heap's growth go through `pages::alloc`, i.e. through the page layer.
 
-use super::capture;
-use super::ratelimit::RateLimit;
-use super::{DebugArgs, clock};
+use super::config::{DebugArgs, clock};
 use crate::arch::{self, PAGE_SIZE};
 use crate::memory::{heap, pages};
 use crate::sync::IrqTicketLock;
@@ -21,7 +19,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use kalloc::{AllocError, AllocResult, BaseAllocator, ByteAllocator, PageAllocator};
 use memdebug::{
-    CallSite, DebugByteAllocator, DebugConfig, DebugPageAllocator, RecordSlot, Report, ReportQueue,
+    CallSite, DebugByteAllocator, DebugConfig, DebugPageAllocator, RecordSlot, ReportQueue,
 };
 
 /// The undecorated global allocator: `memory::heap`, which routes each
@@ -56,7 +54,11 @@ impl ByteAllocator for KernelHeap {
     }
 
     fn used_bytes(&self) -> usize {
-        heap::used_bytes() + heap::COUNTERS.large_pages.load(Ordering::Relaxed) * PAGE_SIZE
+        heap::used_bytes()
+            + crate::memory::counters::COUNTERS
+                .large_pages
+                .load(Ordering::Relaxed)
+                * PAGE_SIZE
     }
 
     fn available_bytes(&self) -> usize {
@@ -247,99 +249,55 @@ fn take_reports(queue: &mut KernelSink) -> Option<KernelSink> {
     (!queue.is_empty()).then(|| core::mem::take(queue))
 }
 
-/// The log's budget for the layers' reports (the counters stay exact).
-static REPORT_LIMIT: RateLimit = RateLimit::new();
-
-/// Hands a report to the capture buffer (when a test armed it) and to the
-/// log (rate-limited). Never called with an allocator lock held.
-pub(super) fn publish(report: &Report) {
-    capture::record(report);
-    match REPORT_LIMIT.admit() {
-        Some(0) => log::error!(target: "memdebug", "{report}"),
-        Some(suppressed) => log::error!(
-            target: "memdebug",
-            "{report}\n  ({suppressed} earlier reports suppressed)"
-        ),
-        None => {}
-    }
-}
-
 /// Publishes queued reports. Called with no allocator lock held.
 #[cold]
 #[inline(never)]
 fn emit(mut queue: KernelSink) {
     let (reports, dropped) = queue.take();
     for report in reports {
-        publish(&report);
+        super::report::publish(&report);
     }
     if dropped > 0 {
         log::error!(target: "memdebug", "{dropped} more reports of the same operation dropped");
     }
 }
 
-/// `GlobalAlloc::alloc` with the byte layer on. `GlobalAlloc` tail-calls
-/// it, so `ra` on entry is `GlobalAlloc`'s caller: the call site when no
-/// [`super::site`] scope names one. Out of line and cold, so the off path
-/// stays a load and a branch.
+/// `GlobalAlloc::alloc` with the byte layer on: a KFENCE sample, or the
+/// debug layer over the heap. `caller` is the return address
+/// `GlobalAlloc::alloc` saw: the call site when no [`super::site`] scope
+/// names one. Out of line and cold, so the off path stays a load and a
+/// branch. A failure is reported by the global allocator.
 #[cold]
 #[inline(never)]
-pub fn global_alloc(layout: Layout) -> *mut u8 {
-    let pc = super::site::return_address();
-    let site = super::site::current().unwrap_or(CallSite::Code(pc));
-    if !heap::goes_to_pages(layout) && crate::memory::faults::slab_alloc_fails(layout) {
-        crate::memory::global::remember_failure(layout, AllocError::NoMemory);
-        super::oom::allocation_failed(layout, AllocError::NoMemory, site);
-        return core::ptr::null_mut();
-    }
+pub fn global_alloc(layout: Layout, caller: usize) -> AllocResult<NonNull<u8>> {
+    let site = super::site::current().unwrap_or(CallSite::Code(caller));
     if super::kfence::take_sample(layout)
         && let Some(ptr) = super::kfence::alloc(layout, site)
     {
-        crate::memory::global::note_alloc(layout);
-        return ptr.as_ptr();
+        return Ok(ptr);
     }
-    let result = with_bytes(|layer| layer.alloc_at(layer_layout(layout), site))
-        .unwrap_or(Err(AllocError::NoMemory));
-    match result {
-        Ok(ptr) => {
-            crate::memory::global::note_alloc(layout);
-            ptr.as_ptr()
-        }
-        Err(error) => {
-            crate::memory::global::remember_failure(layout, error);
-            super::oom::allocation_failed(layout, error, site);
-            core::ptr::null_mut()
-        }
-    }
+    with_bytes(|layer| layer.alloc_at(layer_layout(layout), site))
+        .unwrap_or(Err(AllocError::NoMemory))
 }
 
 /// `GlobalAlloc::dealloc` with the byte layer on: a bad free is reported
-/// and refused (the block, if any, stays as it was); the kernel goes on.
-/// Tail-called, cold and out of line like [`global_alloc`].
+/// and refused with an error (the block, if any, stays as it was).
+/// Cold and out of line like [`global_alloc`].
 ///
 /// # Safety
 /// None beyond `GlobalAlloc::dealloc`'s, and a bad pointer is survivable:
 /// the layer dereferences `ptr` only if it is a live block it handed out.
 #[cold]
 #[inline(never)]
-pub unsafe fn global_dealloc(ptr: *mut u8, layout: Layout) {
-    let pc = super::site::return_address();
-    let site = super::site::current().unwrap_or(CallSite::Code(pc));
-    let Some(ptr) = NonNull::new(ptr) else {
-        log::error!("memdebug: GlobalAlloc::dealloc of null by {site} refused");
-        return;
-    };
+pub unsafe fn global_dealloc(ptr: NonNull<u8>, layout: Layout, caller: usize) -> AllocResult {
+    let site = super::site::current().unwrap_or(CallSite::Code(caller));
     if super::kfence::owns(ptr.addr().get()) {
-        if super::kfence::free(ptr, layout, site) {
-            crate::memory::global::note_free(layout);
-        }
-        return;
+        return super::kfence::free(ptr, layout, site);
     }
     // SAFETY: with checks on, the layer validates `ptr` against its table
     // before touching it (see `DebugByteAllocator::dealloc_at`).
-    let result = with_bytes(|layer| unsafe { layer.dealloc_at(ptr, layer_layout(layout), site) });
-    if let Some(Ok(())) = result {
-        crate::memory::global::note_free(layout);
-    }
+    with_bytes(|layer| unsafe { layer.dealloc_at(ptr, layer_layout(layout), site) })
+        .unwrap_or(Err(AllocError::OutOfRange))
 }
 
 /// The verdict [`global_dealloc`] would give, without freeing: `Ok` for a
@@ -398,8 +356,8 @@ pub fn flush_page_quarantine() {
 pub fn pages_needed(layout: Layout) -> usize {
     let layout = layer_layout(layout);
     let mut size = layout.size();
-    if super::flags().contains(memdebug::DebugFlags::REDZONE) {
-        let zone = DebugConfig::bytes(super::flags())
+    if super::config::flags().contains(memdebug::DebugFlags::REDZONE) {
+        let zone = DebugConfig::bytes(super::config::flags())
             .redzone
             .next_multiple_of(8);
         size += zone.next_multiple_of(layout.align()) + zone;

@@ -45,10 +45,3 @@ pub fn current() -> Option<CallSite> {
     // stored by `at_site`.
     unsafe { location.as_ref() }.map(CallSite::Source)
 }
-
-/// The return address of the function this is inlined into, when called
-/// first thing (see [`crate::arch::cpu::return_address`]).
-#[inline(always)]
-pub fn return_address() -> usize {
-    crate::arch::cpu::return_address()
-}

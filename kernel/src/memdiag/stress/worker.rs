@@ -5,9 +5,9 @@
 //! failures are expected (`oom_expected`) and counted.
 
 use crate::arch::{PAGE_SIZE, cpu};
+use crate::memdiag::targets::{self, Frames, GlobalHeap, Mailbox};
 use crate::memory::global::try_box;
 use crate::memory::pages;
-use crate::memory::targets::{self, Frames, GlobalHeap, Mailbox};
 use crate::sync::IrqSpinLock;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

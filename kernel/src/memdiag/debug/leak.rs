@@ -24,7 +24,7 @@ pub struct LeakCheckpoint {
 
 /// Marks now; `None` unless `memdebug=` has `track` (nothing to diff).
 pub fn checkpoint() -> Option<LeakCheckpoint> {
-    if !super::flags().contains(DebugFlags::TRACK) {
+    if !super::config::flags().contains(DebugFlags::TRACK) {
         return None;
     }
     Some(LeakCheckpoint {
@@ -106,7 +106,7 @@ impl fmt::Display for Outstanding {
                 site.size,
                 self.unit,
                 site.oldest_seq,
-                super::ticks_to_micros(site.oldest_time)
+                super::config::ticks_to_micros(site.oldest_time)
             )?;
         }
         if self.dropped > 0 {
@@ -146,13 +146,13 @@ pub fn last_named() -> Option<(SiteSummary, u32)> {
 /// Called by the timer interrupt on every hart: under `leakcheck`, the
 /// boot hart runs a watch step every `memdebug.leakwatch` ticks.
 pub fn on_tick() {
-    if !super::flags().contains(DebugFlags::LEAKCHECK) {
+    if !super::config::flags().contains(DebugFlags::LEAKCHECK) {
         return;
     }
     if crate::arch::hart::try_current().is_none_or(|hart| hart.slot() != 0) {
         return;
     }
-    let period = super::leak_period_ticks().max(1);
+    let period = super::config::leak_period_ticks().max(1);
     if !(TICKS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(period) {
         return;
     }
@@ -171,7 +171,7 @@ pub fn on_tick() {
             site.count,
             site.size,
             site.oldest_seq,
-            super::ticks_to_micros(site.oldest_time)
+            super::config::ticks_to_micros(site.oldest_time)
         );
         *LAST_NAMED.lock() = Some((site, streak));
     }

@@ -19,6 +19,8 @@
 //!   diag.rs     leaks inject badpage stress
 //! ```
 
+#![deny(unsafe_code)]
+
 mod bench;
 mod by_hand;
 mod diag;
@@ -37,7 +39,7 @@ use kshell::{Command, Event, LineEditor, Outcome};
 pub struct Monitor {
     pub ledger: by_hand::Ledger,
     /// `leaks`' checkpoint, once taken.
-    pub leak_mark: Option<crate::memory::debug::leak::LeakCheckpoint>,
+    pub leak_mark: Option<crate::memdiag::debug::leak::LeakCheckpoint>,
     pub shutdown: bool,
 }
 

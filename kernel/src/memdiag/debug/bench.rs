@@ -10,7 +10,6 @@
 
 use super::layers::KernelHeap;
 use crate::ktest::prelude::*;
-use crate::memory::heap;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
@@ -77,8 +76,10 @@ fn with_heap_counters() -> Option<u64> {
     workload(
         |layout| {
             let ptr = KernelHeap.alloc(layout).ok()?;
-            heap::COUNTERS.live_blocks.fetch_add(1, Ordering::Relaxed);
-            heap::COUNTERS
+            crate::memory::counters::COUNTERS
+                .live_blocks
+                .fetch_add(1, Ordering::Relaxed);
+            crate::memory::counters::COUNTERS
                 .live_bytes
                 .fetch_add(layout.size(), Ordering::Relaxed);
             Some(ptr)
@@ -86,8 +87,10 @@ fn with_heap_counters() -> Option<u64> {
         // SAFETY: as in `undecorated`.
         |ptr, layout| {
             if unsafe { KernelHeap.dealloc(ptr, layout) }.is_ok() {
-                heap::COUNTERS.live_blocks.fetch_sub(1, Ordering::Relaxed);
-                heap::COUNTERS
+                crate::memory::counters::COUNTERS
+                    .live_blocks
+                    .fetch_sub(1, Ordering::Relaxed);
+                crate::memory::counters::COUNTERS
                     .live_bytes
                     .fetch_sub(layout.size(), Ordering::Relaxed);
             }
@@ -97,7 +100,7 @@ fn with_heap_counters() -> Option<u64> {
 
 ktest! {
     fn memdebug_overhead_against_the_undecorated_allocator() {
-        let live_before = heap::COUNTERS.live_blocks.load(Ordering::Relaxed);
+        let live_before = crate::memory::counters::COUNTERS.live_blocks.load(Ordering::Relaxed);
         let paths: [(&str, Path); 3] = [
             ("GlobalAlloc", through_global_alloc),
             ("undecorated", undecorated),
@@ -111,8 +114,8 @@ ktest! {
                 best[index] = best[index].min(ticks.unwrap_or(u64::MAX));
             }
         }
-        kassert_eq!(heap::COUNTERS.live_blocks.load(Ordering::Relaxed), live_before);
-        let ns = |ticks: u64| super::ticks_to_micros(ticks * 1000) / OPS as u64;
+        kassert_eq!(crate::memory::counters::COUNTERS.live_blocks.load(Ordering::Relaxed), live_before);
+        let ns = |ticks: u64| super::config::ticks_to_micros(ticks * 1000) / OPS as u64;
         let ratio = |a: u64, b: u64| {
             let x100 = a * 100 / b.max(1);
             (x100 / 100, x100 % 100)
@@ -123,7 +126,7 @@ ktest! {
             "    memdebug={}: ns/op GlobalAlloc {}, undecorated {}, undecorated+heap counters {}; \
              GlobalAlloc/undecorated {whole}.{whole_frac:02}, GlobalAlloc/(undecorated+heap counters) \
              {added}.{added_frac:02} (best of {ROUNDS} x {OPS} alloc+free)",
-            super::flags(),
+            super::config::flags(),
             ns(best[0]),
             ns(best[1]),
             ns(best[2]),

@@ -15,7 +15,7 @@
 
 use super::layers;
 use super::ratelimit::RateLimit;
-use crate::memory::stats::{self, MemoryStats};
+use crate::memdiag::stats::{self, MemoryStats};
 use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
 use core::fmt;
@@ -85,7 +85,7 @@ fn page_order(layout: Layout) -> usize {
     if !crate::memory::heap::goes_to_pages(layout) {
         return 0;
     }
-    let pages = if super::bytes_on() {
+    let pages = if super::config::bytes_on() {
         layers::pages_needed(layout)
     } else {
         crate::memory::heap::pages_for(layout)
@@ -124,10 +124,13 @@ pub fn build(layout: Layout, error: AllocError, site: CallSite) -> OomReport {
 }
 
 /// A global allocation failed: count it and log the report.
-pub fn allocation_failed(layout: Layout, error: AllocError, site: CallSite) {
-    crate::memory::heap::COUNTERS
+/// `caller` is the code that allocated (`GlobalAlloc`'s return address),
+/// unless a [`super::site`] scope names a source line.
+pub fn allocation_failed(layout: Layout, error: AllocError, caller: usize) {
+    crate::memory::counters::COUNTERS
         .failures
         .fetch_add(1, Ordering::Relaxed);
+    let site = super::site::current().unwrap_or(CallSite::Code(caller));
     let report = build(layout, error, site);
     match LIMIT.admit() {
         Some(0) => log::warn!("{report}"),
@@ -165,7 +168,7 @@ impl fmt::Display for OomReport {
             s.fragmentation_index,
             pages.unusable_free_index(s.order)
         )?;
-        if !super::flags().contains(DebugFlags::TRACK) {
+        if !super::config::flags().contains(DebugFlags::TRACK) {
             f.write_str("\n  top call sites: not tracked (boot with memdebug=track)")?;
         } else if self.top_count == 0 {
             f.write_str("\n  top call sites: nothing outstanding")?;

@@ -196,4 +196,8 @@ pub fn init(pages: Option<FaultConfig>, slab: Option<FaultConfig>) {
 }
 
 #[cfg(feature = "ktest")]
+#[allow(
+    unsafe_code,
+    reason = "the tests allocate raw blocks to see injected failures"
+)]
 mod tests;

@@ -17,8 +17,8 @@
 mod worker;
 
 use crate::arch::{cpu, smp, timer};
-use crate::memory::faults::{self, Site};
-use crate::memory::targets::{Snapshot, snapshot};
+use crate::memdiag::inject::{self, Site};
+use crate::memdiag::targets::{Snapshot, snapshot};
 use crate::memory::{heap, pages};
 #[cfg(feature = "ktest")]
 use crate::power::{self, FailureCode};
@@ -79,7 +79,7 @@ static CLOCK: IrqSpinLock<Clock> = IrqSpinLock::new(
 static LINES: AtomicU64 = AtomicU64::new(0);
 
 fn injected_total() -> u64 {
-    faults::injected(Site::Pages) + faults::injected(Site::Slab)
+    inject::injected(Site::Pages) + inject::injected(Site::Slab)
 }
 
 /// One report line: operations, usage, failures, fragmentation.
@@ -217,13 +217,13 @@ pub fn run(
 ) -> Result<(), &'static str> {
     let seconds = seconds.max(1);
     worker::reset(harts);
-    let saved_faults = [Site::Pages, Site::Slab].map(faults::config);
+    let saved_faults = [Site::Pages, Site::Slab].map(inject::config);
     let saved_interval = timer::interval();
     for (site, name) in [(Site::Pages, "fail_page_alloc"), (Site::Slab, "failslab")] {
-        if !faults::set_at_boot(site) && faults::config(site) == FaultConfig::OFF {
-            faults::configure(site, DEFAULT_FAULTS);
+        if !inject::set_at_boot(site) && inject::config(site) == FaultConfig::OFF {
+            inject::configure(site, DEFAULT_FAULTS);
         }
-        let config = faults::config(site);
+        let config = inject::config(site);
         crate::println!(
             "stress: {name}: probability {}%, interval {}, times {}, filter {:?}",
             config.probability,
@@ -260,7 +260,7 @@ pub fn run(
     *REPORT.lock() = None;
     let injected_before = CLOCK.lock().injected_before;
     let injected = injected_total() - injected_before;
-    faults::disarm_all();
+    inject::disarm_all();
     timer::set_interval(saved_interval);
     let drained = worker::drain_mailboxes();
     report_line(true);
@@ -281,7 +281,7 @@ pub fn run(
     // memdebug's layers retry a failed request once after emptying their
     // quarantine, so with them on an injected failure can be absorbed on
     // its way to the workload (never the other way round).
-    let absorbing = crate::memory::debug::bytes_on() || crate::memory::debug::pages_on();
+    let absorbing = crate::memdiag::debug::bytes_on() || crate::memdiag::debug::pages_on();
     let absorbed = if absorbing {
         injected.saturating_sub(seen)
     } else {
@@ -332,7 +332,7 @@ pub fn run(
         verdict = Some("counters are not back at their starting values");
     }
     for (site, config) in [Site::Pages, Site::Slab].into_iter().zip(saved_faults) {
-        faults::configure(site, config);
+        inject::configure(site, config);
     }
     match verdict {
         None => {

@@ -6,12 +6,13 @@
 //! back at its starting value. A second run does the same while the timer
 //! interrupt allocates and frees on every tick.
 
-use super::*;
-use crate::arch::PAGE_SIZE;
-use crate::arch::{cpu, hart, smp, timer};
+use crate::arch::{PAGE_SIZE, cpu, hart, smp, timer};
 use crate::ktest::prelude::*;
-use crate::memory::targets::{self, Frames, GlobalHeap, Mailbox, snapshot};
+use crate::memdiag::targets::{self, Frames, GlobalHeap, Mailbox, snapshot};
+use crate::memory::heap;
 use crate::sync::IrqSpinLock;
+use alloc::boxed::Box;
+use core::sync::atomic::Ordering;
 use core::sync::atomic::{AtomicBool, AtomicU64};
 use workload::{Aligns, Generator, Lifetimes, Sizes, Spec, Target};
 

@@ -22,7 +22,7 @@ pub enum Region {
     Device(&'static str),
     /// The `memdebug.kfence` window: a sampled block's guard page, or the
     /// page of a block already freed.
-    Sampled(crate::memory::debug::kfence::GuardHit),
+    Sampled(crate::memdiag::debug::kfence::GuardHit),
     /// Nothing is mapped there.
     Unmapped,
 }
@@ -98,8 +98,8 @@ pub fn region_of(addr: usize) -> Region {
             };
         }
     }
-    if crate::memory::debug::kfence::owns(addr) {
-        return Region::Sampled(crate::memory::debug::kfence::hit(addr));
+    if crate::memdiag::debug::kfence::owns(addr) {
+        return Region::Sampled(crate::memdiag::debug::kfence::hit(addr));
     }
     for section in layout::sections() {
         if section.virt.contains(&addr) {
@@ -132,4 +132,8 @@ pub fn diagnose(addr: usize, access: Access) -> Diagnosis {
 }
 
 #[cfg(feature = "ktest")]
+#[allow(
+    unsafe_code,
+    reason = "the tests touch guard pages and unmapped memory on purpose"
+)]
 mod tests;

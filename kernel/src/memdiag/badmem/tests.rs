@@ -71,7 +71,7 @@ fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
 /// Frees reach the page allocator now: with `memdebug=` on, its layers
 /// hold freed blocks in quarantine first (no-op otherwise).
 fn settle() {
-    crate::memory::debug::flush_quarantines();
+    crate::memdiag::debug::flush_quarantines();
 }
 
 ktest! {
@@ -173,7 +173,7 @@ ktest! {
         settle();
         kassert!(!reused, "an object of the retired slab was handed out again");
         kassert_eq!(counts(), (isolated + 1, pending), "the slab's last free isolated the page");
-        crate::memory::heap::shrink();
+        crate::memdiag::shrink();
         let mut handed_out = false;
         sweep(|page| handed_out |= page == bad)?;
         kassert!(!handed_out, "bad page {bad:#x} handed out");

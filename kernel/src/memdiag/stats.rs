@@ -2,66 +2,18 @@
 //! buddyinfo, slabinfo, byte heap, watermarks, counts, fragmentation) as a
 //! plain struct, with a `Display` that prints it for `meminfo` and logs.
 //!
-//! The watermarks and counts are kept here whatever `memdebug=` says: the
-//! allocation paths call [`note_alloc`], [`note_free`] and [`note_pages`],
-//! a relaxed counter update and a compare each (the watermark is written
-//! only when it rises).
+//! The watermarks and counts come from `memory::counters`, which the
+//! allocation paths keep whatever `memdebug=` says.
 
-use super::{debug, heap, pages};
+use super::debug;
 use crate::arch::PAGE_SIZE;
+use crate::memory::counters::{self, COUNTERS};
+use crate::memory::{heap, pages};
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 use kalloc::byte::SlabInfo;
 use kalloc::stats::PageStats;
 use memdebug::DebugFlags;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static FREES: AtomicU64 = AtomicU64::new(0);
-static PAGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
-static PAGE_FREES: AtomicU64 = AtomicU64::new(0);
-static PAGE_FAILURES: AtomicU64 = AtomicU64::new(0);
-static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
-static PEAK_BYTES_TIME: AtomicU64 = AtomicU64::new(0);
-static PEAK_PAGES: AtomicUsize = AtomicUsize::new(0);
-static PEAK_PAGES_TIME: AtomicU64 = AtomicU64::new(0);
-
-/// A global allocation succeeded; `live_bytes` are live after it.
-#[inline]
-pub fn note_alloc(live_bytes: usize) {
-    ALLOCS.fetch_add(1, Ordering::Relaxed);
-    if live_bytes > PEAK_BYTES.load(Ordering::Relaxed)
-        && PEAK_BYTES.fetch_max(live_bytes, Ordering::Relaxed) < live_bytes
-    {
-        PEAK_BYTES_TIME.store(crate::arch::cpu::ticks(), Ordering::Relaxed);
-    }
-}
-
-/// A global free succeeded.
-#[inline]
-pub fn note_free() {
-    FREES.fetch_add(1, Ordering::Relaxed);
-}
-
-/// A page allocation (`ok`) or failure; `used_pages` in use after it.
-#[inline]
-pub fn note_pages(ok: bool, used_pages: usize) {
-    if !ok {
-        PAGE_FAILURES.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    PAGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
-    if used_pages > PEAK_PAGES.load(Ordering::Relaxed)
-        && PEAK_PAGES.fetch_max(used_pages, Ordering::Relaxed) < used_pages
-    {
-        PEAK_PAGES_TIME.store(crate::arch::cpu::ticks(), Ordering::Relaxed);
-    }
-}
-
-/// A page free succeeded.
-#[inline]
-pub fn note_page_free() {
-    PAGE_FREES.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Slab caches [`MemoryStats`] keeps (the kmalloc classes fit).
 pub const MAX_CACHES: usize = 16;
@@ -165,35 +117,36 @@ pub fn get_memory_stats() -> MemoryStats {
         unusable_index[order] = pages.unusable_free_index(order);
         fragmentation_index[order] = pages.fragmentation_index(order);
     }
+    let (operations, peaks) = (counters::operations(), counters::peaks());
     let refused_frees = debug::layers_counters().map_or(0, |(bytes, pages)| {
         bytes.refused_frees + pages.refused_frees
     });
     MemoryStats {
         heap: HeapTotals {
             kind: heap::kind().map(heap::HeapKind::name),
-            pool_pages: heap::COUNTERS.heap_pages.load(Ordering::Relaxed),
+            pool_pages: COUNTERS.heap_pages.load(Ordering::Relaxed),
             used_bytes: heap::used_bytes(),
             largest_free_block: heap::largest_free_block(),
-            large_pages: heap::COUNTERS.large_pages.load(Ordering::Relaxed),
-            live_blocks: heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
-            live_bytes: heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
+            large_pages: COUNTERS.large_pages.load(Ordering::Relaxed),
+            live_blocks: COUNTERS.live_blocks.load(Ordering::Relaxed),
+            live_bytes: COUNTERS.live_bytes.load(Ordering::Relaxed),
         },
         pages,
         slabs,
         slab_count,
         watermarks: Watermarks {
-            peak_pages: PEAK_PAGES.load(Ordering::Relaxed),
-            peak_pages_at_us: debug::ticks_to_micros(PEAK_PAGES_TIME.load(Ordering::Relaxed)),
-            peak_bytes: PEAK_BYTES.load(Ordering::Relaxed),
-            peak_bytes_at_us: debug::ticks_to_micros(PEAK_BYTES_TIME.load(Ordering::Relaxed)),
+            peak_pages: peaks.pages,
+            peak_pages_at_us: debug::ticks_to_micros(peaks.pages_at),
+            peak_bytes: peaks.bytes,
+            peak_bytes_at_us: debug::ticks_to_micros(peaks.bytes_at),
         },
         counts: Counts {
-            allocs: ALLOCS.load(Ordering::Relaxed),
-            frees: FREES.load(Ordering::Relaxed),
-            failures: heap::COUNTERS.failures.load(Ordering::Relaxed) as u64,
-            page_allocs: PAGE_ALLOCS.load(Ordering::Relaxed),
-            page_frees: PAGE_FREES.load(Ordering::Relaxed),
-            page_failures: PAGE_FAILURES.load(Ordering::Relaxed),
+            allocs: operations.allocs,
+            frees: operations.frees,
+            failures: COUNTERS.failures.load(Ordering::Relaxed) as u64,
+            page_allocs: operations.page_allocs,
+            page_frees: operations.page_frees,
+            page_failures: operations.page_failures,
             refused_frees,
         },
         unusable_index,

@@ -140,7 +140,7 @@ pub fn alloc(layout: Layout, site: CallSite) -> Option<NonNull<u8>> {
             align: layout.align(),
             seq: pool.seq,
             alloc_site: site,
-            alloc_time: super::clock(),
+            alloc_time: super::config::clock(),
             ..BlockInfo::default()
         },
         page,
@@ -159,7 +159,7 @@ fn report(kind: ReportKind, addr: usize, site: CallSite, block: Option<BlockInfo
         block,
         action,
     };
-    super::layers::publish(&report);
+    super::report::publish(&report);
 }
 
 /// Why a free of a sampled block is refused.
@@ -231,17 +231,17 @@ pub fn check_free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResu
 
 /// Frees a sampled block (`owns(ptr)`): checks the canary, unmaps the page
 /// (a later access faults) and gives it back. A bad free is reported and
-/// refused. Returns whether the block was freed.
-pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> bool {
+/// refused with its error.
+pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResult {
     let addr = ptr.addr().get();
     let mut pool = POOL.lock();
     let index = match live_slot(&pool, addr, layout) {
         Ok(index) => index,
         Err(refusal) => {
-            let (kind, block, _) = refusal_report(&pool, refusal, layout);
+            let (kind, block, error) = refusal_report(&pool, refusal, layout);
             drop(pool);
             report(kind, addr, site, block, Action::Refused);
-            return false;
+            return Err(error);
         }
     };
     let slot = pool.slots[index];
@@ -256,7 +256,7 @@ pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> bool {
         .map(|at| (at, FoundBytes::new(&canary[at..at + 1])));
     pool.slots[index].state = State::Freed;
     pool.slots[index].info.free_site = site;
-    pool.slots[index].info.free_time = super::clock();
+    pool.slots[index].info.free_time = super::config::clock();
     let info = pool.slots[index].info;
     let unmapped = paging::unmap_page(va);
     // A page that stays mapped must not be reused: it is kept then.
@@ -277,7 +277,7 @@ pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> bool {
         };
         report(kind, addr, site, Some(info), Action::Repaired);
     }
-    true
+    Ok(())
 }
 
 /// What a fault in the window hit, for the page-fault diagnosis.

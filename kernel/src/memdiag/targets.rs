@@ -4,8 +4,8 @@
 //! workloads compare before and after a run: the concurrency tests, the
 //! stress mode and the monitor's `bench` all drive the same pieces.
 
-use super::{heap, pages};
 use crate::arch::PAGE_SIZE;
+use crate::memory::{heap, pages};
 use crate::sync::IrqSpinLock;
 use core::alloc::Layout;
 use core::fmt;
@@ -151,13 +151,21 @@ impl fmt::Display for Snapshot {
 /// Gives idle heap memory back (quarantines included), then reads the
 /// counters.
 pub fn snapshot() -> Snapshot {
-    heap::shrink();
+    crate::memdiag::shrink();
     Snapshot {
         pages_used: pages::usage().0,
-        heap_pages: heap::COUNTERS.heap_pages.load(Ordering::Relaxed),
-        live_blocks: heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
-        live_bytes: heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
-        large_pages: heap::COUNTERS.large_pages.load(Ordering::Relaxed),
+        heap_pages: crate::memory::counters::COUNTERS
+            .heap_pages
+            .load(Ordering::Relaxed),
+        live_blocks: crate::memory::counters::COUNTERS
+            .live_blocks
+            .load(Ordering::Relaxed),
+        live_bytes: crate::memory::counters::COUNTERS
+            .live_bytes
+            .load(Ordering::Relaxed),
+        large_pages: crate::memory::counters::COUNTERS
+            .large_pages
+            .load(Ordering::Relaxed),
         heap_used_bytes: heap::used_bytes(),
     }
 }

@@ -69,6 +69,9 @@ macro_rules! ktest {
             #[allow(clippy::result_large_err, reason = "the failure text lives in the Err; tests have stack to spare")]
             fn $name() -> $crate::ktest::TestResult $body
 
+            // The section is the registry the runner walks; registering a
+            // test is safe even where a module denies unsafe code.
+            #[allow(unsafe_code)]
             #[unsafe(link_section = ".ktest_array")]
             #[used]
             static ENTRY: $crate::ktest::KernelTest = $crate::ktest::KernelTest {

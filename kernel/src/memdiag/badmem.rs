@@ -163,4 +163,8 @@ pub fn boot_pages() -> BootBadPages {
 }
 
 #[cfg(feature = "ktest")]
+#[allow(
+    unsafe_code,
+    reason = "the tests write into pages they took to check them"
+)]
 mod tests;

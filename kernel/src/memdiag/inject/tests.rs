@@ -72,7 +72,7 @@ fn build_table() -> Result<bool, crate::ktest::Failure> {
             Ok(true)
         }
         Err(_) => {
-            crate::memory::debug::flush_quarantines();
+            crate::memdiag::debug::flush_quarantines();
             kassert_eq!(
                 pages::usage().0,
                 with_root,
@@ -99,7 +99,7 @@ ktest! {
             let fired = !fail_nth_pending(Site::Pages);
             disarm_all();
             // With `memdebug=` on, freed table pages wait in quarantine.
-            crate::memory::debug::flush_quarantines();
+            crate::memdiag::debug::flush_quarantines();
             kassert_eq!(pages::usage().0, baseline, "fail-nth {nth}: table pages leaked");
             if !fired {
                 kassert!(built, "no failure injected, yet the build failed");
@@ -116,9 +116,11 @@ ktest! {
 
 /// Pages used, heap counters and the heap's own accounting.
 fn heap_state() -> [usize; 5] {
-    heap::shrink();
+    crate::memdiag::shrink();
     let pages_used = pages::usage().0;
-    let heap_pages = heap::COUNTERS.heap_pages.load(Ordering::Relaxed);
+    let heap_pages = crate::memory::counters::COUNTERS
+        .heap_pages
+        .load(Ordering::Relaxed);
     // The byte buddy keeps every pool it grew (kalloc cannot detach one).
     let pages_used = if heap::kind() == Some(HeapKind::Buddy) {
         pages_used - heap_pages
@@ -127,10 +129,16 @@ fn heap_state() -> [usize; 5] {
     };
     [
         pages_used,
-        heap::COUNTERS.live_blocks.load(Ordering::Relaxed),
-        heap::COUNTERS.live_bytes.load(Ordering::Relaxed),
+        crate::memory::counters::COUNTERS
+            .live_blocks
+            .load(Ordering::Relaxed),
+        crate::memory::counters::COUNTERS
+            .live_bytes
+            .load(Ordering::Relaxed),
         heap::used_bytes(),
-        heap::COUNTERS.large_pages.load(Ordering::Relaxed),
+        crate::memory::counters::COUNTERS
+            .large_pages
+            .load(Ordering::Relaxed),
     ]
 }
 
@@ -198,7 +206,7 @@ ktest! {
         let _disarm = Disarm;
         let before = heap_state();
         let injected_before = injected(Site::Pages);
-        let failures_before = heap::COUNTERS.failures.load(Ordering::Relaxed);
+        let failures_before = crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed);
         let mut chain = Chain::new(Layout::from_size_align(200, 8).expect("valid"));
         // The heap's next page request (a slab refill, or a TLSF/buddy
         // pool) fails once.
@@ -214,7 +222,7 @@ ktest! {
         disarm_all();
         kassert!(refused, "100000 objects without a refill");
         kassert_eq!(injected(Site::Pages), injected_before + 1);
-        kassert_eq!(heap::COUNTERS.failures.load(Ordering::Relaxed), failures_before + 1);
+        kassert_eq!(crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed), failures_before + 1);
         // The same request works now, and so do many more.
         for _ in 0..500 {
             kassert!(chain.grow(), "allocation after the failed refill refused");
@@ -258,13 +266,13 @@ ktest! {
     fn injected_failures_reach_fallible_callers_and_the_oom_diagnosis() {
         let _disarm = Disarm;
         let before = heap_state();
-        let failures_before = heap::COUNTERS.failures.load(Ordering::Relaxed);
+        let failures_before = crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed);
         set_fail_nth(Site::Slab, 1);
         kassert!(try_box([7u64; 8]).is_err(), "try_box under failslab fail-nth succeeded");
         set_fail_nth(Site::Pages, 1);
         let mut large: Vec<u8> = Vec::new();
         kassert!(large.try_reserve_exact(3 * PAGE_SIZE).is_err(), "try_reserve under fail_page_alloc succeeded");
-        kassert_eq!(heap::COUNTERS.failures.load(Ordering::Relaxed), failures_before + 2);
+        kassert_eq!(crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed), failures_before + 2);
         crate::println!();
         crate::memory::global::print_failure_diagnosis();
         // Both work once the injection fired.
