@@ -77,16 +77,16 @@ mod tests {
     #[test]
     fn finds_first_mismatch_in_head_middle_and_tail() {
         let mut buf = [FREE_POISON; 67];
-        // SAFETY: `buf` is a live local array of 67 bytes.
         assert_eq!(
+            // SAFETY: `buf` is a live local array of 67 bytes.
             unsafe { first_mismatch(buf.as_ptr(), 67, FREE_POISON) },
             None
         );
         for at in [0, 1, 7, 8, 31, 60, 66] {
             let mut copy = buf;
             copy[at] = 0;
-            // SAFETY: as above.
             assert_eq!(
+                // SAFETY: as above.
                 unsafe { first_mismatch(copy.as_ptr(), 67, FREE_POISON) },
                 Some(at)
             );
@@ -102,8 +102,8 @@ mod tests {
         }
         buf[40] = 1;
         buf[50] = 1;
-        // SAFETY: as above; starting one byte in makes the head unaligned.
         assert_eq!(
+            // SAFETY: as above; starting one byte in makes the head unaligned.
             unsafe { first_mismatch(buf.as_ptr().add(1), 66, FREE_POISON) },
             Some(39)
         );

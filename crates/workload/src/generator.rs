@@ -321,9 +321,8 @@ impl<'s> Generator<'s> {
     ) -> Result<(), Failure> {
         let seed = pattern::seed(block.owner, block.seq);
         // SAFETY: the block is live and `size` bytes long.
-        if let Some((offset, expected, found)) =
-            unsafe { pattern::check(block.ptr.as_ptr(), block.size, seed) }
-        {
+        let damage = unsafe { pattern::check(block.ptr.as_ptr(), block.size, seed) };
+        if let Some((offset, expected, found)) = damage {
             let Block {
                 ptr,
                 size,

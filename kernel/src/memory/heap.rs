@@ -188,9 +188,9 @@ fn alloc_growing<A: ByteAllocator>(allocator: &mut A, layout: Layout) -> AllocRe
         Err(AllocError::NoMemory) => {
             let pages =
                 (COUNTERS.heap_pages.load(Ordering::Relaxed) / 2).clamp(GROW_PAGES, MAX_GROW_PAGES);
-            // SAFETY: the pool comes fresh from the page allocator, lies in
-            // the linear map and is owned by the heap from now on.
             grow(
+                // SAFETY: the pool comes fresh from the page allocator, lies
+                // in the linear map and is owned by the heap from now on.
                 |pool, bytes| unsafe { allocator.add_memory(pool.addr().get(), bytes) },
                 pages,
             )?;

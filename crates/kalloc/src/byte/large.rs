@@ -213,11 +213,11 @@ impl LargeBlocks {
         if old.capacity == 0 {
             return Ok(());
         }
+        let old_pages = old.table_pages::<P>();
         // SAFETY: the old slots are exactly the pages an earlier `rebuild`
         // took from this source, and nothing reads them any more.
-        if let Err(error) =
-            unsafe { source.dealloc_pages(old.slots.cast(), old.table_pages::<P>()) }
-        {
+        let freed = unsafe { source.dealloc_pages(old.slots.cast(), old_pages) };
+        if let Err(error) = freed {
             // Keep the old table and give the fresh one back instead.
             let fresh_table = core::mem::replace(self, old);
             // SAFETY: as above, for the fresh slots just taken.

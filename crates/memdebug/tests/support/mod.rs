@@ -84,6 +84,7 @@ impl FirstFit {
 
 impl BaseAllocator for FirstFit {
     unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
         unsafe { self.add_memory(start, size) }
     }
 

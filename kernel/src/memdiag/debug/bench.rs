@@ -61,10 +61,11 @@ fn through_global_alloc() -> Option<u64> {
 fn undecorated() -> Option<u64> {
     workload(
         |layout| KernelHeap.alloc(layout).ok(),
-        // SAFETY: each block came from `KernelHeap` with this layout and is
-        // freed once.
         |ptr, layout| {
-            let _ = unsafe { KernelHeap.dealloc(ptr, layout) };
+            // SAFETY: each block came from `KernelHeap` with this layout
+            // and is freed once.
+            let freed = unsafe { KernelHeap.dealloc(ptr, layout) };
+            debug_assert!(freed.is_ok(), "the heap refused a benchmark block");
         },
     )
 }
@@ -84,8 +85,8 @@ fn with_heap_counters() -> Option<u64> {
                 .fetch_add(layout.size(), Ordering::Relaxed);
             Some(ptr)
         },
-        // SAFETY: as in `undecorated`.
         |ptr, layout| {
+            // SAFETY: as in `undecorated`.
             if unsafe { KernelHeap.dealloc(ptr, layout) }.is_ok() {
                 crate::memory::counters::COUNTERS
                     .live_blocks

@@ -98,7 +98,7 @@ impl ZoneMeta for BuddyMeta {
     }
 
     unsafe fn new(trailing: *mut u8, base_pfn: usize, pages: usize) -> Self {
-        // SAFETY (whole block): links, live bits, then the order bitmaps are
+        // SAFETY: (the whole block) links, live bits, then the order bitmaps are
         // consecutive, 8-aligned (as `trailing` is) and disjoint, and take at
         // most `trailing_bytes(pages)` bytes because
         // `order_bits(..) <= (pages >> k) + 2`.
