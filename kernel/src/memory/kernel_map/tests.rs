@@ -24,7 +24,7 @@ ktest! {
 }
 
 ktest! {
-    fn sections_guards_ram_and_devices_are_planned_as_the_issue_says() {
+    fn sections_guards_ram_and_devices_get_their_planned_permissions() {
         let plan = plan().map_err(|e| crate::ktest::Failure::new(format_args!("plan: {e}")))?;
         let rodata = arch::virt_to_phys(layout::sections()[1].virt.start);
         kassert_eq!(plan.find(rodata).map(|m| m.perms), Some(Perms::Ro));
