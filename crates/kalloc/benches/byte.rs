@@ -87,7 +87,7 @@ fn main() {
         return;
     }
     // `KALLOC_BENCH_TABLES_ONLY=1` skips the criterion part and prints only
-    // the summary tables (for quick side-by-side checks while tuning).
+    // the summary tables, which take a fraction of the time.
     let tables_only = std::env::var_os("KALLOC_BENCH_TABLES_ONLY").is_some();
     macro_rules! crit_random {
         ($ty:ty) => {

@@ -1,20 +1,17 @@
 //! Unique-ID allocation over a bitmap: PIDs, ASIDs, IRQ numbers.
 
 use crate::page::bits;
-use crate::{AllocError, AllocResult, BaseAllocator, IdAllocator};
+use crate::{AllocError, AllocResult, IdAllocator};
 
 /// An allocator of integer IDs in `0..64 * WORDS`, over two inline bitmaps
 /// (`2 * 8 * WORDS` bytes, no heap): which IDs are managed (the ranges
-/// given to `init`/`add_memory`) and which of those are free.
+/// given to [`add_ids`](IdAllocator::add_ids)) and which of those are free.
 ///
 /// `alloc_id` is first fit, a word (64 IDs) at a time. Errors: a zero
 /// count or a bad alignment is `InvalidParam`, as is a range that does not
 /// fit in the capacity; an ID outside every managed range is `OutOfRange`;
 /// freeing a free ID is `DoubleFree` (first ID of the range) or
 /// `NotAllocated` (a later one); on error nothing changes.
-///
-/// Its [`BaseAllocator`] methods take ranges of IDs, not memory: they have
-/// no memory contract and are `unsafe` only because the trait is.
 #[derive(Clone, Debug)]
 pub struct BitmapIdAllocator<const WORDS: usize = 64> {
     managed: [u64; WORDS],
@@ -53,34 +50,20 @@ impl<const WORDS: usize> BitmapIdAllocator<WORDS> {
     }
 }
 
-impl<const WORDS: usize> BaseAllocator for BitmapIdAllocator<WORDS> {
-    /// Manages the IDs `[start, start + size)`.
-    ///
-    /// # Safety
-    /// None: IDs are numbers, not memory.
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: no contract.
-        unsafe { self.add_memory(start, size) }
-    }
-
-    /// Adds the IDs `[start, start + size)`: `InvalidParam` if empty or
+impl<const WORDS: usize> IdAllocator for BitmapIdAllocator<WORDS> {
+    /// Adds the IDs `[start, start + count)`: `InvalidParam` if empty or
     /// beyond the capacity, `MemoryOverlap` if any is already managed.
-    ///
-    /// # Safety
-    /// None: IDs are numbers, not memory.
-    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
-        let end = Self::range_end(start, size).map_err(|_| AllocError::InvalidParam)?;
+    fn add_ids(&mut self, start: usize, count: usize) -> AllocResult {
+        let end = Self::range_end(start, count).map_err(|_| AllocError::InvalidParam)?;
         if !bits::none_set(&self.managed, start, end) {
             return Err(AllocError::MemoryOverlap);
         }
         bits::set_range(&mut self.managed, start, end);
         bits::set_range(&mut self.free, start, end);
-        self.size += size;
+        self.size += count;
         Ok(())
     }
-}
 
-impl<const WORDS: usize> IdAllocator for BitmapIdAllocator<WORDS> {
     fn alloc_id(&mut self, count: usize, align: usize) -> AllocResult<usize> {
         if count == 0 || !align.is_power_of_two() {
             return Err(AllocError::InvalidParam);
@@ -152,8 +135,7 @@ mod tests {
 
     fn ids(start: usize, size: usize) -> BitmapIdAllocator<4> {
         let mut a = BitmapIdAllocator::<4>::new();
-        // SAFETY: ID ranges carry no memory contract.
-        unsafe { a.init(start, size) }.unwrap();
+        a.add_ids(start, size).unwrap();
         a
     }
 
@@ -193,13 +175,10 @@ mod tests {
     #[test]
     fn fixed_ids_and_regions() {
         let mut a = ids(0, 8);
-        // SAFETY: ID ranges carry no memory contract.
-        unsafe {
-            assert_eq!(a.add_memory(4, 8), Err(AllocError::MemoryOverlap));
-            assert_eq!(a.add_memory(200, 100), Err(AllocError::InvalidParam));
-            assert_eq!(a.add_memory(64, 0), Err(AllocError::InvalidParam));
-            a.add_memory(64, 8).unwrap();
-        }
+        assert_eq!(a.add_ids(4, 8), Err(AllocError::MemoryOverlap));
+        assert_eq!(a.add_ids(200, 100), Err(AllocError::InvalidParam));
+        assert_eq!(a.add_ids(64, 0), Err(AllocError::InvalidParam));
+        a.add_ids(64, 8).unwrap();
         assert_eq!(a.size(), 16);
         assert_eq!(a.alloc_fixed_id(65), Ok(()));
         assert_eq!(a.alloc_fixed_id(65), Err(AllocError::NoMemory));

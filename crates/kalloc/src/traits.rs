@@ -2,36 +2,43 @@
 //! so kernels can swap algorithms without touching their callers.
 //!
 //! The shape follows ArceOS's `allocator` crate (`BaseAllocator`,
-//! `ByteAllocator`, `PageAllocator`, `IdAllocator`) with three changes:
-//! every operation that can be misused returns an [`AllocError`] instead of
-//! panicking or corrupting state, every allocator takes several disjoint
-//! regions, and the operations that write into memory handed over by the
-//! caller are `unsafe` with their contract spelled out.
+//! `ByteAllocator`, `PageAllocator`, `IdAllocator`) with four changes:
+//! every operation that can be misused returns an
+//! [`AllocError`](crate::AllocError) instead of panicking or corrupting
+//! state, every allocator takes several disjoint regions, the operations
+//! that write into memory handed over by the caller are `unsafe` with
+//! their contract spelled out, and [`IdAllocator`] is not a
+//! [`BaseAllocator`]: IDs are numbers, not memory, so it adds its ranges
+//! with a safe method of its own.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::AllocResult;
 
-/// Setup shared by every allocator: the first region, then more.
+/// Setup shared by the memory allocators (page and byte): the first
+/// region, then more.
 pub trait BaseAllocator {
-    /// Starts managing `[start, start + size)`. Equivalent to
-    /// [`add_memory`](Self::add_memory) on an empty allocator.
+    /// Starts managing `[start, start + size)`. The default is
+    /// [`add_memory`](Self::add_memory), which is right for every allocator
+    /// of this crate; a wrapper overrides it to forward `init` itself.
     ///
     /// # Safety
     /// Same contract as [`add_memory`](Self::add_memory).
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult;
+    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: the caller upholds `add_memory`'s contract, which is this
+        // method's.
+        unsafe { self.add_memory(start, size) }
+    }
 
     /// Adds the region `[start, start + size)`. Regions must not overlap
     /// memory already managed ([`AllocError::MemoryOverlap`]); a region
     /// too small to hold anything is [`AllocError::InvalidParam`].
     ///
     /// # Safety
-    /// For memory allocators (page and byte), the range must be valid,
-    /// writable memory that nothing else uses for as long as the allocator
-    /// exists: the allocator keeps its metadata inside it and hands it out.
-    /// For ID allocators the range is only a set of numbers and this method
-    /// has no memory contract (their docs say so).
+    /// The range must be valid, writable memory that nothing else uses for
+    /// as long as the allocator exists: the allocator keeps its metadata
+    /// inside it and hands it out.
     ///
     /// [`AllocError::MemoryOverlap`]: crate::AllocError::MemoryOverlap
     /// [`AllocError::InvalidParam`]: crate::AllocError::InvalidParam
@@ -166,7 +173,15 @@ pub trait PageAllocator: BaseAllocator {
 }
 
 /// An allocator of unique integer IDs (PIDs, ASIDs, IRQ numbers).
-pub trait IdAllocator: BaseAllocator {
+///
+/// Not a [`BaseAllocator`]: the ranges it manages are sets of numbers, with
+/// no memory behind them, so adding one is safe.
+pub trait IdAllocator {
+    /// Adds the IDs `[start, start + count)` to those managed. An empty
+    /// range, or one the allocator cannot hold, is `InvalidParam`; a range
+    /// overlapping IDs already managed is `MemoryOverlap`. On error nothing
+    /// changes.
+    fn add_ids(&mut self, start: usize, count: usize) -> AllocResult;
     /// Allocates `count` consecutive IDs whose first is a multiple of
     /// `align` (a power of two).
     fn alloc_id(&mut self, count: usize, align: usize) -> AllocResult<usize>;

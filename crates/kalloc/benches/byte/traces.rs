@@ -67,7 +67,8 @@ pub fn churn_64(seed: u64, steps: usize) -> Vec<Step> {
     trace
 }
 
-/// Plays a trace; `time_op` wraps every allocator call (for latencies).
+/// Plays a trace, writing one byte into every block it allocates (so a
+/// block is touched as a user would touch it).
 pub fn play<C: Contender>(c: &mut C, trace: &[Step], slots: &mut [Option<(NonNull<u8>, Layout)>]) {
     for step in trace {
         match *step {
@@ -88,6 +89,7 @@ pub fn play<C: Contender>(c: &mut C, trace: &[Step], slots: &mut [Option<(NonNul
     }
 }
 
+/// One empty slot per possible live block.
 pub fn fresh_slots() -> Vec<Option<(NonNull<u8>, Layout)>> {
     vec![None; MAX_LIVE]
 }

@@ -1,11 +1,18 @@
-//! The linear-scan page allocator: the original RVOS allocator, one state
-//! byte per page scanned first fit from the bottom on every allocation.
-//! Kept as the baseline the buddy and bitmap allocators are measured against.
+//! The linear-scan page allocator: one state byte per page, scanned first
+//! fit from the bottom on every allocation. The simplest correct page
+//! allocator, and the baseline the benchmark sets the buddy and bitmap
+//! allocators against.
+//!
+//! [`LinearMeta`] is the algorithm (the [`FirstFit`] trait); the public
+//! type below checks and counts each request through [`ZonedPages`].
+
+use core::ops::Range;
 
 use super::DEFAULT_PAGE_SIZE;
 use super::zone::ZoneMeta;
-use super::zoned::{FirstFit, ZonedPages, first_fit_allocator};
-use crate::{AllocError, AllocResult};
+use super::zoned::{FirstFit, ZonedPages};
+use crate::stats::{PageStats, PageStatsSource};
+use crate::{AllocError, AllocResult, BaseAllocator, PageAllocator};
 
 /// The page is handed out.
 const TAKEN: u8 = 1;
@@ -114,4 +121,78 @@ pub struct LinearPageAllocator<const PAGE_SIZE: usize = DEFAULT_PAGE_SIZE> {
     pages: ZonedPages<LinearMeta>,
 }
 
-first_fit_allocator!(LinearPageAllocator);
+// SAFETY: the zones are memory the allocator owns exclusively (the
+// `add_memory` contract); nothing in them is tied to a thread.
+unsafe impl<const P: usize> Send for LinearPageAllocator<P> {}
+
+impl LinearPageAllocator {
+    /// An empty allocator of 4 KiB pages.
+    pub const fn new() -> Self {
+        Self::with_page_size()
+    }
+}
+
+impl Default for LinearPageAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const PAGE_SIZE: usize> LinearPageAllocator<PAGE_SIZE> {
+    /// An empty allocator of `PAGE_SIZE`-byte pages.
+    pub const fn with_page_size() -> Self {
+        const { assert!(PAGE_SIZE.is_power_of_two() && PAGE_SIZE >= 64) };
+        Self {
+            pages: ZonedPages::new(),
+        }
+    }
+
+    /// The managed byte ranges, one per region, in address order (each
+    /// region minus its metadata and unaligned edges).
+    pub fn regions(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.pages.regions(PAGE_SIZE)
+    }
+}
+
+impl<const PAGE_SIZE: usize> BaseAllocator for LinearPageAllocator<PAGE_SIZE> {
+    /// # Safety
+    /// As for [`BaseAllocator::add_memory`]; `start` must also carry exposed
+    /// provenance (`ptr.expose_provenance()`), since the metadata is
+    /// written through it.
+    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.pages.add_free(start, size, PAGE_SIZE) }
+    }
+}
+
+impl<const PAGE_SIZE: usize> PageAllocator for LinearPageAllocator<PAGE_SIZE> {
+    const PAGE_SIZE: usize = PAGE_SIZE;
+
+    fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<usize> {
+        self.pages.alloc_first_fit(count, align, PAGE_SIZE)
+    }
+
+    fn alloc_pages_at(&mut self, addr: usize, count: usize, align: usize) -> AllocResult<usize> {
+        self.pages.alloc_fixed(addr, count, align, PAGE_SIZE)
+    }
+
+    fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {
+        self.pages.dealloc(addr, count, PAGE_SIZE)
+    }
+
+    fn total_pages(&self) -> usize {
+        self.pages.total_pages
+    }
+
+    fn used_pages(&self) -> usize {
+        self.pages.used_pages
+    }
+}
+
+impl<const PAGE_SIZE: usize> PageStatsSource for LinearPageAllocator<PAGE_SIZE> {
+    /// Walks each zone's free runs and reports each as the maximal aligned
+    /// blocks a buddy would hold.
+    fn page_stats(&self) -> PageStats {
+        self.pages.page_stats()
+    }
+}

@@ -83,11 +83,6 @@ impl FirstFit {
 }
 
 impl BaseAllocator for FirstFit {
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.add_memory(start, size) }
-    }
-
     unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
         assert!(self.size == 0, "FirstFit takes one region");
         self.base = std::ptr::with_exposed_provenance_mut(start);

@@ -3,7 +3,7 @@
 //! allocated, and of which order. Every state test of the allocator is
 //! one load and one compare of a tag.
 
-use super::{FreeNode, UNIT_LOG2};
+use super::{BUDDY_UNIT, FreeNode, UNIT_LOG2};
 
 /// Tag of a unit where no block starts (the inside of a block).
 pub(super) const NO_BLOCK: u8 = 0;
@@ -36,11 +36,18 @@ impl BuddyPool {
     /// this pool's units. The offset is rotated rather than shifted, so a
     /// misaligned address (low bits set) lands far above `units` and one
     /// compare rejects it together with addresses outside the data area
-    /// (below it, the subtraction wraps to a huge offset too).
+    /// (below it, the subtraction wraps to a huge offset too). Debug
+    /// builds check it against the plain range, alignment and division.
     #[inline(always)]
     pub(super) fn unit_of(&self, addr: usize) -> Option<usize> {
         let unit = addr.wrapping_sub(self.data_start).rotate_right(UNIT_LOG2);
-        (unit < self.units).then_some(unit)
+        let found = (unit < self.units).then_some(unit);
+        debug_assert_eq!(found, {
+            let offset = addr.wrapping_sub(self.data_start);
+            let inside = addr >= self.data_start && offset < self.units * BUDDY_UNIT;
+            (inside && offset.is_multiple_of(BUDDY_UNIT)).then_some(offset / BUDDY_UNIT)
+        });
+        found
     }
 
     /// The tag of `unit`.

@@ -10,13 +10,6 @@ use super::{BuddyByteAllocator, HEADS, UNIT_LOG2, block_bytes, order_for};
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
 impl BaseAllocator for BuddyByteAllocator {
-    /// # Safety
-    /// See [`BaseAllocator::add_memory`].
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.add_memory(start, size) }
-    }
-
     /// Adds a pool given by address (exposed provenance; prefer
     /// [`BuddyByteAllocator::add_pool`] when holding a pointer).
     ///

@@ -1,48 +1,73 @@
 //! One slab cache: objects of one size, in slabs of `2^k` pages aligned to
 //! their own size, so an object's slab is its address rounded down (no
-//! lookup). Each slab starts with a [`SlabHeader`], followed by the
-//! objects. A free checks the header's magic, that the address is an
-//! object boundary below the slab's bump (a multiply, no division) and
-//! the object's link word (`link.rs`): certainly live, or looked up on the
-//! free lists, which makes double-free detection exact without any
-//! per-object state to update on allocation and free.
+//! lookup). This file holds the fast paths, `alloc`, `check_live` and
+//! `free`, each complete in one function; the slow paths live beside it
+//! (`check.rs`: naming a bad free's error; `lists.rs`: moving slabs
+//! between lists and the page source; `retire.rs`: slabs on bad memory).
+//!
+//! ```text
+//!  slab (2^k pages, aligned to 2^k pages)
+//!  +-------------+--------+--------+-----+--------+------+
+//!  | SlabHeader  | obj 0  | obj 1  | ... | obj n-1| tail |
+//!  +-------------+--------+--------+-----+--------+------+
+//!  ^ object address rounded down to the slab size
+//!                ^ first_object: offsets below are measured from here
+//! ```
+//!
+//! A free is refused unless four things hold, checked in this order by
+//! `check_live` (only the last reads memory beyond the header: the
+//! object's first word):
+//!
+//! 1. the header at the slab boundary is that of a slab of this cache in
+//!    service (its stamp, see [`SlabCache::stamp`]);
+//! 2. the offset from the first object is below `carved`: the object was
+//!    handed out at least once;
+//! 3. the offset is a multiple of the object size (an object boundary;
+//!    [`ExactDivisor`]);
+//! 4. the object is not free: its first word does not decode to a link
+//!    ([`free_list::may_be_free`]), or, if it does, the object is on no
+//!    list (`check.rs` looks).
+//!
+//! Then the object is parked in the magazine, or, when that is full, goes
+//! back on its slab's free list.
 
 use core::ptr::{self, NonNull};
 
-use super::info::SlabInfo;
-use super::link;
+use super::Hull;
+use super::divisor::ExactDivisor;
+use super::free_list::{self, FreeList};
 use super::magazine::Magazine;
 use super::source::PageSource;
-use crate::AllocResult;
+use crate::{AllocError, AllocResult};
 
 mod check;
 mod lists;
 mod retire;
+mod slabinfo;
 
 /// At most this many empty slabs stay in a cache; more go back to the
 /// page source at once.
 pub const MAX_EMPTY_SLABS: usize = 2;
 /// The largest slab is `2^MAX_SLAB_ORDER` pages.
 const MAX_SLAB_ORDER: u32 = 6;
-/// Tells a slab header from other memory: a slab in service holds
-/// `SLAB_MAGIC ^ slab address ^ cache index`, so one compare checks that an
-/// address lies in a live slab of the expected cache.
+/// Mixed into every slab stamp: a constant no ordinary data (zeros, small
+/// integers, pointers) is likely to reproduce.
 const SLAB_MAGIC: usize = 0x51ab_c0de_51ab_c0de_u64 as usize;
-/// XORed into the magic of a retired slab (taken out of service because a
-/// bad page backs it): its frees fail the fast path's compare and take the
-/// slow one, which knows retired slabs.
+/// Mixed into the stamp of a retired slab (taken out of service because a
+/// bad page backs it): its frees miss the fast path and take the slow one,
+/// which knows retired slabs.
 const RETIRED: usize = 0x7e71_7ed0_7e71_7ed0_u64 as usize;
 
 /// The header at the start of every slab.
 #[repr(C)]
 pub(super) struct SlabHeader {
-    /// `SLAB_MAGIC ^ slab address ^ cache index` while the slab is in
-    /// service (`^ RETIRED` once retired), 0 once given back.
-    magic: usize,
-    /// Freed objects, linked through their first word (`link.rs`).
-    free_head: *mut u8,
+    /// [`SlabCache::stamp`] while the slab is in service, that `^ RETIRED`
+    /// once retired, 0 once given back to the page source.
+    stamp: usize,
+    /// Objects freed back to this slab (not those parked in the magazine).
+    free: FreeList,
     /// Bytes of objects handed out from the bump, counted from the first
-    /// object: objects at or above it were never handed out.
+    /// object: objects at or above it have never been handed out.
     carved: usize,
     /// Objects not on this slab's free list: live, parked in the
     /// magazine, or (retired slabs) freed but kept off the free list.
@@ -55,6 +80,14 @@ const FULL: usize = 0;
 const PARTIAL: usize = 1;
 const EMPTY: usize = 2;
 
+/// Where `check_live` found a live object.
+pub(super) enum Live {
+    /// In a slab in service: the free parks it or lists it.
+    InService(*mut SlabHeader),
+    /// In a retired slab: the free lists it there for good (`retire.rs`).
+    Retired(*mut SlabHeader),
+}
+
 /// A cache of equal-size objects.
 #[derive(Clone, Copy)]
 pub(super) struct SlabCache {
@@ -63,13 +96,10 @@ pub(super) struct SlabCache {
     pub pages_per_slab: usize,
     pub objects_per_slab: usize,
     slab_bytes: usize,
-    /// Divisibility by `object_size` in a multiply, rotate and compare
-    /// (Granlund and Montgomery): `object_size = odd << size_shift`,
-    /// `odd_inverse * odd = 1 (mod 2^64)`, `multiple_limit = usize::MAX /
-    /// object_size`.
-    odd_inverse: usize,
-    size_shift: u32,
-    multiple_limit: usize,
+    /// Tells object boundaries: offsets the object size divides.
+    size_divisor: ExactDivisor,
+    /// Offset of object 0 from the slab start (the header, rounded up to
+    /// the objects' alignment).
     first_object: usize,
     /// The slab allocations come from (SLUB's "cpu slab"): on no list and
     /// in no count, so allocating from it and freeing into it never
@@ -89,18 +119,6 @@ pub(super) struct SlabCache {
     /// leaves or rejoins a slab, never on the magazine's fast path.
     held: usize,
     index: usize,
-}
-
-/// The inverse of odd `odd` modulo `2^64` (Newton's iteration: each step
-/// doubles the correct low bits, from 3 at the start: `odd * odd = 1 mod 8`).
-const fn odd_inverse(odd: usize) -> usize {
-    let mut inverse = odd;
-    let mut step = 0;
-    while step < 5 {
-        inverse = inverse.wrapping_mul(2usize.wrapping_sub(odd.wrapping_mul(inverse)));
-        step += 1;
-    }
-    inverse
 }
 
 impl SlabCache {
@@ -130,16 +148,13 @@ impl SlabCache {
             }
         }
         let (order, slab_bytes, objects, first_object) = best?;
-        let size_shift = object_size.trailing_zeros();
         Some(Self {
             name,
             object_size,
             pages_per_slab: 1 << order,
             objects_per_slab: objects,
             slab_bytes,
-            odd_inverse: odd_inverse(object_size >> size_shift),
-            size_shift,
-            multiple_limit: usize::MAX / object_size,
+            size_divisor: ExactDivisor::new(object_size),
             first_object,
             current: ptr::null_mut(),
             lists: [ptr::null_mut(); 3],
@@ -159,10 +174,25 @@ impl SlabCache {
         (objects > 0).then_some((objects, first))
     }
 
-    /// The magic of this cache's slab at `slab_addr` while in service.
+    /// The stamp of this cache's slab at `slab` while it is in service:
+    /// `SLAB_MAGIC ^ slab address ^ cache index`. One compare against it
+    /// checks the three things a free must know of the memory at a slab
+    /// boundary: it is a slab header (user data matches by chance 1 in
+    /// 2^64), it was written at this address (a copy of a header in other
+    /// pages does not match) and it is a slab of the cache the layout names
+    /// (an object freed with another class's layout does not match).
+    /// `check.rs` tests that stamps tell these apart.
     #[inline(always)]
-    fn live_magic(&self, slab_addr: usize) -> usize {
-        SLAB_MAGIC ^ slab_addr ^ self.index
+    fn stamp(&self, slab: *mut SlabHeader) -> usize {
+        SLAB_MAGIC ^ slab.addr() ^ self.index
+    }
+
+    /// The slab holding `object` (slabs are aligned to their size).
+    #[inline(always)]
+    fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
+        object
+            .with_addr(object.addr() & !(self.slab_bytes - 1))
+            .cast()
     }
 
     pub fn slab_bytes(&self) -> usize {
@@ -178,76 +208,11 @@ impl SlabCache {
         self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null()) + self.retired
     }
 
-    /// Slabs per state (full, partial, empty), the current slab included,
-    /// with parked objects counted as free: a slab's `in_use` counts them
-    /// (so it is never released under the magazine), `slabinfo` does not.
-    /// O(parked^2), at most `MAGAZINE_MAX^2` steps: statistics only.
-    fn state_counts(&self) -> [usize; 3] {
-        let mut counts = self.counts;
-        if !self.current.is_null() {
-            // SAFETY: a non-null current slab is a live slab of this cache.
-            counts[self.list_for(unsafe { (*self.current).in_use })] += 1;
-        }
-        for (position, object) in self.magazine.objects().enumerate() {
-            let slab = self.slab_of(object);
-            // Each slab once, at its first (most recent) parked object.
-            if self
-                .magazine
-                .objects()
-                .take(position)
-                .any(|earlier| self.slab_of(earlier) == slab)
-            {
-                continue;
-            }
-            let parked = self
-                .magazine
-                .objects()
-                .filter(|&other| self.slab_of(other) == slab)
-                .count();
-            // SAFETY: a slab holding a parked object is a live slab of
-            // this cache.
-            let in_use = unsafe { (*slab).in_use };
-            counts[self.list_for(in_use)] -= 1;
-            counts[self.list_for(in_use - parked)] += 1;
-        }
-        counts
-    }
-
-    /// The slab holding `object` (slabs are aligned to their size).
-    #[inline(always)]
-    fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
-        object
-            .with_addr(object.addr() & !(self.slab_bytes - 1))
-            .cast()
-    }
-
-    /// Empty slabs held, the current slab included.
-    fn empty_slabs(&self) -> usize {
-        // SAFETY: a non-null current slab is a live slab of this cache.
-        let current_empty = !self.current.is_null() && unsafe { (*self.current).in_use } == 0;
-        self.counts[EMPTY] + usize::from(current_empty)
-    }
-
-    pub fn info(&self) -> SlabInfo {
-        let [full_slabs, partial_slabs, empty_slabs] = self.state_counts();
-        SlabInfo {
-            name: self.name,
-            object_size: self.object_size,
-            active_objects: self.active_objects(),
-            total_objects: self.slab_count() * self.objects_per_slab,
-            objects_per_slab: self.objects_per_slab,
-            pages_per_slab: self.pages_per_slab,
-            full_slabs,
-            partial_slabs,
-            empty_slabs,
-        }
-    }
-
     /// Allocates one object: the one freed last if the magazine holds
-    /// any, else from the current slab; when that is full (or there is
-    /// none), `refill` makes the first partial slab current (else an empty
-    /// one, else a new slab from `source`, whose address range is reported
-    /// through `on_new_slab`).
+    /// any, else from the current slab (its free list, else its bump);
+    /// when that is full (or there is none), `refill` makes the first
+    /// partial slab current (else an empty one, else a new slab from
+    /// `source`, whose address range is reported through `on_new_slab`).
     #[inline(always)]
     pub fn alloc<P: PageSource>(
         &mut self,
@@ -255,79 +220,105 @@ impl SlabCache {
         on_new_slab: impl FnOnce(usize, usize),
     ) -> AllocResult<NonNull<u8>> {
         if let Some(object) = self.magazine.pop() {
-            // SAFETY: a parked object is a free object of a live slab of
-            // this cache, already counted in its slab's `in_use`.
+            // SAFETY: a parked object is a free object of a slab in service
+            // of this cache, already counted in its slab's `in_use`.
             unsafe {
-                link::clear(object);
+                free_list::clear_link(object);
                 return Ok(NonNull::new_unchecked(object));
             }
         }
         let mut slab = self.current;
-        // SAFETY: a non-null current slab is a live slab of this cache.
+        // SAFETY: a non-null current slab is a slab in service of this cache.
         if slab.is_null() || unsafe { (*slab).in_use } == self.objects_per_slab {
             slab = self.refill(source, on_new_slab)?;
         }
-        // SAFETY: `slab` is the current slab and has a free object: on
-        // its free list (linked by `link::write`) or below its end.
+        // SAFETY: `slab` is the current slab and has a free object: on its
+        // free list, or at its bump, below its end.
         unsafe {
             let header = &mut *slab;
-            let object = if !header.free_head.is_null() {
-                let object = header.free_head;
-                header.free_head = link::read(object);
-                object
-            } else {
-                let object = slab.cast::<u8>().add(self.first_object + header.carved);
-                header.carved += self.object_size;
-                object
+            let object = match header.free.pop() {
+                Some(object) => object,
+                None => {
+                    let object = slab.cast::<u8>().add(self.first_object + header.carved);
+                    header.carved += self.object_size;
+                    object
+                }
             };
-            link::clear(object);
+            free_list::clear_link(object);
             header.in_use += 1;
             self.held += 1;
             Ok(NonNull::new_unchecked(object))
         }
     }
 
-    /// Whether `slab`, a live slab of this cache, is retired.
+    /// Checks that `object` is a live object of this cache (the four
+    /// checks of the module doc); returns its slab. The common case costs
+    /// a mask, the header's stamp and bump, a multiply and the object's
+    /// first word; anything else (an error, an object that may be free, a
+    /// retired slab) goes to [`classify`](Self::classify).
     ///
     /// # Safety
-    /// `slab` is a live slab of this cache.
+    /// `object` lies in `hull`, the pages the slab allocator took from its
+    /// source (which stay mapped), and, as `dealloc` requires, if it lies
+    /// in memory the allocator manages it is a pointer the allocator
+    /// returned.
     #[inline(always)]
-    unsafe fn is_retired(&self, slab: *mut SlabHeader) -> bool {
-        // SAFETY: the caller's guarantee.
-        unsafe { (*slab).magic != self.live_magic(slab.addr()) }
+    pub unsafe fn check_live(&self, object: NonNull<u8>, hull: Hull) -> AllocResult<Live> {
+        let object = object.as_ptr();
+        let slab = self.slab_of(object);
+        if slab.addr() < hull.lo {
+            return Err(AllocError::NotAllocated);
+        }
+        // Wraps to a huge value for an address inside the header.
+        let offset = object.addr().wrapping_sub(slab.addr() + self.first_object);
+        // SAFETY: `hull.lo <= slab <= object < hull.hi`, so the header lies
+        // in pages taken from the source. The object's first word is read
+        // only once the stamp names a slab of this cache in service and
+        // the offset an object it handed out, so it is initialised.
+        let certainly_live = unsafe {
+            (*slab).stamp == self.stamp(slab)
+                && offset < (*slab).carved
+                && self.size_divisor.divides(offset)
+                && !free_list::may_be_free(object, hull)
+        };
+        if certainly_live {
+            return Ok(Live::InService(slab));
+        }
+        self.classify(slab, offset, object)
     }
 
-    /// Frees `object` of `slab` (validated by `check_live`, which said
-    /// whether the slab is `retired`): parks it in the magazine, or, when
-    /// that is full, gives it back to its slab (and a surplus empty slab
-    /// back to `source`). The last live object of the cache empties the
-    /// magazine, so a cache with nothing allocated holds exactly its empty
-    /// slabs.
+    /// Frees `object`, after [`check_live`](Self::check_live): parks it in
+    /// the magazine, or, when that is full, gives it back to its slab (and
+    /// a surplus empty slab back to `source`). The last live object of the
+    /// cache empties the magazine, so a cache with nothing allocated holds
+    /// exactly its empty slabs.
     ///
     /// # Safety
-    /// `check_live(object)` returned `(slab, retired)` and nothing changed
-    /// since.
+    /// As for `check_live`; and, if the free succeeds, no reference into
+    /// the object is used after it.
     #[inline(always)]
     pub unsafe fn free<P: PageSource>(
         &mut self,
         source: &mut P,
-        slab: *mut SlabHeader,
-        object: *mut u8,
-        retired: bool,
-    ) {
-        // SAFETY: a live object of a slab of this cache.
+        object: NonNull<u8>,
+        hull: Hull,
+    ) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        let live = unsafe { self.check_live(object, hull)? };
+        let object = object.as_ptr();
+        // SAFETY: `check_live` found `object` live in `slab`, a slab of
+        // this cache; the caller gives it up.
         unsafe {
-            if retired {
-                self.free_retired(source, slab, object);
-            } else if !self.magazine.is_full() {
-                self.magazine.push(object);
-            } else {
-                self.return_to_slab(source, slab, object);
-            }
-            if self.active_objects() == 0 {
-                self.drain_magazine(source);
+            match live {
+                Live::Retired(slab) => self.free_retired(source, slab, object),
+                Live::InService(_) if !self.magazine.is_full() => self.magazine.push(object),
+                Live::InService(slab) => self.return_to_slab(source, slab, object),
             }
         }
+        if self.active_objects() == 0 {
+            self.drain_magazine(source);
+        }
+        Ok(())
     }
 
     /// Gives every parked object back to its slab.
@@ -335,8 +326,8 @@ impl SlabCache {
     pub fn drain_magazine<P: PageSource>(&mut self, source: &mut P) {
         while let Some(object) = self.magazine.pop() {
             let slab = self.slab_of(object);
-            // SAFETY: a parked object is a free object of a live slab of
-            // this cache, counted in its `in_use`, on no free list.
+            // SAFETY: a parked object is a free object of a slab in service
+            // of this cache, counted in its `in_use`, on no free list.
             unsafe { self.return_to_slab(source, slab, object) };
         }
     }
@@ -356,8 +347,7 @@ impl SlabCache {
     ) {
         // SAFETY: the caller's guarantees.
         unsafe {
-            link::write(object, (*slab).free_head);
-            (*slab).free_head = object;
+            (*slab).free.push(object);
             let old_in_use = (*slab).in_use;
             (*slab).in_use = old_in_use - 1;
             self.held -= 1;

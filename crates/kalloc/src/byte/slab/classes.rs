@@ -52,11 +52,20 @@ pub(super) fn class_for(layout: Layout) -> Option<usize> {
 
 /// The class of the common request, 1..=2048 bytes with an alignment of
 /// at most 8 (which every class has), in one compare and a table load:
-/// `size - 1` wraps for 0, and an alignment above 8 sets bit 11 or higher.
+/// `size - 1` wraps for 0, and an alignment above 8 sets bit 11 or higher,
+/// so `key < KMALLOC_MAX` is `1 <= size <= 2048 && align <= 8`. `None`
+/// leaves the request to [`class_for_general`], whose answer this matches
+/// (checked in debug builds).
 #[inline(always)]
 pub(super) fn small_class(layout: Layout) -> Option<usize> {
     let key = layout.size().wrapping_sub(1) | ((layout.align() - 1) >> 3) << 11;
-    (key < KMALLOC_MAX).then(|| CLASS_BY_SIZE[key >> 3] as usize)
+    let class = (key < KMALLOC_MAX).then(|| CLASS_BY_SIZE[key >> 3] as usize);
+    debug_assert_eq!(
+        class.is_some(),
+        (1..=KMALLOC_MAX).contains(&layout.size()) && layout.align() <= 8
+    );
+    debug_assert!(class.is_none() || class == class_for_general(layout));
+    class
 }
 
 /// [`class_for`] for zero sizes, alignments above 8 and large requests.

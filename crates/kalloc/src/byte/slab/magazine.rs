@@ -1,10 +1,10 @@
 //! A cache's magazine: the objects freed most recently, on a short LIFO
-//! list linked through their first word (Bonwick's magazine layer, one per
-//! cache; links encoded as in `link.rs`). Allocation takes the last freed
-//! object back and free parks the object, neither touching a slab list,
-//! a slab's use count nor any shared word but the magazine's own, so a
-//! free-one-allocate-one pattern over objects scattered across many slabs
-//! costs a few stores and no data-dependent branch.
+//! [`FreeList`] (Bonwick's magazine layer, one per cache). Allocation
+//! takes the last freed object back and free parks the object, neither
+//! touching a slab list, a slab's use count nor any shared word but the
+//! magazine's own, so a free-one-allocate-one pattern over objects
+//! scattered across many slabs costs a few stores and no data-dependent
+//! branch.
 //!
 //! A parked object is free for errors (a second free of it is still
 //! `DoubleFree`: its link word makes the free look it up here) and for the
@@ -12,9 +12,7 @@
 //! machine: a slab holding parked objects is never empty, so it is never
 //! given back while the magazine points into it.
 
-use core::ptr;
-
-use super::link;
+use super::free_list::FreeList;
 
 /// The most objects one magazine holds.
 pub const MAGAZINE_MAX: usize = 32;
@@ -22,7 +20,7 @@ pub const MAGAZINE_MAX: usize = 32;
 /// The parked objects of one cache.
 #[derive(Clone, Copy)]
 pub(super) struct Magazine {
-    head: *mut u8,
+    list: FreeList,
     /// Objects it can still take (capacity minus parked objects).
     room: usize,
     capacity: usize,
@@ -40,7 +38,7 @@ impl Magazine {
             MAGAZINE_MAX
         };
         Self {
-            head: ptr::null_mut(),
+            list: FreeList::EMPTY,
             room: capacity,
             capacity,
         }
@@ -60,15 +58,14 @@ impl Magazine {
     /// Parks `object`.
     ///
     /// # Safety
-    /// `object` is a freed object of this magazine's cache, at least one
-    /// word long and word-aligned, on no other list, and the magazine is
-    /// not full.
+    /// `object` is a freed object of this magazine's cache, in a slab in
+    /// service, on no list, and the magazine is not full.
     #[inline(always)]
     pub unsafe fn push(&mut self, object: *mut u8) {
         debug_assert!(!self.is_full());
-        // SAFETY: the caller guarantees a free, word-aligned object.
-        unsafe { link::write(object, self.head) };
-        self.head = object;
+        // SAFETY: the caller's guarantee; objects are word-aligned and at
+        // least one word long (`SlabCache::new` makes them so).
+        unsafe { self.list.push(object) };
         self.room -= 1;
     }
 
@@ -76,22 +73,18 @@ impl Magazine {
     /// set: the caller clears it when handing it out).
     #[inline(always)]
     pub fn pop(&mut self) -> Option<*mut u8> {
-        if self.head.is_null() {
-            return None;
-        }
-        let object = self.head;
-        // SAFETY: parked objects are free objects of live slabs (a slab
-        // with parked objects is never released), linked by `push`.
-        self.head = unsafe { link::read(object) };
+        // SAFETY: parked objects are free objects of slabs in service (a
+        // slab with parked objects is never released), linked by `push`.
+        let object = unsafe { self.list.pop() }?;
         self.room += 1;
         Some(object)
     }
 
     /// The parked objects, most recent first.
     pub fn objects(&self) -> impl Iterator<Item = *mut u8> + '_ {
-        // SAFETY: as in `pop`: parked objects are linked by `push` and live
-        // in slabs that stay allocated while the magazine is borrowed.
-        unsafe { link::chain(self.head, self.parked()) }
+        // SAFETY: as in `pop`; the slabs stay allocated while the magazine
+        // is borrowed.
+        unsafe { self.list.iter(self.parked()) }
     }
 
     /// Whether `object` is parked: at most [`MAGAZINE_MAX`] steps, on the
@@ -215,8 +208,8 @@ mod tests {
         let objects: Vec<_> = (0..8).map(|_| slab.alloc(layout).unwrap()).collect();
         // Link words as a free object would hold them: the end of a list,
         // and a link to another object of the cache.
-        let ends_list = super::super::link::encode(objects[0].as_ptr(), core::ptr::null_mut());
-        let links_on = super::super::link::encode(objects[1].as_ptr(), objects[2].as_ptr());
+        let ends_list = super::super::free_list::encode(objects[0].as_ptr(), core::ptr::null_mut());
+        let links_on = super::super::free_list::encode(objects[1].as_ptr(), objects[2].as_ptr());
         // SAFETY: live 64-byte objects, written by their owner, freed once,
         // then freed again (reported).
         unsafe {

@@ -6,7 +6,7 @@ use core::mem::size_of;
 
 /// Block sizes and payload addresses are multiples of this (16 on 64-bit).
 pub const GRANULE: usize = 2 * size_of::<usize>();
-const GRANULE_LOG2: u32 = GRANULE.trailing_zeros();
+pub(super) const GRANULE_LOG2: u32 = GRANULE.trailing_zeros();
 /// Bytes of header in front of every block's payload.
 pub const HEADER: usize = size_of::<BlockHeader>();
 /// The smallest block: a header plus room for the two free-list links.
@@ -28,7 +28,8 @@ pub(super) const FREE: usize = 1;
 /// it (no two free blocks are neighbours), so a free block's `size_flags`
 /// is exactly `size | FREE`.
 pub(super) const PREV_FREE: usize = 2;
-const FLAGS: usize = GRANULE - 1;
+/// The flag bits of `size_flags` (sizes are granule multiples).
+pub(super) const FLAGS: usize = GRANULE - 1;
 
 const _: () = assert!(HEADER == GRANULE && MIN_BLOCK == 2 * GRANULE);
 // `FL_COUNT < usize::BITS`: the search's `usize::MAX << (fl + 1)` never
@@ -122,6 +123,24 @@ pub(super) unsafe fn links(block: *mut BlockHeader) -> *mut FreeLinks {
     unsafe { block.byte_add(HEADER).cast() }
 }
 
+/// `x / GRANULE` if `x` is a whole number of granules, else a number above
+/// `usize::MAX / GRANULE`, more granules than any pool holds: the rotation
+/// moves the low bits that make `x` misaligned to the top. So
+/// `granules(x) <= n` (for `n` a granule count) reads "`x` is a whole
+/// number of granules, at most `n`", in a rotate and a compare; and an `x`
+/// that wrapped below zero (a negative difference) is huge either way.
+/// Debug builds check it against the plain division.
+#[inline(always)]
+pub(super) fn granules(x: usize) -> usize {
+    let rotated = x.rotate_right(GRANULE_LOG2);
+    debug_assert!(if x.is_multiple_of(GRANULE) {
+        rotated == x / GRANULE
+    } else {
+        rotated > usize::MAX / GRANULE
+    });
+    rotated
+}
+
 /// The block size that serves a payload of `payload` bytes: the payload
 /// rounded up to the granule plus the header. For `payload >= 1` that is
 /// at least `MIN_BLOCK` without a `max` (the rounded payload is at least
@@ -160,10 +179,10 @@ pub(super) fn mapping_insert(size: usize) -> (usize, usize) {
 /// to the next list boundary, so the search never walks a list. `None` if
 /// the rounding overflows. Requests below `1 << FL_SHIFT` (the exact-fit
 /// row, most requests of a kernel heap) take a shift instead of the bit
-/// scan: the search starts the allocation's dependency chain, and this
-/// branch measured cheaper than the scan's latency on small-object churn
-/// (in `mapping_insert`, on mixed sizes, the branch's mispredictions cost
-/// more than it saves, so that one stays branch-free).
+/// scan: the search starts the allocation's dependency chain, and a shift
+/// has a shorter latency than a bit scan. `mapping_insert` has no such
+/// branch: it runs on the sizes of split and merged blocks, which are
+/// mixed, so the branch would mispredict often.
 #[inline(always)]
 pub(super) fn mapping_search(size: usize) -> Option<(usize, usize)> {
     if size < 1 << FL_SHIFT {

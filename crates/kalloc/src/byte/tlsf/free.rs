@@ -6,8 +6,8 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use super::block::{
-    BlockHeader, FREE, GRANULE, HEADER, MIN_BLOCK, PREV_FREE, block_size_for, set_prev_free,
-    set_size_flags, size_flags,
+    BlockHeader, FLAGS, FREE, GRANULE, HEADER, MIN_BLOCK, PREV_FREE, block_size_for, granules,
+    set_prev_free, set_size_flags, size_flags,
 };
 use super::{HotPool, Tlsf};
 use crate::{AllocError, AllocResult};
@@ -30,9 +30,28 @@ impl Tlsf {
     }
 
     /// Returns the live block whose payload is `ptr` and that `layout`
-    /// describes, with its size, after checking its header against its
-    /// neighbours. Every check of the common case ends in one branch;
-    /// only the addresses checked to lie in the pool are read.
+    /// describes, with its size, after these checks, in this order:
+    ///
+    /// 1. `ptr` is a payload address of a pool: inside it, granule-aligned
+    ///    and with room for a block before the sentinel (the hot pool,
+    ///    else the pool table);
+    /// 2. the header word in front of it, `PREV_FREE` aside, is the block
+    ///    size the layout rounds to, or one granule more (a tail of
+    ///    `MIN_BLOCK` or more would have been split off): this also
+    ///    refuses a `FREE` bit or an unknown flag, which make the
+    ///    difference misaligned;
+    /// 3. the block ends inside the pool, and `ptr` meets the layout's
+    ///    alignment;
+    /// 4. the successor's `prev_phys` points back at the block;
+    /// 5. the predecessor (`prev_phys`) lies in the pool in front of the
+    ///    block, a whole number of granules away, or is null for the first
+    ///    block; if `PREV_FREE` is set, its word reads exactly "free,
+    ///    ending at this block".
+    ///
+    /// Each check is one branch on the common path; only a failing one
+    /// works out which error it is (a `FREE` bit: `DoubleFree`). Nothing
+    /// outside the pool is read: a header is dereferenced only at an
+    /// address checked to lie in it.
     #[inline(always)]
     pub(super) fn live_block(
         &mut self,
@@ -40,59 +59,51 @@ impl Tlsf {
         layout: Layout,
     ) -> AllocResult<(*mut BlockHeader, usize)> {
         let addr = ptr.addr().get();
+        // 1.
         if !self.hot.holds_payload(addr) {
             self.switch_hot_pool(addr)?;
         }
         let pool = self.hot;
         let block = pool.header_at(addr - HEADER);
-        // `block - first_block`, a granule multiple below `span`.
+        // `block - first_block`: a whole number of granules below `span`.
         let offset = addr - pool.payload_lo;
-        let granule_log2 = GRANULE.trailing_zeros();
-        // SAFETY: `holds_payload` puts `block` granule-aligned inside
+        // SAFETY: check 1 puts `block` granule-aligned inside
         // `[first_block, sentinel - MIN_BLOCK]`, so a header's worth of pool
         // memory is readable there. What we read may be payload bytes if
-        // `ptr` is not a block start; we only compare them, and dereference
-        // only addresses checked to lie in the pool.
+        // `ptr` is not a block start; they are only compared, and only
+        // addresses checked to lie in the pool are dereferenced.
         unsafe {
+            // 2. and 3.
             let word = size_flags(block);
-            let block_size = word & !(GRANULE - 1);
-            // The word without PREV_FREE minus the layout's block size must
-            // be 0 or one granule: not FREE (that would set bit 0), and the
-            // layout's size rounds to this block (a tail of `MIN_BLOCK` or
-            // more would have been split off). This also bounds
-            // `block_size >= MIN_BLOCK`. The rotation folds both into one
-            // compare.
-            let need = block_size_for(layout.size());
-            let bad = ((word & !PREV_FREE).wrapping_sub(need)).rotate_right(granule_log2)
-                >= MIN_BLOCK / GRANULE
+            let block_size = word & !FLAGS;
+            let slack = (word & !PREV_FREE).wrapping_sub(block_size_for(layout.size()));
+            if granules(slack) >= MIN_BLOCK / GRANULE
                 || block_size > pool.span - offset
-                || addr & (layout.align() - 1) != 0;
-            if bad {
+                || addr & (layout.align() - 1) != 0
+            {
                 return Err(if word & FREE != 0 {
                     AllocError::DoubleFree
                 } else {
                     AllocError::NotAllocated
                 });
             }
-            // The successor must point back, and the predecessor must be a
-            // granule-aligned address in the pool in front of the block:
-            // `block - prev` a granule multiple in `[GRANULE, offset]` (the
-            // rotation turns misalignment into a huge value). The first
-            // block instead has a null predecessor and no free one.
-            let next_back = (*block.byte_add(block_size)).prev_phys.addr();
-            let prev = (*block).prev_phys.addr();
-            let distance = block.addr().wrapping_sub(prev);
-            if next_back != block.addr() {
+            // 4.
+            if (*block.byte_add(block_size)).prev_phys != block {
                 return Err(AllocError::NotAllocated);
             }
-            if distance.wrapping_sub(GRANULE).rotate_right(granule_log2) >= offset >> granule_log2
+            // 5. `block - prev` is a whole number of granules in
+            // `[GRANULE, offset]`; unless this is the first block (offset
+            // 0), whose `prev_phys` is null and which has no free
+            // predecessor.
+            let prev = (*block).prev_phys.addr();
+            let distance = block.addr().wrapping_sub(prev);
+            if granules(distance.wrapping_sub(GRANULE)) >= granules(offset)
                 && (prev != 0 || offset != 0 || word & PREV_FREE != 0)
             {
                 return Err(AllocError::NotAllocated);
             }
-            // A free predecessor's word must read exactly "free, ending at
-            // this block". Its header is read only then, and the merge reads
-            // it anyway.
+            // The predecessor's header is read only when it is free, and
+            // the merge reads it then anyway.
             if word & PREV_FREE != 0 && size_flags(pool.header_at(prev)) != distance | FREE {
                 return Err(AllocError::NotAllocated);
             }
@@ -117,7 +128,7 @@ impl Tlsf {
             if next_word & FREE != 0 {
                 // The block after `next` already has PREV_FREE (`next` was
                 // free): only its `prev_phys` changes below.
-                let next_size = next_word & !(GRANULE - 1);
+                let next_size = next_word & !FLAGS;
                 self.remove_free(next, next_size);
                 merged += next_size;
                 self.block_count -= 1;
@@ -129,7 +140,7 @@ impl Tlsf {
             let mut start = block;
             if word & PREV_FREE != 0 {
                 let prev = (*block).prev_phys;
-                let prev_size = size_flags(prev) & !(GRANULE - 1);
+                let prev_size = size_flags(prev) & !FLAGS;
                 self.remove_free(prev, prev_size);
                 merged += prev_size;
                 self.block_count -= 1;

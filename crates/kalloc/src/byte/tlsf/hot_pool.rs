@@ -1,17 +1,17 @@
 //! The TLSF's hot pool: the pool of the last free, kept beside the
-//! bitmaps so `dealloc` finds and range-checks a pointer's pool in three
-//! instructions, and falls back to the sorted pool table only on a miss.
+//! bitmaps so `dealloc` finds and range-checks a pointer's pool with one
+//! subtraction, rotate and compare, and searches the sorted pool table
+//! only on a miss.
 
 use core::ptr;
 
 use super::TlsfPool;
-use super::block::{BlockHeader, GRANULE, HEADER, MIN_BLOCK};
+use super::block::{BlockHeader, GRANULE, HEADER, MIN_BLOCK, granules};
 
-/// The pool the last `dealloc` hit (at first, the first pool added), kept
-/// beside the bitmaps so a free checks "inside a pool, granule-aligned, in
-/// front of the sentinel" with one subtraction, one rotate and one compare
-/// instead of a table search. A miss falls back to the pool table (which
-/// then refills it). With no pool it matches no address.
+/// The pool the last `dealloc` hit (at first, the first pool added): a
+/// free checks "inside a pool, granule-aligned, in front of the sentinel"
+/// against it before any table search. A miss falls back to the pool table
+/// (which then refills it). With no pool it matches no address.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct HotPool {
     /// The pool's base pointer (provenance for every block pointer); null
@@ -47,16 +47,15 @@ impl HotPool {
         }
     }
 
-    /// Whether `addr` is a granule-aligned payload address at which a
-    /// block of this pool could start its payload. The rotation moves the
-    /// low (misalignment) bits of the offset to the top, so one compare
-    /// checks the range and the alignment (`payload_lo` is granule-aligned).
-    /// The empty hot pool matches nothing: a non-null `addr` either has
-    /// low bits set or is at least one granule.
+    /// Whether `addr` is a payload address at which a block of this pool
+    /// could start its payload: at most `payload_granules` whole granules
+    /// above `payload_lo` (which is granule-aligned), so inside the pool
+    /// and granule-aligned; an address below `payload_lo` wraps to a huge
+    /// offset. The empty hot pool matches nothing: a non-null `addr` either
+    /// is misaligned or is at least one granule.
     #[inline(always)]
     pub fn holds_payload(&self, addr: usize) -> bool {
-        let offset = addr.wrapping_sub(self.payload_lo);
-        offset.rotate_right(GRANULE.trailing_zeros()) <= self.payload_granules
+        granules(addr.wrapping_sub(self.payload_lo)) <= self.payload_granules
     }
 
     /// The header pointer at `addr`, with the pool's provenance.

@@ -160,9 +160,10 @@ impl Tlsf {
 
     /// Allocation with an alignment above the granule: one good-fit search
     /// for room for the largest possible front gap too, so the head of the
-    /// list found surely fits without reading it. (Cutting the allocation
-    /// from the block's top instead, so the front stays listed in place,
-    /// measured no better: the tails of aligned and of all operations grew.)
+    /// list found surely fits without reading it. The allocation is cut
+    /// from the front of the block (after the gap), like every other
+    /// allocation, so the gap and the tail become free blocks through the
+    /// same `place` path.
     /// Returns an `Option` (one register) rather than an `AllocResult`
     /// (returned through memory); the only failure is `NoMemory`.
     #[inline(never)]
@@ -207,13 +208,6 @@ impl Tlsf {
 }
 
 impl BaseAllocator for Tlsf {
-    /// # Safety
-    /// See [`BaseAllocator::add_memory`].
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.add_memory(start, size) }
-    }
-
     /// Adds a pool given by address. The address becomes a pointer with
     /// exposed provenance; callers that hold a pointer should prefer
     /// [`Tlsf::add_pool`].

@@ -5,10 +5,12 @@
 use core::ptr::{self, NonNull};
 
 use super::{EMPTY, FULL, PARTIAL, SlabCache, SlabHeader};
+use crate::byte::slab::free_list::FreeList;
 use crate::byte::slab::source::PageSource;
 use crate::{AllocError, AllocResult};
 
 impl SlabCache {
+    /// The list of a slab other than the current one with `in_use` objects.
     #[inline]
     pub(super) fn list_for(&self, in_use: usize) -> usize {
         if in_use == 0 {
@@ -130,8 +132,8 @@ impl SlabCache {
         // SAFETY: the slab's pages are ours; the header fits in them.
         unsafe {
             slab.write(SlabHeader {
-                magic: self.live_magic(slab.addr()),
-                free_head: ptr::null_mut(),
+                stamp: self.stamp(slab),
+                free: FreeList::EMPTY,
                 carved: 0,
                 in_use: 0,
                 prev: ptr::null_mut(),
@@ -171,6 +173,14 @@ impl SlabCache {
         }
     }
 
+    /// Empty slabs held, the current slab included.
+    #[inline]
+    pub(super) fn empty_slabs(&self) -> usize {
+        // SAFETY: a non-null current slab is a slab in service of this cache.
+        let current_empty = !self.current.is_null() && unsafe { (*self.current).in_use } == 0;
+        self.counts[EMPTY] + usize::from(current_empty)
+    }
+
     /// Gives one empty slab back to `source`: a listed one, else the
     /// current slab if it is empty. Returns whether one was.
     #[cold]
@@ -192,12 +202,12 @@ impl SlabCache {
         // SAFETY: `slab` is on no list now; its pages came from `source`
         // with `pages_per_slab` pages and no object in it is live.
         unsafe {
-            (*slab).magic = 0;
+            (*slab).stamp = 0;
             let pages = NonNull::new_unchecked(slab.cast::<u8>());
             if source.dealloc_pages(pages, self.pages_per_slab).is_err() {
                 // The source refused its own block: keep the slab rather
                 // than lose or double-count its pages.
-                (*slab).magic = self.live_magic(slab.addr());
+                (*slab).stamp = self.stamp(slab);
                 if current_empty && listed.is_null() {
                     self.current = slab;
                 } else {

@@ -5,7 +5,8 @@
 
 use core::ptr::{self, NonNull};
 
-use super::{RETIRED, SlabCache, SlabHeader, link};
+use super::{RETIRED, SlabCache, SlabHeader};
+use crate::byte::slab::Hull;
 use crate::byte::slab::source::PageSource;
 
 impl SlabCache {
@@ -15,10 +16,10 @@ impl SlabCache {
     }
 
     /// The slab of this cache holding `addr`, if that is a live slab;
-    /// `lo..hi` bounds the pages ever taken from the source.
-    pub fn slab_holding(&self, addr: NonNull<u8>, lo: usize, hi: usize) -> Option<*mut SlabHeader> {
+    /// `hull` bounds the pages ever taken from the source.
+    pub fn slab_holding(&self, addr: NonNull<u8>, hull: Hull) -> Option<*mut SlabHeader> {
         let slab_addr = addr.addr().get() & !(self.slab_bytes - 1);
-        if slab_addr < lo || slab_addr.saturating_add(self.first_object) > hi {
+        if slab_addr < hull.lo || slab_addr.saturating_add(self.first_object) > hull.hi {
             return None;
         }
         let slab = addr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
@@ -29,11 +30,10 @@ impl SlabCache {
     /// live slab of this cache, in service or retired.
     fn is_live(&self, slab: *mut SlabHeader) -> bool {
         // SAFETY: the caller's address lies in pages obtained from the
-        // source, which stay mapped (as in `check_live`); only the magic
+        // source, which stay mapped (as in `check_live`); only the stamp
         // is read.
-        let magic = unsafe { (*slab).magic };
-        let live = self.live_magic(slab.addr());
-        magic == live || magic == live ^ RETIRED
+        let stamp = unsafe { (*slab).stamp };
+        stamp == self.stamp(slab) || stamp == self.stamp(slab) ^ RETIRED
     }
 
     /// Takes `slab` out of service. Parked objects go back to their slabs
@@ -57,15 +57,15 @@ impl SlabCache {
         // current slab is on no list, any other is on the list for its
         // `in_use`.
         unsafe {
-            if self.is_retired(slab) {
-                return false;
+            if (*slab).stamp != self.stamp(slab) {
+                return false; // retired already
             }
             if slab == self.current {
                 self.current = ptr::null_mut();
             } else {
                 self.unlink(self.list_for((*slab).in_use), slab);
             }
-            (*slab).magic ^= RETIRED;
+            (*slab).stamp ^= RETIRED;
             if (*slab).in_use == 0 {
                 self.give_back(source, slab);
             } else {
@@ -91,8 +91,7 @@ impl SlabCache {
     ) {
         // SAFETY: the caller's guarantees.
         unsafe {
-            link::write(object, (*slab).free_head);
-            (*slab).free_head = object;
+            (*slab).free.push(object);
             (*slab).in_use -= 1;
             self.held -= 1;
             if (*slab).in_use == 0 {
@@ -110,7 +109,7 @@ impl SlabCache {
         // SAFETY: forwarded from the caller; the slab's pages came from
         // `source` with `pages_per_slab` pages.
         unsafe {
-            (*slab).magic = 0;
+            (*slab).stamp = 0;
             // A source refusing its own block is a bug elsewhere; the slab
             // is out of service either way, so its pages are only lost.
             let _ = source.dealloc_pages(

@@ -112,13 +112,6 @@ impl<const PAGE_SIZE: usize, const MAX_ORDER: usize> BaseAllocator
     for BuddyPageAllocator<PAGE_SIZE, MAX_ORDER>
 {
     /// # Safety
-    /// As for [`BaseAllocator::add_memory`].
-    unsafe fn init(&mut self, start: usize, size: usize) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.add_memory(start, size) }
-    }
-
-    /// # Safety
     /// As for [`BaseAllocator::add_memory`]; `start` must also carry exposed
     /// provenance (`ptr.expose_provenance()`), since the metadata is
     /// written through it.
