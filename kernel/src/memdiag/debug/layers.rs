@@ -27,10 +27,6 @@ use memdebug::{
 pub struct KernelHeap;
 
 impl BaseAllocator for KernelHeap {
-    unsafe fn init(&mut self, _start: usize, _size: usize) -> AllocResult {
-        Ok(())
-    }
-
     /// The heap takes its memory from the page allocator itself; a region
     /// given here only tells the debug layer which addresses are RAM.
     unsafe fn add_memory(&mut self, _start: usize, _size: usize) -> AllocResult {
@@ -71,10 +67,6 @@ impl ByteAllocator for KernelHeap {
 pub struct PlainPages;
 
 impl BaseAllocator for PlainPages {
-    unsafe fn init(&mut self, _start: usize, _size: usize) -> AllocResult {
-        Ok(())
-    }
-
     /// `pages::init` already gave every free range to the allocator; a
     /// region given here only tells the debug layer which pages it manages.
     unsafe fn add_memory(&mut self, _start: usize, _size: usize) -> AllocResult {
