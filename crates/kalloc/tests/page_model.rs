@@ -1,11 +1,12 @@
 //! Model-based property tests: random sequences of allocations, fixed
 //! allocations, frees, bad frees and region additions, checked against a
-//! shadow model after every step, for every page allocator.
+//! shadow model after every step, for every page allocator; and a long
+//! seeded run per allocator with bad frees at a quarter of the steps.
 
 mod page_common;
 
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator, LinearPageAllocator};
-use page_common::model::{Harness, Op};
+use page_common::model::{Harness, Op, seeded_ops};
 use page_common::{SmallBuddy, Subject};
 use proptest::prelude::*;
 
@@ -21,6 +22,10 @@ const MAX_OPS: usize = 25;
 const ARENA_PAGES: usize = 1024;
 #[cfg(miri)]
 const ARENA_PAGES: usize = 128;
+#[cfg(not(miri))]
+const SEEDED_OPS: usize = 3_000;
+#[cfg(miri)]
+const SEEDED_OPS: usize = 60;
 
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::with_cases(CASES);
@@ -53,8 +58,31 @@ fn run<A: Subject>(first_pages: usize, ops: &[Op], seed: u64) {
     h.free_all_and_check(seed);
 }
 
+/// Natively every kind of bad free must have been issued, so none is
+/// silently skipped.
+fn long_run<A: Subject>() {
+    let mut h = Harness::<A>::new(ARENA_PAGES, ARENA_PAGES / 3);
+    for op in seeded_ops(0x5eed_0bad, SEEDED_OPS) {
+        h.apply(&op);
+    }
+    if !cfg!(miri) {
+        assert!(
+            h.issued.iter().all(|&n| n > 0),
+            "{}: issued {:?}",
+            A::NAME,
+            h.issued
+        );
+    }
+    h.free_all_and_check(7);
+}
+
 macro_rules! model_tests {
-    ($name:ident, $ty:ty) => {
+    ($name:ident, $long:ident, $ty:ty) => {
+        #[test]
+        fn $long() {
+            long_run::<$ty>();
+        }
+
         proptest! {
             #![proptest_config(config())]
             #[test]
@@ -69,7 +97,23 @@ macro_rules! model_tests {
     };
 }
 
-model_tests!(buddy_matches_model, BuddyPageAllocator);
-model_tests!(small_order_buddy_matches_model, SmallBuddy);
-model_tests!(bitmap_matches_model, BitmapPageAllocator);
-model_tests!(linear_matches_model, LinearPageAllocator);
+model_tests!(
+    buddy_matches_model,
+    buddy_long_run_refuses_bad_frees,
+    BuddyPageAllocator
+);
+model_tests!(
+    small_order_buddy_matches_model,
+    small_order_buddy_long_run_refuses_bad_frees,
+    SmallBuddy
+);
+model_tests!(
+    bitmap_matches_model,
+    bitmap_long_run_refuses_bad_frees,
+    BitmapPageAllocator
+);
+model_tests!(
+    linear_matches_model,
+    linear_long_run_refuses_bad_frees,
+    LinearPageAllocator
+);

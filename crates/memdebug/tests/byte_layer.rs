@@ -335,16 +335,12 @@ fn realloc_moves_and_keeps_contents() {
     let grown = unsafe { heap.realloc(ptr, lay(16, 8), 64).unwrap() };
     assert_ne!(grown, ptr);
     // SAFETY: the new block holds at least 16 bytes.
-    assert_eq!(
-        unsafe { std::slice::from_raw_parts(grown.as_ptr(), 16) },
-        b"0123456789abcdef"
-    );
+    let moved = unsafe { std::slice::from_raw_parts(grown.as_ptr(), 16) };
+    assert_eq!(moved, b"0123456789abcdef");
     // The old block is freed: realloc of it again is a double free.
     // SAFETY: the layer accepts any pointer with debugging on.
-    assert_eq!(
-        unsafe { heap.realloc(ptr, lay(16, 8), 8) },
-        Err(AllocError::DoubleFree)
-    );
+    let again = unsafe { heap.realloc(ptr, lay(16, 8), 8) };
+    assert_eq!(again, Err(AllocError::DoubleFree));
     assert!(
         heap.sink()
             .reports
@@ -378,4 +374,18 @@ fn table_full_refuses_instead_of_losing_track() {
         heap.sink().reports[0].kind,
         ReportKind::TableFull { capacity }
     );
+}
+
+#[test]
+fn realloc_with_checks_off_keeps_the_counters_of_the_new_size() {
+    let (mut heap, _) = layer("off");
+    let ptr = heap.alloc(lay(16, 8)).unwrap();
+    // SAFETY: a live block of this layer.
+    let moved = unsafe { heap.realloc(ptr, lay(16, 8), 4000) }.unwrap();
+    let counters = heap.counters();
+    assert_eq!((counters.live_blocks, counters.live_size), (1, 4000));
+    // SAFETY: the live block, with the layout realloc gave it.
+    unsafe { heap.dealloc(moved, lay(4000, 8)) }.unwrap();
+    let counters = heap.counters();
+    assert_eq!((counters.live_blocks, counters.live_size), (0, 0));
 }

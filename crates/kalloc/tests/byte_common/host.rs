@@ -98,6 +98,32 @@ impl HostPages {
     pub fn available_pages_public(&self) -> usize {
         self.free
     }
+
+    /// A pointer to the first page, with the arena's provenance.
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// Takes exactly the `count` pages at `addr`, as another user of the
+    /// same pages would: `NoMemory` if any is in use.
+    pub fn alloc_at(&mut self, addr: usize, count: usize) -> AllocResult<NonNull<u8>> {
+        let (start, end) = self.range();
+        if count == 0 || addr < start || addr + count * PAGE > end {
+            return Err(AllocError::OutOfRange);
+        }
+        if !(addr - start).is_multiple_of(PAGE) {
+            return Err(AllocError::InvalidParam);
+        }
+        let first = (addr - start) / PAGE;
+        if self.in_use[first..first + count].iter().any(|&u| u) {
+            return Err(AllocError::NoMemory);
+        }
+        self.in_use[first..first + count].fill(true);
+        self.blocks.insert(first, count);
+        self.free -= count;
+        // SAFETY: page `first` lies inside the arena.
+        Ok(unsafe { self.base.add(first * PAGE) })
+    }
 }
 
 impl PageSource for HostPages {

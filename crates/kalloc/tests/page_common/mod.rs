@@ -54,6 +54,11 @@ pub trait Subject: PageAllocator + PageStatsSource + Sized {
     const NAME: &'static str;
     /// The largest block in pages, if the algorithm has one.
     const MAX_BLOCK: Option<usize>;
+    /// Whether a refused free gives exactly the model's error. A layer
+    /// that keeps its own records may say `NotAllocated` for what the model
+    /// calls `DoubleFree` (pages never handed out) and the reverse (pages
+    /// it still remembers freeing); `OutOfRange` stays exact.
+    const EXACT_REFUSALS: bool = true;
     fn fresh() -> Self;
     fn managed(&self) -> Vec<Range<usize>>;
 }

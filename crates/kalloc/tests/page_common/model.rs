@@ -1,8 +1,12 @@
 //! A shadow model of a page allocator: the regions, the live blocks and the
 //! counters, with the exact answer every operation must give. `Harness`
 //! applies an operation to an allocator and to the model and checks them.
+//!
+//! Bad frees are judged against the model alone, so a free of pages that
+//! were freed and handed out again as a block of another size is checked
+//! as strictly as a free of pages never handed out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
 use kalloc::{AllocError, AllocResult};
@@ -25,7 +29,8 @@ pub enum Op {
     Free {
         which: usize,
     },
-    /// A bad free derived from a live (or recently freed) block.
+    /// A bad free derived from a live (or recently freed) block, a region
+    /// or the space around them; see `BAD_FREE_KINDS`.
     BadFree {
         which: usize,
         kind: u8,
@@ -41,6 +46,12 @@ pub enum Op {
     },
 }
 
+/// How many kinds of bad free `Op::BadFree` picks from (by `kind % 15`).
+pub const BAD_FREE_KINDS: u8 = 15;
+
+/// How many freed blocks the model remembers for stale frees.
+const RECENT: usize = 32;
+
 /// The allocator, the model, and the memory behind them.
 pub struct Harness<A: Subject> {
     pub alloc: A,
@@ -53,8 +64,11 @@ pub struct Harness<A: Subject> {
     managed: Vec<Range<usize>>,
     /// Live blocks: address -> pages.
     pub live: BTreeMap<usize, usize>,
-    freed: Vec<usize>,
+    /// Blocks freed lately (address, pages), oldest first.
+    freed: VecDeque<(usize, usize)>,
     used: usize,
+    /// Bad frees issued per kind.
+    pub issued: [usize; BAD_FREE_KINDS as usize],
 }
 
 impl<A: Subject> Harness<A> {
@@ -68,8 +82,9 @@ impl<A: Subject> Harness<A> {
             spans: Vec::new(),
             managed: Vec::new(),
             live: BTreeMap::new(),
-            freed: Vec::new(),
+            freed: VecDeque::new(),
             used: 0,
+            issued: [0; BAD_FREE_KINDS as usize],
         };
         h.apply(&Op::AddMemory {
             pages: first_pages,
@@ -147,23 +162,7 @@ impl<A: Subject> Harness<A> {
     pub fn apply(&mut self, op: &Op) {
         match *op {
             Op::Alloc { count, align_log2 } => {
-                let align = 1usize << align_log2;
-                match self.alloc.alloc_pages(count, align) {
-                    Ok(addr) => {
-                        if A::MAX_BLOCK.is_none() {
-                            let expected = self.first_fit(count, align.max(PAGE));
-                            assert_eq!(Some(addr), expected, "{}: not first fit", A::NAME);
-                        }
-                        self.record(addr, count, align)
-                    }
-                    Err(AllocError::NoMemory) => self.check_no_memory(count, align),
-                    Err(AllocError::InvalidParam) => assert!(
-                        count == 0 || A::MAX_BLOCK.is_some_and(|m| count > m || align / PAGE > m),
-                        "{}: InvalidParam for {count} pages at {align:#x}",
-                        A::NAME
-                    ),
-                    Err(e) => panic!("{}: alloc_pages gave {e:?}", A::NAME),
-                }
+                self.alloc_block(count, 1 << align_log2);
             }
             Op::AllocAt {
                 region,
@@ -195,14 +194,10 @@ impl<A: Subject> Harness<A> {
                 }
             }
             Op::Free { which } => {
-                let Some((&addr, &count)) = self.live.iter().nth(which % self.live.len().max(1))
-                else {
+                let Some((&addr, _)) = self.live.iter().nth(which % self.live.len().max(1)) else {
                     return;
                 };
-                assert_eq!(self.alloc.dealloc_pages(addr, count), Ok(()), "{}", A::NAME);
-                self.live.remove(&addr);
-                self.freed.push(addr);
-                self.used -= count;
+                self.free_block(addr);
             }
             Op::BadFree { which, kind } => self.bad_free(which, kind),
             Op::AddMemory { pages, lead } => {
@@ -237,6 +232,46 @@ impl<A: Subject> Harness<A> {
         self.check();
     }
 
+    /// Allocates `count` pages at `align` and records the block; its
+    /// address, or `None` if the allocator refused (rightly).
+    pub fn alloc_block(&mut self, count: usize, align: usize) -> Option<usize> {
+        match self.alloc.alloc_pages(count, align) {
+            Ok(addr) => {
+                if A::MAX_BLOCK.is_none() {
+                    let expected = self.first_fit(count, align.max(PAGE));
+                    assert_eq!(Some(addr), expected, "{}: not first fit", A::NAME);
+                }
+                self.record(addr, count, align);
+                Some(addr)
+            }
+            Err(AllocError::NoMemory) => {
+                self.check_no_memory(count, align);
+                None
+            }
+            Err(AllocError::InvalidParam) => {
+                assert!(
+                    count == 0 || A::MAX_BLOCK.is_some_and(|m| count > m || align / PAGE > m),
+                    "{}: InvalidParam for {count} pages at {align:#x}",
+                    A::NAME
+                );
+                None
+            }
+            Err(e) => panic!("{}: alloc_pages gave {e:?}", A::NAME),
+        }
+    }
+
+    /// Frees the live block at `addr`.
+    pub fn free_block(&mut self, addr: usize) {
+        let count = self.live[&addr];
+        assert_eq!(self.alloc.dealloc_pages(addr, count), Ok(()), "{}", A::NAME);
+        self.live.remove(&addr);
+        if self.freed.len() == RECENT {
+            self.freed.pop_front();
+        }
+        self.freed.push_back((addr, count));
+        self.used -= count;
+    }
+
     /// `NoMemory` must be true: first-fit allocators fail only when no
     /// aligned run exists; the buddy only when no free block is big enough.
     fn check_no_memory(&self, count: usize, align: usize) {
@@ -261,9 +296,12 @@ impl<A: Subject> Harness<A> {
     fn bad_free(&mut self, which: usize, kind: u8) {
         let live: Vec<(usize, usize)> = self.live.iter().map(|(&a, &n)| (a, n)).collect();
         let pick = |i: usize| live.get(i % live.len().max(1)).copied();
-        let (addr, count) = match (kind % 7, pick(which)) {
-            (0, _) => match self.freed.get(which % self.freed.len().max(1)) {
-                Some(&a) => (a, 1),
+        let stale = self.freed.get(which % self.freed.len().max(1)).copied();
+        let span = self.spans[which % self.spans.len()].clone();
+        let region = self.managed[which % self.managed.len()].clone();
+        let (addr, count) = match (kind % BAD_FREE_KINDS, pick(which)) {
+            (0, _) => match stale {
+                Some((a, _)) => (a, 1),
                 None => return,
             },
             (1, Some((a, n))) => (a + PAGE, n),
@@ -272,19 +310,67 @@ impl<A: Subject> Harness<A> {
             (4, Some((a, n))) => (a + 1, n),
             (5, _) => (self.spans[0].start.wrapping_sub(PAGE * 1000), 1),
             (6, _) => (self.spans[0].start, 1), // metadata or unaligned edge
+            // A block freed earlier, with its own size and with another,
+            // after later allocations may have reused its pages.
+            (7, _) => match stale {
+                Some(block) => block,
+                None => return,
+            },
+            (8, _) => match stale {
+                Some((a, n)) => (a, n * 2),
+                None => return,
+            },
+            // Any page of a region, free, live or inside a block.
+            (9, _) => {
+                let pages = region.len() / PAGE;
+                (region.start + (which / 7 % pages) * PAGE, 1 + which / 3 % 3)
+            }
+            // Where a region's metadata or unaligned lead is, and where a
+            // region ends: managed by nothing, or by the next region.
+            (10, _) => (span.start.next_multiple_of(PAGE), 1),
+            (11, _) => (span.end.next_multiple_of(PAGE), 1),
+            (12, _) => (region.end - PAGE, 2),
+            (13, Some((a, _))) => (a, 0), // no pages at all
+            (14, _) => {
+                if self.free_reuse_free(1 + which % 8, 1 + which / 8 % 8, which) {
+                    self.issued[14] += 1;
+                }
+                return;
+            }
             _ => return,
         };
+        if self.refused_free(addr, count) {
+            self.issued[usize::from(kind % BAD_FREE_KINDS)] += 1;
+        }
+    }
+
+    /// Frees `count` pages at `addr`, which the model says must be refused
+    /// (nothing is done if the model says the free is valid, e.g. a freed
+    /// address handed out again with that size). The error must be exactly
+    /// the model's (for a subject with exact refusals) and nothing may
+    /// change. Returns whether the free was issued.
+    pub fn refused_free(&mut self, addr: usize, count: usize) -> bool {
         let expected = self.expected_free(addr, count);
         if expected.is_ok() {
-            return; // e.g. a freed address that was handed out again
+            return false;
         }
         let before = (self.alloc.page_stats(), self.alloc.used_pages());
         let got = self.alloc.dealloc_pages(addr, count);
-        assert_eq!(
-            got,
-            expected,
-            "{}: dealloc_pages({addr:#x}, {count})",
-            A::NAME
+        let right = match (expected, got) {
+            _ if A::EXACT_REFUSALS => got == expected,
+            (Err(AllocError::OutOfRange), _) => got == expected,
+            (_, Err(e)) => matches!(e, AllocError::NotAllocated | AllocError::DoubleFree),
+            (_, Ok(())) => false,
+        };
+        assert!(
+            right,
+            "{}: dealloc_pages({addr:#x}, {count}) gave {got:?}, expected {expected:?}; \
+             live blocks there: {:x?}",
+            A::NAME,
+            self.live
+                .range(..addr + count.max(1) * PAGE)
+                .filter(|&(&a, &n)| a + n * PAGE > addr)
+                .collect::<Vec<_>>()
         );
         let after = (self.alloc.page_stats(), self.alloc.used_pages());
         assert_eq!(
@@ -293,6 +379,19 @@ impl<A: Subject> Harness<A> {
             "{}: a refused free changed the allocator",
             A::NAME
         );
+        true
+    }
+
+    /// Allocates `count` pages, frees them, allocates `other` pages (which
+    /// may reuse them), then frees the first block again: refused unless
+    /// the second block is exactly like it.
+    fn free_reuse_free(&mut self, count: usize, other: usize, which: usize) -> bool {
+        let Some(addr) = self.alloc_block(count, PAGE) else {
+            return false;
+        };
+        self.free_block(addr);
+        self.alloc_block(other, PAGE << (which % 3));
+        self.refused_free(addr, count)
     }
 
     pub fn check(&self) {
@@ -343,4 +442,51 @@ impl<A: Subject> Harness<A> {
             A::NAME
         );
     }
+}
+
+/// A seeded sequence with the weights of the property tests, but bad frees
+/// (of a kind drawn uniformly) at about a quarter of the steps, for long
+/// runs without a property-testing framework (which the debug layers'
+/// tests, sharing this model, do not depend on for this).
+pub fn seeded_ops(seed: u64, count: usize) -> Vec<Op> {
+    let mut state = seed;
+    let mut next = move || {
+        // SplitMix64: small, seedable, and the same in every crate.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as usize
+    };
+    (0..count)
+        .map(|_| {
+            let (what, a, b, c) = (next() % 22, next(), next(), next());
+            match what {
+                0..=5 => Op::Alloc {
+                    count: 1 + a % 9,
+                    align_log2: (b % 16) as u32,
+                },
+                6 => Op::Alloc {
+                    count: 17 + a % 184,
+                    align_log2: 12 + (b % 7) as u32,
+                },
+                7 | 8 => Op::AllocAt {
+                    region: a,
+                    page: b % 80,
+                    count: 1 + c % 12,
+                    align_log2: 12 + (c / 16 % 5) as u32,
+                },
+                9..=14 => Op::Free { which: a },
+                15..=20 => Op::BadFree {
+                    which: a,
+                    kind: (b % usize::from(BAD_FREE_KINDS)) as u8,
+                },
+                _ if a % 2 == 0 => Op::AddMemory {
+                    pages: 1 + b % 60,
+                    lead: if c % 2 == 0 { 0 } else { 1 + c % 4095 },
+                },
+                _ => Op::AddOverlap { region: b },
+            }
+        })
+        .collect()
 }

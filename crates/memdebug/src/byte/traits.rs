@@ -47,7 +47,13 @@ impl<A: ByteAllocator, S: ReportSink> ByteAllocator for DebugByteAllocator<'_, A
         let site = CallSite::caller();
         if !self.debugging() {
             // SAFETY: forwarded from the caller.
-            return unsafe { self.inner.realloc(ptr, old_layout, new_size) };
+            let moved = unsafe { self.inner.realloc(ptr, old_layout, new_size) };
+            if moved.is_ok() {
+                // The block keeps counting once, at its new size.
+                let counters = &mut self.ledger.counters;
+                counters.live_size = counters.live_size - old_layout.size() + new_size;
+            }
+            return moved;
         }
         // Validate the old block before allocating, so a bad realloc is
         // refused without side effects.
