@@ -162,3 +162,11 @@ pub fn ensure_miri() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Whether `cargo nextest` runs here (it ships with this machine's Rust
+/// toolchain image; where it is missing, Miri runs through `cargo test`).
+pub fn has_nextest() -> bool {
+    let mut check = Command::new("cargo");
+    check.args(["+nightly", "nextest", "--version"]);
+    probe(&mut check).is_some()
+}

@@ -181,8 +181,15 @@ fn run_step(config: &Config, step: Step) -> Result<(), String> {
             cmd.current_dir(&config.root)
                 .env("CARGO_TARGET_DIR", config.target_dir.join("miri"))
                 .env_remove("RUSTUP_TOOLCHAIN")
-                .env("MIRIFLAGS", MIRIFLAGS)
-                .args(["+nightly", "miri", "test"]);
+                .env("MIRIFLAGS", MIRIFLAGS);
+            // Miri interprets on one core; nextest runs one test per
+            // process, so both cores work (cargo test runs one binary at a
+            // time, its tests one after the other).
+            if setup::has_nextest() {
+                cmd.args(["+nightly", "miri", "nextest", "run", "--no-fail-fast"]);
+            } else {
+                cmd.args(["+nightly", "miri", "test", "--no-fail-fast"]);
+            }
             for krate in MIRI_CRATES {
                 cmd.args(["-p", krate]);
             }
