@@ -36,12 +36,9 @@ fn remember_failure(layout: Layout, error: AllocError) {
 
 fn record_failure(layout: Layout, error: AllocError, caller: usize) {
     remember_failure(layout, error);
-    match hooks::CHECKS.get() {
-        // Counts the failure and reports it.
-        Some(checks) => (checks.allocation_failed)(layout, error, caller),
-        None => {
-            COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
-        }
+    COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
+    if let Some(checks) = hooks::CHECKS.get() {
+        (checks.allocation_failed)(layout, error, caller);
     }
 }
 

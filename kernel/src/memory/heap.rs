@@ -1,22 +1,29 @@
 //! The kernel heap behind `#[global_allocator]`: a byte allocator chosen at
 //! boot (`alloc=slab|tlsf|buddy`) that grows by taking pages from the page
 //! allocator when it runs short; requests of a page or more (or aligned
-//! beyond a page) go straight to the page allocator.
+//! beyond a page) get whole pages, recorded as large blocks. [`alloc`] and
+//! [`dealloc`] are the one place that decides which.
 //!
 //! ```text
-//!   GlobalAlloc::alloc(layout)
-//!     size >= 4 KiB or align > 4 KiB ──────────────► memory::pages (whole pages)
+//!   heap::alloc(layout)
+//!     size >= 4 KiB or align > 4 KiB ─► memory::pages (whole pages), recorded in LargeBlocks
 //!     else, alloc=slab:  size <= 2 KiB ─► SlabAllocator (kmalloc classes, slabs from pages)
 //!                        otherwise ─────► Tlsf (pools of 64 KiB from pages)
 //!           alloc=tlsf:  Tlsf              alloc=buddy: BuddyByteAllocator
 //! ```
 //!
-//! One `IrqTicketLock` guards the byte allocator; the page allocator's lock
-//! nests inside it (order: heap, then pages), both mask interrupts, so the
-//! heap works in interrupt handlers. TLSF gives a wholly free pool back to
-//! the page allocator once more than [`KEEP_FREE_BYTES`] sit idle; the
-//! slab allocator returns empty slabs beyond its cache limit itself; the
-//! byte buddy keeps its pools (kalloc has no pool removal for it).
+//! A large block goes back to the page allocator only if the table holds
+//! it with that page count: the page allocator alone cannot tell it from a
+//! slab or pool that reuses its pages, so a stale free is refused instead
+//! of freeing pages under their new owner.
+//!
+//! One `IrqTicketLock` guards the byte allocator and the table; the page
+//! allocator's lock nests inside it (order: heap, then pages), both mask
+//! interrupts, so the heap works in interrupt handlers. Nothing is printed
+//! under it. TLSF gives a wholly free pool back to the page allocator once
+//! more than [`KEEP_FREE_BYTES`] sit idle; the slab allocator returns empty
+//! slabs beyond its cache limit itself; the byte buddy keeps its pools
+//! (kalloc has no pool removal for it).
 
 use super::counters::COUNTERS;
 use super::pages;

@@ -52,8 +52,8 @@ pub struct Checks {
     /// Frees pages in the page allocator, its lock held: may refuse, or
     /// keep back, pages taken out of service.
     pub free_pages: fn(&mut BootPageAllocator, addr: usize, count: usize) -> AllocResult,
-    /// A global allocation failed: count it and report it (no allocator
-    /// lock is held); `caller` as for [`ByteLayer`].
+    /// A global allocation failed (already counted): report it (no
+    /// allocator lock is held); `caller` as for [`ByteLayer`].
     pub allocation_failed: fn(layout: Layout, error: AllocError, caller: usize),
 }
 

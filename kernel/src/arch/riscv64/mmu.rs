@@ -21,7 +21,7 @@ pub fn current_satp() -> usize {
 /// uses, with the permissions that code needs: execution continues in it.
 pub unsafe fn switch_to(satp: usize) {
     // SAFETY: the caller's guarantee makes the switch transparent.
-    unsafe { core::arch::asm!("csrw satp, {}", in(reg) satp, options(nostack)) };
+    unsafe { riscv::register::satp::write(riscv::register::satp::Satp::from_bits(satp)) };
     flush_local_all();
 }
 

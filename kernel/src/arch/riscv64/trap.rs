@@ -111,7 +111,7 @@ pub fn use_trap_stack() {
     let top = super::hart::current().trap_stack().end;
     // SAFETY: sscratch is only read by the trap vector, which takes a
     // non-zero value as the top of a stack this hart owns exclusively.
-    unsafe { core::arch::asm!("csrw sscratch, {}", in(reg) top, options(nostack)) };
+    unsafe { riscv::register::sscratch::write(top) };
 }
 
 /// Points stvec at the trap vector (direct mode) on the calling hart.

@@ -211,26 +211,28 @@ pub fn install(args: DebugArgs) -> AllocResult<Tables> {
 /// Runs `f` on the byte layer, if installed; reports it raised are
 /// emitted once the layer's lock is released.
 pub fn with_bytes<R>(f: impl FnOnce(&mut ByteLayer) -> R) -> Option<R> {
-    let mut guard = BYTES.lock();
-    let layer = guard.as_mut()?;
-    let result = f(layer);
-    let pending = take_reports(layer.sink());
-    drop(guard);
-    if let Some(queue) = pending {
-        emit(queue);
-    }
-    Some(result)
+    with_layer(&BYTES, f, ByteLayer::sink)
 }
 
 /// Runs `f` on the page layer, if installed; reports as in [`with_bytes`].
 pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
-    let mut guard = DEBUG_PAGES.lock();
-    let layer = &mut guard.as_mut()?.0;
+    with_layer(&DEBUG_PAGES, |cell| f(&mut cell.0), |cell| cell.0.sink())
+}
+
+/// Runs `f` on the layer behind `lock`, then takes the reports its `queue`
+/// holds and publishes them after unlocking.
+fn with_layer<T, R>(
+    lock: &IrqTicketLock<Option<T>>,
+    f: impl FnOnce(&mut T) -> R,
+    queue: impl FnOnce(&mut T) -> &mut KernelSink,
+) -> Option<R> {
+    let mut guard = lock.lock();
+    let layer = guard.as_mut()?;
     let result = f(layer);
-    let pending = take_reports(layer.sink());
+    let pending = take_reports(queue(layer));
     drop(guard);
-    if let Some(queue) = pending {
-        emit(queue);
+    if let Some(reports) = pending {
+        emit(reports);
     }
     Some(result)
 }

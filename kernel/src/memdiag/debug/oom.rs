@@ -123,13 +123,11 @@ pub fn build(layout: Layout, error: AllocError, site: CallSite) -> OomReport {
     }
 }
 
-/// A global allocation failed: count it and log the report.
+/// A global allocation failed (the global allocator counted it): log
+/// the report.
 /// `caller` is the code that allocated (`GlobalAlloc`'s return address),
 /// unless a [`super::site`] scope names a source line.
 pub fn allocation_failed(layout: Layout, error: AllocError, caller: usize) {
-    crate::memory::counters::COUNTERS
-        .failures
-        .fetch_add(1, Ordering::Relaxed);
     let site = super::site::current().unwrap_or(CallSite::Code(caller));
     let report = build(layout, error, site);
     match LIMIT.admit() {
