@@ -20,6 +20,7 @@
 //! `buddy`).
 
 use crate::memory::heap::HeapKind;
+use crate::memory::hooks;
 use crate::sync::IrqSpinLock;
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -51,18 +52,19 @@ const SEED: u64 = 0xfa11_5eed;
 struct SitePolicy {
     policy: IrqSpinLock<FaultPolicy>,
     /// Whether the policy could fail anything (probability > 0 or a
-    /// pending fail-nth): the fast path's only check.
-    armed: AtomicBool,
+    /// pending fail-nth): the allocation paths' only check, kept in the
+    /// memory core's hooks so they test it before calling in here.
+    armed: &'static AtomicBool,
 }
 
 static SITES: [SitePolicy; 2] = [
     SitePolicy {
         policy: IrqSpinLock::new("fail_page_alloc", FaultPolicy::new(FaultConfig::OFF, SEED)),
-        armed: AtomicBool::new(false),
+        armed: &hooks::FAIL_PAGE_ALLOC_ARMED,
     },
     SitePolicy {
         policy: IrqSpinLock::new("failslab", FaultPolicy::new(FaultConfig::OFF, SEED ^ 1)),
-        armed: AtomicBool::new(false),
+        armed: &hooks::FAIL_HEAP_ALLOC_ARMED,
     },
 ];
 

@@ -34,6 +34,8 @@ fn remember_failure(layout: Layout, error: AllocError) {
     LAST_FAILURE_ERROR.store(error as usize + 1, Ordering::Relaxed);
 }
 
+#[cold]
+#[inline(never)]
 fn record_failure(layout: Layout, error: AllocError, caller: usize) {
     remember_failure(layout, error);
     COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
@@ -44,7 +46,8 @@ fn record_failure(layout: Layout, error: AllocError, caller: usize) {
 
 /// Whether the checks fail this heap request on purpose (fault injection).
 fn fails_on_purpose(layout: Layout) -> bool {
-    !heap::goes_to_pages(layout)
+    hooks::FAIL_HEAP_ALLOC_ARMED.load(Ordering::Relaxed)
+        && !heap::goes_to_pages(layout)
         && hooks::CHECKS
             .get()
             .is_some_and(|checks| (checks.fail_heap_alloc)(layout))

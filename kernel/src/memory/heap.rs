@@ -329,7 +329,9 @@ pub unsafe fn check_dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
 }
 
 impl HeapState {
-    /// Whole pages for `layout`, recorded before they are handed out.
+    /// Whole pages for `layout`, recorded before they are handed out. Out
+    /// of line: the byte allocators' path stays short.
+    #[inline(never)]
     fn alloc_large(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
         let count = pages_for(layout);
         self.large.reserve(&mut GlobalPages)?;
@@ -348,7 +350,8 @@ impl HeapState {
 
     /// Gives a large block back, only if it is recorded with the page
     /// count of `layout`: the page allocator alone cannot tell it from a
-    /// slab or pool that reuses its pages.
+    /// slab or pool that reuses its pages. Out of line, as `alloc_large`.
+    #[inline(never)]
     fn dealloc_large(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         let (addr, count) = (ptr.addr().get(), pages_for(layout));
         self.large.check(addr, count)?;

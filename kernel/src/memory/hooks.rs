@@ -16,6 +16,7 @@ use super::page_allocator::BootPageAllocator;
 use crate::sync::BootCell;
 use core::alloc::Layout;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kalloc::{AllocError, AllocResult};
 use memdebug::CallSite;
 
@@ -57,6 +58,44 @@ pub struct Checks {
     pub allocation_failed: fn(layout: Layout, error: AllocError, caller: usize),
 }
 
-pub static BYTE_LAYER: BootCell<ByteLayer> = BootCell::new();
-pub static PAGE_LAYER: BootCell<PageLayer> = BootCell::new();
-pub static CHECKS: BootCell<Checks> = BootCell::new();
+/// Raised while fault injection may fail a page (heap) request, so the
+/// paths call [`Checks::fail_page_alloc`] ([`Checks::fail_heap_alloc`])
+/// only then: unarmed, injection costs them one relaxed load.
+pub static FAIL_PAGE_ALLOC_ARMED: AtomicBool = AtomicBool::new(false);
+pub static FAIL_HEAP_ALLOC_ARMED: AtomicBool = AtomicBool::new(false);
+
+pub static BYTE_LAYER: Hook<ByteLayer> = Hook::new();
+pub static PAGE_LAYER: Hook<PageLayer> = Hook::new();
+pub static CHECKS: Hook<Checks> = Hook::new();
+
+/// A hook set once: a `BootCell` behind a relaxed flag, so a path whose
+/// hook is unset pays one plain load (an acquire load is a fence on
+/// RISC-V, and QEMU turns every fence into a full host barrier).
+pub struct Hook<T> {
+    set: AtomicBool,
+    cell: BootCell<T>,
+}
+
+impl<T: Send + Sync> Hook<T> {
+    pub const fn new() -> Self {
+        Self {
+            set: AtomicBool::new(false),
+            cell: BootCell::new(),
+        }
+    }
+
+    /// Installs the hook; panics if it was installed before.
+    pub fn set(&self, hook: T) {
+        self.cell.set(hook);
+        self.set.store(true, Ordering::Release);
+    }
+
+    /// The hook, once installed.
+    #[inline(always)]
+    pub fn get(&self) -> Option<&T> {
+        if !self.set.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.cell.get()
+    }
+}

@@ -11,6 +11,7 @@ pub use super::page_allocator::{BootPageAllocator, PageAllocatorKind};
 use super::{Size, counters, hooks};
 use crate::arch::{self, PAGE_SIZE};
 use crate::sync::IrqTicketLock;
+use core::sync::atomic::Ordering;
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
 use kalloc::stats::{PageStats, PageStatsSource};
 use kalloc::{AllocResult, BaseAllocator, PageAllocator};
@@ -69,9 +70,10 @@ pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
         !crate::console::held_by_this_hart(),
         "page allocator: allocation for {name} while printing"
     );
-    if hooks::CHECKS
-        .get()
-        .is_some_and(|checks| (checks.fail_page_alloc)(name, count))
+    if hooks::FAIL_PAGE_ALLOC_ARMED.load(Ordering::Relaxed)
+        && hooks::CHECKS
+            .get()
+            .is_some_and(|checks| (checks.fail_page_alloc)(name, count))
     {
         return Err(kalloc::AllocError::NoMemory);
     }
