@@ -113,7 +113,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
 /// `ptr` was returned by the global allocator (it may have been freed
 /// since).
 #[track_caller]
-pub unsafe fn check_free(ptr: NonNull<u8>, layout: Layout) -> Result<(), AllocError> {
+unsafe fn check_free(ptr: NonNull<u8>, layout: Layout) -> Result<(), AllocError> {
     if let Some(layer) = hooks::BYTE_LAYER.get() {
         return (layer.check_free)(ptr, layout, memdebug::CallSite::caller());
     }

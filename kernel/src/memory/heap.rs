@@ -75,8 +75,12 @@ pub const GROW_PAGES: usize = 16;
 pub const MAX_GROW_PAGES: usize = 512;
 /// Idle pool bytes TLSF keeps before giving whole pools back.
 pub const KEEP_FREE_BYTES: usize = 4 * GROW_PAGES * PAGE_SIZE;
-/// Largest request the slab classes serve under `alloc=slab`.
-const SLAB_MAX: usize = kalloc::byte::KMALLOC_MAX;
+/// Whether the slab classes serve `layout` under `alloc=slab` (TLSF serves
+/// the rest of the small requests).
+fn slab_serves(layout: Layout) -> bool {
+    const SLAB_MAX: usize = kalloc::byte::KMALLOC_MAX;
+    layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX
+}
 
 /// The slab allocator's page source: the global page allocator.
 pub struct GlobalPages;
@@ -265,9 +269,7 @@ pub fn alloc(layout: Layout) -> AllocResult<NonNull<u8>> {
         return state.alloc_large(layout);
     }
     match &mut state.bytes {
-        Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
-            slab.alloc(layout)
-        }
+        Heap::Slab { slab, .. } if slab_serves(layout) => slab.alloc(layout),
         Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => alloc_growing(tlsf, layout),
         Heap::Buddy(buddy) => alloc_growing(buddy, layout),
     }
@@ -289,7 +291,7 @@ pub unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     // SAFETY: forwarded from the caller.
     let refused = unsafe {
         match &mut state.bytes {
-            Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
+            Heap::Slab { slab, .. } if slab_serves(layout) => {
                 return slab.dealloc(ptr, layout);
             }
             Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => {
@@ -319,9 +321,7 @@ pub unsafe fn check_dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     // SAFETY: forwarded from the caller.
     unsafe {
         match &mut state.bytes {
-            Heap::Slab { slab, .. } if layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX => {
-                slab.check_dealloc(ptr, layout)
-            }
+            Heap::Slab { slab, .. } if slab_serves(layout) => slab.check_dealloc(ptr, layout),
             Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => tlsf.check_dealloc(ptr, layout),
             Heap::Buddy(buddy) => buddy.check_dealloc(ptr, layout),
         }

@@ -191,6 +191,20 @@ impl<P: PageSource> SlabAllocator<P> {
         let pages = layout.size().div_ceil(P::PAGE_SIZE);
         (pages, layout.align().max(P::PAGE_SIZE))
     }
+
+    /// The page count of the live large block at `addr` that `layout`
+    /// describes: aligned as `layout` asks and recorded in the table with
+    /// that count, else `NotAllocated`. The page source alone cannot tell
+    /// such a block from a slab that reuses its pages.
+    fn large_block(&self, addr: usize, layout: Layout) -> AllocResult<usize> {
+        let (pages, align) = Self::large_pages_for(layout);
+        // `align` is a power of two: a mask test, not a division.
+        if addr & (align - 1) != 0 {
+            return Err(AllocError::NotAllocated);
+        }
+        self.large.check(addr, pages)?;
+        Ok(pages)
+    }
 }
 
 impl<P: PageSource> BaseAllocator for SlabAllocator<P> {
@@ -267,14 +281,7 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
         if self.outside(addr) {
             return Err(AllocError::OutOfRange);
         }
-        let (pages, align) = Self::large_pages_for(layout);
-        // `align` is a power of two: a mask test, not a division.
-        if addr & (align - 1) != 0 {
-            return Err(AllocError::NotAllocated);
-        }
-        // The source cannot tell this block from a slab that reuses its
-        // pages: only a block recorded with this size goes back.
-        self.large.check(addr, pages)?;
+        let pages = self.large_block(addr, layout)?;
         // SAFETY: the table holds exactly the live large blocks, so `ptr`
         // is one of `pages` pages, and the caller no longer uses it.
         unsafe { self.source.dealloc_pages(ptr, pages)? };
@@ -305,14 +312,14 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
                 // is the caller's contract.
                 unsafe { self.class_cache(class).check_live(ptr, self.hull)? };
             }
-            None => self
-                .large
-                .check(addr, Self::large_pages_for(old_layout).0)?,
+            None => {
+                self.large_block(addr, old_layout)?;
+            }
         }
         let same_place = match (old_class, new_class) {
             (Some(old), Some(new)) => old == new,
             (None, None) => {
-                old_layout.size().div_ceil(P::PAGE_SIZE) == new_size.div_ceil(P::PAGE_SIZE)
+                Self::large_pages_for(old_layout).0 == Self::large_pages_for(new_layout).0
             }
             _ => false,
         };

@@ -162,13 +162,7 @@ impl<P: PageSource> SlabAllocator<P> {
             // SAFETY: `ptr` lies in the hull (checked above); the rest is
             // the caller's contract.
             Some(class) => unsafe { self.class_cache(class).check_live(ptr, self.hull).map(drop) },
-            None => {
-                let (pages, align) = Self::large_pages_for(layout);
-                if addr & (align - 1) != 0 {
-                    return Err(AllocError::NotAllocated);
-                }
-                self.large.check(addr, pages)
-            }
+            None => self.large_block(addr, layout).map(drop),
         }
     }
 }
