@@ -13,13 +13,12 @@ mod page_common;
 
 use std::alloc::Layout;
 
-use byte_common::host::{HostPages, PAGE};
-use byte_common::model::Model;
+use byte_common::host::HostPages;
+use byte_common::model::{Model, TRIES};
 use byte_common::subjects::Subject;
 use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator, LinearPageAllocator};
 use kalloc::{AllocError, ByteAllocator};
-use page_common::model::Harness;
 
 /// One pool, small under Miri; room for the largest slab of the classes
 /// below either way.
@@ -27,24 +26,6 @@ const POOL: &[usize] = if cfg!(miri) { &[192 << 10] } else { &[1 << 20] };
 
 /// Two pools of different sizes, so a large request fits only the second.
 const TWO_POOLS: &[usize] = &[64 << 10, 256 << 10];
-
-/// A large block and a `kmalloc` class whose fresh slab is as large:
-/// 1-page slabs of 64 B, 2-page slabs of 1 KiB, 4-page slabs of 2 KiB.
-const SLAB_PAIRS: [(usize, usize); 3] = [(4096, 64), (8192, 1024), (16384, 2048)];
-
-/// Enough small allocations to fill a slab or two and start the next.
-const TRIES: usize = 160;
-
-/// alloc(big), dealloc(big), small allocations until one lands in big's
-/// pages (a new slab), then dealloc(big) and realloc(big) again.
-fn large_block_pages_become_a_slab<A: Subject>() {
-    for (big, small) in SLAB_PAIRS {
-        let mut model = Model::<A>::new(POOL);
-        let ptr = model.alloc(big, 8).unwrap();
-        model.free_reuse_free(ptr, small, TRIES);
-        model.finish(&[0]);
-    }
-}
 
 /// alloc(big), dealloc(big), a second user of the page source takes
 /// exactly those pages, then dealloc(big) and realloc(big) again.
@@ -59,17 +40,17 @@ fn large_block_pages_taken_by_a_second_user<A: Subject>() {
 
 #[test]
 fn slab_on_buddy_pages_refuses_a_large_block_whose_pages_became_a_slab() {
-    large_block_pages_become_a_slab::<SlabAllocator<BuddyPageAllocator>>();
+    byte_common::model::large_block_pages_become_a_slab::<SlabAllocator<BuddyPageAllocator>>(POOL);
 }
 
 #[test]
 fn slab_on_bitmap_pages_refuses_a_large_block_whose_pages_became_a_slab() {
-    large_block_pages_become_a_slab::<SlabAllocator<BitmapPageAllocator>>();
+    byte_common::model::large_block_pages_become_a_slab::<SlabAllocator<BitmapPageAllocator>>(POOL);
 }
 
 #[test]
 fn slab_on_host_pages_refuses_a_large_block_whose_pages_became_a_slab() {
-    large_block_pages_become_a_slab::<SlabAllocator<HostPages>>();
+    byte_common::model::large_block_pages_become_a_slab::<SlabAllocator<HostPages>>(POOL);
 }
 
 #[test]
@@ -165,46 +146,17 @@ fn tlsf_refuses_a_block_of_a_pool_given_back_and_added_again() {
     model.finish(&[0]);
 }
 
-/// alloc(4), free, 1-page blocks until one lands in those pages, free(4)
-/// again; then that page freed, 4-page blocks until one covers it (its
-/// pages are a whole aligned group: they were one block), free(1) again
-/// (and its neighbour, now inside the block).
-fn pages_reused_as_another_size<A: page_common::Subject>() {
-    let mut h = Harness::<A>::new(256, 128);
-    let four = h.alloc_block(4, PAGE).unwrap();
-    h.free_block(four);
-    let one = loop {
-        let one = h.alloc_block(1, PAGE).expect("a page of the freed block");
-        if (four..four + 4 * PAGE).contains(&one) {
-            break one;
-        }
-    };
-    assert!(h.refused_free(four, 4));
-    h.check();
-    h.free_block(one);
-    loop {
-        let four = h.alloc_block(4, PAGE).expect("a block over the freed page");
-        if (four..four + 4 * PAGE).contains(&one) {
-            break;
-        }
-    }
-    assert!(h.refused_free(one, 1));
-    assert!(h.refused_free(one + PAGE, 1));
-    h.check();
-    h.free_all_and_check(1);
-}
-
 #[test]
 fn buddy_pages_refuse_a_block_reused_as_another_size() {
-    pages_reused_as_another_size::<BuddyPageAllocator>();
+    page_common::model::pages_reused_as_another_size::<BuddyPageAllocator>();
 }
 
 #[test]
 fn bitmap_pages_refuse_a_block_reused_as_another_size() {
-    pages_reused_as_another_size::<BitmapPageAllocator>();
+    page_common::model::pages_reused_as_another_size::<BitmapPageAllocator>();
 }
 
 #[test]
 fn linear_pages_refuse_a_block_reused_as_another_size() {
-    pages_reused_as_another_size::<LinearPageAllocator>();
+    page_common::model::pages_reused_as_another_size::<LinearPageAllocator>();
 }

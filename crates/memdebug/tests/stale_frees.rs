@@ -17,7 +17,7 @@ use std::ops::Range;
 use std::ptr::NonNull;
 
 use byte_common::host::{Arena, PAGE};
-use byte_common::model::{BadFree, Model, long_run};
+use byte_common::model::{BadFree, long_run};
 use byte_common::subjects::{Setup, Subject};
 use kalloc::byte::{SlabAllocator, Tlsf};
 use kalloc::page::BuddyPageAllocator;
@@ -339,29 +339,17 @@ fn pass_through_page_layer_on_buddy_refuses_seeded_bad_frees() {
     page_run::<false>();
 }
 
-/// A large block and a `kmalloc` class whose fresh slab is as large.
-const SLAB_PAIRS: [(usize, usize); 3] = [(4096, 64), (8192, 1024), (16384, 2048)];
-
-/// alloc(big), dealloc(big), small allocations until one lands in big's
-/// memory (a new slab beneath), dealloc(big) and realloc(big) again.
-fn slab_pages_become_a_slab<A: Subject>() {
-    let pool: &[usize] = if cfg!(miri) { &[192 << 10] } else { &[1 << 20] };
-    for (big, small) in SLAB_PAIRS {
-        let mut model = Model::<A>::new(pool);
-        let ptr = model.alloc(big, 8).unwrap();
-        model.free_reuse_free(ptr, small, 160);
-        model.finish(&[0]);
-    }
-}
+/// One pool, small under Miri; room for the largest slab either way.
+const SLAB_POOL: &[usize] = if cfg!(miri) { &[192 << 10] } else { &[1 << 20] };
 
 #[test]
 fn checked_byte_layer_on_slab_refuses_a_large_block_whose_pages_became_a_slab() {
-    slab_pages_become_a_slab::<ByteLayer<Slab, true>>();
+    byte_common::model::large_block_pages_become_a_slab::<ByteLayer<Slab, true>>(SLAB_POOL);
 }
 
 #[test]
 fn pass_through_byte_layer_on_slab_refuses_a_large_block_whose_pages_became_a_slab() {
-    slab_pages_become_a_slab::<ByteLayer<Slab, false>>();
+    byte_common::model::large_block_pages_become_a_slab::<ByteLayer<Slab, false>>(SLAB_POOL);
 }
 
 fn lay(size: usize) -> Layout {
@@ -383,7 +371,7 @@ fn byte_snapshot(layer: &ByteLayer<Slab, true>) -> (Vec<usize>, usize, usize, us
 /// second free is refused and reported by the layer itself.
 #[test]
 fn poisoning_byte_layer_on_slab_refuses_a_block_freed_before_a_flush() {
-    for (big, small) in SLAB_PAIRS {
+    for (big, small) in byte_common::model::SLAB_PAIRS {
         let arena = Arena::new(1 << 20);
         let (table, history) = tables(1024, 16);
         let config = DebugConfig::bytes(DebugFlags::all());
@@ -463,42 +451,14 @@ fn poisoning_byte_layer_on_slab_refuses_a_block_freed_before_a_flush() {
     }
 }
 
-/// alloc(4) then free, 1-page blocks until one lands in those pages,
-/// free(4) again; then that page freed, 4-page blocks until one covers it,
-/// free(1) again (and its neighbour, now inside the block).
-fn pages_reused_as_another_size<const CHECKED: bool>() {
-    let mut h = Harness::<PageLayer<CHECKED>>::new(256, 128);
-    let four = h.alloc_block(4, PAGE).unwrap();
-    h.free_block(four);
-    let one = loop {
-        let one = h.alloc_block(1, PAGE).expect("a page of the freed block");
-        if (four..four + 4 * PAGE).contains(&one) {
-            break one;
-        }
-    };
-    assert!(h.refused_free(four, 4));
-    h.check();
-    h.free_block(one);
-    loop {
-        let four = h.alloc_block(4, PAGE).expect("a block over the freed page");
-        if (four..four + 4 * PAGE).contains(&one) {
-            break;
-        }
-    }
-    assert!(h.refused_free(one, 1));
-    assert!(h.refused_free(one + PAGE, 1));
-    h.check();
-    h.free_all_and_check(1);
-}
-
 #[test]
 fn checked_page_layer_on_buddy_refuses_pages_reused_as_another_size() {
-    pages_reused_as_another_size::<true>();
+    page_common::model::pages_reused_as_another_size::<PageLayer<true>>();
 }
 
 #[test]
 fn pass_through_page_layer_on_buddy_refuses_pages_reused_as_another_size() {
-    pages_reused_as_another_size::<false>();
+    page_common::model::pages_reused_as_another_size::<PageLayer<false>>();
 }
 
 /// With poisoning: the freed pages wait in quarantine until flushed, then

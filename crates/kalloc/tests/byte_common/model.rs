@@ -980,3 +980,21 @@ impl<A: Subject> Model<A> {
         }
     }
 }
+
+/// A large block and a `kmalloc` class whose fresh slab is as large:
+/// 1-page slabs of 64 B, 2-page slabs of 1 KiB, 4-page slabs of 2 KiB.
+pub const SLAB_PAIRS: [(usize, usize); 3] = [(4096, 64), (8192, 1024), (16384, 2048)];
+
+/// Enough small allocations to fill a slab or two and start the next.
+pub const TRIES: usize = 160;
+
+/// alloc(big), dealloc(big), small allocations until one lands in big's
+/// pages (a new slab), then dealloc(big) and realloc(big) again.
+pub fn large_block_pages_become_a_slab<A: Subject>(pool: &[usize]) {
+    for (big, small) in SLAB_PAIRS {
+        let mut model = Model::<A>::new(pool);
+        let ptr = model.alloc(big, 8).unwrap();
+        model.free_reuse_free(ptr, small, TRIES);
+        model.finish(&[0]);
+    }
+}

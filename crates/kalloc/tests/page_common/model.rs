@@ -490,3 +490,32 @@ pub fn seeded_ops(seed: u64, count: usize) -> Vec<Op> {
         })
         .collect()
 }
+
+/// alloc(4), free, 1-page blocks until one lands in those pages, free(4)
+/// again; then that page freed, 4-page blocks until one covers it (its
+/// pages are a whole aligned group: they were one block), free(1) again
+/// (and its neighbour, now inside the block).
+pub fn pages_reused_as_another_size<A: Subject>() {
+    let mut h = Harness::<A>::new(256, 128);
+    let four = h.alloc_block(4, PAGE).unwrap();
+    h.free_block(four);
+    let one = loop {
+        let one = h.alloc_block(1, PAGE).expect("a page of the freed block");
+        if (four..four + 4 * PAGE).contains(&one) {
+            break one;
+        }
+    };
+    assert!(h.refused_free(four, 4));
+    h.check();
+    h.free_block(one);
+    loop {
+        let four = h.alloc_block(4, PAGE).expect("a block over the freed page");
+        if (four..four + 4 * PAGE).contains(&one) {
+            break;
+        }
+    }
+    assert!(h.refused_free(one, 1));
+    assert!(h.refused_free(one + PAGE, 1));
+    h.check();
+    h.free_all_and_check(1);
+}
