@@ -32,6 +32,9 @@ pub struct Config {
     pub cmds: Option<String>,
     pub timeout: Option<Duration>,
     pub gdb_port: u16,
+    /// `ICOUNT=1`: QEMU counts instructions (`-icount shift=0`), so one
+    /// guest nanosecond is one instruction and timings are deterministic.
+    pub icount: bool,
 }
 
 impl Config {
@@ -89,6 +92,11 @@ impl Config {
                 .parse()
                 .map_err(|_| format!("GDB_PORT={text}: expected a port number"))?,
         };
+        let icount = match knob("ICOUNT").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(text) => return Err(format!("ICOUNT={text}: expected 0 or 1")),
+        };
         Ok(Self {
             root,
             target_dir,
@@ -101,6 +109,7 @@ impl Config {
             cmds,
             timeout,
             gdb_port,
+            icount,
         })
     }
 

@@ -17,6 +17,9 @@ pub fn command(config: &Config, image: &Path, boot_args: &str) -> Command {
         .arg("-kernel")
         .arg(image)
         .args(["-append", boot_args]);
+    if config.icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
     cmd
 }
 
