@@ -17,6 +17,9 @@
 //! Free objects are linked through their first word (`free_list.rs`), and
 //! the magazine (`magazine.rs`) is such a list.
 //!
+//! A per-CPU cache in front of the allocator takes and returns objects in
+//! batches and tests frees without the lock (`probe.rs`).
+//!
 //! An object's slab is its address rounded down to the slab size (slabs
 //! are aligned to their size), and an empty slab beyond
 //! [`MAX_EMPTY_SLABS`] goes back to the page source at once. Named caches,
@@ -29,6 +32,7 @@ mod free_list;
 mod info;
 mod magazine;
 mod manage;
+mod probe;
 mod source;
 
 use core::alloc::Layout;
@@ -40,6 +44,9 @@ pub use self::classes::{KMALLOC_MAX, KMALLOC_SIZES, kmalloc_cache_name};
 use self::classes::{KMALLOC_NAMES, class_align, class_for, class_for_general, small_class};
 pub use self::info::SlabInfo;
 pub use self::magazine::MAGAZINE_MAX;
+pub use self::probe::{
+    KMALLOC_CLASSES, ObjectProbe, kmalloc_class, kmalloc_class_layout, mark_live, mark_parked,
+};
 pub use self::source::PageSource;
 use super::LargeBlocks;
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};

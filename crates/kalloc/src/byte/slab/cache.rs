@@ -32,6 +32,7 @@
 //! back on its slab's free list.
 
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::Hull;
 use super::divisor::ExactDivisor;
@@ -62,13 +63,16 @@ const RETIRED: usize = 0x7e71_7ed0_7e71_7ed0_u64 as usize;
 #[repr(C)]
 pub(super) struct SlabHeader {
     /// [`SlabCache::stamp`] while the slab is in service, that `^ RETIRED`
-    /// once retired, 0 once given back to the page source.
-    stamp: usize,
+    /// once retired, 0 once given back to the page source. Atomic (relaxed,
+    /// plain loads and stores) because a per-CPU cache in front of the
+    /// allocator reads it without the allocator's lock (`probe.rs`).
+    stamp: AtomicUsize,
     /// Objects freed back to this slab (not those parked in the magazine).
     free: FreeList,
     /// Bytes of objects handed out from the bump, counted from the first
-    /// object: objects at or above it have never been handed out.
-    carved: usize,
+    /// object: objects at or above it have never been handed out. Atomic
+    /// for the same reason as `stamp`; it only grows while in service.
+    carved: AtomicUsize,
     /// Objects not on this slab's free list: live, parked in the
     /// magazine, or (retired slabs) freed but kept off the free list.
     in_use: usize,
@@ -119,6 +123,72 @@ pub(super) struct SlabCache {
     /// leaves or rejoins a slab, never on the magazine's fast path.
     held: usize,
     index: usize,
+}
+
+/// A cache's geometry: where its slabs and objects lie and how its
+/// stamps are made. The fast test of a free needs nothing else, so a copy
+/// of it can test frees without the allocator's lock (`probe.rs`).
+#[derive(Clone, Copy)]
+pub(super) struct Shape {
+    slab_bytes: usize,
+    first_object: usize,
+    size_divisor: ExactDivisor,
+    index: usize,
+}
+
+impl Shape {
+    /// The stamp of this cache's slab at `slab` while it is in service:
+    /// `SLAB_MAGIC ^ slab address ^ cache index`. One compare against it
+    /// checks the three things a free must know of the memory at a slab
+    /// boundary: it is a slab header (user data matches by chance 1 in
+    /// 2^64), it was written at this address (a copy of a header in other
+    /// pages does not match) and it is a slab of the cache the layout names
+    /// (an object freed with another class's layout does not match).
+    /// `check.rs` tests that stamps tell these apart.
+    #[inline(always)]
+    pub fn stamp(&self, slab: *mut SlabHeader) -> usize {
+        SLAB_MAGIC ^ slab.addr() ^ self.index
+    }
+
+    /// The slab holding `object` (slabs are aligned to their size).
+    #[inline(always)]
+    pub fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
+        object
+            .with_addr(object.addr() & !(self.slab_bytes - 1))
+            .cast()
+    }
+
+    /// The fast test of a free: `true` if `object` is certainly a live
+    /// object of this cache in a slab in service (the four checks of the
+    /// module doc pass), `false` if anything needs a closer look.
+    ///
+    /// # Safety
+    /// If `object`'s slab boundary lies in `hull`, the hull is (a snapshot
+    /// of) the pages the allocator took from its source, which stay
+    /// mapped. If `object` is an object the allocator handed out, its slab
+    /// is in service until it is freed.
+    #[inline(always)]
+    pub unsafe fn certainly_live(&self, object: *mut u8, hull: Hull) -> bool {
+        let slab = self.slab_of(object);
+        if !hull.contains(slab.addr()) {
+            return false;
+        }
+        // Wraps to a huge value for an address inside the header.
+        let offset = object.addr().wrapping_sub(slab.addr() + self.first_object);
+        // SAFETY: the header lies in the hull, in pages taken from the
+        // source (the caller's guarantee); its two words are atomics, so a
+        // racing writer (a slab set up or given back under the lock) is no
+        // data race. The object's first word is read only once the stamp
+        // names a slab of this cache in service and the offset an object
+        // it handed out, so it is initialised; it is the caller's object,
+        // or the allocator's if this is a double free.
+        unsafe {
+            (*slab).stamp.load(Relaxed) == self.stamp(slab)
+                && offset < (*slab).carved.load(Relaxed)
+                && self.size_divisor.divides(offset)
+                && !free_list::may_be_free(object, hull)
+        }
+    }
 }
 
 impl SlabCache {
@@ -174,25 +244,26 @@ impl SlabCache {
         (objects > 0).then_some((objects, first))
     }
 
-    /// The stamp of this cache's slab at `slab` while it is in service:
-    /// `SLAB_MAGIC ^ slab address ^ cache index`. One compare against it
-    /// checks the three things a free must know of the memory at a slab
-    /// boundary: it is a slab header (user data matches by chance 1 in
-    /// 2^64), it was written at this address (a copy of a header in other
-    /// pages does not match) and it is a slab of the cache the layout names
-    /// (an object freed with another class's layout does not match).
-    /// `check.rs` tests that stamps tell these apart.
+    /// What a free needs to know of this cache without its lists: fixed
+    /// when the cache is created, so a copy stays right for its life.
     #[inline(always)]
-    fn stamp(&self, slab: *mut SlabHeader) -> usize {
-        SLAB_MAGIC ^ slab.addr() ^ self.index
+    pub(super) fn shape(&self) -> Shape {
+        Shape {
+            slab_bytes: self.slab_bytes,
+            first_object: self.first_object,
+            size_divisor: self.size_divisor,
+            index: self.index,
+        }
     }
 
-    /// The slab holding `object` (slabs are aligned to their size).
+    #[inline(always)]
+    fn stamp(&self, slab: *mut SlabHeader) -> usize {
+        self.shape().stamp(slab)
+    }
+
     #[inline(always)]
     fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
-        object
-            .with_addr(object.addr() & !(self.slab_bytes - 1))
-            .cast()
+        self.shape().slab_of(object)
     }
 
     pub fn slab_bytes(&self) -> usize {
@@ -239,8 +310,9 @@ impl SlabCache {
             let object = match header.free.pop() {
                 Some(object) => object,
                 None => {
-                    let object = slab.cast::<u8>().add(self.first_object + header.carved);
-                    header.carved += self.object_size;
+                    let carved = header.carved.load(Relaxed);
+                    let object = slab.cast::<u8>().add(self.first_object + carved);
+                    header.carved.store(carved + self.object_size, Relaxed);
                     object
                 }
             };
@@ -254,8 +326,9 @@ impl SlabCache {
     /// Checks that `object` is a live object of this cache (the four
     /// checks of the module doc); returns its slab. The common case costs
     /// a mask, the header's stamp and bump, a multiply and the object's
-    /// first word; anything else (an error, an object that may be free, a
-    /// retired slab) goes to [`classify`](Self::classify).
+    /// first word ([`Shape::certainly_live`]); anything else (an error, an
+    /// object that may be free, a retired slab) goes to
+    /// [`classify`](Self::classify).
     ///
     /// # Safety
     /// `object` lies in `hull`, the pages the slab allocator took from its
@@ -265,25 +338,16 @@ impl SlabCache {
     #[inline(always)]
     pub unsafe fn check_live(&self, object: NonNull<u8>, hull: Hull) -> AllocResult<Live> {
         let object = object.as_ptr();
-        let slab = self.slab_of(object);
+        let shape = self.shape();
+        // SAFETY: forwarded from the caller.
+        if unsafe { shape.certainly_live(object, hull) } {
+            return Ok(Live::InService(shape.slab_of(object)));
+        }
+        let slab = shape.slab_of(object);
         if slab.addr() < hull.lo {
             return Err(AllocError::NotAllocated);
         }
-        // Wraps to a huge value for an address inside the header.
         let offset = object.addr().wrapping_sub(slab.addr() + self.first_object);
-        // SAFETY: `hull.lo <= slab <= object < hull.hi`, so the header lies
-        // in pages taken from the source. The object's first word is read
-        // only once the stamp names a slab of this cache in service and
-        // the offset an object it handed out, so it is initialised.
-        let certainly_live = unsafe {
-            (*slab).stamp == self.stamp(slab)
-                && offset < (*slab).carved
-                && self.size_divisor.divides(offset)
-                && !free_list::may_be_free(object, hull)
-        };
-        if certainly_live {
-            return Ok(Live::InService(slab));
-        }
         self.classify(slab, offset, object)
     }
 

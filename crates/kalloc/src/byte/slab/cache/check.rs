@@ -4,6 +4,8 @@
 //! link, or an object of a retired slab), with the list lookups that make
 //! double-free detection exact.
 
+use core::sync::atomic::Ordering::Relaxed;
+
 use super::{Live, RETIRED, SlabCache, SlabHeader};
 use crate::{AllocError, AllocResult};
 
@@ -26,7 +28,7 @@ impl SlabCache {
         let in_service = self.stamp(slab);
         // SAFETY: as in `check_live`, whose range checks passed: the
         // header lies in pages obtained from the source.
-        let stamp = unsafe { (*slab).stamp };
+        let stamp = unsafe { (*slab).stamp.load(Relaxed) };
         let live = if stamp == in_service {
             Live::InService(slab)
         } else if stamp == in_service ^ RETIRED {
@@ -35,7 +37,7 @@ impl SlabCache {
             return Err(AllocError::NotAllocated);
         };
         // SAFETY: a slab of this cache (its stamp matched).
-        let carved = unsafe { (*slab).carved };
+        let carved = unsafe { (*slab).carved.load(Relaxed) };
         if offset >= carved || !offset.is_multiple_of(self.object_size) {
             return Err(AllocError::NotAllocated);
         }

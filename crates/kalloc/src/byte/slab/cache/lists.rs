@@ -3,6 +3,7 @@
 //! and taking slabs from and giving them back to the page source.
 
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::{EMPTY, FULL, PARTIAL, SlabCache, SlabHeader};
 use crate::byte::slab::free_list::FreeList;
@@ -132,9 +133,9 @@ impl SlabCache {
         // SAFETY: the slab's pages are ours; the header fits in them.
         unsafe {
             slab.write(SlabHeader {
-                stamp: self.stamp(slab),
+                stamp: AtomicUsize::new(self.stamp(slab)),
                 free: FreeList::EMPTY,
-                carved: 0,
+                carved: AtomicUsize::new(0),
                 in_use: 0,
                 prev: ptr::null_mut(),
                 next: ptr::null_mut(),
@@ -202,12 +203,12 @@ impl SlabCache {
         // SAFETY: `slab` is on no list now; its pages came from `source`
         // with `pages_per_slab` pages and no object in it is live.
         unsafe {
-            (*slab).stamp = 0;
+            (*slab).stamp.store(0, Relaxed);
             let pages = NonNull::new_unchecked(slab.cast::<u8>());
             if source.dealloc_pages(pages, self.pages_per_slab).is_err() {
                 // The source refused its own block: keep the slab rather
                 // than lose or double-count its pages.
-                (*slab).stamp = self.stamp(slab);
+                (*slab).stamp.store(self.stamp(slab), Relaxed);
                 if current_empty && listed.is_null() {
                     self.current = slab;
                 } else {

@@ -4,6 +4,7 @@
 //! live object (at once if it has none).
 
 use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::{RETIRED, SlabCache, SlabHeader};
 use crate::byte::slab::Hull;
@@ -32,7 +33,7 @@ impl SlabCache {
         // SAFETY: the caller's address lies in pages obtained from the
         // source, which stay mapped (as in `check_live`); only the stamp
         // is read.
-        let stamp = unsafe { (*slab).stamp };
+        let stamp = unsafe { (*slab).stamp.load(Relaxed) };
         stamp == self.stamp(slab) || stamp == self.stamp(slab) ^ RETIRED
     }
 
@@ -57,7 +58,7 @@ impl SlabCache {
         // current slab is on no list, any other is on the list for its
         // `in_use`.
         unsafe {
-            if (*slab).stamp != self.stamp(slab) {
+            if (*slab).stamp.load(Relaxed) != self.stamp(slab) {
                 return false; // retired already
             }
             if slab == self.current {
@@ -65,7 +66,7 @@ impl SlabCache {
             } else {
                 self.unlink(self.list_for((*slab).in_use), slab);
             }
-            (*slab).stamp ^= RETIRED;
+            (*slab).stamp.store(self.stamp(slab) ^ RETIRED, Relaxed);
             if (*slab).in_use == 0 {
                 self.give_back(source, slab);
             } else {
@@ -109,7 +110,7 @@ impl SlabCache {
         // SAFETY: forwarded from the caller; the slab's pages came from
         // `source` with `pages_per_slab` pages.
         unsafe {
-            (*slab).stamp = 0;
+            (*slab).stamp.store(0, Relaxed);
             // A source refusing its own block is a bug elsewhere; the slab
             // is out of service either way, so its pages are only lost.
             let _ = source.dealloc_pages(

@@ -1,0 +1,535 @@
+//! [`CachedHeap`]: a depot behind one interrupt-masking lock, per-CPU
+//! magazines in front of it for the `kmalloc` classes, and `GlobalAlloc`.
+//!
+//! ```text
+//!   alloc(layout) ── kmalloc class? ──no──► lock ─► depot.alloc
+//!                         │yes
+//!                         ▼  (interrupts masked on this CPU, no lock)
+//!                   this CPU's magazines ──empty──► lock ─► depot.alloc_objects (a magazine's worth)
+//!
+//!   free(ptr, layout) ── kmalloc class? ──no──► lock ─► depot.dealloc
+//!                         │yes
+//!                         ▼
+//!                   probe.certainly_live? ──no──► lock ─► depot.check_dealloc, then look in
+//!                         │yes                            every CPU's magazines (exact verdict)
+//!                         ▼  (interrupts masked, no lock)
+//!                   this CPU's magazines ──full──► lock ─► depot.free_objects (a magazine's worth)
+//! ```
+//!
+//! A block freed on another CPU than the one that allocated it goes into
+//! the freeing CPU's magazines (Linux's sheaves; not snmalloc's return to
+//! the owner): the slab allocator underneath has no per-CPU ownership, so
+//! a remote free is an ordinary free and costs the same.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::Ordering::Relaxed;
+
+use kalloc::byte::{KMALLOC_SIZES, ObjectProbe, kmalloc_class, mark_live, mark_parked};
+use kalloc::{AllocError, AllocResult};
+use ksync::{IrqTicketLock, LockGuard, Once, RawTicket};
+
+use crate::caches::{CpuCache, magazine_capacity};
+use crate::cpu::{Cpu, Hooks, NoHooks};
+use crate::depot::Depot;
+use crate::magazine::MAGAZINE_SLOTS;
+use crate::stats::{HeapStats, SharedStats};
+
+type DepotGuard<'a, A, D> = LockGuard<'a, RawTicket, Option<D>, A, ksync::IrqSave>;
+
+/// A heap for every CPU: per-CPU magazines over a locked [`Depot`].
+/// `CPUS` bounds [`Cpu::cpu_index`]. `H` decorates `GlobalAlloc`.
+pub struct CachedHeap<A: Cpu, D: Depot, H: Hooks = NoHooks, const CPUS: usize = 8> {
+    depot: IrqTicketLock<Option<D>, A>,
+    /// Set once by `init` when the depot's slab allocator serves the
+    /// `kmalloc` classes: the caches are on.
+    probe: Once<ObjectProbe>,
+    /// The slab allocator's hull as of the last trip to the lock (it only
+    /// grows; a stale one only sends a free the slow way).
+    hull_lo: AtomicUsize,
+    hull_hi: AtomicUsize,
+    cpus: [CpuCache; CPUS],
+    shared: SharedStats,
+    _hooks: PhantomData<fn() -> H>,
+}
+
+/// What [`CachedHeap::drain_all`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Objects this CPU gave back.
+    pub objects_here: usize,
+    /// Other CPUs asked to drain, and how many of them answered in time.
+    pub cpus_asked: usize,
+    pub cpus_answered: usize,
+}
+
+impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
+    /// An empty heap: every allocation fails until [`init`](Self::init).
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            depot: IrqTicketLock::new(name, None),
+            probe: Once::new(),
+            hull_lo: AtomicUsize::new(0),
+            hull_hi: AtomicUsize::new(0),
+            cpus: [const { CpuCache::new() }; CPUS],
+            shared: SharedStats::new(),
+            _hooks: PhantomData,
+        }
+    }
+
+    /// Installs the depot; the caches are on if it has a slab allocator
+    /// for the `kmalloc` classes. Panics if called twice.
+    pub fn init(&self, depot: D) {
+        let probe = depot.object_probe();
+        let hull = depot.hull();
+        let mut slot = self.depot.lock();
+        assert!(slot.is_none(), "kheap: CachedHeap initialised twice");
+        *slot = Some(depot);
+        self.publish_hull(hull);
+        drop(slot);
+        if let Some(probe) = probe {
+            self.probe.call_once(|| probe);
+        }
+    }
+
+    /// Whether the per-CPU caches serve the `kmalloc` classes.
+    pub fn caches_enabled(&self) -> bool {
+        self.probe.get().is_some()
+    }
+
+    /// Runs `f` on the depot under the heap's lock (statistics, shrinking,
+    /// a kernel's own operations on its composition). `None` before
+    /// `init`. `f` must not allocate through this heap.
+    pub fn with_depot<R>(&self, f: impl FnOnce(&mut D) -> R) -> Option<R> {
+        self.depot.lock().as_mut().map(f)
+    }
+
+    /// The heap's lock (for its name and lock-order class).
+    pub fn lock_name(&self) -> &'static str {
+        self.depot.name()
+    }
+
+    fn publish_hull(&self, (lo, hi): (usize, usize)) {
+        self.hull_lo.store(lo, Relaxed);
+        self.hull_hi.store(hi, Relaxed);
+    }
+
+    /// Runs `f` on this CPU's caches with its interrupts masked.
+    #[inline(always)]
+    fn on_this_cpu<R>(&self, f: impl FnOnce(&CpuCache) -> R) -> R {
+        let saved = A::irq_save_disable();
+        let result = f(&self.cpus[A::cpu_index()]);
+        A::irq_restore(saved);
+        result
+    }
+
+    /// Takes the heap's lock on behalf of `cpu` (counted).
+    fn lock(&self, cpu: &CpuCache) -> DepotGuard<'_, A, D> {
+        cpu.stats.note_locked();
+        self.depot.lock()
+    }
+
+    /// Allocates a block for `layout` (non-zero size) through this CPU's
+    /// caches when its class has one. Counted; no retry after draining
+    /// (see [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
+    #[inline]
+    pub fn alloc(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        let (Some(probe), Some(class)) = (self.probe.get(), kmalloc_class(layout)) else {
+            return self.on_this_cpu(|cpu| {
+                let result = self
+                    .lock(cpu)
+                    .as_mut()
+                    .ok_or(AllocError::NoMemory)?
+                    .alloc(layout);
+                self.count_alloc(cpu, layout, &result);
+                result
+            });
+        };
+        self.on_this_cpu(|cpu| {
+            let result = match cpu.classes[class].pop() {
+                Some(object) => {
+                    // SAFETY: a parked object is a free slab object the
+                    // caches own; it is handed out now.
+                    unsafe { mark_live(object) };
+                    Ok(object)
+                }
+                None => self.refill(cpu, class, probe),
+            };
+            self.count_alloc(cpu, layout, &result);
+            result
+        })
+    }
+
+    #[inline(always)]
+    fn count_alloc(&self, cpu: &CpuCache, layout: Layout, result: &AllocResult<NonNull<u8>>) {
+        match result {
+            Ok(_) => cpu.stats.note_alloc(layout.size(), &self.shared, A::now),
+            Err(_) => cpu.stats.note_failure(),
+        }
+    }
+
+    /// Both magazines of `class` are empty: fills the loaded one from the
+    /// depot (one lock) and returns one more object.
+    #[cold]
+    #[inline(never)]
+    fn refill(
+        &self,
+        cpu: &CpuCache,
+        class: usize,
+        probe: &ObjectProbe,
+    ) -> AllocResult<NonNull<u8>> {
+        let _ = probe;
+        self.answer_drain_request(cpu);
+        let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
+        let mut guard = self.lock(cpu);
+        let depot = guard.as_mut().ok_or(AllocError::NoMemory)?;
+        let taken = depot.alloc_objects(class, &mut batch[..magazine_capacity(class)])?;
+        self.publish_hull(depot.hull());
+        let magazine = cpu.classes[class].loaded_magazine();
+        for &object in &batch[1..taken] {
+            // SAFETY: fresh objects of the slab allocator, owned by the
+            // caches from now on.
+            unsafe { mark_parked(object) };
+            magazine.push(object);
+        }
+        drop(guard);
+        cpu.stats.note_refill();
+        Ok(batch[0])
+    }
+
+    /// Frees a block [`alloc`](Self::alloc) (or `GlobalAlloc`) returned
+    /// for `layout`: into this CPU's caches when the probe vouches for it,
+    /// else settled under the lock. A bad free (an address never handed
+    /// out, a wrong layout, a block already free, including one parked in
+    /// any CPU's magazine) is refused with an error and changes nothing.
+    ///
+    /// # Safety
+    /// As [`Depot::dealloc`]: if `ptr` lies in memory the heap manages, it
+    /// is a block it returned (possibly freed since), and, if the free
+    /// succeeds, no reference into it is used again.
+    #[inline]
+    pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        let (Some(probe), Some(class)) = (self.probe.get(), kmalloc_class(layout)) else {
+            return self.on_this_cpu(|cpu| {
+                let mut guard = self.lock(cpu);
+                let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+                // SAFETY: forwarded from the caller.
+                unsafe { depot.dealloc(ptr, layout) }?;
+                drop(guard);
+                cpu.stats.note_free(layout.size(), &self.shared);
+                Ok(())
+            });
+        };
+        let hull = (self.hull_lo.load(Relaxed), self.hull_hi.load(Relaxed));
+        // SAFETY: the hull came from the depot's slab allocator, whose
+        // probe this is; `ptr` is as the caller promises.
+        let vouched = unsafe { probe.certainly_live(ptr, class, hull) };
+        self.on_this_cpu(|cpu| {
+            if vouched {
+                // SAFETY: a live object of the slab allocator (vouched),
+                // which its owner gives up.
+                unsafe { mark_parked(ptr) };
+                if !cpu.classes[class].push(ptr, magazine_capacity(class)) {
+                    self.flush(cpu, class, ptr);
+                }
+            } else {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.free_settled(cpu, ptr, layout, class) }?;
+            }
+            cpu.stats.note_free(layout.size(), &self.shared);
+            Ok(())
+        })
+    }
+
+    /// Both magazines of `class` are full: gives the previous one back to
+    /// the depot (one lock), then parks `object` in it.
+    #[cold]
+    #[inline(never)]
+    fn flush(&self, cpu: &CpuCache, class: usize, object: NonNull<u8>) {
+        self.answer_drain_request(cpu);
+        let cache = &cpu.classes[class];
+        let previous = cache.previous_magazine();
+        let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
+        let count = previous.copy_out(&mut batch);
+        let mut guard = self.lock(cpu);
+        if let Some(depot) = guard.as_mut() {
+            // SAFETY: parked objects are given-up objects of the slab
+            // allocator, each parked once.
+            let result = unsafe { depot.free_objects(class, &batch[..count]) };
+            debug_assert!(
+                result.is_ok(),
+                "kheap: the depot refused parked objects: {result:?}"
+            );
+        }
+        previous.clear();
+        drop(guard);
+        cache.swap_after_flush();
+        let pushed = cache.push(object, magazine_capacity(class));
+        debug_assert!(pushed, "an emptied magazine takes the object");
+        cpu.stats.note_flush();
+    }
+
+    /// The exact verdict on a free the probe did not vouch for, and the
+    /// free itself if the block is live. Under the lock no object moves
+    /// between the depot and a magazine, so "on the depot's lists or in
+    /// some CPU's magazine" is exact.
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc).
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_settled(
+        &self,
+        cpu: &CpuCache,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        class: usize,
+    ) -> AllocResult {
+        let mut guard = self.lock(cpu);
+        let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { depot.check_dealloc(ptr, layout) }?;
+        if self.is_parked(class, ptr) {
+            return Err(AllocError::DoubleFree);
+        }
+        // A live block whose first word only looked like a link, or one
+        // the published hull did not cover yet: the depot frees it.
+        self.publish_hull(depot.hull());
+        // SAFETY: forwarded from the caller; checked live just above.
+        unsafe { depot.dealloc(ptr, layout) }
+    }
+
+    /// Whether `object` is parked in any CPU's magazines of `class`.
+    fn is_parked(&self, class: usize, object: NonNull<u8>) -> bool {
+        self.cpus
+            .iter()
+            .any(|cpu| cpu.classes[class].contains(object))
+    }
+
+    /// The verdict [`dealloc`](Self::dealloc) would give, without freeing:
+    /// `Ok` for a live block of this layout.
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc).
+    pub unsafe fn check_dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        let mut guard = self.depot.lock();
+        let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { depot.check_dealloc(ptr, layout) }?;
+        match kmalloc_class(layout) {
+            Some(class) if self.caches_enabled() && self.is_parked(class, ptr) => {
+                Err(AllocError::DoubleFree)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Allocates without the caches (a debug layer that needs every block
+    /// to come from the depot itself). Counted as any allocation.
+    pub fn alloc_uncached(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        self.on_this_cpu(|cpu| {
+            let result = self
+                .lock(cpu)
+                .as_mut()
+                .ok_or(AllocError::NoMemory)?
+                .alloc(layout);
+            self.count_alloc(cpu, layout, &result);
+            result
+        })
+    }
+
+    /// Frees a block of [`alloc_uncached`](Self::alloc_uncached).
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc).
+    pub unsafe fn dealloc_uncached(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        self.on_this_cpu(|cpu| {
+            let mut guard = self.lock(cpu);
+            let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
+            // SAFETY: forwarded from the caller.
+            unsafe { depot.dealloc(ptr, layout) }?;
+            drop(guard);
+            cpu.stats.note_free(layout.size(), &self.shared);
+            Ok(())
+        })
+    }
+
+    /// [`alloc`](Self::alloc), and on `NoMemory` [`reclaim`](Self::reclaim)
+    /// then once more: no allocation fails while objects sit in a cache.
+    pub fn alloc_or_reclaim(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        match self.alloc(layout) {
+            Err(AllocError::NoMemory) => {
+                self.reclaim();
+                self.alloc(layout)
+            }
+            result => result,
+        }
+    }
+
+    /// Memory pressure: every CPU's magazines back to the depot
+    /// ([`drain_all`](Self::drain_all)), then the depot's idle memory back
+    /// to its page source.
+    pub fn reclaim(&self) -> DrainReport {
+        let report = self.drain_all();
+        self.with_depot(D::shrink);
+        report
+    }
+
+    /// Empties this CPU's magazines into the depot (one lock); answers the
+    /// drain requests made before it started. Returns the objects given.
+    pub fn drain_this_cpu(&self) -> usize {
+        self.on_this_cpu(|cpu| self.drain(cpu))
+    }
+
+    /// Answers this CPU's pending drain request, if any (the kernel calls
+    /// it from the IPI handler that [`Cpu::kick`] triggers).
+    pub fn serve_drain_requests(&self) {
+        self.on_this_cpu(|cpu| self.answer_drain_request(cpu));
+    }
+
+    #[inline]
+    fn answer_drain_request(&self, cpu: &CpuCache) {
+        if cpu.drain.pending().is_some() {
+            self.drain(cpu);
+        }
+    }
+
+    /// Drains `cpu`, this CPU's caches, with its interrupts masked.
+    fn drain(&self, cpu: &CpuCache) -> usize {
+        let request = cpu.drain.pending();
+        let mut drained = 0;
+        if cpu.parked() != 0 {
+            let mut guard = self.lock(cpu);
+            if let Some(depot) = guard.as_mut() {
+                let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
+                for (class, cache) in cpu.classes.iter().enumerate() {
+                    for magazine in cache.magazines() {
+                        let count = magazine.copy_out(&mut batch);
+                        // SAFETY: parked objects are given-up objects of
+                        // the slab allocator, each parked once.
+                        let result = unsafe { depot.free_objects(class, &batch[..count]) };
+                        debug_assert!(result.is_ok(), "kheap: the depot refused parked objects");
+                        magazine.clear();
+                        drained += count;
+                    }
+                }
+            }
+        }
+        if let Some(ticket) = request {
+            cpu.drain.answer(ticket);
+        }
+        drained
+    }
+
+    /// Drains this CPU and asks every other CPU with parked objects to
+    /// drain too ([`Cpu::kick`]), waiting up to [`Cpu::DRAIN_PATIENCE`]
+    /// for their answers (answering requests to this CPU meanwhile). Call
+    /// it holding no lock another CPU could be waiting for.
+    pub fn drain_all(&self) -> DrainReport {
+        let me = self.on_this_cpu(|_| A::cpu_index());
+        let mut report = DrainReport {
+            objects_here: self.drain_this_cpu(),
+            ..DrainReport::default()
+        };
+        let mut tickets = [0usize; CPUS];
+        for (index, cpu) in self.cpus.iter().enumerate() {
+            if index != me && cpu.parked() != 0 {
+                tickets[index] = cpu.drain.ask();
+                report.cpus_asked += 1;
+                A::kick(index);
+            }
+        }
+        let answered = |tickets: &[usize; CPUS]| {
+            tickets
+                .iter()
+                .zip(&self.cpus)
+                .filter(|(ticket, cpu)| **ticket != 0 && cpu.drain.is_answered(**ticket))
+                .count()
+        };
+        let start = A::now();
+        loop {
+            report.cpus_answered = answered(&tickets);
+            if report.cpus_answered == report.cpus_asked
+                || A::now().wrapping_sub(start) >= A::DRAIN_PATIENCE
+            {
+                return report;
+            }
+            self.serve_drain_requests();
+            A::relax();
+            core::hint::spin_loop();
+        }
+    }
+
+    /// The counters summed over the CPUs, with what sits in the caches.
+    pub fn stats(&self) -> HeapStats {
+        let mut stats = HeapStats::default();
+        for cpu in &self.cpus {
+            cpu.stats.add_to(&mut stats);
+            for (class, cache) in cpu.classes.iter().enumerate() {
+                let parked = cache.len();
+                stats.cached_objects[class] += parked;
+                stats.cached_bytes += parked * KMALLOC_SIZES[class];
+            }
+        }
+        self.shared.add_to(&mut stats);
+        stats.peak_bytes = stats.peak_bytes.max(stats.live_bytes());
+        stats
+    }
+
+    /// Objects parked in each CPU's magazines (index: CPU slot).
+    pub fn parked_per_cpu(&self) -> [usize; CPUS] {
+        core::array::from_fn(|index| self.cpus[index].parked())
+    }
+
+    /// Objects parked in one CPU's magazines, per class.
+    pub fn parked_on(&self, cpu: usize) -> [usize; kalloc::byte::KMALLOC_CLASSES] {
+        core::array::from_fn(|class| self.cpus[cpu].classes[class].len())
+    }
+}
+
+// SAFETY: blocks come from the depot (directly, or through the magazines,
+// which hold only objects the depot handed out and nobody uses) or from
+// the hooks' override, which promises the same; they are disjoint and fit
+// their layout, and a free goes back the way the block came.
+unsafe impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> GlobalAlloc
+    for CachedHeap<A, D, H, CPUS>
+{
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let caller = H::caller();
+        let result = match H::alloc_override(layout, caller) {
+            Some(result) => {
+                self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result));
+                result
+            }
+            None => self.alloc_or_reclaim(layout),
+        };
+        match result {
+            Ok(block) => block.as_ptr(),
+            Err(error) => {
+                H::alloc_failed(layout, error, caller);
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let caller = H::caller();
+        let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
+        // SAFETY: the caller frees a block `alloc` returned for `layout`.
+        let result = match unsafe { H::dealloc_override(block, layout, caller) } {
+            Some(result) => {
+                if result.is_ok() {
+                    self.on_this_cpu(|cpu| cpu.stats.note_free(layout.size(), &self.shared));
+                }
+                result
+            }
+            // SAFETY: as above.
+            None => unsafe { CachedHeap::dealloc(self, block, layout) },
+        };
+        if let Err(error) = result {
+            H::free_refused(block, layout, error, caller);
+        }
+    }
+}

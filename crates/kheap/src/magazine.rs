@@ -1,0 +1,88 @@
+//! A magazine (Bonwick and Adams, USENIX 2001): a short array of free
+//! objects of one class, used as a stack by the CPU that owns it.
+//!
+//! ```text
+//!   slots: [ obj | obj | obj | ... | (stale) | (stale) ]    32 slots
+//!            0     1     2          len
+//! ```
+//!
+//! Only the owner writes it, with its interrupts masked, so `push` and
+//! `pop` are plain loads and stores (relaxed atomics): no lock, no
+//! read-modify-write. Any CPU may look for an object in it
+//! ([`Magazine::contains`], the exact double-free check): `push` publishes
+//! the slot with a release store of `len`, so a looker that reads the new
+//! length also reads the object, and slots at or above `len` (stale
+//! pointers to objects handed out since) are never looked at.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use crate::shim::{AtomicPtr, AtomicUsize, const_unless_loom};
+
+/// Slots per magazine: the largest capacity a class may have.
+pub const MAGAZINE_SLOTS: usize = 32;
+
+pub(crate) struct Magazine {
+    len: AtomicUsize,
+    slots: [AtomicPtr<u8>; MAGAZINE_SLOTS],
+}
+
+impl Magazine {
+    const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            Self {
+                len: AtomicUsize::new(0),
+                slots: [const { AtomicPtr::new(ptr::null_mut()) }; MAGAZINE_SLOTS],
+            }
+        }
+    }
+
+    /// Objects held (exact for the owner; a recent value for others).
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    /// Adds `object` (owner only, interrupts masked; the magazine is not
+    /// full).
+    #[inline(always)]
+    pub(crate) fn push(&self, object: NonNull<u8>) {
+        let len = self.len.load(Relaxed);
+        self.slots[len].store(object.as_ptr(), Relaxed);
+        self.len.store(len + 1, Release);
+    }
+
+    /// Takes the object added last (owner only, interrupts masked).
+    #[inline(always)]
+    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+        let len = self.len.load(Relaxed);
+        let top = len.checked_sub(1)?;
+        let object = self.slots[top].load(Relaxed);
+        self.len.store(top, Relaxed);
+        NonNull::new(object)
+    }
+
+    /// Whether `object` is in the magazine (any CPU).
+    pub(crate) fn contains(&self, object: NonNull<u8>) -> bool {
+        let len = self.len.load(Acquire).min(MAGAZINE_SLOTS);
+        self.slots[..len]
+            .iter()
+            .any(|slot| slot.load(Relaxed) == object.as_ptr())
+    }
+
+    /// The objects held, bottom first, into `out` (owner only): the first
+    /// half of emptying it. The objects stay in the magazine, visible to
+    /// [`contains`](Self::contains), until [`clear`](Self::clear).
+    pub(crate) fn copy_out(&self, out: &mut [NonNull<u8>; MAGAZINE_SLOTS]) -> usize {
+        let len = self.len.load(Relaxed);
+        for (slot, out) in self.slots[..len].iter().zip(out.iter_mut()) {
+            *out = NonNull::new(slot.load(Relaxed)).expect("magazine slots below len hold objects");
+        }
+        len
+    }
+
+    /// Forgets every object (owner only, once they are elsewhere).
+    pub(crate) fn clear(&self) {
+        self.len.store(0, Release);
+    }
+}
