@@ -55,10 +55,8 @@ fn a_second_free_of_a_parked_object_is_a_double_free_on_every_cpu() {
             "on CPU {cpu}"
         );
         // SAFETY: the object came from this heap.
-        assert_eq!(
-            unsafe { heap.check_dealloc(object, layout(48)) },
-            Err(AllocError::DoubleFree)
-        );
+        let verdict = unsafe { heap.check_dealloc(object, layout(48)) };
+        assert_eq!(verdict, Err(AllocError::DoubleFree));
     }
     // Parked once: two allocations on CPU 0 never both get it.
     set_cpu(0);
