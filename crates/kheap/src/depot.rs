@@ -19,6 +19,23 @@ use kalloc::{AllocResult, ByteAllocator};
 /// [`alloc_objects`](Self::alloc_objects) hands out objects of that slab
 /// allocator that nobody else holds.
 pub unsafe trait Depot: Send {
+    /// Something found under the lock that must be reported once it is
+    /// released (no printing under an allocator lock): a pool the page
+    /// source refused back, say.
+    type Notice;
+
+    /// The notice the last operation left, if any; the heap asks after
+    /// every operation under the lock and passes it to
+    /// [`report`](Self::report) after unlocking.
+    fn take_notice(&mut self) -> Option<Self::Notice> {
+        None
+    }
+
+    /// Reports a notice (no lock held).
+    fn report(notice: Self::Notice) {
+        let _ = notice;
+    }
+
     /// The probe of the slab allocator behind the `kmalloc` classes, if
     /// one serves them (then the caches hold those classes); `None`
     /// sends every request to [`alloc`](Self::alloc) under the lock.
@@ -59,6 +76,8 @@ pub unsafe trait Depot: Send {
 // SAFETY: the slab allocator serves the `kmalloc` classes itself, with
 // the probe and hull it reports, and hands out disjoint blocks.
 unsafe impl<P: PageSource + Send> Depot for SlabAllocator<P> {
+    type Notice = core::convert::Infallible;
+
     fn object_probe(&self) -> Option<ObjectProbe> {
         Some(SlabAllocator::object_probe(self))
     }

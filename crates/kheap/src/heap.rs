@@ -29,15 +29,13 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use kalloc::byte::{KMALLOC_SIZES, ObjectProbe, kmalloc_class, mark_live, mark_parked};
 use kalloc::{AllocError, AllocResult};
-use ksync::{IrqTicketLock, LockGuard, Once, RawTicket};
+use ksync::{IrqTicketLock, Once};
 
 use crate::caches::{CpuCache, magazine_capacity};
 use crate::cpu::{Cpu, Hooks, NoHooks};
 use crate::depot::Depot;
 use crate::magazine::MAGAZINE_SLOTS;
 use crate::stats::{HeapStats, SharedStats};
-
-type DepotGuard<'a, A, D> = LockGuard<'a, RawTicket, Option<D>, A, ksync::IrqSave>;
 
 /// A heap for every CPU: per-CPU magazines over a locked [`Depot`].
 /// `CPUS` bounds [`Cpu::cpu_index`]. `H` decorates `GlobalAlloc`.
@@ -103,7 +101,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// a kernel's own operations on its composition). `None` before
     /// `init`. `f` must not allocate through this heap.
     pub fn with_depot<R>(&self, f: impl FnOnce(&mut D) -> R) -> Option<R> {
-        self.depot.lock().as_mut().map(f)
+        self.on_this_cpu(|cpu| self.locked(cpu, f))
     }
 
     /// The heap's lock (for its name and lock-order class).
@@ -125,10 +123,20 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         result
     }
 
-    /// Takes the heap's lock on behalf of `cpu` (counted).
-    fn lock(&self, cpu: &CpuCache) -> DepotGuard<'_, A, D> {
+    /// Runs `f` on the depot under the heap's lock on behalf of `cpu`
+    /// (counted), then reports what the depot noticed, after unlocking.
+    /// `None` before `init`.
+    fn locked<R>(&self, cpu: &CpuCache, f: impl FnOnce(&mut D) -> R) -> Option<R> {
         cpu.stats.note_locked();
-        self.depot.lock()
+        let mut guard = self.depot.lock();
+        let depot = guard.as_mut()?;
+        let result = f(depot);
+        let notice = depot.take_notice();
+        drop(guard);
+        if let Some(notice) = notice {
+            D::report(notice);
+        }
+        Some(result)
     }
 
     /// Allocates a block for `layout` (non-zero size) through this CPU's
@@ -136,13 +144,11 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// (see [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
     #[inline]
     pub fn alloc(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        let (Some(probe), Some(class)) = (self.probe.get(), kmalloc_class(layout)) else {
+        let (true, Some(class)) = (self.caches_enabled(), kmalloc_class(layout)) else {
             return self.on_this_cpu(|cpu| {
                 let result = self
-                    .lock(cpu)
-                    .as_mut()
-                    .ok_or(AllocError::NoMemory)?
-                    .alloc(layout);
+                    .locked(cpu, |depot| depot.alloc(layout))
+                    .unwrap_or(Err(AllocError::NoMemory));
                 self.count_alloc(cpu, layout, &result);
                 result
             });
@@ -155,7 +161,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
                     unsafe { mark_live(object) };
                     Ok(object)
                 }
-                None => self.refill(cpu, class, probe),
+                None => self.refill(cpu, class),
             };
             self.count_alloc(cpu, layout, &result);
             result
@@ -174,27 +180,26 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// depot (one lock) and returns one more object.
     #[cold]
     #[inline(never)]
-    fn refill(
-        &self,
-        cpu: &CpuCache,
-        class: usize,
-        probe: &ObjectProbe,
-    ) -> AllocResult<NonNull<u8>> {
-        let _ = probe;
+    fn refill(&self, cpu: &CpuCache, class: usize) -> AllocResult<NonNull<u8>> {
         self.answer_drain_request(cpu);
         let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
-        let mut guard = self.lock(cpu);
-        let depot = guard.as_mut().ok_or(AllocError::NoMemory)?;
-        let taken = depot.alloc_objects(class, &mut batch[..magazine_capacity(class)])?;
-        self.publish_hull(depot.hull());
         let magazine = cpu.classes[class].loaded_magazine();
-        for &object in &batch[1..taken] {
-            // SAFETY: fresh objects of the slab allocator, owned by the
-            // caches from now on.
-            unsafe { mark_parked(object) };
-            magazine.push(object);
-        }
-        drop(guard);
+        let taken = self
+            .locked(cpu, |depot| {
+                let taken = depot.alloc_objects(class, &mut batch[..magazine_capacity(class)])?;
+                self.publish_hull(depot.hull());
+                // Parked under the lock: an object is in the depot or in a
+                // magazine whenever another CPU looks (`free_settled`).
+                for &object in &batch[1..taken] {
+                    // SAFETY: fresh objects of the slab allocator, owned
+                    // by the caches from now on.
+                    unsafe { mark_parked(object) };
+                    magazine.push(object);
+                }
+                Ok(taken)
+            })
+            .unwrap_or(Err(AllocError::NoMemory))?;
+        debug_assert!(taken >= 1);
         cpu.stats.note_refill();
         Ok(batch[0])
     }
@@ -213,11 +218,9 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         let (Some(probe), Some(class)) = (self.probe.get(), kmalloc_class(layout)) else {
             return self.on_this_cpu(|cpu| {
-                let mut guard = self.lock(cpu);
-                let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
                 // SAFETY: forwarded from the caller.
-                unsafe { depot.dealloc(ptr, layout) }?;
-                drop(guard);
+                self.locked(cpu, |depot| unsafe { depot.dealloc(ptr, layout) })
+                    .unwrap_or(Err(AllocError::OutOfRange))?;
                 cpu.stats.note_free(layout.size(), &self.shared);
                 Ok(())
             });
@@ -253,8 +256,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let previous = cache.previous_magazine();
         let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
         let count = previous.copy_out(&mut batch);
-        let mut guard = self.lock(cpu);
-        if let Some(depot) = guard.as_mut() {
+        self.locked(cpu, |depot| {
             // SAFETY: parked objects are given-up objects of the slab
             // allocator, each parked once.
             let result = unsafe { depot.free_objects(class, &batch[..count]) };
@@ -262,9 +264,9 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
                 result.is_ok(),
                 "kheap: the depot refused parked objects: {result:?}"
             );
-        }
-        previous.clear();
-        drop(guard);
+            // Under the lock, as in `refill`.
+            previous.clear();
+        });
         cache.swap_after_flush();
         let pushed = cache.push(object, magazine_capacity(class));
         debug_assert!(pushed, "an emptied magazine takes the object");
@@ -287,18 +289,19 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         layout: Layout,
         class: usize,
     ) -> AllocResult {
-        let mut guard = self.lock(cpu);
-        let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
-        // SAFETY: forwarded from the caller.
-        unsafe { depot.check_dealloc(ptr, layout) }?;
-        if self.is_parked(class, ptr) {
-            return Err(AllocError::DoubleFree);
-        }
-        // A live block whose first word only looked like a link, or one
-        // the published hull did not cover yet: the depot frees it.
-        self.publish_hull(depot.hull());
-        // SAFETY: forwarded from the caller; checked live just above.
-        unsafe { depot.dealloc(ptr, layout) }
+        self.locked(cpu, |depot| {
+            // SAFETY: forwarded from the caller.
+            unsafe { depot.check_dealloc(ptr, layout) }?;
+            if self.is_parked(class, ptr) {
+                return Err(AllocError::DoubleFree);
+            }
+            // A live block whose first word only looked like a link, or
+            // one the published hull did not cover yet: the depot frees it.
+            self.publish_hull(depot.hull());
+            // SAFETY: forwarded from the caller; checked live just above.
+            unsafe { depot.dealloc(ptr, layout) }
+        })
+        .unwrap_or(Err(AllocError::OutOfRange))
     }
 
     /// Whether `object` is parked in any CPU's magazines of `class`.
@@ -314,46 +317,35 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// # Safety
     /// As [`dealloc`](Self::dealloc).
     pub unsafe fn check_dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        let mut guard = self.depot.lock();
-        let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
-        // SAFETY: forwarded from the caller.
-        unsafe { depot.check_dealloc(ptr, layout) }?;
-        match kmalloc_class(layout) {
-            Some(class) if self.caches_enabled() && self.is_parked(class, ptr) => {
-                Err(AllocError::DoubleFree)
+        let parked = |class| self.caches_enabled() && self.is_parked(class, ptr);
+        self.with_depot(|depot| {
+            // SAFETY: forwarded from the caller.
+            unsafe { depot.check_dealloc(ptr, layout) }?;
+            match kmalloc_class(layout) {
+                Some(class) if parked(class) => Err(AllocError::DoubleFree),
+                _ => Ok(()),
             }
-            _ => Ok(()),
-        }
-    }
-
-    /// Allocates without the caches (a debug layer that needs every block
-    /// to come from the depot itself). Counted as any allocation.
-    pub fn alloc_uncached(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        self.on_this_cpu(|cpu| {
-            let result = self
-                .lock(cpu)
-                .as_mut()
-                .ok_or(AllocError::NoMemory)?
-                .alloc(layout);
-            self.count_alloc(cpu, layout, &result);
-            result
         })
+        .unwrap_or(Err(AllocError::OutOfRange))
     }
 
-    /// Frees a block of [`alloc_uncached`](Self::alloc_uncached).
+    /// Allocates from the depot itself, under the lock, bypassing the
+    /// caches and the counters: the backend of a debug layer that
+    /// [`Hooks::alloc_override`] puts in front (`GlobalAlloc` counts the
+    /// override's result).
+    pub fn depot_alloc(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        self.on_this_cpu(|cpu| self.locked(cpu, |depot| depot.alloc(layout)))
+            .unwrap_or(Err(AllocError::NoMemory))
+    }
+
+    /// Frees a block of [`depot_alloc`](Self::depot_alloc).
     ///
     /// # Safety
     /// As [`dealloc`](Self::dealloc).
-    pub unsafe fn dealloc_uncached(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        self.on_this_cpu(|cpu| {
-            let mut guard = self.lock(cpu);
-            let depot = guard.as_mut().ok_or(AllocError::OutOfRange)?;
-            // SAFETY: forwarded from the caller.
-            unsafe { depot.dealloc(ptr, layout) }?;
-            drop(guard);
-            cpu.stats.note_free(layout.size(), &self.shared);
-            Ok(())
-        })
+    pub unsafe fn depot_dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        self.on_this_cpu(|cpu| self.locked(cpu, |depot| unsafe { depot.dealloc(ptr, layout) }))
+            .unwrap_or(Err(AllocError::OutOfRange))
     }
 
     /// [`alloc`](Self::alloc), and on `NoMemory` [`reclaim`](Self::reclaim)
@@ -373,7 +365,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// to its page source.
     pub fn reclaim(&self) -> DrainReport {
         let report = self.drain_all();
-        self.with_depot(D::shrink);
+        self.on_this_cpu(|cpu| self.locked(cpu, D::shrink));
         report
     }
 
@@ -401,8 +393,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let request = cpu.drain.pending();
         let mut drained = 0;
         if cpu.parked() != 0 {
-            let mut guard = self.lock(cpu);
-            if let Some(depot) = guard.as_mut() {
+            self.locked(cpu, |depot| {
                 let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
                 for (class, cache) in cpu.classes.iter().enumerate() {
                     for magazine in cache.magazines() {
@@ -415,7 +406,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
                         drained += count;
                     }
                 }
-            }
+            });
         }
         if let Some(ticket) = request {
             cpu.drain.answer(ticket);
