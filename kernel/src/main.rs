@@ -104,7 +104,8 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     memory::pages::init(args.page_allocator);
     memdiag::badmem::init(&args.badmem);
     memdiag::debug::init(args.memdebug, platform.timebase_hz);
-    memory::heap::init(args.heap);
+    memory::global::init(args.heap);
+    arch::smp::set_ipi_service(memory::global::serve_drain_requests);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);
     if let Err(error) = input::start() {

@@ -50,15 +50,24 @@ pub fn install() {
         fail_heap_alloc: inject::slab_alloc_fails,
         free_pages: badmem::free_checked,
         allocation_failed: debug::oom::allocation_failed,
+        reclaim: give_back_quarantines,
     });
     arch::trap::set_fault_explainer(fault_report::explain);
     arch::timer::set_service(debug::leak::on_tick);
 }
 
-/// Gives everything held back to the page allocator: both memdebug
-/// quarantines and the heap's idle pools (`shrink`, memory pressure).
-pub fn shrink() {
+/// Gives everything held back to the page allocator: every hart's cached
+/// objects, the heap's idle pools and both memdebug quarantines (`shrink`,
+/// memory pressure; the global allocator does the same before it fails).
+pub fn shrink() -> kheap::DrainReport {
+    crate::memory::global::shrink()
+}
+
+/// The global allocator's reclaim step for the diagnostics: blocks in the
+/// byte quarantine go back to the heap, which shrinks again, and the page
+/// quarantine goes back to the page allocator.
+fn give_back_quarantines() {
     debug::flush_byte_quarantine();
-    crate::memory::heap::shrink();
+    crate::memory::global::shrink_heap();
     debug::flush_page_quarantine();
 }

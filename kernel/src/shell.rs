@@ -12,7 +12,7 @@
 //! in the module of its family:
 //!
 //! ```text
-//!   info.rs     meminfo buddyinfo slabinfo      frag.rs    frag
+//!   info.rs     meminfo buddyinfo slabinfo caches  frag.rs  frag
 //!   by_hand.rs  alloc free pages freepages      vm.rs      vmmap translate
 //!   ledger.rs   what by_hand handed out and freed
 //!   bench.rs    bench                           system.rs  harts log uptime shutdown
@@ -62,6 +62,12 @@ pub const COMMANDS: &[Command<Monitor>] = &[
         usage: "",
         help: "slab caches of the kernel heap (/proc/slabinfo)",
         run: info::slabinfo,
+    },
+    Command {
+        name: "caches",
+        usage: "[drain]",
+        help: "objects parked in each hart's heap caches; drain gives them back",
+        run: info::caches,
     },
     Command {
         name: "frag",

@@ -25,6 +25,15 @@ pub trait Cpu: ksync::Arch {
     /// to answer before giving up on them. The default, 0, does not wait.
     const DRAIN_PATIENCE: u64 = 0;
 
+    /// Whether the caller may wait for other CPUs (an allocation that
+    /// found no memory then waits for their drain answers). The default,
+    /// `true`, suits threads; a kernel answers `false` in an interrupt
+    /// handler or with interrupts masked (inside a lock another CPU may be
+    /// spinning on, unable to answer).
+    fn may_wait() -> bool {
+        true
+    }
+
     /// Interrupts CPU `cpu` so it answers a drain request soon (the kernel
     /// sends an IPI whose handler calls
     /// [`CachedHeap::serve_drain_requests`](crate::CachedHeap::serve_drain_requests)).
@@ -67,6 +76,12 @@ pub trait Hooks {
         let _ = (ptr, layout, caller);
         None
     }
+
+    /// Runs after [`CachedHeap::reclaim`](crate::CachedHeap::reclaim)
+    /// drained the caches and shrank the depot (no lock held): the
+    /// kernel's own memory held back elsewhere (debug quarantines) goes
+    /// back too.
+    fn reclaimed() {}
 
     /// An allocation failed after the caches were drained and the depot
     /// shrunk (already counted; no lock is held).

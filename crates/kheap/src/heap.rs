@@ -98,10 +98,13 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     }
 
     /// Runs `f` on the depot under the heap's lock (statistics, shrinking,
-    /// a kernel's own operations on its composition). `None` before
-    /// `init`. `f` must not allocate through this heap.
+    /// a kernel's own operations on its composition), not counted as a
+    /// trip to the lock. `None` before `init`. `f` must not allocate
+    /// through this heap. Under the lock no object moves between the
+    /// depot and a magazine, so the magazines' contents (`stats`) read
+    /// inside `f` are a subset of what the depot counts as handed out.
     pub fn with_depot<R>(&self, f: impl FnOnce(&mut D) -> R) -> Option<R> {
-        self.on_this_cpu(|cpu| self.locked(cpu, f))
+        self.locked_uncounted(f)
     }
 
     /// The heap's lock (for its name and lock-order class).
@@ -128,6 +131,11 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// `None` before `init`.
     fn locked<R>(&self, cpu: &CpuCache, f: impl FnOnce(&mut D) -> R) -> Option<R> {
         cpu.stats.note_locked();
+        self.locked_uncounted(f)
+    }
+
+    /// [`locked`](Self::locked) for the diagnostics: not counted.
+    fn locked_uncounted<R>(&self, f: impl FnOnce(&mut D) -> R) -> Option<R> {
         let mut guard = self.depot.lock();
         let depot = guard.as_mut()?;
         let result = f(depot);
@@ -140,16 +148,22 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     }
 
     /// Allocates a block for `layout` (non-zero size) through this CPU's
-    /// caches when its class has one. Counted; no retry after draining
-    /// (see [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
+    /// caches when its class has one. Counted (a failure too); no retry
+    /// after draining (see [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
     #[inline]
     pub fn alloc(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        self.alloc_counting(layout, true)
+    }
+
+    /// [`alloc`](Self::alloc), counting a failure only if `count_failure`.
+    #[inline(always)]
+    fn alloc_counting(&self, layout: Layout, count_failure: bool) -> AllocResult<NonNull<u8>> {
         let (true, Some(class)) = (self.caches_enabled(), kmalloc_class(layout)) else {
             return self.on_this_cpu(|cpu| {
                 let result = self
                     .locked(cpu, |depot| depot.alloc(layout))
                     .unwrap_or(Err(AllocError::NoMemory));
-                self.count_alloc(cpu, layout, &result);
+                self.count_alloc(cpu, layout, &result, count_failure);
                 result
             });
         };
@@ -163,16 +177,23 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
                 }
                 None => self.refill(cpu, class),
             };
-            self.count_alloc(cpu, layout, &result);
+            self.count_alloc(cpu, layout, &result, count_failure);
             result
         })
     }
 
     #[inline(always)]
-    fn count_alloc(&self, cpu: &CpuCache, layout: Layout, result: &AllocResult<NonNull<u8>>) {
+    fn count_alloc(
+        &self,
+        cpu: &CpuCache,
+        layout: Layout,
+        result: &AllocResult<NonNull<u8>>,
+        count_failure: bool,
+    ) {
         match result {
             Ok(_) => cpu.stats.note_alloc(layout.size(), &self.shared, A::now),
-            Err(_) => cpu.stats.note_failure(),
+            Err(_) if count_failure => cpu.stats.note_failure(),
+            Err(_) => {}
         }
     }
 
@@ -348,24 +369,37 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
             .unwrap_or(Err(AllocError::OutOfRange))
     }
 
-    /// [`alloc`](Self::alloc), and on `NoMemory` [`reclaim`](Self::reclaim)
-    /// then once more: no allocation fails while objects sit in a cache.
+    /// [`alloc`](Self::alloc), and on `NoMemory` a reclaim and one
+    /// retry: no allocation fails while objects sit in a cache. The
+    /// reclaim drains this CPU, asks every other CPU with parked objects
+    /// to drain, waits for their answers if [`Cpu::may_wait`] (else they
+    /// answer soon, for the next request), shrinks the depot and calls
+    /// [`Hooks::reclaimed`]. Counted in [`HeapStats::reclaim_retries`].
     pub fn alloc_or_reclaim(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        match self.alloc(layout) {
-            Err(AllocError::NoMemory) => {
-                self.reclaim();
-                self.alloc(layout)
+        match self.alloc_counting(layout, false) {
+            Err(AllocError::NoMemory) => {}
+            Err(error) => {
+                self.on_this_cpu(|cpu| cpu.stats.note_failure());
+                return Err(error);
             }
-            result => result,
+            ok => return ok,
         }
+        self.drain_everywhere(A::may_wait());
+        self.on_this_cpu(|cpu| {
+            cpu.stats.note_retry();
+            self.locked(cpu, D::shrink)
+        });
+        H::reclaimed();
+        self.alloc(layout)
     }
 
     /// Memory pressure: every CPU's magazines back to the depot
     /// ([`drain_all`](Self::drain_all)), then the depot's idle memory back
-    /// to its page source.
+    /// to its page source, then [`Hooks::reclaimed`].
     pub fn reclaim(&self) -> DrainReport {
         let report = self.drain_all();
         self.on_this_cpu(|cpu| self.locked(cpu, D::shrink));
+        H::reclaimed();
         report
     }
 
@@ -419,6 +453,12 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// for their answers (answering requests to this CPU meanwhile). Call
     /// it holding no lock another CPU could be waiting for.
     pub fn drain_all(&self) -> DrainReport {
+        self.drain_everywhere(true)
+    }
+
+    /// Drains this CPU and asks the others; waits for their answers only
+    /// if `wait`.
+    fn drain_everywhere(&self, wait: bool) -> DrainReport {
         let me = self.on_this_cpu(|_| A::cpu_index());
         let mut report = DrainReport {
             objects_here: self.drain_this_cpu(),
@@ -442,7 +482,8 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let start = A::now();
         loop {
             report.cpus_answered = answered(&tickets);
-            if report.cpus_answered == report.cpus_asked
+            if !wait
+                || report.cpus_answered == report.cpus_asked
                 || A::now().wrapping_sub(start) >= A::DRAIN_PATIENCE
             {
                 return report;
@@ -491,7 +532,7 @@ unsafe impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> GlobalAlloc
         let caller = H::caller();
         let result = match H::alloc_override(layout, caller) {
             Some(result) => {
-                self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result));
+                self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result, true));
                 result
             }
             None => self.alloc_or_reclaim(layout),

@@ -28,6 +28,7 @@ pub(crate) struct CpuStats {
     refills: AtomicUsize,
     flushes: AtomicUsize,
     failures: AtomicUsize,
+    retries: AtomicUsize,
 }
 
 /// Adds one to a counter only its owner writes: a load and a store, not a
@@ -47,6 +48,7 @@ impl CpuStats {
             refills: AtomicUsize::new(0),
             flushes: AtomicUsize::new(0),
             failures: AtomicUsize::new(0),
+            retries: AtomicUsize::new(0),
         }
     }
 
@@ -102,6 +104,10 @@ impl CpuStats {
         bump(&self.failures);
     }
 
+    pub(crate) fn note_retry(&self) {
+        bump(&self.retries);
+    }
+
     /// Adds this CPU's counters to `into`.
     pub(crate) fn add_to(&self, into: &mut HeapStats) {
         into.allocs += self.allocs.load(Relaxed) as u64;
@@ -111,6 +117,7 @@ impl CpuStats {
         into.refills += self.refills.load(Relaxed) as u64;
         into.flushes += self.flushes.load(Relaxed) as u64;
         into.failures += self.failures.load(Relaxed) as u64;
+        into.reclaim_retries += self.retries.load(Relaxed) as u64;
     }
 }
 
@@ -145,6 +152,9 @@ pub struct HeapStats {
     pub frees: u64,
     /// Allocations that failed (after draining and shrinking).
     pub failures: u64,
+    /// Allocations that found no memory, reclaimed and tried once more
+    /// (`alloc_or_reclaim`), whether or not the retry succeeded.
+    pub reclaim_retries: u64,
     /// Live bytes as requested (before rounding), summed over the CPUs'
     /// shares (see [`live_bytes`](Self::live_bytes)).
     unfolded_bytes: isize,

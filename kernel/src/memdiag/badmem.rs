@@ -123,7 +123,7 @@ pub fn mark_page_bad(pa: usize) -> AllocResult<BadPage> {
         ANY_BAD.store(bad.bad_pages() != (0, 0), Ordering::Release);
         outcome
     })?;
-    if outcome == BadPage::Pending && crate::memory::heap::retire_slab_at(virt) {
+    if outcome == BadPage::Pending && crate::memory::global::retire_slab_at(virt) {
         log::warn!("bad page {pa:#x} backs a slab: slab retired");
     }
     Ok(outcome)

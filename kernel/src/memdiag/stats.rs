@@ -8,7 +8,7 @@
 use super::debug;
 use crate::arch::PAGE_SIZE;
 use crate::memory::counters::{self, COUNTERS};
-use crate::memory::{heap, pages};
+use crate::memory::{global, heap, pages};
 use core::fmt;
 use core::sync::atomic::Ordering;
 use kalloc::byte::SlabInfo;
@@ -36,6 +36,9 @@ pub struct HeapTotals {
     /// Live allocations and requested bytes through `GlobalAlloc`.
     pub live_blocks: usize,
     pub live_bytes: usize,
+    /// Free objects parked in the harts' caches, and their bytes.
+    pub cached_objects: usize,
+    pub cached_bytes: usize,
 }
 
 /// Highest use ever, and when (microseconds since boot).
@@ -105,7 +108,7 @@ pub fn get_memory_stats() -> MemoryStats {
     let pages = pages::stats();
     let mut slabs = [None; MAX_CACHES];
     let mut slab_count = 0;
-    heap::for_each_slab_cache(|info| {
+    global::for_each_slab_cache(|info| {
         if slab_count < MAX_CACHES {
             slabs[slab_count] = Some(*info);
             slab_count += 1;
@@ -117,7 +120,11 @@ pub fn get_memory_stats() -> MemoryStats {
         unusable_index[order] = pages.unusable_free_index(order);
         fragmentation_index[order] = pages.fragmentation_index(order);
     }
-    let (operations, peaks) = (counters::operations(), counters::peaks());
+    let (operations, page_peak, heap) = (
+        counters::operations(),
+        counters::page_peak(),
+        global::stats(),
+    );
     let refused_frees = debug::layers_counters().map_or(0, |(bytes, pages)| {
         bytes.refused_frees + pages.refused_frees
     });
@@ -125,25 +132,27 @@ pub fn get_memory_stats() -> MemoryStats {
         heap: HeapTotals {
             kind: heap::kind().map(heap::HeapKind::name),
             pool_pages: COUNTERS.heap_pages.load(Ordering::Relaxed),
-            used_bytes: heap::used_bytes(),
-            largest_free_block: heap::largest_free_block(),
+            used_bytes: global::used_bytes(),
+            largest_free_block: global::largest_free_block(),
             large_pages: COUNTERS.large_pages.load(Ordering::Relaxed),
-            live_blocks: COUNTERS.live_blocks.load(Ordering::Relaxed),
-            live_bytes: COUNTERS.live_bytes.load(Ordering::Relaxed),
+            live_blocks: heap.live_blocks() as usize,
+            live_bytes: heap.live_bytes(),
+            cached_objects: heap.cached_total(),
+            cached_bytes: heap.cached_bytes,
         },
         pages,
         slabs,
         slab_count,
         watermarks: Watermarks {
-            peak_pages: peaks.pages,
-            peak_pages_at_us: debug::ticks_to_micros(peaks.pages_at),
-            peak_bytes: peaks.bytes,
-            peak_bytes_at_us: debug::ticks_to_micros(peaks.bytes_at),
+            peak_pages: page_peak.pages,
+            peak_pages_at_us: debug::ticks_to_micros(page_peak.at),
+            peak_bytes: heap.peak_bytes,
+            peak_bytes_at_us: heap.peak_at,
         },
         counts: Counts {
-            allocs: operations.allocs,
-            frees: operations.frees,
-            failures: COUNTERS.failures.load(Ordering::Relaxed) as u64,
+            allocs: heap.allocs,
+            frees: heap.frees,
+            failures: heap.failures,
             page_allocs: operations.page_allocs,
             page_frees: operations.page_frees,
             page_failures: operations.page_failures,
@@ -193,14 +202,16 @@ impl fmt::Display for MemoryStats {
         writeln!(
             f,
             "\nheap ({}): {} pool pages, {} bytes used, largest free block {} bytes; \
-             {} large pages; {} live blocks, {} live bytes",
+             {} large pages; {} live blocks, {} live bytes; {} objects ({} bytes) in per-hart caches",
             heap.kind.unwrap_or("not started"),
             heap.pool_pages,
             heap.used_bytes,
             heap.largest_free_block,
             heap.large_pages,
             heap.live_blocks,
-            heap.live_bytes
+            heap.live_bytes,
+            heap.cached_objects,
+            heap.cached_bytes
         )?;
         let marks = &self.watermarks;
         writeln!(

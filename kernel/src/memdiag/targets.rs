@@ -5,7 +5,7 @@
 //! stress mode and the monitor's `bench` all drive the same pieces.
 
 use crate::arch::PAGE_SIZE;
-use crate::memory::{heap, pages};
+use crate::memory::pages;
 use crate::sync::IrqSpinLock;
 use core::alloc::Layout;
 use core::fmt;
@@ -157,15 +157,11 @@ pub fn snapshot() -> Snapshot {
         heap_pages: crate::memory::counters::COUNTERS
             .heap_pages
             .load(Ordering::Relaxed),
-        live_blocks: crate::memory::counters::COUNTERS
-            .live_blocks
-            .load(Ordering::Relaxed),
-        live_bytes: crate::memory::counters::COUNTERS
-            .live_bytes
-            .load(Ordering::Relaxed),
+        live_blocks: crate::memory::global::stats().live_blocks() as usize,
+        live_bytes: crate::memory::global::stats().live_bytes(),
         large_pages: crate::memory::counters::COUNTERS
             .large_pages
             .load(Ordering::Relaxed),
-        heap_used_bytes: heap::used_bytes(),
+        heap_used_bytes: crate::memory::global::used_bytes(),
     }
 }

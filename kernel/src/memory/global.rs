@@ -1,46 +1,122 @@
 //! `#[global_allocator]`: Rust's `alloc` (Vec, Box, BTreeMap, String) on
-//! every hart and in interrupt handlers, over `memory::heap` (small
-//! blocks) and `memory::pages` (a page or more).
+//! every hart and in interrupt handlers. It is [`HEAP`], a
+//! `kheap::CachedHeap`: per-hart magazines for the kmalloc classes (8 B to
+//! 2 KiB, under `alloc=slab`) in front of the heap `alloc=` composes
+//! (`memory::heap`), behind one interrupt-masking lock. An allocation or a
+//! free that its hart's magazines can serve takes no lock and touches no
+//! other hart's cache lines; the lock is taken once per magazine's worth.
 //!
-//! A failed allocation returns null, so `try_reserve` and the kernel's
-//! fallible helpers ([`try_box`]) see an error they can handle. Each
-//! failure is recorded; if nobody handles it, Rust's alloc error path
-//! panics with "memory allocation of N bytes failed" and the panic handler
-//! calls [`print_failure_diagnosis`]: the request, free pages per order and
-//! the largest free block.
+//! ```text
+//!   GlobalAlloc ─► KernelHooks: injected failure? memdebug layer? ─yes─► layer ─► depot_alloc ─► heap
+//!                               └─no─► this hart's magazines ─empty/full─► lock ─► heap (HeapState)
+//! ```
+//!
+//! With `memdebug=` on, the debug layer takes every request over and
+//! serves it from the heap under the lock, bypassing the magazines (as
+//! Linux bypasses its per-CPU caches under `slub_debug`), so its reports
+//! stay exact.
+//!
+//! A failed allocation returns null, so `try_reserve` and [`try_box`] see
+//! an error they can handle; before failing, the heap drains every hart's
+//! magazines and shrinks (a hart is asked by IPI and answers from its
+//! software-interrupt handler). Each failure is recorded; if nobody
+//! handles it, Rust's alloc error path panics and the panic handler calls
+//! [`print_failure_diagnosis`].
 
-use super::counters::{self, COUNTERS};
-use super::{heap, hooks, pages};
-use alloc::boxed::Box;
-use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
-use kalloc::AllocError;
+mod block;
+mod failure;
 
-struct KernelAllocator;
+#[cfg(not(feature = "ktest"))]
+pub use self::block::FreedBlock;
+pub use self::block::{Block, try_box};
+pub use self::failure::print_failure_diagnosis;
+use super::heap::{self, HeapKind, HeapState};
+use super::hooks;
+use crate::platform::MAX_HARTS;
+use crate::sync::KernelArch;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+use kalloc::{AllocError, AllocResult};
+use kheap::{CachedHeap, DrainReport, HeapStats};
 
+/// The kernel's global allocator.
 #[global_allocator]
-static GLOBAL: KernelAllocator = KernelAllocator;
+pub static HEAP: CachedHeap<KernelArch, HeapState, KernelHooks, MAX_HARTS> =
+    CachedHeap::new("heap");
 
-/// The last failed request (size, align) and why.
-static LAST_FAILURE_SIZE: AtomicUsize = AtomicUsize::new(0);
-static LAST_FAILURE_ALIGN: AtomicUsize = AtomicUsize::new(0);
-static LAST_FAILURE_ERROR: AtomicUsize = AtomicUsize::new(0);
-
-/// Keeps the failed request for [`print_failure_diagnosis`].
-fn remember_failure(layout: Layout, error: AllocError) {
-    LAST_FAILURE_SIZE.store(layout.size(), Ordering::Relaxed);
-    LAST_FAILURE_ALIGN.store(layout.align(), Ordering::Relaxed);
-    LAST_FAILURE_ERROR.store(error as usize + 1, Ordering::Relaxed);
+/// Installs the heap `alloc=` picked; before this every allocation fails.
+pub fn init(kind: HeapKind) {
+    HEAP.init(HeapState::new(kind));
+    log::info!(
+        "kernel heap: {} (grows from the page allocator){}",
+        kind.name(),
+        if HEAP.caches_enabled() {
+            "; per-hart caches for the kmalloc classes"
+        } else {
+            ""
+        }
+    );
 }
 
-#[cold]
-#[inline(never)]
-fn record_failure(layout: Layout, error: AllocError, caller: usize) {
-    remember_failure(layout, error);
-    COUNTERS.failures.fetch_add(1, Ordering::Relaxed);
-    if let Some(checks) = hooks::CHECKS.get() {
-        (checks.allocation_failed)(layout, error, caller);
+/// The kernel's decorations of the global allocator: the caller's
+/// address for reports, fault injection and the `memdebug=` byte layer
+/// ([`hooks`]), and the failure record.
+pub struct KernelHooks;
+
+impl kheap::Hooks for KernelHooks {
+    #[inline(always)]
+    fn caller() -> usize {
+        crate::arch::cpu::return_address()
+    }
+
+    #[inline(always)]
+    fn alloc_override(layout: Layout, caller: usize) -> Option<AllocResult<NonNull<u8>>> {
+        if fails_on_purpose(layout) {
+            return Some(Err(AllocError::NoMemory));
+        }
+        hooks::BYTE_LAYER
+            .get()
+            .map(|layer| (layer.alloc)(layout, caller))
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc_override(
+        ptr: NonNull<u8>,
+        layout: Layout,
+        caller: usize,
+    ) -> Option<AllocResult> {
+        let layer = hooks::BYTE_LAYER.get()?;
+        // SAFETY: forwarded from `GlobalAlloc::dealloc`'s caller. The layer
+        // reports and refuses a block it did not hand out.
+        Some(unsafe { (layer.dealloc)(ptr, layout, caller) })
+    }
+
+    fn reclaimed() {
+        if let Some(checks) = hooks::CHECKS.get() {
+            (checks.reclaim)();
+        }
+    }
+
+    #[cold]
+    fn alloc_failed(layout: Layout, error: AllocError, caller: usize) {
+        failure::remember_failure(layout, error);
+        if let Some(checks) = hooks::CHECKS.get() {
+            (checks.allocation_failed)(layout, error, caller);
+        }
+    }
+
+    /// Without the debug layer a refused free is a kernel bug with nobody
+    /// to report it: stop. With it, the layer has reported the free and
+    /// the kernel goes on.
+    fn free_refused(ptr: NonNull<u8>, layout: Layout, error: AllocError, _caller: usize) {
+        if hooks::BYTE_LAYER.get().is_none() {
+            panic!(
+                "kernel heap: free of {ptr:p} ({} bytes, align {}) refused: {error}",
+                layout.size(),
+                layout.align()
+            );
+        }
     }
 }
 
@@ -53,61 +129,29 @@ fn fails_on_purpose(layout: Layout) -> bool {
             .is_some_and(|checks| (checks.fail_heap_alloc)(layout))
 }
 
-// SAFETY: blocks come from `heap::alloc`, which hands out disjoint blocks
-// that satisfy the layout, and go back to `heap::dealloc` with the same
-// layout; or from the debug layer, which wraps the same heap and keeps
-// both promises.
-unsafe impl GlobalAlloc for KernelAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // First thing, while `ra` still holds it: who allocates.
-        let caller = crate::arch::cpu::return_address();
-        let result = if fails_on_purpose(layout) {
-            Err(AllocError::NoMemory)
-        } else if let Some(layer) = hooks::BYTE_LAYER.get() {
-            (layer.alloc)(layout, caller)
-        } else {
-            heap::alloc(layout)
-        };
-        match result {
-            Ok(block) => {
-                counters::note_alloc(layout);
-                block.as_ptr()
-            }
-            Err(error) => {
-                record_failure(layout, error, caller);
-                ptr::null_mut()
-            }
-        }
-    }
+/// Allocates from the heap itself, under the lock, bypassing the per-hart
+/// caches and the counters: the backend of the `memdebug=` byte layer.
+pub fn depot_alloc(layout: Layout) -> AllocResult<NonNull<u8>> {
+    HEAP.depot_alloc(layout)
+}
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let caller = crate::arch::cpu::return_address();
-        let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
-        let Some(layer) = hooks::BYTE_LAYER.get() else {
-            // SAFETY: the caller frees a block `alloc` returned for `layout`.
-            if let Err(error) = unsafe { heap::dealloc(block, layout) } {
-                panic!(
-                    "kernel heap: free of {ptr:p} ({} bytes, align {}) refused: {error}",
-                    layout.size(),
-                    layout.align()
-                );
-            }
-            counters::note_free(layout);
-            return;
-        };
-        // SAFETY: forwarded from the caller. The layer reports and refuses
-        // a block it did not hand out, and the kernel goes on.
-        if unsafe { (layer.dealloc)(block, layout, caller) }.is_ok() {
-            counters::note_free(layout);
-        }
-    }
+/// Frees a block of [`depot_alloc`]; a block the heap does not hold as
+/// live with that layout is refused and nothing changes.
+///
+/// # Safety
+/// If `ptr` is a live block of the heap, the caller owns it and no longer
+/// uses it.
+pub unsafe fn depot_dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+    // SAFETY: forwarded from the caller.
+    unsafe { HEAP.depot_dealloc(ptr, layout) }
 }
 
 /// The verdict a free of `ptr` with `layout` would get from the global
 /// allocator, without freeing: `Ok` if it is a live block of this layout
 /// (a second free of a block since handed out again), else the error the
-/// free would be refused with. With `memdebug=` on, the refusal is
-/// reported like a refused free.
+/// free would be refused with (a block parked in any hart's cache is a
+/// double free). With `memdebug=` on, the refusal is reported like a
+/// refused free.
 ///
 /// # Safety
 /// `ptr` was returned by the global allocator (it may have been freed
@@ -117,137 +161,82 @@ unsafe fn check_free(ptr: NonNull<u8>, layout: Layout) -> Result<(), AllocError>
     if let Some(layer) = hooks::BYTE_LAYER.get() {
         return (layer.check_free)(ptr, layout, memdebug::CallSite::caller());
     }
-    // SAFETY: forwarded from the caller; without the debug layer the
-    // global allocator is the heap.
-    unsafe { heap::check_dealloc(ptr, layout) }
+    // SAFETY: forwarded from the caller.
+    unsafe { HEAP.check_dealloc(ptr, layout) }
 }
 
-/// A block of the global allocator held by address rather than by a Rust
-/// type (the monitor's `alloc` and `free`, the workload targets). Freeing
-/// consumes it, so it is freed once, with the layout it was allocated
-/// with; what is left, a [`FreedBlock`], can only ask for a verdict.
-#[derive(Debug)]
-pub struct Block {
-    start: NonNull<u8>,
-    layout: Layout,
+/// The global allocator's counters, summed over the harts, with what
+/// sits in their caches.
+pub fn stats() -> HeapStats {
+    HEAP.stats()
 }
 
-// SAFETY: a `Block` owns its allocation as a `Box` does; the global
-// allocator may free it from any hart.
-unsafe impl Send for Block {}
+/// Bytes the byte allocators hand out to their users right now (objects
+/// parked in the per-hart caches are free, not handed out).
+pub fn used_bytes() -> usize {
+    HEAP.with_depot(|heap| heap.used_bytes().saturating_sub(HEAP.stats().cached_bytes))
+        .unwrap_or(0)
+}
 
-impl Block {
-    /// Allocates `layout` from the global allocator; `None` for a zero
-    /// size or when the allocation fails (reported as any failure is).
-    pub fn alloc(layout: Layout) -> Option<Self> {
-        if layout.size() == 0 {
-            return None;
+/// The largest block the byte allocator could hand out without growing.
+pub fn largest_free_block() -> usize {
+    HEAP.with_depot(|heap| heap.largest_free_block())
+        .unwrap_or(0)
+}
+
+/// Calls `f` with each slab cache's figures (`alloc=slab` only), objects
+/// parked in the per-hart caches counted as free, under the heap lock:
+/// `f` must not allocate.
+pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
+    HEAP.with_depot(|heap| {
+        let parked = HEAP.stats().cached_objects;
+        for (index, mut info) in heap.slab_caches().enumerate() {
+            // The kmalloc classes are the slab allocator's first caches.
+            if let Some(parked) = parked.get(index) {
+                info.active_objects = info.active_objects.saturating_sub(*parked);
+            }
+            f(&info);
         }
-        // SAFETY: a non-zero size (checked above).
-        let start = NonNull::new(unsafe { alloc::alloc::alloc(layout) })?;
-        Some(Self { start, layout })
-    }
-
-    pub fn addr(&self) -> usize {
-        self.start.addr().get()
-    }
-
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// Frees the block.
-    pub fn free(self) -> FreedBlock {
-        // SAFETY: the block came from the global allocator with this
-        // layout and, consumed here, is freed once.
-        unsafe { alloc::alloc::dealloc(self.start.as_ptr(), self.layout) };
-        FreedBlock {
-            start: self.start,
-            layout: self.layout,
-        }
-    }
+    });
 }
 
-/// Where a freed [`Block`] was. Only the global allocator's blocks leave
-/// one, which is what makes asking for the verdict on a second free safe.
-#[derive(Clone, Copy, Debug)]
-pub struct FreedBlock {
-    start: NonNull<u8>,
-    layout: Layout,
+/// Memory failure: retires the slab holding linear-map address `addr`, if
+/// one does (`memdiag::badmem`), after every hart gave its parked objects
+/// back (none of the slab's objects may be handed out from a cache).
+pub fn retire_slab_at(addr: usize) -> bool {
+    let drained = HEAP.drain_all();
+    if drained.cpus_answered != drained.cpus_asked {
+        log::warn!(
+            "kernel heap: {} of {} harts did not drain their caches before a slab retirement",
+            drained.cpus_asked - drained.cpus_answered,
+            drained.cpus_asked
+        );
+    }
+    HEAP.with_depot(|heap| heap.retire_slab_at(addr))
+        .unwrap_or(false)
 }
 
-// SAFETY: only an address and a layout; nothing is reached through them.
-unsafe impl Send for FreedBlock {}
-
-impl FreedBlock {
-    /// The verdict the global allocator would give a second free of this
-    /// block, without freeing ([`check_free`]).
-    #[track_caller]
-    pub fn check_free(&self) -> Result<(), AllocError> {
-        // SAFETY: the address came from the global allocator (a `Block`).
-        unsafe { check_free(self.start, self.layout) }
-    }
+/// Memory pressure: every hart's caches back to the heap, then every
+/// empty slab, idle TLSF pool and the empty large-block table back to the
+/// page allocator.
+pub fn shrink() -> DrainReport {
+    HEAP.reclaim()
 }
 
-/// Why a fallible allocation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AllocFailure {
-    pub layout: Layout,
+/// Gives the heap's idle memory back to the page allocator (empty slabs,
+/// idle pools), without touching the caches.
+pub fn shrink_heap() {
+    HEAP.with_depot(kheap::Depot::shrink);
 }
 
-/// `Box::new` that reports failure instead of stopping the kernel
-/// (`Box::try_new` is not stable yet).
-pub fn try_box<T>(value: T) -> Result<Box<T>, AllocFailure> {
-    let layout = Layout::new::<T>();
-    if layout.size() == 0 {
-        return Ok(Box::new(value));
-    }
-    // SAFETY: non-zero size checked above.
-    let ptr = unsafe { alloc::alloc::alloc(layout) }.cast::<T>();
-    if ptr.is_null() {
-        return Err(AllocFailure { layout });
-    }
-    // SAFETY: `ptr` is a fresh, suitably aligned block for one `T`, which
-    // `Box` frees with the same layout through the global allocator.
-    unsafe {
-        ptr.write(value);
-        Ok(Box::from_raw(ptr))
-    }
+/// Empties every hart's caches into the heap (asking the others by IPI).
+pub fn drain_caches() -> DrainReport {
+    HEAP.drain_all()
 }
 
-/// Prints the last failed request and the state of physical memory; the
-/// panic handler calls it for Rust's "memory allocation failed" panic.
-pub fn print_failure_diagnosis() {
-    let error = LAST_FAILURE_ERROR.load(Ordering::Relaxed);
-    if error == 0 {
-        return;
-    }
-    crate::println!(
-        "  failed request: {} bytes, align {} (via {})",
-        LAST_FAILURE_SIZE.load(Ordering::Relaxed),
-        LAST_FAILURE_ALIGN.load(Ordering::Relaxed),
-        match Layout::from_size_align(
-            LAST_FAILURE_SIZE.load(Ordering::Relaxed),
-            LAST_FAILURE_ALIGN.load(Ordering::Relaxed)
-        ) {
-            Ok(layout) if heap::goes_to_pages(layout) => "page allocator",
-            _ => "heap",
-        }
-    );
-    let stats = pages::stats();
-    crate::print!("  free pages per order:");
-    let top = stats.highest_free_order().unwrap_or(0);
-    for (order, count) in stats.free_blocks.iter().enumerate().take(top + 1) {
-        crate::print!(" {order}:{count}");
-    }
-    crate::println!();
-    crate::println!(
-        "  free pages {} of {}; largest free run {} pages; largest heap free block {} bytes",
-        stats.free_pages,
-        stats.total_pages,
-        stats.largest_free_run,
-        heap::largest_free_block()
-    );
+/// The software-interrupt service: answers a drain request to this hart.
+pub fn serve_drain_requests() {
+    HEAP.serve_drain_requests();
 }
 
 #[cfg(feature = "ktest")]

@@ -1,11 +1,13 @@
-//! The kernel heap behind `#[global_allocator]`: a byte allocator chosen at
-//! boot (`alloc=slab|tlsf|buddy`) that grows by taking pages from the page
-//! allocator when it runs short; requests of a page or more (or aligned
-//! beyond a page) get whole pages, recorded as large blocks. [`alloc`] and
-//! [`dealloc`] are the one place that decides which.
+//! The kernel heap's shared layer: the byte allocator chosen at boot
+//! (`alloc=slab|tlsf|buddy`) that grows by taking pages from the page
+//! allocator when it runs short, and whole pages for requests of a page or
+//! more (or aligned beyond a page), recorded as large blocks. [`HeapState`]
+//! is kheap's depot: the global allocator (`memory::global`) keeps it under
+//! its lock and puts per-hart caches in front of it for the kmalloc
+//! classes when the slab allocator serves them.
 //!
 //! ```text
-//!   heap::alloc(layout)
+//!   HeapState::alloc(layout)
 //!     size >= 4 KiB or align > 4 KiB ─► memory::pages (whole pages), recorded in LargeBlocks
 //!     else, alloc=slab:  size <= 2 KiB ─► SlabAllocator (kmalloc classes, slabs from pages)
 //!                        otherwise ─────► Tlsf (pools of 64 KiB from pages)
@@ -17,23 +19,22 @@
 //! slab or pool that reuses its pages, so a stale free is refused instead
 //! of freeing pages under their new owner.
 //!
-//! One `IrqTicketLock` guards the byte allocator and the table; the page
-//! allocator's lock nests inside it (order: heap, then pages), both mask
-//! interrupts, so the heap works in interrupt handlers. Nothing is printed
-//! under it. TLSF gives a wholly free pool back to the page allocator once
-//! more than [`KEEP_FREE_BYTES`] sit idle; the slab allocator returns empty
-//! slabs beyond its cache limit itself; the byte buddy keeps its pools
-//! (kalloc has no pool removal for it).
+//! The page allocator's lock nests inside the global allocator's (order:
+//! heap, then pages); both mask interrupts. Nothing is printed under them:
+//! a pool the page allocator refuses back is reported once the lock is
+//! released (`kheap::Depot::report`). TLSF gives a wholly free pool back
+//! once more than [`KEEP_FREE_BYTES`] sit idle; the slab allocator returns
+//! empty slabs beyond its cache limit itself; the byte buddy keeps its
+//! pools (kalloc has no pool removal for it).
 
 use super::counters::COUNTERS;
 use super::pages;
 use crate::arch::PAGE_SIZE;
-use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::str::FromStr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kalloc::byte::{BuddyByteAllocator, LargeBlocks, PageSource, SlabAllocator, Tlsf};
+use kalloc::byte::{BuddyByteAllocator, LargeBlocks, ObjectProbe, PageSource, SlabAllocator, Tlsf};
 use kalloc::{AllocError, AllocResult, ByteAllocator};
 
 /// `alloc=`.
@@ -120,45 +121,44 @@ pub enum Heap {
     Buddy(BuddyByteAllocator),
 }
 
-/// The byte allocator and the record of the large blocks the heap handed
-/// out as whole pages.
-struct HeapState {
+/// What the global allocator's per-hart caches sit on (kheap's depot):
+/// the byte allocator `alloc=` picked, the record of the large blocks
+/// handed out as whole pages, and a refusal to report once the lock is
+/// released. Only ever used under the global allocator's lock.
+pub struct HeapState {
     bytes: Heap,
     large: LargeBlocks,
-}
-
-static HEAP: IrqTicketLock<Option<HeapState>> = IrqTicketLock::new("heap", None);
-
-/// Installs the byte allocator; before this every allocation fails.
-/// Never inlined: the allocator is built on the stack (tens of KiB) and
-/// would otherwise stay in the boot function's frame under every test.
-#[inline(never)]
-pub fn init(kind: HeapKind) {
-    let heap = match kind {
-        HeapKind::Slab => Heap::Slab {
-            slab: SlabAllocator::new(GlobalPages),
-            tlsf: Tlsf::new(),
-        },
-        HeapKind::Tlsf => Heap::Tlsf(Tlsf::new()),
-        HeapKind::Buddy => Heap::Buddy(BuddyByteAllocator::new()),
-    };
-    let mut slot = HEAP.lock();
-    assert!(slot.is_none(), "heap initialised twice");
-    *slot = Some(HeapState {
-        bytes: heap,
-        large: LargeBlocks::new(),
-    });
-    drop(slot);
-    KIND.store(kind as usize + 1, Ordering::Release);
-    log::info!(
-        "kernel heap: {} (grows from the page allocator)",
-        kind.name()
-    );
+    refused: Option<RefusedPool>,
 }
 
 static KIND: AtomicUsize = AtomicUsize::new(0);
 
-/// The heap `alloc=` picked, once initialised.
+impl HeapState {
+    /// The byte allocator for `kind`, empty: it grows from the page
+    /// allocator on demand. Never inlined: the allocator is built on the
+    /// stack (tens of KiB) and would otherwise stay in the boot function's
+    /// frame under every test.
+    #[inline(never)]
+    pub fn new(kind: HeapKind) -> Self {
+        let bytes = match kind {
+            HeapKind::Slab => Heap::Slab {
+                slab: SlabAllocator::new(GlobalPages),
+                tlsf: Tlsf::new(),
+            },
+            HeapKind::Tlsf => Heap::Tlsf(Tlsf::new()),
+            HeapKind::Buddy => Heap::Buddy(BuddyByteAllocator::new()),
+        };
+        let previous = KIND.swap(kind as usize + 1, Ordering::AcqRel);
+        assert_eq!(previous, 0, "kernel heap created twice");
+        Self {
+            bytes,
+            large: LargeBlocks::new(),
+            refused: None,
+        }
+    }
+}
+
+/// The heap `alloc=` picked, once created.
 pub fn kind() -> Option<HeapKind> {
     match KIND.load(Ordering::Acquire) {
         1 => Some(HeapKind::Slab),
@@ -169,7 +169,8 @@ pub fn kind() -> Option<HeapKind> {
 }
 
 /// Whether `layout` bypasses the byte allocator: the one routing test of
-/// the heap ([`alloc`], [`dealloc`], and every label that names a path).
+/// the heap ([`HeapState`]'s `alloc` and `dealloc`, and every label that
+/// names a path).
 pub fn goes_to_pages(layout: Layout) -> bool {
     layout.size() >= PAGE_SIZE || layout.align() > PAGE_SIZE
 }
@@ -214,7 +215,7 @@ fn alloc_growing<A: ByteAllocator>(allocator: &mut A, layout: Layout) -> AllocRe
 /// A pool the page allocator refused to take back: TLSF keeps it (nothing
 /// is lost), and the refusal is logged once the heap lock is released.
 #[derive(Clone, Copy)]
-struct RefusedPool {
+pub struct RefusedPool {
     addr: usize,
     pages: usize,
     error: AllocError,
@@ -243,8 +244,19 @@ fn trim_tlsf(tlsf: &mut Tlsf, keep: usize) -> Option<RefusedPool> {
     None
 }
 
-fn log_refused(refused: Option<RefusedPool>) {
-    if let Some(pool) = refused {
+// SAFETY: blocks come from the byte allocator or are whole pages recorded
+// in the large-block table, disjoint and fitting their layout; under
+// `alloc=slab` the kmalloc classes (`slab_serves` covers every class
+// layout) are served by the slab allocator whose probe and hull these are,
+// and `alloc_objects` hands out its objects.
+unsafe impl kheap::Depot for HeapState {
+    type Notice = RefusedPool;
+
+    fn take_notice(&mut self) -> Option<RefusedPool> {
+        self.refused.take()
+    }
+
+    fn report(pool: RefusedPool) {
         log::error!(
             "kernel heap: the page allocator refused the idle pool {:#x} ({} pages): {}; \
              the heap keeps it",
@@ -253,78 +265,102 @@ fn log_refused(refused: Option<RefusedPool>) {
             pool.error
         );
     }
-}
 
-/// Allocates a block for `layout` (non-zero size): from the byte
-/// allocator below a page, else whole pages recorded as a large block.
-pub fn alloc(layout: Layout) -> AllocResult<NonNull<u8>> {
-    debug_assert!(
-        !crate::console::held_by_this_hart(),
-        "kernel heap: allocation while printing ({} bytes)",
-        layout.size()
-    );
-    let mut guard = HEAP.lock();
-    let state = guard.as_mut().ok_or(AllocError::NoMemory)?;
-    if goes_to_pages(layout) {
-        return state.alloc_large(layout);
-    }
-    match &mut state.bytes {
-        Heap::Slab { slab, .. } if slab_serves(layout) => slab.alloc(layout),
-        Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => alloc_growing(tlsf, layout),
-        Heap::Buddy(buddy) => alloc_growing(buddy, layout),
-    }
-}
-
-/// Frees a block [`alloc`] returned for `layout`. A block the heap does
-/// not hold as live with that layout is refused with an error, and
-/// nothing changes.
-///
-/// # Safety
-/// If `ptr` is a live block of the heap, the caller owns it and no longer
-/// uses it.
-pub unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-    let mut guard = HEAP.lock();
-    let state = guard.as_mut().ok_or(AllocError::OutOfRange)?;
-    if goes_to_pages(layout) {
-        return state.dealloc_large(ptr, layout);
-    }
-    // SAFETY: forwarded from the caller.
-    let refused = unsafe {
-        match &mut state.bytes {
-            Heap::Slab { slab, .. } if slab_serves(layout) => {
-                return slab.dealloc(ptr, layout);
-            }
-            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => {
-                tlsf.dealloc(ptr, layout)?;
-                trim_tlsf(tlsf, KEEP_FREE_BYTES)
-            }
-            Heap::Buddy(buddy) => return buddy.dealloc(ptr, layout),
+    fn object_probe(&self) -> Option<ObjectProbe> {
+        match &self.bytes {
+            Heap::Slab { slab, .. } => Some(slab.object_probe()),
+            _ => None,
         }
-    };
-    drop(guard);
-    log_refused(refused);
-    Ok(())
-}
-
-/// The verdict [`dealloc`] would give for `ptr` and `layout`, without
-/// freeing: `Ok` for a live block of this layout, else the same error.
-///
-/// # Safety
-/// `ptr` was returned by [`alloc`] (it may have been freed since): the
-/// byte allocators read their own metadata around it.
-pub unsafe fn check_dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-    let mut guard = HEAP.lock();
-    let state = guard.as_mut().ok_or(AllocError::OutOfRange)?;
-    if goes_to_pages(layout) {
-        return state.large.check(ptr.addr().get(), pages_for(layout));
     }
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match &mut state.bytes {
-            Heap::Slab { slab, .. } if slab_serves(layout) => slab.check_dealloc(ptr, layout),
-            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => tlsf.check_dealloc(ptr, layout),
-            Heap::Buddy(buddy) => buddy.check_dealloc(ptr, layout),
+
+    fn hull(&self) -> (usize, usize) {
+        match &self.bytes {
+            Heap::Slab { slab, .. } => slab.hull(),
+            _ => (0, 0),
         }
+    }
+
+    /// From the byte allocator below a page, else whole pages recorded as
+    /// a large block.
+    fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        debug_assert!(
+            !crate::console::held_by_this_hart(),
+            "kernel heap: allocation while printing ({} bytes)",
+            layout.size()
+        );
+        if goes_to_pages(layout) {
+            return self.alloc_large(layout);
+        }
+        match &mut self.bytes {
+            Heap::Slab { slab, .. } if slab_serves(layout) => ByteAllocator::alloc(slab, layout),
+            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => alloc_growing(tlsf, layout),
+            Heap::Buddy(buddy) => alloc_growing(buddy, layout),
+        }
+    }
+
+    /// A block the heap does not hold as live with that layout is refused
+    /// with an error, and nothing changes.
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        if goes_to_pages(layout) {
+            return self.dealloc_large(ptr, layout);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match &mut self.bytes {
+                Heap::Slab { slab, .. } if slab_serves(layout) => {
+                    ByteAllocator::dealloc(slab, ptr, layout)
+                }
+                Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => {
+                    tlsf.dealloc(ptr, layout)?;
+                    self.refused = trim_tlsf(tlsf, KEEP_FREE_BYTES);
+                    Ok(())
+                }
+                Heap::Buddy(buddy) => buddy.dealloc(ptr, layout),
+            }
+        }
+    }
+
+    unsafe fn check_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        if goes_to_pages(layout) {
+            return self.large.check(ptr.addr().get(), pages_for(layout));
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match &mut self.bytes {
+                Heap::Slab { slab, .. } if slab_serves(layout) => slab.check_dealloc(ptr, layout),
+                Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => tlsf.check_dealloc(ptr, layout),
+                Heap::Buddy(buddy) => buddy.check_dealloc(ptr, layout),
+            }
+        }
+    }
+
+    fn alloc_objects(&mut self, class: usize, out: &mut [NonNull<u8>]) -> AllocResult<usize> {
+        match &mut self.bytes {
+            Heap::Slab { slab, .. } => slab.alloc_objects(class, out),
+            _ => Err(AllocError::InvalidParam),
+        }
+    }
+
+    unsafe fn free_objects(&mut self, class: usize, objects: &[NonNull<u8>]) -> AllocResult {
+        match &mut self.bytes {
+            // SAFETY: forwarded from the caller.
+            Heap::Slab { slab, .. } => unsafe { slab.free_objects(class, objects) },
+            _ => Err(AllocError::InvalidParam),
+        }
+    }
+
+    /// Gives every empty slab, idle TLSF pool and the empty large-block
+    /// table back to the page allocator.
+    fn shrink(&mut self) {
+        self.large.release(&mut GlobalPages);
+        self.refused = match &mut self.bytes {
+            Heap::Slab { slab, tlsf } => {
+                slab.shrink();
+                trim_tlsf(tlsf, 0)
+            }
+            Heap::Tlsf(tlsf) => trim_tlsf(tlsf, 0),
+            Heap::Buddy(_) => None,
+        };
     }
 }
 
@@ -360,77 +396,52 @@ impl HeapState {
         COUNTERS.large_pages.fetch_sub(count, Ordering::Relaxed);
         Ok(())
     }
-}
 
-/// Gives every empty slab, idle TLSF pool and the empty large-block table
-/// back to the page allocator.
-pub fn shrink() {
-    let mut guard = HEAP.lock();
-    let Some(state) = guard.as_mut() else {
-        return;
-    };
-    state.large.release(&mut GlobalPages);
-    let refused = match &mut state.bytes {
-        Heap::Slab { slab, tlsf } => {
-            slab.shrink();
-            trim_tlsf(tlsf, 0)
+    /// Memory failure: retires the slab holding linear-map address
+    /// `addr`, if one does. Its objects are never handed out again by the
+    /// slab allocator; its pages go back when its last object is freed.
+    pub fn retire_slab_at(&mut self, addr: usize) -> bool {
+        let Some(page) = NonNull::new(addr as *mut u8) else {
+            return false;
+        };
+        match &mut self.bytes {
+            Heap::Slab { slab, .. } => slab.retire_slab_at(page),
+            _ => false,
         }
-        Heap::Tlsf(tlsf) => trim_tlsf(tlsf, 0),
-        Heap::Buddy(_) => None,
-    };
-    drop(guard);
-    log_refused(refused);
-}
-
-/// Memory failure: retires the slab holding linear-map address `addr`, if
-/// one does (`memory::badmem`). Its objects are never handed out again; its
-/// pages go back when its last object is freed.
-pub fn retire_slab_at(addr: usize) -> bool {
-    let Some(page) = NonNull::new(addr as *mut u8) else {
-        return false;
-    };
-    match HEAP.lock().as_mut().map(|state| &mut state.bytes) {
-        Some(Heap::Slab { slab, .. }) => slab.retire_slab_at(page),
-        _ => false,
     }
-}
 
-/// Bytes the byte allocators hand out right now (their own accounting).
-pub fn used_bytes() -> usize {
-    let guard = HEAP.lock();
-    match guard.as_ref().map(|state| &state.bytes) {
-        Some(Heap::Slab { slab, tlsf }) => slab.used_bytes() + tlsf.used_bytes(),
-        Some(Heap::Tlsf(tlsf)) => tlsf.used_bytes(),
-        Some(Heap::Buddy(buddy)) => buddy.used_bytes(),
-        None => 0,
-    }
-}
-
-/// The largest block the byte allocator could hand out without growing
-/// (TLSF exactly; the others by their free bytes).
-pub fn largest_free_block() -> usize {
-    let guard = HEAP.lock();
-    match guard.as_ref().map(|state| &state.bytes) {
-        Some(Heap::Slab { tlsf, .. }) | Some(Heap::Tlsf(tlsf)) => tlsf.largest_free_block(),
-        Some(Heap::Buddy(buddy)) => {
-            let mut counts = [0usize; 48];
-            buddy.free_blocks_per_order(&mut counts);
-            counts
-                .iter()
-                .rposition(|&n| n != 0)
-                .map_or(0, |order| kalloc::byte::BUDDY_UNIT << order)
+    /// Bytes the byte allocators hand out (their own accounting: objects
+    /// parked in the per-hart caches count as handed out).
+    pub fn used_bytes(&self) -> usize {
+        match &self.bytes {
+            Heap::Slab { slab, tlsf } => slab.used_bytes() + tlsf.used_bytes(),
+            Heap::Tlsf(tlsf) => tlsf.used_bytes(),
+            Heap::Buddy(buddy) => buddy.used_bytes(),
         }
-        None => 0,
     }
-}
 
-/// Calls `f` with each slab cache's figures (`alloc=slab` only), under the
-/// heap lock: `f` must not allocate.
-pub fn for_each_slab_cache(mut f: impl FnMut(&kalloc::byte::SlabInfo)) {
-    let guard = HEAP.lock();
-    if let Some(Heap::Slab { slab, .. }) = guard.as_ref().map(|state| &state.bytes) {
-        for info in slab.slabinfo() {
-            f(&info);
+    /// The largest block the byte allocator could hand out without
+    /// growing (TLSF exactly; the byte buddy by its largest free order).
+    pub fn largest_free_block(&self) -> usize {
+        match &self.bytes {
+            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => tlsf.largest_free_block(),
+            Heap::Buddy(buddy) => {
+                let mut counts = [0usize; 48];
+                buddy.free_blocks_per_order(&mut counts);
+                counts
+                    .iter()
+                    .rposition(|&n| n != 0)
+                    .map_or(0, |order| kalloc::byte::BUDDY_UNIT << order)
+            }
         }
+    }
+
+    /// The slab caches' rows (`alloc=slab` only; none otherwise).
+    pub fn slab_caches(&self) -> impl Iterator<Item = kalloc::byte::SlabInfo> + '_ {
+        let slab = match &self.bytes {
+            Heap::Slab { slab, .. } => Some(slab),
+            _ => None,
+        };
+        slab.into_iter().flat_map(|slab| slab.slabinfo())
     }
 }

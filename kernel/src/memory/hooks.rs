@@ -56,6 +56,10 @@ pub struct Checks {
     /// A global allocation failed (already counted): report it (no
     /// allocator lock is held); `caller` as for [`ByteLayer`].
     pub allocation_failed: fn(layout: Layout, error: AllocError, caller: usize),
+    /// The global allocator drained its caches and shrank the heap
+    /// (memory pressure, or before failing): give back what the
+    /// diagnostics hold (quarantines). No lock is held.
+    pub reclaim: fn(),
 }
 
 /// Raised while fault injection may fail a page (heap) request, so the

@@ -65,6 +65,7 @@ pub fn meminfo<'a>(
     let (total, free) = (stats.total_pages, stats.free_pages);
     let used = total - free;
     let counters = &crate::memory::counters::COUNTERS;
+    let heap = crate::memory::global::stats();
     let heap_pages = counters.heap_pages.load(Ordering::Relaxed);
     let large_pages = counters.large_pages.load(Ordering::Relaxed);
     let (min, low, high) = watermarks(total);
@@ -138,23 +139,24 @@ pub fn meminfo<'a>(
     line(
         out,
         "HeapUsed",
-        heap::used_bytes(),
+        crate::memory::global::used_bytes(),
         "B",
         "handed out by the byte allocator, with rounding",
     )?;
     line(
         out,
         "HeapLive",
-        counters.live_bytes.load(Ordering::Relaxed),
+        heap.live_bytes(),
         "B",
         "requested through the global allocator",
     )?;
+    line(out, "HeapLiveBlocks", heap.live_blocks() as usize, "", "")?;
     line(
         out,
-        "HeapLiveBlocks",
-        counters.live_blocks.load(Ordering::Relaxed),
-        "",
-        "",
+        "HeapCached",
+        heap.cached_bytes,
+        "B",
+        "free objects parked in the harts' caches",
     )?;
     line(
         out,
@@ -166,17 +168,11 @@ pub fn meminfo<'a>(
     line(
         out,
         "HeapLargestFree",
-        heap::largest_free_block(),
+        crate::memory::global::largest_free_block(),
         "B",
         "without growing",
     )?;
-    line(
-        out,
-        "AllocFailures",
-        counters.failures.load(Ordering::Relaxed),
-        "",
-        "",
-    )?;
+    line(out, "AllocFailures", heap.failures as usize, "", "")?;
     line(out, "ShellAlloc", bytes, "B", "")?;
     line(out, "ShellAllocs", blocks, "", "blocks from `alloc`")?;
     line(out, "ShellPages", kb(page_count), "kB", "")?;
@@ -234,13 +230,93 @@ pub fn slabinfo<'a>(
         "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
          : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
     )?;
-    for info in stats.slab_rows() {
-        print_row(out, info)?;
+    let caches_on = crate::memory::global::HEAP.caches_enabled();
+    for (index, info) in stats.slab_rows().enumerate() {
+        // The kmalloc classes come first; their per-hart magazines are the
+        // `limit` (and a refill's `batchcount`) of Linux's tunables.
+        let limit = match index < kalloc::byte::KMALLOC_CLASSES && caches_on {
+            true => kheap::magazine_capacity(index),
+            false => 0,
+        };
+        print_row(out, info, limit)?;
     }
     Ok(())
 }
 
-fn print_row(out: &mut dyn Write, info: &SlabInfo) -> core::fmt::Result {
+/// `caches [drain]`: objects parked in each hart's magazines, per class,
+/// and how often the harts took the heap's lock; `drain` first asks every
+/// hart to give its objects back.
+pub fn caches<'a>(
+    _: &mut Monitor,
+    args: &mut Args<'a>,
+    out: &mut dyn Write,
+) -> Result<(), CommandError<'a>> {
+    let drain = match args.next_word() {
+        None => false,
+        Some("drain") => true,
+        Some(other) => return Err(CommandError::Args(kshell::ArgError::Invalid(other))),
+    };
+    args.end()?;
+    let heap = &crate::memory::global::HEAP;
+    if !heap.caches_enabled() {
+        writeln!(
+            out,
+            "caches: the kernel heap is `{}` (boot argument alloc=); per-hart caches serve the slab classes only",
+            heap_name()
+        )?;
+        return Ok(());
+    }
+    if drain {
+        let report = crate::memory::global::drain_caches();
+        writeln!(
+            out,
+            "drained: {} objects on this hart; {} other harts asked, {} answered",
+            report.objects_here, report.cpus_asked, report.cpus_answered
+        )?;
+    }
+    writeln!(
+        out,
+        "hart slot  objects     bytes  parked per class (size:objects)"
+    )?;
+    for hart in crate::arch::hart::online() {
+        let parked = heap.parked_on(hart.slot());
+        let bytes: usize = parked
+            .iter()
+            .zip(kalloc::byte::KMALLOC_SIZES)
+            .map(|(count, size)| count * size)
+            .sum();
+        write!(
+            out,
+            "{:>4} {:>4} {:>8} {:>9} ",
+            hart.hart_id(),
+            hart.slot(),
+            parked.iter().sum::<usize>(),
+            bytes
+        )?;
+        for (count, size) in parked.iter().zip(kalloc::byte::KMALLOC_SIZES) {
+            if *count != 0 {
+                write!(out, " {size}:{count}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    let stats = heap.stats();
+    let operations = stats.allocs + stats.frees;
+    writeln!(
+        out,
+        "total: {} objects ({} bytes) parked; heap lock taken {} times ({} refills, {} flushes) \
+         for {} allocs+frees",
+        stats.cached_total(),
+        stats.cached_bytes,
+        stats.lock_acquisitions,
+        stats.refills,
+        stats.flushes,
+        operations
+    )?;
+    Ok(())
+}
+
+fn print_row(out: &mut dyn Write, info: &SlabInfo, limit: usize) -> core::fmt::Result {
     let active_slabs = info.full_slabs + info.partial_slabs;
     writeln!(
         out,
@@ -251,8 +327,8 @@ fn print_row(out: &mut dyn Write, info: &SlabInfo) -> core::fmt::Result {
         info.object_size,
         info.objects_per_slab,
         info.pages_per_slab,
-        0,
-        0,
+        limit,
+        limit,
         0,
         active_slabs,
         active_slabs + info.empty_slabs,

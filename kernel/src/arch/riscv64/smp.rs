@@ -131,10 +131,35 @@ fn idle(slot: usize) -> ! {
     }
 }
 
-/// The supervisor software interrupt: only a wake-up, so just clear it.
+/// The kernel service an IPI runs (the global allocator answering a
+/// request to drain this hart's caches); set once at boot.
+static IPI_SERVICE: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the IPI service (see [`IPI_SERVICE`]).
+pub fn set_ipi_service(service: fn()) {
+    IPI_SERVICE.store(service as usize, Ordering::Release);
+}
+
+/// The supervisor software interrupt: a wake-up (for [`idle`]) and a
+/// request for the IPI service.
 pub fn on_software_interrupt() {
-    // SAFETY: clearing our own pending bit.
+    // SAFETY: clearing our own pending bit, before the service runs, so a
+    // request sent while it runs raises the interrupt again.
     unsafe { sip::clear_ssoft() };
+    let service = IPI_SERVICE.load(Ordering::Acquire);
+    if service != 0 {
+        // SAFETY: `IPI_SERVICE` holds a `fn()` stored by `set_ipi_service`.
+        let service: fn() = unsafe { core::mem::transmute::<usize, fn()>(service) };
+        service();
+    }
+}
+
+/// Interrupts the online hart in `slot` (an IPI), if it is not the caller.
+pub fn kick(slot: usize) {
+    let target = &hart::HARTS[slot];
+    if target.is_online() && Some(slot) != hart::try_current().map(hart::HartLocal::slot) {
+        let _ = sbi_rt::send_ipi(sbi_rt::HartMask::from_mask_base(1, target.hart_id()));
+    }
 }
 
 /// Runs `job(slot)` on every online hart, the caller included, and

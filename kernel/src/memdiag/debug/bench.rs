@@ -1,18 +1,18 @@
 //! What `memdebug=` costs in the running kernel: one allocation workload
 //! timed through `GlobalAlloc` (as `memdebug=` set it up at boot) and
-//! through the undecorated path it wraps ([`KernelHeap`]: heap below a
-//! page, whole pages above; no flag test, no statistics, no layer), in
+//! through the undecorated path the layers wrap ([`KernelHeap`]: the heap
+//! under its lock, no per-hart cache, no statistics, no layer), in
 //! alternating rounds, best of [`ROUNDS`], printed as ns/op and a ratio.
 //!
-//! In the `memdebug=off` configuration the ratio is the price of the off
-//! switch plus the statistics counters; under `memdebug=all`, that of every
-//! layer. Timing under QEMU is noisy: read the ratios, not the ns.
+//! In the `memdebug=off` configuration the ratio is what the per-hart
+//! caches, the off switch and the statistics give and take together;
+//! under `memdebug=all`, the price of every layer. Timing under QEMU is
+//! noisy: read the ratios, not the ns.
 
 use super::layers::KernelHeap;
 use crate::ktest::prelude::*;
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use core::sync::atomic::Ordering;
 use kalloc::ByteAllocator;
 
 const ROUNDS: usize = 5;
@@ -70,44 +70,14 @@ fn undecorated() -> Option<u64> {
     )
 }
 
-/// [`undecorated`] plus the two live counters `GlobalAlloc` kept before
-/// memdebug and the statistics existed: the old off path, to tell what the
-/// off switch and the statistics add from what was there.
-fn with_heap_counters() -> Option<u64> {
-    workload(
-        |layout| {
-            let ptr = KernelHeap.alloc(layout).ok()?;
-            crate::memory::counters::COUNTERS
-                .live_blocks
-                .fetch_add(1, Ordering::Relaxed);
-            crate::memory::counters::COUNTERS
-                .live_bytes
-                .fetch_add(layout.size(), Ordering::Relaxed);
-            Some(ptr)
-        },
-        |ptr, layout| {
-            // SAFETY: as in `undecorated`.
-            if unsafe { KernelHeap.dealloc(ptr, layout) }.is_ok() {
-                crate::memory::counters::COUNTERS
-                    .live_blocks
-                    .fetch_sub(1, Ordering::Relaxed);
-                crate::memory::counters::COUNTERS
-                    .live_bytes
-                    .fetch_sub(layout.size(), Ordering::Relaxed);
-            }
-        },
-    )
-}
-
 ktest! {
     fn memdebug_overhead_against_the_undecorated_allocator() {
-        let live_before = crate::memory::counters::COUNTERS.live_blocks.load(Ordering::Relaxed);
-        let paths: [(&str, Path); 3] = [
+        let live_before = crate::memory::global::stats().live_blocks();
+        let paths: [(&str, Path); 2] = [
             ("GlobalAlloc", through_global_alloc),
             ("undecorated", undecorated),
-            ("undecorated+heap counters", with_heap_counters),
         ];
-        let mut best = [u64::MAX; 3];
+        let mut best = [u64::MAX; 2];
         for _ in 0..ROUNDS {
             for (index, (name, run)) in paths.iter().enumerate() {
                 let ticks = run();
@@ -115,22 +85,19 @@ ktest! {
                 best[index] = best[index].min(ticks.unwrap_or(u64::MAX));
             }
         }
-        kassert_eq!(crate::memory::counters::COUNTERS.live_blocks.load(Ordering::Relaxed), live_before);
+        kassert_eq!(crate::memory::global::stats().live_blocks(), live_before);
         let ns = |ticks: u64| super::config::ticks_to_micros(ticks * 1000) / OPS as u64;
         let ratio = |a: u64, b: u64| {
             let x100 = a * 100 / b.max(1);
             (x100 / 100, x100 % 100)
         };
         let (whole, whole_frac) = ratio(best[0], best[1]);
-        let (added, added_frac) = ratio(best[0], best[2]);
         crate::println!(
-            "    memdebug={}: ns/op GlobalAlloc {}, undecorated {}, undecorated+heap counters {}; \
-             GlobalAlloc/undecorated {whole}.{whole_frac:02}, GlobalAlloc/(undecorated+heap counters) \
-             {added}.{added_frac:02} (best of {ROUNDS} x {OPS} alloc+free)",
+            "    memdebug={}: ns/op GlobalAlloc {}, undecorated {}; \
+             GlobalAlloc/undecorated {whole}.{whole_frac:02} (best of {ROUNDS} x {OPS} alloc+free)",
             super::config::flags(),
             ns(best[0]),
             ns(best[1]),
-            ns(best[2]),
         );
         Ok(())
     }

@@ -11,7 +11,7 @@
 
 use super::config::{DebugArgs, clock};
 use crate::arch::{self, PAGE_SIZE};
-use crate::memory::{heap, pages};
+use crate::memory::{global, heap, pages};
 use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
 use core::mem::{MaybeUninit, size_of};
@@ -36,13 +36,13 @@ impl BaseAllocator for KernelHeap {
 
 impl ByteAllocator for KernelHeap {
     fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        heap::alloc(layout)
+        global::depot_alloc(layout)
     }
 
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         // SAFETY: the debug layer frees only blocks it got from `alloc`
         // with this layout.
-        unsafe { heap::dealloc(ptr, layout) }
+        unsafe { global::depot_dealloc(ptr, layout) }
     }
 
     fn total_bytes(&self) -> usize {
@@ -50,7 +50,7 @@ impl ByteAllocator for KernelHeap {
     }
 
     fn used_bytes(&self) -> usize {
-        heap::used_bytes()
+        global::used_bytes()
             + crate::memory::counters::COUNTERS
                 .large_pages
                 .load(Ordering::Relaxed)

@@ -129,13 +129,9 @@ fn heap_state() -> [usize; 5] {
     };
     [
         pages_used,
-        crate::memory::counters::COUNTERS
-            .live_blocks
-            .load(Ordering::Relaxed),
-        crate::memory::counters::COUNTERS
-            .live_bytes
-            .load(Ordering::Relaxed),
-        heap::used_bytes(),
+        crate::memory::global::stats().live_blocks() as usize,
+        crate::memory::global::stats().live_bytes(),
+        crate::memory::global::used_bytes(),
         crate::memory::counters::COUNTERS
             .large_pages
             .load(Ordering::Relaxed),
@@ -206,12 +202,16 @@ ktest! {
         let _disarm = Disarm;
         let before = heap_state();
         let injected_before = injected(Site::Pages);
-        let failures_before = crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed);
+        let failures_before = crate::memory::global::stats().failures;
         let mut chain = Chain::new(Layout::from_size_align(200, 8).expect("valid"));
-        // The heap's next page request (a slab refill, or a TLSF/buddy
-        // pool) fails once.
-        configure(Site::Pages, FaultConfig { filter: "heap", ..FaultConfig::OFF });
-        set_fail_nth(Site::Pages, 1);
+        // Every page request of the heap (a slab refill, or a TLSF/buddy
+        // pool) fails until the first allocation is refused: the global
+        // allocator drains the harts' caches and retries once before it
+        // gives up, and that retry may be served without a page.
+        configure(
+            Site::Pages,
+            FaultConfig { probability: 100, times: -1, filter: "heap", ..FaultConfig::OFF },
+        );
         let mut refused = false;
         for _ in 0..100_000 {
             if !chain.grow() {
@@ -221,8 +221,8 @@ ktest! {
         }
         disarm_all();
         kassert!(refused, "100000 objects without a refill");
-        kassert_eq!(injected(Site::Pages), injected_before + 1);
-        kassert_eq!(crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed), failures_before + 1);
+        kassert!(injected(Site::Pages) > injected_before, "no page request was failed");
+        kassert_eq!(crate::memory::global::stats().failures, failures_before + 1);
         // The same request works now, and so do many more.
         for _ in 0..500 {
             kassert!(chain.grow(), "allocation after the failed refill refused");
@@ -266,16 +266,20 @@ ktest! {
     fn injected_failures_reach_fallible_callers_and_the_oom_diagnosis() {
         let _disarm = Disarm;
         let before = heap_state();
-        let failures_before = crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed);
+        let failures_before = crate::memory::global::stats().failures;
         set_fail_nth(Site::Slab, 1);
         kassert!(try_box([7u64; 8]).is_err(), "try_box under failslab fail-nth succeeded");
-        set_fail_nth(Site::Pages, 1);
+        // Every page request fails (the global allocator retries once
+        // after reclaiming) until disarmed.
+        configure(Site::Pages, FaultConfig { probability: 100, times: -1, ..FaultConfig::OFF });
         let mut large: Vec<u8> = Vec::new();
-        kassert!(large.try_reserve_exact(3 * PAGE_SIZE).is_err(), "try_reserve under fail_page_alloc succeeded");
-        kassert_eq!(crate::memory::counters::COUNTERS.failures.load(Ordering::Relaxed), failures_before + 2);
+        let reserved = large.try_reserve_exact(3 * PAGE_SIZE);
+        disarm_all();
+        kassert!(reserved.is_err(), "try_reserve under fail_page_alloc succeeded");
+        kassert_eq!(crate::memory::global::stats().failures, failures_before + 2);
         crate::println!();
         crate::memory::global::print_failure_diagnosis();
-        // Both work once the injection fired.
+        // Both work once the injection is off.
         kassert!(try_box([7u64; 8]).is_ok_and(|b| b[7] == 7));
         kassert!(large.try_reserve_exact(3 * PAGE_SIZE).is_ok());
         drop(large);

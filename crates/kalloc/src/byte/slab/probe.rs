@@ -135,20 +135,23 @@ impl<P: PageSource> SlabAllocator<P> {
     }
 
     /// Allocates up to `out.len()` objects of `class` into `out`, as
-    /// `alloc` would one by one, and returns how many. An error only if
-    /// not even one could be had (`InvalidParam` for an empty `out` or a
+    /// `alloc` would one by one, and returns how many. Only the first may
+    /// take a new slab from the page source: the batch stops where the
+    /// slabs it has run out, so a batch never holds more slabs than one
+    /// allocation would, and a failure of the source is the caller's
+    /// error, never hidden in a short batch. An error only if not even
+    /// one object could be had (`InvalidParam` for an empty `out` or a
     /// class that does not exist).
     pub fn alloc_objects(&mut self, class: usize, out: &mut [NonNull<u8>]) -> AllocResult<usize> {
         if class >= KMALLOC_CLASSES || out.is_empty() {
             return Err(AllocError::InvalidParam);
         }
         for (taken, slot) in out.iter_mut().enumerate() {
-            // SAFETY: size classes always exist.
-            match unsafe { self.alloc_in(class) } {
-                Ok(object) => *slot = object,
-                Err(error) if taken == 0 => return Err(error),
-                Err(_) => return Ok(taken),
+            if taken > 0 && !self.class_cache(class).has_free_object() {
+                return Ok(taken);
             }
+            // SAFETY: size classes always exist.
+            *slot = unsafe { self.alloc_in(class) }?;
         }
         Ok(out.len())
     }

@@ -72,16 +72,16 @@ ktest! {
         if !enabled(DebugFlags::empty())? || !bytes_on() {
             return Ok(());
         }
-        let live_before = crate::memory::counters::COUNTERS.live_blocks.load(core::sync::atomic::Ordering::Relaxed);
+        let live_before = crate::memory::global::stats().live_blocks();
         // Every allocation sampled while this test runs (the other harts
         // are idle); the setting is restored before any check can return.
         configure(1);
         let boxed = alloc::boxed::Box::new([7u64; 16]);
         let sampled = owns(core::ptr::from_ref(&*boxed).addr());
-        let during = crate::memory::counters::COUNTERS.live_blocks.load(core::sync::atomic::Ordering::Relaxed);
+        let during = crate::memory::global::stats().live_blocks();
         drop(boxed);
         configure(0);
-        let after = crate::memory::counters::COUNTERS.live_blocks.load(core::sync::atomic::Ordering::Relaxed);
+        let after = crate::memory::global::stats().live_blocks();
         kassert!(sampled, "memdebug.kfence=1 did not sample a Box");
         kassert_eq!((during, after), (live_before + 1, live_before));
         Ok(())

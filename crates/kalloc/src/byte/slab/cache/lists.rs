@@ -85,6 +85,18 @@ impl SlabCache {
         }
     }
 
+    /// Whether an allocation would find a free object without taking a
+    /// new slab from the source.
+    pub(in crate::byte::slab) fn has_free_object(&self) -> bool {
+        // SAFETY: a non-null current slab is a live slab of this cache.
+        let current_has_room = !self.current.is_null()
+            && unsafe { (*self.current).in_use } < self.objects_per_slab;
+        self.magazine.parked() != 0
+            || current_has_room
+            || !self.lists[PARTIAL].is_null()
+            || !self.lists[EMPTY].is_null()
+    }
+
     /// Retires a full current slab to the full count and makes another
     /// slab with a free object current.
     #[cold]
