@@ -8,7 +8,8 @@
 //! - `badmem`: pages taken out of service (memory failure);
 //! - `fault_report`: what a faulting address hits;
 //! - `stats`: `get_memory_stats()` (meminfo, buddyinfo, slabinfo);
-//! - `stress`, `targets`: the stress mode and the workload targets.
+//! - `stress`, `targets`: the stress mode and the workload targets;
+//! - `smp_bench`: the multi-hart throughput benchmark (`bench smp`).
 //!
 //! No unsafe code here but where a diagnostic must touch raw memory: the
 //! debug layers (tables in raw pages, KFENCE's canary pages), and the
@@ -24,6 +25,7 @@ pub mod badmem;
 pub mod debug;
 pub mod fault_report;
 pub mod inject;
+pub mod smp_bench;
 pub mod stats;
 pub mod stress;
 #[allow(

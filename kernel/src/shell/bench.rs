@@ -28,6 +28,8 @@ const LIVE: usize = 256;
 /// Pages of the region fresh allocators manage (4 MiB).
 const REGION_PAGES: usize = 1024;
 const SEED: u64 = 0x5eed_0008;
+/// `bench smp`: operations per hart and run.
+const SMP_OPS: u64 = 20_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Subject {
@@ -149,6 +151,18 @@ pub fn bench<'a>(
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
     let only = args.next_word();
+    if only == Some("smp") {
+        let ops = match args.next_word() {
+            None => SMP_OPS,
+            Some(word) => match kshell::parse_number(word)? {
+                ops @ 1_000..=10_000_000 => ops,
+                _ => return Err(ArgError::OutOfRange(word).into()),
+            },
+        };
+        args.end()?;
+        monitor.ledger.forget_freed();
+        return bench_smp(ops, out);
+    }
     args.end()?;
     if only == Some("list") {
         for (name, _, what) in SUBJECTS {
@@ -210,5 +224,60 @@ pub fn bench<'a>(
     if failed {
         return Err(CommandError::Failed("an allocator failed its run"));
     }
+    Ok(())
+}
+
+/// `bench smp [ops]`: each workload of `memdiag::smp_bench` on 1, 2, ...
+/// harts; aggregate ops/s, speedup over one hart, and the global
+/// allocator's lock acquisitions per operation.
+fn bench_smp<'a>(ops: u64, out: &mut dyn Write) -> Result<(), CommandError<'a>> {
+    use crate::memdiag::smp_bench::{self, Workload};
+    let timebase = crate::platform::get().timebase_hz;
+    let heap = &crate::memory::global::HEAP;
+    writeln!(
+        out,
+        "bench smp: {ops} operations per hart; heap {}{}; {} harts online",
+        heap::kind().map_or("?", heap::HeapKind::name),
+        if heap.caches_enabled() {
+            " with per-hart caches"
+        } else {
+            " (no per-hart caches)"
+        },
+        crate::arch::smp::online_count()
+    )?;
+    writeln!(
+        out,
+        "workload harts        ops      ms        ops/s  speedup  heap-locks/op  failures"
+    )?;
+    for workload in Workload::ALL {
+        let mut one_hart = 0;
+        for harts in 1..=smp_bench::max_harts() {
+            let run = smp_bench::run(workload, harts, ops);
+            let rate = run.ops * timebase / run.ticks.max(1);
+            if harts == 1 {
+                one_hart = rate.max(1);
+            }
+            let speedup = rate * 100 / one_hart;
+            let locks = run.heap_locks * 10_000 / run.ops.max(1);
+            writeln!(
+                out,
+                "{:<8} {:>5} {:>10} {:>7} {:>12} {:>5}.{:02} {:>9}.{:04} {:>9}",
+                workload.name(),
+                run.harts,
+                run.ops,
+                run.ticks * 1000 / timebase,
+                rate,
+                speedup / 100,
+                speedup % 100,
+                locks / 10_000,
+                locks % 10_000,
+                run.failures
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "pages run through memory::pages (no per-hart page lists): heap-locks/op counts the heap's lock only"
+    )?;
     Ok(())
 }
