@@ -306,3 +306,37 @@ fn consume(index: usize) -> (u64, u64) {
         }
     }
 }
+
+#[cfg(feature = "ktest")]
+mod tests {
+    use super::*;
+    use crate::ktest::prelude::*;
+
+    ktest! {
+        fn every_hart_churns_its_own_cache_and_pipes_free_remotely() {
+            // Two harts, a short run: every operation of the memdebug
+            // configurations takes a global lock, and QEMU runs more harts
+            // than the host has cores.
+            let before = global::stats();
+            for workload in Workload::ALL {
+                let run = run(workload, max_harts().min(2), 2_000);
+                kassert_eq!(run.failures, 0, "{} on {} harts", workload.name(), run.harts);
+                kassert!(run.ops >= 2_000 && run.ticks > 0, "{}: {run:?}", workload.name());
+                // With the caches serving GlobalAlloc (no memdebug byte
+                // layer in front), a hart's own churn takes the heap's lock
+                // at most once per 16 operations.
+                let cached = global::HEAP.caches_enabled() && !crate::memdiag::debug::bytes_on();
+                if workload == Workload::Churn && cached {
+                    kassert!(run.heap_locks * 16 <= run.ops, "churn: {run:?}");
+                }
+            }
+            let drained = global::drain_caches();
+            kassert_eq!(drained.cpus_answered, drained.cpus_asked);
+            let after = global::stats();
+            kassert_eq!(after.live_blocks(), before.live_blocks());
+            kassert_eq!(after.live_bytes(), before.live_bytes());
+            kassert_eq!(after.cached_total(), 0);
+            Ok(())
+        }
+    }
+}
