@@ -35,6 +35,7 @@ use crate::caches::{CpuCache, magazine_capacity};
 use crate::cpu::{Cpu, Hooks, NoHooks};
 use crate::depot::Depot;
 use crate::magazine::MAGAZINE_SLOTS;
+use crate::remote::{self, DrainReport};
 use crate::stats::{HeapStats, SharedStats};
 
 /// A heap for every CPU: per-CPU magazines over a locked [`Depot`].
@@ -51,16 +52,6 @@ pub struct CachedHeap<A: Cpu, D: Depot, H: Hooks = NoHooks, const CPUS: usize = 
     cpus: [CpuCache; CPUS],
     shared: SharedStats,
     _hooks: PhantomData<fn() -> H>,
-}
-
-/// What [`CachedHeap::drain_all`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Objects this CPU gave back.
-    pub objects_here: usize,
-    /// Other CPUs asked to drain, and how many of them answered in time.
-    pub cpus_asked: usize,
-    pub cpus_answered: usize,
 }
 
 impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
@@ -464,34 +455,18 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
             objects_here: self.drain_this_cpu(),
             ..DrainReport::default()
         };
-        let mut tickets = [0usize; CPUS];
-        for (index, cpu) in self.cpus.iter().enumerate() {
-            if index != me && cpu.parked() != 0 {
-                tickets[index] = cpu.drain.ask();
-                report.cpus_asked += 1;
-                A::kick(index);
-            }
-        }
-        let answered = |tickets: &[usize; CPUS]| {
-            tickets
-                .iter()
-                .zip(&self.cpus)
-                .filter(|(ticket, cpu)| **ticket != 0 && cpu.drain.is_answered(**ticket))
-                .count()
-        };
-        let start = A::now();
-        loop {
-            report.cpus_answered = answered(&tickets);
-            if !wait
-                || report.cpus_answered == report.cpus_asked
-                || A::now().wrapping_sub(start) >= A::DRAIN_PATIENCE
-            {
-                return report;
-            }
-            self.serve_drain_requests();
-            A::relax();
-            core::hint::spin_loop();
-        }
+        remote::ask_others::<A, CPUS>(
+            me,
+            |index| {
+                Some(&self.cpus[index])
+                    .filter(|cpu| cpu.parked() != 0)
+                    .map(|cpu| &cpu.drain)
+            },
+            wait,
+            || self.serve_drain_requests(),
+            &mut report,
+        );
+        report
     }
 
     /// The counters summed over the CPUs, with what sits in the caches.

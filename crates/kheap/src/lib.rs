@@ -38,6 +38,10 @@ mod depot;
 #[cfg(not(loom))]
 mod heap;
 #[cfg(not(loom))]
+mod pages;
+#[cfg(not(loom))]
+mod remote;
+#[cfg(not(loom))]
 mod stats;
 
 #[cfg(not(loom))]
@@ -47,8 +51,12 @@ pub use cpu::{Cpu, Hooks, NoHooks};
 #[cfg(not(loom))]
 pub use depot::Depot;
 #[cfg(not(loom))]
-pub use heap::{CachedHeap, DrainReport};
+pub use heap::CachedHeap;
 pub use magazine::MAGAZINE_SLOTS;
+#[cfg(not(loom))]
+pub use pages::{PAGE_CACHE_ORDERS, PageCaches, PageStats, page_list_capacity};
+#[cfg(not(loom))]
+pub use remote::DrainReport;
 #[cfg(not(loom))]
 pub use stats::{FOLD_BYTES, HeapStats};
 

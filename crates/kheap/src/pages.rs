@@ -1,0 +1,448 @@
+//! [`PageCaches`]: a page allocator behind one interrupt-masking lock,
+//! with per-CPU lists of free blocks of orders 0 to 3 in front (Linux's
+//! per-CPU page lists).
+//!
+//! ```text
+//!   alloc(count, align) ── count 2^k, k <= 3, naturally aligned? ──no──► lock ─► allocator
+//!                               │yes (interrupts masked, no lock)
+//!                               ▼
+//!                         this CPU's list k ──empty──► lock ─► a batch of 2^k blocks
+//!
+//!   free(addr, count) ── state[addr] == LIVE(k)? ──no──► lock ─► allocator (its verdict)
+//!                               │yes
+//!                               ▼  PARKED(k), no lock
+//!                         this CPU's list k ──full──► lock ─► half the list back
+//! ```
+//!
+//! One byte per page (a table the caller provides) records what the
+//! caches know of the block starting there: nothing (0: free in the
+//! allocator, or handed out without the caches), handed out by a cache
+//! (`LIVE | k`), or parked in a CPU's list (`PARKED | k`). Only the CPU
+//! that holds the block writes it, with a plain store, so the fast path
+//! has no read-modify-write; it makes the double-free check exact without
+//! writing into the pages (a free of a parked block is `DoubleFree`) and
+//! lets a free of a block the caches did not hand out fall through to the
+//! allocator, which judges it. A block freed on another CPU joins that
+//! CPU's list.
+//!
+//! No allocation fails while blocks sit in a list: on `NoMemory` the
+//! caller ([`PageCaches::alloc_or_reclaim`]) drains every CPU's lists and
+//! retries once.
+
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU8, AtomicUsize};
+
+use kalloc::{AllocError, AllocResult, PageAllocator};
+use ksync::{IrqTicketLock, Once};
+
+use crate::cpu::Cpu;
+use crate::drain::DrainRequests;
+use crate::remote::{self, DrainReport};
+
+/// Orders the per-CPU lists hold: blocks of 1, 2, 4 and 8 pages.
+pub const PAGE_CACHE_ORDERS: usize = 4;
+
+/// The most blocks a CPU's list of `order` holds (its high watermark): 64
+/// pages' worth of single pages, 16 pages' worth of each larger order, so
+/// a CPU parks at most 112 pages. A refill takes half, a full list gives
+/// half back.
+pub const fn page_list_capacity(order: usize) -> usize {
+    match order {
+        0 => 64,
+        _ => 16 >> order,
+    }
+}
+
+const LIST_SLOTS: usize = page_list_capacity(0);
+const LIVE: u8 = 0x40;
+const PARKED: u8 = 0x80;
+
+/// One CPU's list of free blocks of one order (written by that CPU only).
+struct PageList {
+    len: AtomicUsize,
+    slots: [AtomicUsize; LIST_SLOTS],
+}
+
+impl PageList {
+    const fn new() -> Self {
+        Self {
+            len: AtomicUsize::new(0),
+            slots: [const { AtomicUsize::new(0) }; LIST_SLOTS],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    fn push(&self, addr: usize) {
+        let len = self.len();
+        self.slots[len].store(addr, Relaxed);
+        self.len.store(len + 1, Relaxed);
+    }
+
+    fn pop(&self) -> Option<usize> {
+        let top = self.len().checked_sub(1)?;
+        self.len.store(top, Relaxed);
+        Some(self.slots[top].load(Relaxed))
+    }
+}
+
+/// One CPU's lists, counters and drain requests.
+#[repr(align(64))]
+struct CpuPages {
+    lists: [PageList; PAGE_CACHE_ORDERS],
+    allocs: AtomicUsize,
+    frees: AtomicUsize,
+    locked: AtomicUsize,
+    drain: DrainRequests,
+}
+
+impl CpuPages {
+    const fn new() -> Self {
+        Self {
+            lists: [const { PageList::new() }; PAGE_CACHE_ORDERS],
+            allocs: AtomicUsize::new(0),
+            frees: AtomicUsize::new(0),
+            locked: AtomicUsize::new(0),
+            drain: DrainRequests::new(),
+        }
+    }
+
+    /// Pages parked in all lists.
+    fn parked_pages(&self) -> usize {
+        self.lists
+            .iter()
+            .enumerate()
+            .map(|(order, list)| list.len() << order)
+            .sum()
+    }
+}
+
+/// Adds one to a counter only its owner writes.
+fn bump(counter: &AtomicUsize) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
+}
+
+/// The per-page state table and the pages it covers.
+struct StateTable {
+    states: &'static [AtomicU8],
+    base: usize,
+}
+
+/// Page-operation counters summed over the CPUs, with what sits in the
+/// lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageStats {
+    /// Blocks handed out and taken back through the per-CPU lists.
+    pub cached_allocs: u64,
+    pub cached_frees: u64,
+    /// Times a CPU took the page allocator's lock for the lists (refill,
+    /// give back, a request or free the lists do not serve).
+    pub lock_acquisitions: u64,
+    /// Blocks parked per order, and the pages they hold.
+    pub parked_blocks: [usize; PAGE_CACHE_ORDERS],
+    pub parked_pages: usize,
+}
+
+/// A page allocator for every CPU: per-CPU lists over a locked `P`.
+pub struct PageCaches<A: Cpu, P: PageAllocator, const CPUS: usize> {
+    allocator: IrqTicketLock<Option<P>, A>,
+    table: Once<StateTable>,
+    cpus: [CpuPages; CPUS],
+}
+
+impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> {
+    /// No allocator yet: every request fails until [`init`](Self::init).
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            allocator: IrqTicketLock::new(name, None),
+            table: Once::new(),
+            cpus: [const { CpuPages::new() }; CPUS],
+        }
+    }
+
+    /// Installs the allocator (the lists stay off). Panics if called twice.
+    pub fn init(&self, allocator: P) {
+        let mut slot = self.allocator.lock();
+        assert!(slot.is_none(), "kheap: PageCaches initialised twice");
+        *slot = Some(allocator);
+    }
+
+    /// Turns the lists on for the pages `[base, base + states.len() *
+    /// P::PAGE_SIZE)`: `states` holds one zeroed byte per page (the table
+    /// of the module doc). Blocks outside never enter a list. Panics if
+    /// called twice.
+    pub fn enable_lists(&self, states: &'static [AtomicU8], base: usize) {
+        assert!(
+            !self.table.is_completed(),
+            "kheap: page lists enabled twice"
+        );
+        self.table.call_once(|| StateTable { states, base });
+    }
+
+    /// Whether the per-CPU lists are on.
+    pub fn lists_enabled(&self) -> bool {
+        self.table.is_completed()
+    }
+
+    /// Runs `f` on the allocator under its lock (not counted); `None`
+    /// before `init`. `f` must not allocate pages through `self`.
+    pub fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
+        self.allocator.lock().as_mut().map(f)
+    }
+
+    /// Runs `f` on the allocator under its lock for `cpu` (counted).
+    fn locked<R>(&self, cpu: &CpuPages, f: impl FnOnce(&mut P) -> R) -> Option<R> {
+        bump(&cpu.locked);
+        self.with(f)
+    }
+
+    #[inline(always)]
+    fn on_this_cpu<R>(&self, f: impl FnOnce(&CpuPages) -> R) -> R {
+        let saved = A::irq_save_disable();
+        let result = f(&self.cpus[A::cpu_index()]);
+        A::irq_restore(saved);
+        result
+    }
+
+    /// The order a request for `count` pages aligned to `align` takes
+    /// from a list, if one serves it: a power of two up to 8 pages,
+    /// aligned to its size or less.
+    fn cached_order(count: usize, align: usize) -> Option<usize> {
+        let order = count.trailing_zeros() as usize;
+        let fits =
+            count.is_power_of_two() && order < PAGE_CACHE_ORDERS && align <= P::PAGE_SIZE << order;
+        fits.then_some(order)
+    }
+
+    /// The state byte of the block at `addr`, if the table covers it.
+    fn state_of(&self, addr: usize) -> Option<&AtomicU8> {
+        let table = self.table.get()?;
+        let offset = addr.checked_sub(table.base)?;
+        if offset % P::PAGE_SIZE != 0 {
+            return None;
+        }
+        table.states.get(offset / P::PAGE_SIZE)
+    }
+
+    /// Allocates `count` contiguous pages aligned to `align` bytes: from
+    /// this CPU's list when the request is one it serves, else from the
+    /// allocator under its lock. No retry (see
+    /// [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
+    pub fn alloc(&self, count: usize, align: usize) -> AllocResult<usize> {
+        let order = match Self::cached_order(count, align) {
+            Some(order) if self.lists_enabled() => order,
+            _ => {
+                return self.on_this_cpu(|cpu| {
+                    self.locked(cpu, |allocator| allocator.alloc_pages(count, align))
+                        .unwrap_or(Err(AllocError::NoMemory))
+                });
+            }
+        };
+        self.on_this_cpu(|cpu| {
+            let addr = match cpu.lists[order].pop() {
+                Some(addr) => addr,
+                None => self.refill(cpu, order)?,
+            };
+            if let Some(state) = self.state_of(addr) {
+                state.store(LIVE | order as u8, Relaxed);
+            }
+            bump(&cpu.allocs);
+            Ok(addr)
+        })
+    }
+
+    /// This CPU's list of `order` is empty: takes half a list's worth from
+    /// the allocator (one lock) and returns one block.
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, cpu: &CpuPages, order: usize) -> AllocResult<usize> {
+        self.answer_drain_request(cpu);
+        let want = page_list_capacity(order) / 2;
+        let (count, align) = (1 << order, P::PAGE_SIZE << order);
+        let list = &cpu.lists[order];
+        self.locked(cpu, |allocator| {
+            let first = allocator.alloc_pages(count, align)?;
+            for _ in 1..want {
+                let Ok(addr) = allocator.alloc_pages(count, align) else {
+                    break;
+                };
+                match self.state_of(addr) {
+                    Some(state) => {
+                        state.store(PARKED | order as u8, Relaxed);
+                        list.push(addr);
+                    }
+                    // Outside the table: it cannot be parked.
+                    None => {
+                        let given_back = allocator.dealloc_pages(addr, count);
+                        debug_assert!(given_back.is_ok());
+                        break;
+                    }
+                }
+            }
+            Ok(first)
+        })
+        .unwrap_or(Err(AllocError::NoMemory))
+    }
+
+    /// Frees `count` pages at `addr`: into this CPU's list if the caches
+    /// handed the block out with that size, else the allocator judges it
+    /// under its lock. A second free of a parked block is `DoubleFree`; on
+    /// any error nothing changes.
+    pub fn free(&self, addr: usize, count: usize) -> AllocResult {
+        let order = Self::cached_order(count, P::PAGE_SIZE);
+        self.on_this_cpu(|cpu| {
+            let state = order.and(self.state_of(addr));
+            if let (Some(order), Some(state)) = (order, state) {
+                let now = state.load(Relaxed);
+                if now == PARKED | order as u8 {
+                    return Err(AllocError::DoubleFree);
+                }
+                if now == LIVE | order as u8 {
+                    state.store(PARKED | order as u8, Relaxed);
+                    let list = &cpu.lists[order];
+                    if list.len() == page_list_capacity(order) {
+                        self.give_back(cpu, order, page_list_capacity(order) / 2);
+                    }
+                    list.push(addr);
+                    bump(&cpu.frees);
+                    return Ok(());
+                }
+            }
+            self.free_locked_on(cpu, addr, count)
+        })
+    }
+
+    /// Frees `count` pages at `addr` through the allocator under its
+    /// lock, never into a list (the kernel's path while pages are being
+    /// taken out of service, whose frees must meet its filter).
+    pub fn free_locked(&self, addr: usize, count: usize) -> AllocResult {
+        self.on_this_cpu(|cpu| self.free_locked_on(cpu, addr, count))
+    }
+
+    fn free_locked_on(&self, cpu: &CpuPages, addr: usize, count: usize) -> AllocResult {
+        self.locked(cpu, |allocator| {
+            allocator.dealloc_pages(addr, count)?;
+            // A block the lists handed out is now free in the allocator:
+            // its state must not vouch for it any more.
+            if let Some(state) = self.state_of(addr) {
+                state.store(0, Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap_or(Err(AllocError::OutOfRange))
+    }
+
+    /// Gives `blocks` blocks of this CPU's list of `order` back to the
+    /// allocator (one lock).
+    #[cold]
+    #[inline(never)]
+    fn give_back(&self, cpu: &CpuPages, order: usize, blocks: usize) -> usize {
+        let list = &cpu.lists[order];
+        let blocks = blocks.min(list.len());
+        if blocks == 0 {
+            return 0;
+        }
+        self.locked(cpu, |allocator| {
+            for _ in 0..blocks {
+                let Some(addr) = list.pop() else { break };
+                if let Some(state) = self.state_of(addr) {
+                    state.store(0, Relaxed);
+                }
+                let freed = allocator.dealloc_pages(addr, 1 << order);
+                debug_assert!(freed.is_ok(), "kheap: the allocator refused a parked block");
+            }
+        });
+        blocks
+    }
+
+    /// [`alloc`](Self::alloc), and on `NoMemory` every CPU's lists back
+    /// to the allocator (waiting for the others' answers if
+    /// [`Cpu::may_wait`]) and one retry: no request fails while blocks sit
+    /// in a list.
+    pub fn alloc_or_reclaim(&self, count: usize, align: usize) -> AllocResult<usize> {
+        match self.alloc(count, align) {
+            Err(AllocError::NoMemory) if self.lists_enabled() => {
+                self.drain_everywhere(A::may_wait());
+                self.alloc(count, align)
+            }
+            result => result,
+        }
+    }
+
+    /// Empties this CPU's lists into the allocator; returns the blocks.
+    pub fn drain_this_cpu(&self) -> usize {
+        self.on_this_cpu(|cpu| self.drain(cpu))
+    }
+
+    fn drain(&self, cpu: &CpuPages) -> usize {
+        let request = cpu.drain.pending();
+        let drained = (0..PAGE_CACHE_ORDERS)
+            .map(|order| self.give_back(cpu, order, usize::MAX))
+            .sum();
+        if let Some(ticket) = request {
+            cpu.drain.answer(ticket);
+        }
+        drained
+    }
+
+    fn answer_drain_request(&self, cpu: &CpuPages) {
+        if cpu.drain.pending().is_some() {
+            self.drain(cpu);
+        }
+    }
+
+    /// Answers this CPU's pending drain request, if any (the kernel's IPI
+    /// handler calls it).
+    pub fn serve_drain_requests(&self) {
+        self.on_this_cpu(|cpu| self.answer_drain_request(cpu));
+    }
+
+    /// Drains this CPU and asks every other CPU with parked blocks to
+    /// drain, waiting up to [`Cpu::DRAIN_PATIENCE`] for their answers.
+    /// Call it holding no lock another CPU could be waiting for.
+    pub fn drain_all(&self) -> DrainReport {
+        self.drain_everywhere(true)
+    }
+
+    fn drain_everywhere(&self, wait: bool) -> DrainReport {
+        let me = self.on_this_cpu(|_| A::cpu_index());
+        let mut report = DrainReport {
+            objects_here: self.drain_this_cpu(),
+            ..DrainReport::default()
+        };
+        remote::ask_others::<A, CPUS>(
+            me,
+            |index| {
+                Some(&self.cpus[index])
+                    .filter(|cpu| cpu.parked_pages() != 0)
+                    .map(|cpu| &cpu.drain)
+            },
+            wait,
+            || self.serve_drain_requests(),
+            &mut report,
+        );
+        report
+    }
+
+    /// The counters summed over the CPUs, with what sits in the lists.
+    pub fn stats(&self) -> PageStats {
+        let mut stats = PageStats::default();
+        for cpu in &self.cpus {
+            stats.cached_allocs += cpu.allocs.load(Relaxed) as u64;
+            stats.cached_frees += cpu.frees.load(Relaxed) as u64;
+            stats.lock_acquisitions += cpu.locked.load(Relaxed) as u64;
+            for (order, list) in cpu.lists.iter().enumerate() {
+                stats.parked_blocks[order] += list.len();
+            }
+            stats.parked_pages += cpu.parked_pages();
+        }
+        stats
+    }
+
+    /// Pages parked in each CPU's lists (index: CPU slot).
+    pub fn parked_per_cpu(&self) -> [usize; CPUS] {
+        core::array::from_fn(|index| self.cpus[index].parked_pages())
+    }
+}

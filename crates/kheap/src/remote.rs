@@ -1,0 +1,63 @@
+//! Asking the other CPUs to drain and waiting for their answers: the part
+//! of a drain both cache kinds (objects, pages) share. See `drain.rs` for
+//! the request protocol.
+
+use crate::cpu::Cpu;
+use crate::drain::DrainRequests;
+
+/// What a drain of every CPU did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Objects (or page blocks) this CPU gave back.
+    pub objects_here: usize,
+    /// Other CPUs asked to drain, and how many of them answered in time.
+    pub cpus_asked: usize,
+    pub cpus_answered: usize,
+}
+
+/// Asks every CPU but `me` for which `requests` gives a request record
+/// (CPUs with something parked) to drain, kicks it ([`Cpu::kick`]) and,
+/// if `wait`, waits up to [`Cpu::DRAIN_PATIENCE`] for the answers, calling
+/// `serve_own` meanwhile (so two CPUs draining at once answer each other).
+/// Fills the `cpus_*` fields of `report`.
+pub(crate) fn ask_others<'a, A: Cpu, const CPUS: usize>(
+    me: usize,
+    requests: impl Fn(usize) -> Option<&'a DrainRequests>,
+    wait: bool,
+    serve_own: impl Fn(),
+    report: &mut DrainReport,
+) {
+    let mut tickets = [0usize; CPUS];
+    for (index, ticket) in tickets.iter_mut().enumerate() {
+        if index == me {
+            continue;
+        }
+        if let Some(cpu) = requests(index) {
+            *ticket = cpu.ask();
+            report.cpus_asked += 1;
+            A::kick(index);
+        }
+    }
+    let answered = || {
+        tickets
+            .iter()
+            .enumerate()
+            .filter(|&(index, &ticket)| {
+                ticket != 0 && requests(index).is_none_or(|cpu| cpu.is_answered(ticket))
+            })
+            .count()
+    };
+    let start = A::now();
+    loop {
+        report.cpus_answered = answered();
+        if !wait
+            || report.cpus_answered == report.cpus_asked
+            || A::now().wrapping_sub(start) >= A::DRAIN_PATIENCE
+        {
+            return;
+        }
+        serve_own();
+        A::relax();
+        core::hint::spin_loop();
+    }
+}
