@@ -105,7 +105,7 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     memdiag::badmem::init(&args.badmem);
     memdiag::debug::init(args.memdebug, platform.timebase_hz);
     memory::global::init(args.heap);
-    arch::smp::set_ipi_service(memory::global::serve_drain_requests);
+    arch::smp::set_ipi_service(memory::serve_drain_requests);
     arch::timer::configure(platform.timebase_hz, args.timer_hz);
     start_harts(platform);
     if let Err(error) = input::start() {

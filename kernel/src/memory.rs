@@ -22,3 +22,10 @@ pub mod size;
 pub mod stacks;
 
 pub use size::Size;
+
+/// The IPI service: answers the drain requests other harts made of this
+/// hart's heap caches and page lists.
+pub fn serve_drain_requests() {
+    global::serve_drain_requests();
+    pages::serve_drain_requests();
+}

@@ -481,7 +481,9 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
             }
         }
         self.shared.add_to(&mut stats);
-        stats.peak_bytes = stats.peak_bytes.max(stats.live_bytes());
+        let live = stats.live_bytes();
+        self.shared.saw_live(live, A::now);
+        stats.peak_bytes = stats.peak_bytes.max(live);
         stats
     }
 

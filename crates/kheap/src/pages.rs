@@ -92,8 +92,10 @@ impl PageList {
 #[repr(align(64))]
 struct CpuPages {
     lists: [PageList; PAGE_CACHE_ORDERS],
+    /// Every request and free through `alloc`/`free`, listed or not.
     allocs: AtomicUsize,
     frees: AtomicUsize,
+    failures: AtomicUsize,
     locked: AtomicUsize,
     drain: DrainRequests,
 }
@@ -104,6 +106,7 @@ impl CpuPages {
             lists: [const { PageList::new() }; PAGE_CACHE_ORDERS],
             allocs: AtomicUsize::new(0),
             frees: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
             locked: AtomicUsize::new(0),
             drain: DrainRequests::new(),
         }
@@ -134,9 +137,15 @@ struct StateTable {
 /// lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageStats {
-    /// Blocks handed out and taken back through the per-CPU lists.
-    pub cached_allocs: u64,
-    pub cached_frees: u64,
+    /// Requests served and frees taken, listed or not, and failed requests
+    /// (after the drain).
+    pub allocs: u64,
+    pub frees: u64,
+    pub failures: u64,
+    /// The most pages the allocator had handed out (parked blocks
+    /// included) at any trip to the lock, and the [`Cpu::now`] of then.
+    pub peak_pages: usize,
+    pub peak_at: u64,
     /// Times a CPU took the page allocator's lock for the lists (refill,
     /// give back, a request or free the lists do not serve).
     pub lock_acquisitions: u64,
@@ -150,6 +159,9 @@ pub struct PageCaches<A: Cpu, P: PageAllocator, const CPUS: usize> {
     allocator: IrqTicketLock<Option<P>, A>,
     table: Once<StateTable>,
     cpus: [CpuPages; CPUS],
+    /// Written under the lock only, when the allocator's use rises.
+    peak_pages: AtomicUsize,
+    peak_at: core::sync::atomic::AtomicU64,
 }
 
 impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> {
@@ -159,6 +171,8 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
             allocator: IrqTicketLock::new(name, None),
             table: Once::new(),
             cpus: [const { CpuPages::new() }; CPUS],
+            peak_pages: AtomicUsize::new(0),
+            peak_at: core::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -192,10 +206,19 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         self.allocator.lock().as_mut().map(f)
     }
 
-    /// Runs `f` on the allocator under its lock for `cpu` (counted).
+    /// Runs `f` on the allocator under its lock for `cpu` (counted), and
+    /// raises the watermark if the allocator's use rose above it.
     fn locked<R>(&self, cpu: &CpuPages, f: impl FnOnce(&mut P) -> R) -> Option<R> {
         bump(&cpu.locked);
-        self.with(f)
+        self.with(|allocator| {
+            let result = f(allocator);
+            let used = allocator.used_pages();
+            if used > self.peak_pages.load(Relaxed) {
+                self.peak_pages.store(used, Relaxed);
+                self.peak_at.store(A::now(), Relaxed);
+            }
+            result
+        })
     }
 
     #[inline(always)]
@@ -231,25 +254,37 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// allocator under its lock. No retry (see
     /// [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
     pub fn alloc(&self, count: usize, align: usize) -> AllocResult<usize> {
-        let order = match Self::cached_order(count, align) {
-            Some(order) if self.lists_enabled() => order,
-            _ => {
-                return self.on_this_cpu(|cpu| {
-                    self.locked(cpu, |allocator| allocator.alloc_pages(count, align))
-                        .unwrap_or(Err(AllocError::NoMemory))
-                });
-            }
-        };
+        self.alloc_counting(count, align, true)
+    }
+
+    fn alloc_counting(
+        &self,
+        count: usize,
+        align: usize,
+        count_failure: bool,
+    ) -> AllocResult<usize> {
+        let listed = Self::cached_order(count, align).filter(|_| self.lists_enabled());
         self.on_this_cpu(|cpu| {
-            let addr = match cpu.lists[order].pop() {
-                Some(addr) => addr,
-                None => self.refill(cpu, order)?,
+            let result = match listed {
+                None => self
+                    .locked(cpu, |allocator| allocator.alloc_pages(count, align))
+                    .unwrap_or(Err(AllocError::NoMemory)),
+                Some(order) => match cpu.lists[order].pop() {
+                    Some(addr) => Ok(addr),
+                    None => self.refill(cpu, order),
+                }
+                .inspect(|&addr| {
+                    if let Some(state) = self.state_of(addr) {
+                        state.store(LIVE | order as u8, Relaxed);
+                    }
+                }),
             };
-            if let Some(state) = self.state_of(addr) {
-                state.store(LIVE | order as u8, Relaxed);
+            match result {
+                Ok(_) => bump(&cpu.allocs),
+                Err(_) if count_failure => bump(&cpu.failures),
+                Err(_) => {}
             }
-            bump(&cpu.allocs);
-            Ok(addr)
+            result
         })
     }
 
@@ -311,6 +346,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
                 }
             }
             self.free_locked_on(cpu, addr, count)
+                .inspect(|()| bump(&cpu.frees))
         })
     }
 
@@ -318,7 +354,10 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// lock, never into a list (the kernel's path while pages are being
     /// taken out of service, whose frees must meet its filter).
     pub fn free_locked(&self, addr: usize, count: usize) -> AllocResult {
-        self.on_this_cpu(|cpu| self.free_locked_on(cpu, addr, count))
+        self.on_this_cpu(|cpu| {
+            self.free_locked_on(cpu, addr, count)
+                .inspect(|()| bump(&cpu.frees))
+        })
     }
 
     fn free_locked_on(&self, cpu: &CpuPages, addr: usize, count: usize) -> AllocResult {
@@ -362,7 +401,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// [`Cpu::may_wait`]) and one retry: no request fails while blocks sit
     /// in a list.
     pub fn alloc_or_reclaim(&self, count: usize, align: usize) -> AllocResult<usize> {
-        match self.alloc(count, align) {
+        match self.alloc_counting(count, align, !self.lists_enabled()) {
             Err(AllocError::NoMemory) if self.lists_enabled() => {
                 self.drain_everywhere(A::may_wait());
                 self.alloc(count, align)
@@ -428,10 +467,15 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
 
     /// The counters summed over the CPUs, with what sits in the lists.
     pub fn stats(&self) -> PageStats {
-        let mut stats = PageStats::default();
+        let mut stats = PageStats {
+            peak_pages: self.peak_pages.load(Relaxed),
+            peak_at: self.peak_at.load(Relaxed),
+            ..PageStats::default()
+        };
         for cpu in &self.cpus {
-            stats.cached_allocs += cpu.allocs.load(Relaxed) as u64;
-            stats.cached_frees += cpu.frees.load(Relaxed) as u64;
+            stats.allocs += cpu.allocs.load(Relaxed) as u64;
+            stats.frees += cpu.frees.load(Relaxed) as u64;
+            stats.failures += cpu.failures.load(Relaxed) as u64;
             stats.lock_acquisitions += cpu.locked.load(Relaxed) as u64;
             for (order, list) in cpu.lists.iter().enumerate() {
                 stats.parked_blocks[order] += list.len();

@@ -142,6 +142,14 @@ impl SharedStats {
         into.peak_bytes = self.peak.load(Relaxed);
         into.peak_at = self.peak_at.load(Relaxed);
     }
+
+    /// A reader saw `live` bytes live (exact, summed over the CPUs): the
+    /// watermark is at least that, and stays so.
+    pub(crate) fn saw_live(&self, live: usize, now: impl FnOnce() -> u64) {
+        if live > self.peak.load(Relaxed) && self.peak.fetch_max(live, Relaxed) < live {
+            self.peak_at.store(now(), Relaxed);
+        }
+    }
 }
 
 /// A snapshot of the heap's counters, summed over the CPUs.

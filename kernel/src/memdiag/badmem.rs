@@ -20,6 +20,7 @@
 //! pages count as used pages of the page allocator.
 
 use crate::arch::{self, PAGE_SIZE};
+use crate::memory::hooks;
 use crate::memory::pages::{self, BootPageAllocator};
 use crate::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -104,6 +105,7 @@ pub fn free_checked(allocator: &mut BootPageAllocator, addr: usize, count: usize
     allocator.dealloc_pages(addr, count)?;
     if bad.has_pending() {
         bad.after_free(allocator, addr, count);
+        hooks::PAGES_FILTERED.store(bad.has_pending(), Ordering::Release);
     }
     Ok(())
 }
@@ -117,12 +119,24 @@ pub fn mark_page_bad(pa: usize) -> AllocResult<BadPage> {
         return Err(AllocError::OutOfRange);
     }
     let virt = arch::phys_to_virt(pa & !(PAGE_SIZE - 1));
+    // No bad page may sit in (or enter) a hart's list: while the page is
+    // marked, frees go through the filter, and the lists go back to the
+    // allocator first, so a free page is isolated at once. A page a list
+    // took meanwhile is pending: the second drain sends it through the
+    // filter. Frees keep skipping the lists while any page is pending.
+    hooks::PAGES_FILTERED.store(true, Ordering::Release);
+    pages::drain_lists();
     let outcome = pages::with(|allocator| {
         let mut bad = BAD.lock();
         let outcome = bad.mark_bad(allocator, virt);
         ANY_BAD.store(bad.bad_pages() != (0, 0), Ordering::Release);
         outcome
-    })?;
+    });
+    if outcome == Ok(BadPage::Pending) {
+        pages::drain_lists();
+    }
+    hooks::PAGES_FILTERED.store(BAD.lock().has_pending(), Ordering::Release);
+    let outcome = outcome?;
     if outcome == BadPage::Pending && crate::memory::global::retire_slab_at(virt) {
         log::warn!("bad page {pa:#x} backs a slab: slab retired");
     }

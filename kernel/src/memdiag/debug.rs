@@ -28,7 +28,7 @@ mod ratelimit;
 mod report;
 pub mod site;
 
-pub use config::{DebugArgs, bytes_on, flags, pages_on, ticks_to_micros};
+pub use config::{DebugArgs, bytes_on, flags, pages_on};
 pub use layers::{flush_byte_quarantine, flush_page_quarantine};
 #[cfg_attr(
     not(feature = "ktest"),

@@ -1,7 +1,7 @@
 //! The multi-hart throughput benchmark behind the monitor's `bench smp`:
 //! the same per-hart workload on 1, 2, ... harts at once, timed from a
-//! common start to the last hart's end, with the global allocator's lock
-//! acquisitions counted over the run.
+//! common start to the last hart's end, with the global allocator's and
+//! the page allocator's lock acquisitions counted over the run.
 //!
 //! - `churn`: each hart allocates and frees its own small objects (8 B to
 //!   2 KiB, 64 live, seeded per hart) through the global allocator;
@@ -50,8 +50,10 @@ pub struct Run {
     pub ops: u64,
     /// From the common start to the last hart's end, timebase ticks.
     pub ticks: u64,
-    /// The global allocator's lock acquisitions during the run.
+    /// The global allocator's and the page allocator's lock acquisitions
+    /// during the run.
     pub heap_locks: u64,
+    pub page_locks: u64,
     /// Allocations that failed (the run goes on without the block).
     pub failures: u64,
 }
@@ -120,12 +122,14 @@ pub fn run(workload: Workload, harts: usize, ops_per_hart: u64) -> Run {
         sent.store(0, Ordering::Relaxed);
     }
     let locks_before = global::stats().lock_acquisitions;
+    let page_locks_before = pages::cache_stats().lock_acquisitions;
     smp::run_on_all_harts(participate);
     Run {
         harts,
         ops: OPS.load(Ordering::Relaxed),
         ticks: LAST_END.load(Ordering::Relaxed) - START.load(Ordering::Relaxed),
         heap_locks: global::stats().lock_acquisitions - locks_before,
+        page_locks: pages::cache_stats().lock_acquisitions - page_locks_before,
         failures: FAILURES.load(Ordering::Relaxed),
     }
 }
@@ -328,6 +332,9 @@ mod tests {
                 let cached = global::HEAP.caches_enabled() && !crate::memdiag::debug::bytes_on();
                 if workload == Workload::Churn && cached {
                     kassert!(run.heap_locks * 16 <= run.ops, "churn: {run:?}");
+                }
+                if workload == Workload::Pages && crate::memory::pages::lists_enabled() && !crate::memdiag::debug::pages_on() {
+                    kassert!(run.page_locks * 16 <= run.ops, "pages: {run:?}");
                 }
             }
             let drained = global::drain_caches();

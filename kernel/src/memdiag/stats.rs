@@ -7,7 +7,7 @@
 
 use super::debug;
 use crate::arch::PAGE_SIZE;
-use crate::memory::counters::{self, COUNTERS};
+use crate::memory::counters::COUNTERS;
 use crate::memory::{global, heap, pages};
 use core::fmt;
 use core::sync::atomic::Ordering;
@@ -70,6 +70,8 @@ pub struct Counts {
 pub struct MemoryStats {
     /// Pages: total, free, largest free run and free blocks per order.
     pub pages: PageStats,
+    /// Free pages parked in the harts' page lists (not in `pages`).
+    pub listed_pages: usize,
     pub heap: HeapTotals,
     /// slabinfo rows (`alloc=slab` only), `slab_count` of them.
     pub slabs: [Option<SlabInfo>; MAX_CACHES],
@@ -120,11 +122,7 @@ pub fn get_memory_stats() -> MemoryStats {
         unusable_index[order] = pages.unusable_free_index(order);
         fragmentation_index[order] = pages.fragmentation_index(order);
     }
-    let (operations, page_peak, heap) = (
-        counters::operations(),
-        counters::page_peak(),
-        global::stats(),
-    );
+    let (page_ops, heap) = (pages::cache_stats(), global::stats());
     let refused_frees = debug::layers_counters().map_or(0, |(bytes, pages)| {
         bytes.refused_frees + pages.refused_frees
     });
@@ -141,11 +139,12 @@ pub fn get_memory_stats() -> MemoryStats {
             cached_bytes: heap.cached_bytes,
         },
         pages,
+        listed_pages: page_ops.parked_pages,
         slabs,
         slab_count,
         watermarks: Watermarks {
-            peak_pages: page_peak.pages,
-            peak_pages_at_us: debug::ticks_to_micros(page_peak.at),
+            peak_pages: page_ops.peak_pages,
+            peak_pages_at_us: page_ops.peak_at,
             peak_bytes: heap.peak_bytes,
             peak_bytes_at_us: heap.peak_at,
         },
@@ -153,9 +152,9 @@ pub fn get_memory_stats() -> MemoryStats {
             allocs: heap.allocs,
             frees: heap.frees,
             failures: heap.failures,
-            page_allocs: operations.page_allocs,
-            page_frees: operations.page_frees,
-            page_failures: operations.page_failures,
+            page_allocs: page_ops.allocs,
+            page_frees: page_ops.frees,
+            page_failures: page_ops.failures,
             refused_frees,
         },
         unusable_index,
@@ -178,11 +177,13 @@ impl fmt::Display for MemoryStats {
         let kib = |pages: usize| pages * PAGE_SIZE / 1024;
         writeln!(
             f,
-            "pages: {} total, {} used, {} free ({} KiB free); largest free run {} pages",
+            "pages: {} total, {} used, {} free ({} KiB free), {} more in the harts' page lists; \
+             largest free run {} pages",
             self.total_pages(),
             self.used_pages(),
             self.free_pages(),
             kib(self.free_pages()),
+            self.listed_pages,
             self.pages.largest_free_run
         )?;
         let top = self.pages.highest_free_order().unwrap_or(0);

@@ -8,7 +8,7 @@
 //!   GlobalAlloc ──► BYTE_LAYER set? ──yes──► memdebug byte layer ──► heap
 //!                                   └─no───────────────────────────► heap
 //!   pages::alloc_for ─► CHECKS.fail_page_alloc? ─► PAGE_LAYER set? ─► page layer ─► allocator
-//!   pages::free_plain ─► CHECKS.free_pages (bad pages) ─► allocator
+//!   pages::free_plain ─► this hart's list, or (PAGES_FILTERED) ─► CHECKS.free_pages ─► allocator
 //!   a failed global allocation ─► CHECKS.allocation_failed (the OOM report)
 //! ```
 
@@ -66,6 +66,9 @@ pub struct Checks {
 /// paths call [`Checks::fail_page_alloc`] ([`Checks::fail_heap_alloc`])
 /// only then: unarmed, injection costs them one relaxed load.
 pub static FAIL_PAGE_ALLOC_ARMED: AtomicBool = AtomicBool::new(false);
+/// Raised once a page is out of service (`memdiag::badmem`): page frees
+/// then skip the harts' lists and meet [`Checks::free_pages`] at once.
+pub static PAGES_FILTERED: AtomicBool = AtomicBool::new(false);
 pub static FAIL_HEAP_ALLOC_ARMED: AtomicBool = AtomicBool::new(false);
 
 pub static BYTE_LAYER: Hook<ByteLayer> = Hook::new();

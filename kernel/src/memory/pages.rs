@@ -1,38 +1,89 @@
 //! The physical page allocator: one instance for the whole machine, the
 //! algorithm chosen at boot (`pagealloc=buddy|bitmap`), fed with every free
 //! range the boot layout computed (all RAM the device tree lists, through
-//! the high-half linear map), behind one `IrqTicketLock` so every hart and
-//! every interrupt handler can use it.
+//! the high-half linear map). It is a `kheap::PageCaches`: one
+//! `IrqTicketLock` around the allocator, so every hart and every interrupt
+//! handler can use it, and per-hart lists of free blocks of 1 to 8 pages
+//! in front, so a hart's single-page churn takes no lock.
 //!
 //! Addresses handed out are linear-map virtual addresses
-//! (`arch::phys_to_virt`); the algorithms are in `page_allocator`.
+//! (`arch::phys_to_virt`); the algorithms are in `page_allocator`. Every
+//! free that reaches the allocator (from a caller, or a hart's list given
+//! back) passes the checks' filter first (pages out of service), and
+//! while any page is out of service frees skip the lists.
 
 pub use super::page_allocator::{BootPageAllocator, PageAllocatorKind};
-use super::{Size, counters, hooks};
+use super::{Size, hooks};
 use crate::arch::{self, PAGE_SIZE};
-use crate::sync::IrqTicketLock;
-use core::sync::atomic::Ordering;
+use crate::platform::MAX_HARTS;
+use crate::sync::KernelArch;
+use core::sync::atomic::{AtomicU8, Ordering};
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
 use kalloc::stats::{PageStats, PageStatsSource};
 use kalloc::{AllocResult, BaseAllocator, PageAllocator};
+use kheap::{DrainReport, PageCaches};
 use log::{info, warn};
 
-static PAGES: IrqTicketLock<Option<BootPageAllocator>> = IrqTicketLock::new("pages", None);
+/// The boot-chosen allocator with the checks' filter on every free.
+pub struct FilteredPages(BootPageAllocator);
 
-/// Creates the allocator and gives it every free range of the boot layout.
+impl BaseAllocator for FilteredPages {
+    unsafe fn add_memory(&mut self, start: usize, size: usize) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.add_memory(start, size) }
+    }
+}
+
+impl PageAllocator for FilteredPages {
+    const PAGE_SIZE: usize = PAGE_SIZE;
+
+    fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<usize> {
+        self.0.alloc_pages(count, align)
+    }
+
+    fn alloc_pages_at(&mut self, addr: usize, count: usize, align: usize) -> AllocResult<usize> {
+        self.0.alloc_pages_at(addr, count, align)
+    }
+
+    /// Through the checks' filter (pages out of service), if installed.
+    fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {
+        match hooks::CHECKS.get() {
+            Some(checks) => (checks.free_pages)(&mut self.0, addr, count),
+            None => self.0.dealloc_pages(addr, count),
+        }
+    }
+
+    fn total_pages(&self) -> usize {
+        self.0.total_pages()
+    }
+
+    fn used_pages(&self) -> usize {
+        self.0.used_pages()
+    }
+}
+
+static PAGES: PageCaches<KernelArch, FilteredPages, MAX_HARTS> = PageCaches::new("pages");
+
+/// Creates the allocator, gives it every free range of the boot layout,
+/// then turns the per-hart lists on over all of RAM (their state table,
+/// one byte per page, taken from the allocator itself).
 pub fn init(kind: PageAllocatorKind) {
     let mut allocator = match kind {
         PageAllocatorKind::Buddy => BootPageAllocator::Buddy(BuddyPageAllocator::new()),
         PageAllocatorKind::Bitmap => BootPageAllocator::Bitmap(BitmapPageAllocator::new()),
     };
     let layout = crate::memory::layout::get();
+    let (mut lowest, mut highest) = (usize::MAX, 0);
     for free in layout.free.as_slice() {
         let start = arch::phys_to_virt(free.start() as usize);
         // SAFETY: the layout's free ranges are RAM that no reservation
         // covers (firmware, image, device tree), reachable through the
         // linear map, and handed to nobody else.
         match unsafe { allocator.add_memory(start, free.size() as usize) } {
-            Ok(()) => {}
+            Ok(()) => {
+                lowest = lowest.min(start);
+                highest = highest.max(start + free.size() as usize);
+            }
             Err(error) => warn!("page allocator refused free range {free}: {error}"),
         }
     }
@@ -42,17 +93,38 @@ pub fn init(kind: PageAllocatorKind) {
         allocator.total_pages(),
         Size((allocator.total_pages() * PAGE_SIZE) as u64)
     );
-    let mut slot = PAGES.lock();
-    assert!(slot.is_none(), "page allocator initialised twice");
-    *slot = Some(allocator);
+    PAGES.init(FilteredPages(allocator));
+    if lowest < highest {
+        enable_lists(lowest, (highest - lowest) / PAGE_SIZE);
+    }
+}
+
+/// Turns the per-hart lists on for `pages` pages from `base`.
+fn enable_lists(base: usize, pages: usize) {
+    let table_pages = pages.div_ceil(PAGE_SIZE);
+    let Ok(table) = with(|a| a.alloc_pages(table_pages, PAGE_SIZE)) else {
+        warn!("page allocator: no room for the per-hart lists' state table; lists off");
+        return;
+    };
+    // SAFETY: `table_pages` fresh pages, in the linear map, never freed:
+    // zeroed here, they hold `pages` bytes of `AtomicU8` (size and
+    // alignment 1) for the rest of the kernel's life, used only as such.
+    let states: &'static [AtomicU8] = unsafe {
+        core::ptr::write_bytes(table as *mut u8, 0, table_pages * PAGE_SIZE);
+        core::slice::from_raw_parts(table as *const AtomicU8, pages)
+    };
+    PAGES.enable_lists(states, base);
+    info!(
+        "page allocator: per-hart lists for blocks of 1 to 8 pages ({} of state table)",
+        Size((table_pages * PAGE_SIZE) as u64)
+    );
 }
 
 /// Runs `f` on the page allocator with its lock held (interrupts masked).
 pub fn with<R>(f: impl FnOnce(&mut BootPageAllocator) -> R) -> R {
-    let mut guard = PAGES.lock();
-    f(guard
-        .as_mut()
-        .expect("page allocator used before memory::pages::init"))
+    PAGES
+        .with(|pages| f(&mut pages.0))
+        .expect("page allocator used before memory::pages::init")
 }
 
 /// Allocates `count` contiguous pages aligned to `align` bytes (through
@@ -83,14 +155,23 @@ pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
     alloc_plain(count, align)
 }
 
-/// The allocation underneath the page debug layer: the allocator itself
-/// and the counters.
+/// The allocation underneath the page debug layer: this hart's list or
+/// the allocator, draining every hart's lists before it fails.
 pub fn alloc_plain(count: usize, align: usize) -> AllocResult<usize> {
-    with(|a| {
-        let result = a.alloc_pages(count, align);
-        counters::note_pages(result.is_ok(), a.used_pages());
-        result
-    })
+    PAGES.alloc_or_reclaim(count, align)
+}
+
+/// Allocates exactly the `count` pages at `addr` (aligned to `align`),
+/// asking every hart to give its listed blocks back first if one of them
+/// holds a page of the range.
+pub fn alloc_at(addr: usize, count: usize, align: usize) -> AllocResult<usize> {
+    match with(|a| a.alloc_pages_at(addr, count, align)) {
+        Err(kalloc::AllocError::NoMemory) if PAGES.lists_enabled() => {
+            PAGES.drain_all();
+            with(|a| a.alloc_pages_at(addr, count, align))
+        }
+        result => result,
+    }
 }
 
 /// Frees `count` pages at `addr`, a block `alloc` returned.
@@ -102,14 +183,41 @@ pub fn free(addr: usize, count: usize) -> AllocResult {
     free_plain(addr, count)
 }
 
-/// The free underneath the page debug layer: the checks' page filter
-/// (pages out of service) runs under the allocator's lock.
+/// The free underneath the page debug layer: into this hart's list, or,
+/// while pages are out of service, straight to the allocator through the
+/// filter.
 pub fn free_plain(addr: usize, count: usize) -> AllocResult {
-    with(|a| match hooks::CHECKS.get() {
-        Some(checks) => (checks.free_pages)(a, addr, count),
-        None => a.dealloc_pages(addr, count),
-    })
-    .inspect(|()| counters::note_page_free())
+    if hooks::PAGES_FILTERED.load(Ordering::Relaxed) {
+        PAGES.free_locked(addr, count)
+    } else {
+        PAGES.free(addr, count)
+    }
+}
+
+/// Every hart's listed blocks back to the allocator (memory pressure,
+/// pages taken out of service, the monitor's `caches drain`).
+pub fn drain_lists() -> DrainReport {
+    PAGES.drain_all()
+}
+
+/// The IPI service: answers a drain request to this hart's lists.
+pub fn serve_drain_requests() {
+    PAGES.serve_drain_requests();
+}
+
+/// Page operations and the lists' contents, summed over the harts.
+pub fn cache_stats() -> kheap::PageStats {
+    PAGES.stats()
+}
+
+/// Whether the per-hart lists are on.
+pub fn lists_enabled() -> bool {
+    PAGES.lists_enabled()
+}
+
+/// Pages parked in each hart's lists (index: hart slot).
+pub fn parked_per_hart() -> [usize; MAX_HARTS] {
+    PAGES.parked_per_cpu()
 }
 
 /// Lends `count` fresh pages aligned to their size to `allocator` for its
@@ -133,12 +241,17 @@ pub fn lend<A: BaseAllocator, R>(
     result
 }
 
-/// Pages in use and in total.
+/// Pages in use (handed out: blocks parked in the harts' lists are free)
+/// and in total.
 pub fn usage() -> (usize, usize) {
-    with(|a| (a.used_pages(), a.total_pages()))
+    let (used, total) = with(|a| (a.used_pages(), a.total_pages()));
+    (used.saturating_sub(PAGES.stats().parked_pages), total)
 }
 
 /// Free-memory snapshot.
 pub fn stats() -> PageStats {
     with(|a| a.page_stats())
 }
+
+#[cfg(feature = "ktest")]
+mod tests;

@@ -236,18 +236,23 @@ fn bench_smp<'a>(ops: u64, out: &mut dyn Write) -> Result<(), CommandError<'a>> 
     let heap = &crate::memory::global::HEAP;
     writeln!(
         out,
-        "bench smp: {ops} operations per hart; heap {}{}; {} harts online",
+        "bench smp: {ops} operations per hart; heap {}{}; page allocator{}; {} harts online",
         heap::kind().map_or("?", heap::HeapKind::name),
         if heap.caches_enabled() {
             " with per-hart caches"
         } else {
             " (no per-hart caches)"
         },
+        if pages::lists_enabled() {
+            " with per-hart lists"
+        } else {
+            " (no per-hart lists)"
+        },
         crate::arch::smp::online_count()
     )?;
     writeln!(
         out,
-        "workload harts        ops      ms        ops/s  speedup  heap-locks/op  failures"
+        "workload harts        ops      ms        ops/s  speedup  locks/op (heap, pages)  failures"
     )?;
     for workload in Workload::ALL {
         let mut one_hart = 0;
@@ -258,10 +263,15 @@ fn bench_smp<'a>(ops: u64, out: &mut dyn Write) -> Result<(), CommandError<'a>> 
                 one_hart = rate.max(1);
             }
             let speedup = rate * 100 / one_hart;
-            let locks = run.heap_locks * 10_000 / run.ops.max(1);
+            let per_op = |locks: u64| {
+                let x10000 = locks * 10_000 / run.ops.max(1);
+                (x10000 / 10_000, x10000 % 10_000)
+            };
+            let ((heap_whole, heap_frac), (page_whole, page_frac)) =
+                (per_op(run.heap_locks), per_op(run.page_locks));
             writeln!(
                 out,
-                "{:<8} {:>5} {:>10} {:>7} {:>12} {:>5}.{:02} {:>9}.{:04} {:>9}",
+                "{:<8} {:>5} {:>10} {:>7} {:>12} {:>5}.{:02}  {heap_whole:>4}.{heap_frac:04} {page_whole:>4}.{page_frac:04}  {:>12}",
                 workload.name(),
                 run.harts,
                 run.ops,
@@ -269,15 +279,9 @@ fn bench_smp<'a>(ops: u64, out: &mut dyn Write) -> Result<(), CommandError<'a>> 
                 rate,
                 speedup / 100,
                 speedup % 100,
-                locks / 10_000,
-                locks % 10_000,
                 run.failures
             )?;
         }
     }
-    writeln!(
-        out,
-        "pages run through memory::pages (no per-hart page lists): heap-locks/op counts the heap's lock only"
-    )?;
     Ok(())
 }

@@ -62,7 +62,10 @@ pub fn meminfo<'a>(
         .map(|r| r.size())
         .sum();
     let stats = pages::stats();
-    let (total, free) = (stats.total_pages, stats.free_pages);
+    // Blocks parked in the harts' page lists are free for any request,
+    // though not in the allocator (FreePages, buddyinfo).
+    let listed = pages::cache_stats().parked_pages;
+    let (total, free) = (stats.total_pages, stats.free_pages + listed);
     let used = total - free;
     let counters = &crate::memory::counters::COUNTERS;
     let heap = crate::memory::global::stats();
@@ -95,7 +98,13 @@ pub fn meminfo<'a>(
         "RAM in the device tree",
     )?;
     line(out, "MemManaged", kb(total), "kB", page_allocator_name())?;
-    line(out, "MemFree", kb(free), "kB", "")?;
+    line(
+        out,
+        "MemFree",
+        kb(free),
+        "kB",
+        "in the allocator and the harts' page lists",
+    )?;
     line(out, "MemUsed", kb(used), "kB", "managed minus free")?;
     line(
         out,
@@ -104,7 +113,20 @@ pub fn meminfo<'a>(
         "kB",
         "firmware, kernel image, device tree, allocator metadata",
     )?;
-    line(out, "FreePages", free, "", "pages of 4 KiB")?;
+    line(
+        out,
+        "FreePages",
+        stats.free_pages,
+        "",
+        "pages of 4 KiB in the allocator",
+    )?;
+    line(
+        out,
+        "PagesListed",
+        listed,
+        "",
+        "free pages parked in the harts' lists",
+    )?;
     line(out, "LargestFreeRun", kb(stats.largest_free_run), "kB", "")?;
     line(
         out,
@@ -243,9 +265,10 @@ pub fn slabinfo<'a>(
     Ok(())
 }
 
-/// `caches [drain]`: objects parked in each hart's magazines, per class,
-/// and how often the harts took the heap's lock; `drain` first asks every
-/// hart to give its objects back.
+/// `caches [drain]`: objects parked in each hart's heap caches (per
+/// class) and pages in its page lists, and how often the harts took the
+/// heap's and the page allocator's locks; `drain` first asks every hart to
+/// give everything back.
 pub fn caches<'a>(
     _: &mut Monitor,
     args: &mut Args<'a>,
@@ -261,22 +284,30 @@ pub fn caches<'a>(
     if !heap.caches_enabled() {
         writeln!(
             out,
-            "caches: the kernel heap is `{}` (boot argument alloc=); per-hart caches serve the slab classes only",
+            "caches: the kernel heap is `{}` (boot argument alloc=): no per-hart object caches \
+             (they serve the slab classes)",
             heap_name()
         )?;
-        return Ok(());
     }
     if drain {
-        let report = crate::memory::global::drain_caches();
+        let objects = crate::memory::global::drain_caches();
+        let pages = crate::memory::pages::drain_lists();
         writeln!(
             out,
-            "drained: {} objects on this hart; {} other harts asked, {} answered",
-            report.objects_here, report.cpus_asked, report.cpus_answered
+            "drained on this hart: {} objects, {} page blocks; other harts asked {} and {}, \
+             answered {} and {} (heap, pages)",
+            objects.objects_here,
+            pages.objects_here,
+            objects.cpus_asked,
+            pages.cpus_asked,
+            objects.cpus_answered,
+            pages.cpus_answered
         )?;
     }
+    let pages_parked = crate::memory::pages::parked_per_hart();
     writeln!(
         out,
-        "hart slot  objects     bytes  parked per class (size:objects)"
+        "hart slot  pages  objects     bytes  parked per class (size:objects)"
     )?;
     for hart in crate::arch::hart::online() {
         let parked = heap.parked_on(hart.slot());
@@ -287,9 +318,10 @@ pub fn caches<'a>(
             .sum();
         write!(
             out,
-            "{:>4} {:>4} {:>8} {:>9} ",
+            "{:>4} {:>4} {:>6} {:>8} {:>9} ",
             hart.hart_id(),
             hart.slot(),
+            pages_parked[hart.slot()],
             parked.iter().sum::<usize>(),
             bytes
         )?;
@@ -301,17 +333,26 @@ pub fn caches<'a>(
         writeln!(out)?;
     }
     let stats = heap.stats();
-    let operations = stats.allocs + stats.frees;
     writeln!(
         out,
-        "total: {} objects ({} bytes) parked; heap lock taken {} times ({} refills, {} flushes) \
+        "heap: {} objects ({} bytes) parked; lock taken {} times ({} refills, {} flushes) \
          for {} allocs+frees",
         stats.cached_total(),
         stats.cached_bytes,
         stats.lock_acquisitions,
         stats.refills,
         stats.flushes,
-        operations
+        stats.allocs + stats.frees
+    )?;
+    let pages = crate::memory::pages::cache_stats();
+    writeln!(
+        out,
+        "pages: {} pages parked (blocks of 1, 2, 4, 8 pages: {:?}); lock taken {} times \
+         for {} allocs+frees",
+        pages.parked_pages,
+        pages.parked_blocks,
+        pages.lock_acquisitions,
+        pages.allocs + pages.frees
     )?;
     Ok(())
 }

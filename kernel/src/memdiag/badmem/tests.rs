@@ -35,7 +35,9 @@ fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
             break;
         };
         let count = 1 << order;
-        let Ok(block) = pages::alloc(count, PAGE_SIZE) else {
+        // From the allocator itself: the harts' lists (drained by
+        // `settle`) must not keep a batch of what the sweep takes.
+        let Ok(block) = pages::with(|a| a.alloc_pages(count, PAGE_SIZE)) else {
             outcome = Err(crate::ktest::Failure::new(format_args!(
                 "a free block of {count} pages was reported but could not be allocated"
             )));
@@ -52,7 +54,7 @@ fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
     while head != 0 {
         // SAFETY: a block of the chain above, still ours.
         let [next, count] = unsafe { (head as *const [usize; 2]).read() };
-        pages::free(head, count).expect("a block the sweep allocated");
+        pages::with(|a| a.dealloc_pages(head, count)).expect("a block the sweep allocated");
         head = next;
     }
     settle();
@@ -69,9 +71,11 @@ fn sweep(mut seen: impl FnMut(usize)) -> crate::ktest::TestResult {
 }
 
 /// Frees reach the page allocator now: with `memdebug=` on, its layers
-/// hold freed blocks in quarantine first (no-op otherwise).
+/// hold freed blocks in quarantine first, and the harts' caches and page
+/// lists hold freed objects and pages.
 fn settle() {
-    crate::memdiag::debug::flush_quarantines();
+    crate::memdiag::shrink();
+    pages::drain_lists();
 }
 
 ktest! {

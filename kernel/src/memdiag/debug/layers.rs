@@ -82,7 +82,7 @@ impl PageAllocator for PlainPages {
     }
 
     fn alloc_pages_at(&mut self, addr: usize, count: usize, align: usize) -> AllocResult<usize> {
-        pages::with(|a| a.alloc_pages_at(addr, count, align))
+        pages::alloc_at(addr, count, align)
     }
 
     fn dealloc_pages(&mut self, addr: usize, count: usize) -> AllocResult {

@@ -157,11 +157,15 @@ impl fmt::Display for OomReport {
         write!(
             f,
             "\n  free pages {} of {}; largest free run {} pages; largest heap free block {} bytes\n  \
+             per-hart caches after the drain: {} pages in page lists, {} objects ({} bytes) in heap caches\n  \
              fragmentation index for order {}: {} (unusable free space {}, thousandths)",
             pages.free_pages,
             pages.total_pages,
             pages.largest_free_run,
             self.stats.heap.largest_free_block,
+            self.stats.listed_pages,
+            self.stats.heap.cached_objects,
+            self.stats.heap.cached_bytes,
             s.order,
             s.fragmentation_index,
             pages.unusable_free_index(s.order)

@@ -89,8 +89,8 @@ impl SlabCache {
     /// new slab from the source.
     pub(in crate::byte::slab) fn has_free_object(&self) -> bool {
         // SAFETY: a non-null current slab is a live slab of this cache.
-        let current_has_room = !self.current.is_null()
-            && unsafe { (*self.current).in_use } < self.objects_per_slab;
+        let current_has_room =
+            !self.current.is_null() && unsafe { (*self.current).in_use } < self.objects_per_slab;
         self.magazine.parked() != 0
             || current_has_room
             || !self.lists[PARTIAL].is_null()

@@ -1,0 +1,114 @@
+//! The per-hart page lists in the running kernel: a page parked on
+//! another hart is still a double free, `alloc_at` finds a page parked in
+//! a list, and no request fails while pages sit in another hart's list.
+
+use super::*;
+use crate::ktest::prelude::*;
+use alloc::vec::Vec;
+use core::sync::atomic::AtomicUsize;
+
+/// The hart the tests park pages on, and the page handed to it.
+static OTHER_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HANDED_OVER: AtomicUsize = AtomicUsize::new(0);
+
+/// The next online slot after this hart's, when the lists are on and
+/// frees use them.
+fn other_slot() -> Option<usize> {
+    if !PAGES.lists_enabled()
+        || hooks::PAGES_FILTERED.load(Ordering::Relaxed)
+        || crate::arch::smp::online_count() < 2
+    {
+        return None;
+    }
+    let me = crate::arch::hart::current().slot();
+    crate::arch::hart::online()
+        .map(|hart| hart.slot())
+        .find(|&slot| slot != me)
+}
+
+/// On the other hart: frees the handed-over page into its own list.
+fn free_handed_over(slot: usize) {
+    if slot == OTHER_SLOT.load(Ordering::Acquire) {
+        let freed = free_plain(HANDED_OVER.load(Ordering::Acquire), 1);
+        HANDED_OVER.store(usize::from(freed.is_ok()), Ordering::Release);
+    }
+}
+
+/// On the other hart: fills its single-page list.
+fn park_pages(slot: usize) {
+    if slot != OTHER_SLOT.load(Ordering::Acquire) {
+        return;
+    }
+    let mut taken = [0usize; 48];
+    for page in &mut taken {
+        *page = alloc_plain(1, PAGE_SIZE).unwrap_or(0);
+    }
+    for page in taken.into_iter().filter(|&page| page != 0) {
+        let _ = free_plain(page, 1);
+    }
+}
+
+ktest! {
+    fn a_page_parked_on_another_hart_is_a_double_free_and_alloc_at_finds_it() {
+        let Some(other) = other_slot() else {
+            return Ok(());
+        };
+        OTHER_SLOT.store(other, Ordering::Release);
+        let page = alloc_plain(1, PAGE_SIZE);
+        kassert!(page.is_ok(), "a page: {page:?}");
+        let page = page.expect("checked");
+        HANDED_OVER.store(page, Ordering::Release);
+        crate::arch::smp::run_on_all_harts(free_handed_over);
+        kassert_eq!(HANDED_OVER.load(Ordering::Acquire), 1, "the other hart's free was refused");
+        kassert!(parked_per_hart()[other] >= 1);
+        kassert_eq!(free_plain(page, 1), Err(kalloc::AllocError::DoubleFree));
+        // The page sits in the other hart's list: alloc_at drains it out.
+        kassert_eq!(alloc_at(page, 1, PAGE_SIZE), Ok(page));
+        kassert_eq!(parked_per_hart()[other], 0);
+        kassert_eq!(free_plain(page, 1), Ok(()));
+        drain_lists();
+        Ok(())
+    }
+}
+
+ktest! {
+    fn no_page_request_fails_while_pages_sit_in_another_harts_list() {
+        let Some(other) = other_slot() else {
+            return Ok(());
+        };
+        OTHER_SLOT.store(other, Ordering::Release);
+        crate::arch::smp::run_on_all_harts(park_pages);
+        let parked = parked_per_hart()[other];
+        kassert!(parked > 0, "nothing parked on slot {other}");
+        let this_hart = drain_lists_of_this_hart();
+        // Every free page goes to this test, largest blocks first, without
+        // touching the other hart's list.
+        let mut taken: Vec<(usize, usize)> = Vec::with_capacity(4096);
+        for order in (0..=16).rev() {
+            while taken.len() < taken.capacity() {
+                match with(|a| a.alloc_pages(1 << order, PAGE_SIZE)) {
+                    Ok(addr) => taken.push((addr, 1 << order)),
+                    Err(_) => break,
+                }
+            }
+        }
+        let got = alloc_plain(8, 8 * PAGE_SIZE);
+        let parked_after = parked_per_hart()[other];
+        for &(addr, count) in &taken {
+            kassert_eq!(with(|a| a.dealloc_pages(addr, count)), Ok(()));
+        }
+        if let Ok(block) = got {
+            kassert_eq!(free_plain(block, 8), Ok(()));
+        }
+        drain_lists();
+        kassert!(taken.len() < taken.capacity(), "memory not exhausted in {} blocks", taken.len());
+        kassert!(got.is_ok(), "8 pages refused with {parked} pages parked on slot {other} ({this_hart} here)");
+        kassert_eq!(parked_after, 0, "slot {other} kept its pages");
+        Ok(())
+    }
+}
+
+/// Empties this hart's lists, so only the other hart's pages remain.
+fn drain_lists_of_this_hart() -> usize {
+    PAGES.drain_this_cpu()
+}
