@@ -16,6 +16,6 @@ pub use pool_table::MAX_POOLS;
 pub use slab::{
     CacheId, KMALLOC_CLASSES, KMALLOC_MAX, KMALLOC_SIZES, MAGAZINE_MAX, MAX_CACHES,
     MAX_EMPTY_SLABS, ObjectProbe, PageSource, SlabAllocator, SlabInfo, kmalloc_cache_name,
-    kmalloc_class, kmalloc_class_layout, mark_live, mark_parked,
+    kmalloc_class, kmalloc_class_layout, kmalloc_small_class, mark_live, mark_parked,
 };
 pub use tlsf::{TLSF_GRANULE, TLSF_HEADER, TLSF_MIN_BLOCK, Tlsf};

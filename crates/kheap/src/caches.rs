@@ -31,13 +31,35 @@ use crate::stats::CpuStats;
 /// 256 bytes, half of one above (so a CPU parks at most 64 KiB of 2 KiB
 /// objects). At least 16 everywhere: at most one trip to the lock per 16
 /// operations of a class.
+#[inline(always)]
 pub const fn magazine_capacity(class: usize) -> usize {
-    if KMALLOC_SIZES[class] <= 256 {
-        MAGAZINE_SLOTS
-    } else {
-        MAGAZINE_SLOTS / 2
-    }
+    CAPACITY[class] as usize
 }
+
+/// [`magazine_capacity`] for a class the fast path got from kalloc's
+/// class table, without the bounds check.
+#[inline(always)]
+pub(crate) fn capacity_unchecked(class: usize) -> usize {
+    debug_assert!(class < KMALLOC_CLASSES);
+    // SAFETY: the caller's `class` is a kmalloc class (checked in debug
+    // builds).
+    usize::from(unsafe { *CAPACITY.get_unchecked(class) })
+}
+
+/// [`magazine_capacity`] per class, a table load on the fast path.
+const CAPACITY: [u8; KMALLOC_CLASSES] = {
+    let mut capacity = [0; KMALLOC_CLASSES];
+    let mut class = 0;
+    while class < KMALLOC_CLASSES {
+        capacity[class] = if KMALLOC_SIZES[class] <= 256 {
+            MAGAZINE_SLOTS as u8
+        } else {
+            (MAGAZINE_SLOTS / 2) as u8
+        };
+        class += 1;
+    }
+    capacity
+};
 
 pub(crate) struct ClassCache {
     /// Which of `magazines` is the loaded one.
@@ -53,10 +75,16 @@ impl ClassCache {
         }
     }
 
+    /// The loaded magazine (the previous one is the other).
+    #[inline(always)]
+    fn magazine(&self, loaded: bool) -> &Magazine {
+        let index = self.loaded.load(Relaxed) & 1;
+        &self.magazines[if loaded { index } else { index ^ 1 }]
+    }
+
     #[inline(always)]
     fn loaded(&self) -> (&Magazine, &Magazine) {
-        let loaded = self.loaded.load(Relaxed) & 1;
-        (&self.magazines[loaded], &self.magazines[loaded ^ 1])
+        (self.magazine(true), self.magazine(false))
     }
 
     #[inline(always)]
@@ -67,10 +95,16 @@ impl ClassCache {
     /// An object, if either magazine has one (owner, interrupts masked).
     #[inline(always)]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
-        let (loaded, previous) = self.loaded();
-        if let Some(object) = loaded.pop() {
+        if let Some(object) = self.magazine(true).pop() {
             return Some(object);
         }
+        self.pop_previous()
+    }
+
+    /// The loaded magazine is empty: swaps in the previous one if full.
+    #[cold]
+    fn pop_previous(&self) -> Option<NonNull<u8>> {
+        let previous = self.magazine(false);
         if previous.len() == 0 {
             return None;
         }
@@ -82,11 +116,13 @@ impl ClassCache {
     /// masked); `false` asks the caller to flush.
     #[inline(always)]
     pub(crate) fn push(&self, object: NonNull<u8>, capacity: usize) -> bool {
-        let (loaded, previous) = self.loaded();
-        if loaded.len() < capacity {
-            loaded.push(object);
-            return true;
-        }
+        self.magazine(true).push_below(object, capacity) || self.push_previous(object)
+    }
+
+    /// The loaded magazine is full: swaps in the previous one if empty.
+    #[cold]
+    fn push_previous(&self, object: NonNull<u8>) -> bool {
+        let previous = self.magazine(false);
         if previous.len() != 0 {
             return false;
         }
@@ -134,6 +170,16 @@ pub(crate) struct CpuCache {
 }
 
 impl CpuCache {
+    /// The caches of `class`, a kmalloc class the fast path got from
+    /// kalloc's class table (below `KMALLOC_CLASSES`, checked in debug
+    /// builds), without the bounds check.
+    #[inline(always)]
+    pub(crate) fn class(&self, class: usize) -> &ClassCache {
+        debug_assert!(class < KMALLOC_CLASSES);
+        // SAFETY: as documented: `class` is in bounds.
+        unsafe { self.classes.get_unchecked(class) }
+    }
+
     pub(crate) const fn new() -> Self {
         Self {
             classes: [const { ClassCache::new() }; KMALLOC_CLASSES],

@@ -27,11 +27,13 @@ use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
 
-use kalloc::byte::{KMALLOC_SIZES, ObjectProbe, kmalloc_class, mark_live, mark_parked};
+use kalloc::byte::{
+    KMALLOC_SIZES, ObjectProbe, kmalloc_class, kmalloc_small_class, mark_live, mark_parked,
+};
 use kalloc::{AllocError, AllocResult};
 use ksync::{IrqTicketLock, Once};
 
-use crate::caches::{CpuCache, magazine_capacity};
+use crate::caches::{CpuCache, capacity_unchecked, magazine_capacity};
 use crate::cpu::{Cpu, Hooks, NoHooks};
 use crate::depot::Depot;
 use crate::magazine::MAGAZINE_SLOTS;
@@ -112,7 +114,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     #[inline(always)]
     fn on_this_cpu<R>(&self, f: impl FnOnce(&CpuCache) -> R) -> R {
         let saved = A::irq_save_disable();
-        let result = f(&self.cpus[A::cpu_index()]);
+        let result = f(self.this_cpu());
         A::irq_restore(saved);
         result
     }
@@ -143,11 +145,46 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// after draining (see [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
     #[inline]
     pub fn alloc(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        self.alloc_counting(layout, true)
+        match self.alloc_parked(layout) {
+            Some(object) => Ok(object),
+            None => self.alloc_counting(layout, true),
+        }
     }
 
-    /// [`alloc`](Self::alloc), counting a failure only if `count_failure`.
+    /// The fast path: an object parked in this CPU's magazines for the
+    /// common request (1 B to 2 KiB, aligned to at most 8), or `None`.
+    /// With the caches off the magazines stay empty, so this needs no
+    /// other test.
     #[inline(always)]
+    fn alloc_parked(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let class = kmalloc_small_class(layout)?;
+        let saved = A::irq_save_disable();
+        let cpu = self.this_cpu();
+        let object = cpu.class(class).pop();
+        if let Some(object) = object {
+            // SAFETY: a parked object is a free slab object the caches
+            // own; it is handed out now.
+            unsafe { mark_live(object) };
+            cpu.stats.note_alloc(layout.size(), &self.shared, A::now);
+        }
+        A::irq_restore(saved);
+        object
+    }
+
+    /// This CPU's caches; the caller masked its interrupts.
+    #[inline(always)]
+    fn this_cpu(&self) -> &CpuCache {
+        let index = A::cpu_index();
+        debug_assert!(index < CPUS, "Cpu::cpu_index {index} out of {CPUS} slots");
+        // SAFETY: `Cpu::cpu_index` is below `CPUS` by contract (checked in
+        // debug builds).
+        unsafe { self.cpus.get_unchecked(index) }
+    }
+
+    /// Every allocation the fast path does not serve, counting a failure
+    /// only if `count_failure`.
+    #[cold]
+    #[inline(never)]
     fn alloc_counting(&self, layout: Layout, count_failure: bool) -> AllocResult<NonNull<u8>> {
         let (true, Some(class)) = (self.caches_enabled(), kmalloc_class(layout)) else {
             return self.on_this_cpu(|cpu| {
@@ -228,6 +265,56 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// succeeds, no reference into it is used again.
     #[inline]
     pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.free_parking(ptr, layout) } {
+            return Ok(());
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.dealloc_slow(ptr, layout) }
+    }
+
+    /// The fast path: parks `ptr` in this CPU's magazines if it is a
+    /// common request's object the probe vouches for and a magazine has
+    /// room; `false` leaves the free to [`dealloc_slow`](Self::dealloc_slow).
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc).
+    #[inline(always)]
+    unsafe fn free_parking(&self, ptr: NonNull<u8>, layout: Layout) -> bool {
+        let Some(class) = kmalloc_small_class(layout) else {
+            return false;
+        };
+        let Some(probe) = self.probe.get() else {
+            return false;
+        };
+        let hull = (self.hull_lo.load(Relaxed), self.hull_hi.load(Relaxed));
+        // SAFETY: the hull came from the depot's slab allocator, whose
+        // probe this is; `ptr` is as the caller promises.
+        if !unsafe { probe.certainly_live(ptr, class, hull) } {
+            return false;
+        }
+        let saved = A::irq_save_disable();
+        let cpu = self.this_cpu();
+        let parked = cpu.class(class).push(ptr, capacity_unchecked(class));
+        if parked {
+            // SAFETY: a live object of the slab allocator (vouched),
+            // which its owner gives up.
+            unsafe { mark_parked(ptr) };
+            cpu.stats.note_free(layout.size(), &self.shared);
+        }
+        A::irq_restore(saved);
+        parked
+    }
+
+    /// Every free the fast path does not take: a full pair of magazines
+    /// (flush), a free the probe does not vouch for (settled under the
+    /// lock), or a layout the caches do not hold.
+    ///
+    /// # Safety
+    /// As [`dealloc`](Self::dealloc).
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         let (Some(probe), Some(class)) = (self.probe.get(), kmalloc_class(layout)) else {
             return self.on_this_cpu(|cpu| {
                 // SAFETY: forwarded from the caller.

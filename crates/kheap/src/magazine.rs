@@ -48,8 +48,28 @@ impl Magazine {
     #[inline(always)]
     pub(crate) fn push(&self, object: NonNull<u8>) {
         let len = self.len.load(Relaxed);
-        self.slots[len].store(object.as_ptr(), Relaxed);
+        debug_assert!(len < MAGAZINE_SLOTS, "push into a full magazine");
+        // SAFETY: callers push only below the class's capacity, at most
+        // MAGAZINE_SLOTS (checked in debug builds).
+        unsafe { self.slots.get_unchecked(len) }.store(object.as_ptr(), Relaxed);
         self.len.store(len + 1, Release);
+    }
+
+    /// Adds `object` if the magazine holds fewer than `capacity` (at most
+    /// [`MAGAZINE_SLOTS`]) objects; whether it did (owner only,
+    /// interrupts masked).
+    #[inline(always)]
+    pub(crate) fn push_below(&self, object: NonNull<u8>, capacity: usize) -> bool {
+        let len = self.len.load(Relaxed);
+        if len >= capacity {
+            return false;
+        }
+        debug_assert!(capacity <= MAGAZINE_SLOTS);
+        // SAFETY: `len < capacity <= MAGAZINE_SLOTS` (checked in debug
+        // builds).
+        unsafe { self.slots.get_unchecked(len) }.store(object.as_ptr(), Relaxed);
+        self.len.store(len + 1, Release);
+        true
     }
 
     /// Takes the object added last (owner only, interrupts masked).
@@ -57,9 +77,13 @@ impl Magazine {
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let len = self.len.load(Relaxed);
         let top = len.checked_sub(1)?;
-        let object = self.slots[top].load(Relaxed);
+        debug_assert!(top < MAGAZINE_SLOTS);
+        // SAFETY: `len` never exceeds MAGAZINE_SLOTS (`push`).
+        let object = unsafe { self.slots.get_unchecked(top) }.load(Relaxed);
         self.len.store(top, Relaxed);
-        NonNull::new(object)
+        debug_assert!(!object.is_null(), "slots below len hold objects");
+        // SAFETY: slots below `len` hold what `push` stored, a `NonNull`.
+        Some(unsafe { NonNull::new_unchecked(object) })
     }
 
     /// Whether `object` is in the magazine (any CPU).

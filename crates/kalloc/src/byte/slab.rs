@@ -45,7 +45,8 @@ use self::classes::{KMALLOC_NAMES, class_align, class_for, class_for_general, sm
 pub use self::info::SlabInfo;
 pub use self::magazine::MAGAZINE_MAX;
 pub use self::probe::{
-    KMALLOC_CLASSES, ObjectProbe, kmalloc_class, kmalloc_class_layout, mark_live, mark_parked,
+    KMALLOC_CLASSES, ObjectProbe, kmalloc_class, kmalloc_class_layout, kmalloc_small_class,
+    mark_live, mark_parked,
 };
 pub use self::source::PageSource;
 use super::LargeBlocks;

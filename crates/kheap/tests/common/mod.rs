@@ -20,30 +20,43 @@ pub const PAGE: usize = 4096;
 
 static NESTING: [IrqNesting; CPUS] = [const { IrqNesting::new() }; CPUS];
 
+/// The calling thread's CPU and interrupt-enable flag, in one
+/// thread-local (one lookup per access).
+struct ThreadCpu {
+    cpu: Cell<usize>,
+    irq_enabled: Cell<bool>,
+}
+
 thread_local! {
-    static CPU: Cell<usize> = const { Cell::new(0) };
-    static IRQ_ENABLED: Cell<bool> = const { Cell::new(true) };
+    static THREAD_CPU: ThreadCpu = const {
+        ThreadCpu {
+            cpu: Cell::new(0),
+            irq_enabled: Cell::new(true),
+        }
+    };
 }
 
 /// Puts the calling thread on CPU `cpu`.
 pub fn set_cpu(cpu: usize) {
     assert!(cpu < CPUS);
-    CPU.with(|c| c.set(cpu));
+    THREAD_CPU.with(|t| t.cpu.set(cpu));
 }
 
 pub struct TestCpu;
 
 impl Arch for TestCpu {
     fn hart_id() -> usize {
-        CPU.with(Cell::get)
+        THREAD_CPU.with(|t| t.cpu.get())
     }
 
+    #[inline(always)]
     fn irq_save_disable() -> usize {
-        IRQ_ENABLED.with(|enabled| usize::from(enabled.replace(false)))
+        THREAD_CPU.with(|t| usize::from(t.irq_enabled.replace(false)))
     }
 
+    #[inline(always)]
     fn irq_restore(saved: usize) {
-        IRQ_ENABLED.with(|enabled| enabled.set(saved != 0));
+        THREAD_CPU.with(|t| t.irq_enabled.set(saved != 0));
     }
 
     fn irq_nesting() -> &'static IrqNesting {
@@ -61,8 +74,9 @@ fn epoch() -> Instant {
 }
 
 impl kheap::Cpu for TestCpu {
+    #[inline(always)]
     fn cpu_index() -> usize {
-        CPU.with(Cell::get)
+        THREAD_CPU.with(|t| t.cpu.get())
     }
 
     fn now() -> u64 {

@@ -133,7 +133,8 @@ pub(super) struct Shape {
     slab_bytes: usize,
     first_object: usize,
     size_divisor: ExactDivisor,
-    index: usize,
+    /// `SLAB_MAGIC ^ cache index`: a stamp is this `^` the slab address.
+    stamp_key: usize,
 }
 
 impl Shape {
@@ -147,7 +148,7 @@ impl Shape {
     /// `check.rs` tests that stamps tell these apart.
     #[inline(always)]
     pub fn stamp(&self, slab: *mut SlabHeader) -> usize {
-        SLAB_MAGIC ^ slab.addr() ^ self.index
+        self.stamp_key ^ slab.addr()
     }
 
     /// The slab holding `object` (slabs are aligned to their size).
@@ -252,7 +253,7 @@ impl SlabCache {
             slab_bytes: self.slab_bytes,
             first_object: self.first_object,
             size_divisor: self.size_divisor,
-            index: self.index,
+            stamp_key: SLAB_MAGIC ^ self.index,
         }
     }
 

@@ -42,6 +42,14 @@ pub fn kmalloc_class(layout: Layout) -> Option<usize> {
     classes::class_for(layout)
 }
 
+/// [`kmalloc_class`] for the common request (1 B to 2 KiB, aligned to at
+/// most 8) in one compare and a table load; `None` for any other layout
+/// (which [`kmalloc_class`] may still serve). A per-CPU cache's fast path.
+#[inline(always)]
+pub fn kmalloc_small_class(layout: Layout) -> Option<usize> {
+    classes::small_class(layout)
+}
+
 /// The layout every object of `class` satisfies: its size and its
 /// alignment (the largest power of two dividing the size).
 pub const fn kmalloc_class_layout(class: usize) -> Layout {
@@ -67,11 +75,12 @@ impl ObjectProbe {
     /// a `hull` older than the slab).
     ///
     /// # Safety
-    /// `hull` is a value [`SlabAllocator::hull`] returned for the
-    /// allocator this probe came from (of any age: the hull only grows);
-    /// the pages it covers stay mapped. If `object` lies in memory the
-    /// allocator manages, it is a pointer the allocator returned (it may
-    /// have been freed since, as for `dealloc`).
+    /// `class` is a `kmalloc` class (below [`KMALLOC_CLASSES`]). `hull` is
+    /// a value [`SlabAllocator::hull`] returned for the allocator this
+    /// probe came from (of any age: the hull only grows); the pages it
+    /// covers stay mapped. If `object` lies in memory the allocator
+    /// manages, it is a pointer the allocator returned (it may have been
+    /// freed since, as for `dealloc`).
     #[inline(always)]
     pub unsafe fn certainly_live(
         &self,
@@ -83,8 +92,13 @@ impl ObjectProbe {
             lo: hull.0,
             hi: hull.1,
         };
-        // SAFETY: forwarded from the caller.
-        unsafe { self.shapes[class].certainly_live(object.as_ptr(), hull) }
+        debug_assert!(class < KMALLOC_CLASSES);
+        // SAFETY: forwarded from the caller (`class` is in bounds).
+        unsafe {
+            self.shapes
+                .get_unchecked(class)
+                .certainly_live(object.as_ptr(), hull)
+        }
     }
 }
 
