@@ -28,7 +28,8 @@ use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
 
 use kalloc::byte::{
-    KMALLOC_SIZES, ObjectProbe, kmalloc_class, kmalloc_small_class, mark_live, mark_parked,
+    KMALLOC_CLASSES, KMALLOC_SIZES, ObjectProbe, kmalloc_class, kmalloc_small_class, mark_live,
+    mark_parked,
 };
 use kalloc::{AllocError, AllocResult};
 use ksync::{IrqTicketLock, Once};
@@ -38,12 +39,22 @@ use crate::cpu::{Cpu, Hooks, NoHooks};
 use crate::depot::Depot;
 use crate::magazine::MAGAZINE_SLOTS;
 use crate::remote::{self, DrainReport};
+use crate::shelf::{Shelf, ShelfCounts};
 use crate::stats::{HeapStats, SharedStats};
+
+/// What the heap's lock guards: the depot, and its shelf of full
+/// magazines.
+struct Locked<D> {
+    depot: Option<D>,
+    shelf: Shelf,
+}
 
 /// A heap for every CPU: per-CPU magazines over a locked [`Depot`].
 /// `CPUS` bounds [`Cpu::cpu_index`]. `H` decorates `GlobalAlloc`.
 pub struct CachedHeap<A: Cpu, D: Depot, H: Hooks = NoHooks, const CPUS: usize = 8> {
-    depot: IrqTicketLock<Option<D>, A>,
+    depot: IrqTicketLock<Locked<D>, A>,
+    /// Objects on the shelf per class (statistics, without the lock).
+    shelf_counts: ShelfCounts,
     /// Set once by `init` when the depot's slab allocator serves the
     /// `kmalloc` classes: the caches are on.
     probe: Once<ObjectProbe>,
@@ -60,7 +71,14 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// An empty heap: every allocation fails until [`init`](Self::init).
     pub const fn new(name: &'static str) -> Self {
         Self {
-            depot: IrqTicketLock::new(name, None),
+            depot: IrqTicketLock::new(
+                name,
+                Locked {
+                    depot: None,
+                    shelf: Shelf::new(),
+                },
+            ),
+            shelf_counts: ShelfCounts::new(),
             probe: Once::new(),
             hull_lo: AtomicUsize::new(0),
             hull_hi: AtomicUsize::new(0),
@@ -76,8 +94,8 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let probe = depot.object_probe();
         let hull = depot.hull();
         let mut slot = self.depot.lock();
-        assert!(slot.is_none(), "kheap: CachedHeap initialised twice");
-        *slot = Some(depot);
+        assert!(slot.depot.is_none(), "kheap: CachedHeap initialised twice");
+        slot.depot = Some(depot);
         self.publish_hull(hull);
         drop(slot);
         if let Some(probe) = probe {
@@ -129,9 +147,16 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
 
     /// [`locked`](Self::locked) for the diagnostics: not counted.
     fn locked_uncounted<R>(&self, f: impl FnOnce(&mut D) -> R) -> Option<R> {
+        self.locked_with_shelf(|depot, _| f(depot))
+    }
+
+    /// [`locked`](Self::locked) with the shelf of full magazines too (not
+    /// counted: the callers count).
+    fn locked_with_shelf<R>(&self, f: impl FnOnce(&mut D, &mut Shelf) -> R) -> Option<R> {
         let mut guard = self.depot.lock();
-        let depot = guard.as_mut()?;
-        let result = f(depot);
+        let Locked { depot, shelf } = &mut *guard;
+        let depot = depot.as_mut()?;
+        let result = f(depot, shelf);
         let notice = depot.take_notice();
         drop(guard);
         if let Some(notice) = notice {
@@ -233,22 +258,34 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         self.answer_drain_request(cpu);
         let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
         let magazine = cpu.classes[class].loaded_magazine();
+        cpu.stats.note_locked();
         let taken = self
-            .locked(cpu, |depot| {
-                let taken = depot.alloc_objects(class, &mut batch[..magazine_capacity(class)])?;
-                self.publish_hull(depot.hull());
-                // Parked under the lock: an object is in the depot or in a
-                // magazine whenever another CPU looks (`free_settled`).
+            .locked_with_shelf(|depot, shelf| {
+                // A full magazine from the shelf (parked objects, marked
+                // already), else a batch from the slab allocator.
+                let mut taken = shelf.take(class, &mut batch, &self.shelf_counts);
+                if taken == 0 {
+                    taken = depot.alloc_objects(class, &mut batch[..magazine_capacity(class)])?;
+                    self.publish_hull(depot.hull());
+                    for &object in &batch[1..taken] {
+                        // SAFETY: fresh objects of the slab allocator,
+                        // owned by the caches from now on.
+                        unsafe { mark_parked(object) };
+                    }
+                }
+                // Parked under the lock: an object is on the shelf, in the
+                // depot or in a magazine whenever another CPU looks
+                // (`free_settled`).
                 for &object in &batch[1..taken] {
-                    // SAFETY: fresh objects of the slab allocator, owned
-                    // by the caches from now on.
-                    unsafe { mark_parked(object) };
                     magazine.push(object);
                 }
                 Ok(taken)
             })
             .unwrap_or(Err(AllocError::NoMemory))?;
         debug_assert!(taken >= 1);
+        // SAFETY: handed out now: a parked object from the shelf, or a
+        // fresh one (whose first word is 0 already).
+        unsafe { mark_live(batch[0]) };
         cpu.stats.note_refill();
         Ok(batch[0])
     }
@@ -355,14 +392,19 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let previous = cache.previous_magazine();
         let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
         let count = previous.copy_out(&mut batch);
-        self.locked(cpu, |depot| {
-            // SAFETY: parked objects are given-up objects of the slab
-            // allocator, each parked once.
-            let result = unsafe { depot.free_objects(class, &batch[..count]) };
-            debug_assert!(
-                result.is_ok(),
-                "kheap: the depot refused parked objects: {result:?}"
-            );
+        cpu.stats.note_locked();
+        self.locked_with_shelf(|depot, shelf| {
+            // The magazine goes on the shelf, parked still; with the shelf
+            // full, its objects go back to the slab allocator.
+            if !shelf.put(class, &batch[..count], &self.shelf_counts) {
+                // SAFETY: parked objects are given-up objects of the slab
+                // allocator, each parked once.
+                let result = unsafe { depot.free_objects(class, &batch[..count]) };
+                debug_assert!(
+                    result.is_ok(),
+                    "kheap: the depot refused parked objects: {result:?}"
+                );
+            }
             // Under the lock, as in `refill`.
             previous.clear();
         });
@@ -388,10 +430,11 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         layout: Layout,
         class: usize,
     ) -> AllocResult {
-        self.locked(cpu, |depot| {
+        cpu.stats.note_locked();
+        self.locked_with_shelf(|depot, shelf| {
             // SAFETY: forwarded from the caller.
             unsafe { depot.check_dealloc(ptr, layout) }?;
-            if self.is_parked(class, ptr) {
+            if self.is_parked(class, ptr) || shelf.contains(class, ptr) {
                 return Err(AllocError::DoubleFree);
             }
             // A live block whose first word only looked like a link, or
@@ -416,12 +459,16 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// # Safety
     /// As [`dealloc`](Self::dealloc).
     pub unsafe fn check_dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        let parked = |class| self.caches_enabled() && self.is_parked(class, ptr);
-        self.with_depot(|depot| {
+        self.locked_with_shelf(|depot, shelf| {
             // SAFETY: forwarded from the caller.
             unsafe { depot.check_dealloc(ptr, layout) }?;
             match kmalloc_class(layout) {
-                Some(class) if parked(class) => Err(AllocError::DoubleFree),
+                Some(class)
+                    if self.caches_enabled()
+                        && (self.is_parked(class, ptr) || shelf.contains(class, ptr)) =>
+                {
+                    Err(AllocError::DoubleFree)
+                }
                 _ => Ok(()),
             }
         })
@@ -553,7 +600,32 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
             || self.serve_drain_requests(),
             &mut report,
         );
+        report.objects_here += self.empty_shelf();
         report
+    }
+
+    /// Gives every magazine on the shelf back to the slab allocator;
+    /// returns the objects.
+    fn empty_shelf(&self) -> usize {
+        self.locked_with_shelf(|depot, shelf| {
+            let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
+            let mut emptied = 0;
+            for class in 0..KMALLOC_CLASSES {
+                loop {
+                    let count = shelf.take(class, &mut batch, &self.shelf_counts);
+                    if count == 0 {
+                        break;
+                    }
+                    // SAFETY: objects on the shelf are given-up objects of
+                    // the slab allocator, each parked once.
+                    let result = unsafe { depot.free_objects(class, &batch[..count]) };
+                    debug_assert!(result.is_ok(), "kheap: the depot refused shelved objects");
+                    emptied += count;
+                }
+            }
+            emptied
+        })
+        .unwrap_or(0)
     }
 
     /// The counters summed over the CPUs, with what sits in the caches.
@@ -562,16 +634,28 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         for cpu in &self.cpus {
             cpu.stats.add_to(&mut stats);
             for (class, cache) in cpu.classes.iter().enumerate() {
-                let parked = cache.len();
-                stats.cached_objects[class] += parked;
-                stats.cached_bytes += parked * KMALLOC_SIZES[class];
+                stats.cached_objects[class] += cache.len();
             }
+        }
+        for (class, (parked, size)) in stats
+            .cached_objects
+            .iter_mut()
+            .zip(KMALLOC_SIZES)
+            .enumerate()
+        {
+            *parked += self.shelf_counts.get(class);
+            stats.cached_bytes += *parked * size;
         }
         self.shared.add_to(&mut stats);
         let live = stats.live_bytes();
         self.shared.saw_live(live, A::now);
         stats.peak_bytes = stats.peak_bytes.max(live);
         stats
+    }
+
+    /// Objects on the shelf of full magazines (shared by the CPUs).
+    pub fn shelved(&self) -> usize {
+        (0..KMALLOC_CLASSES).map(|class| self.shelf_counts.get(class)).sum()
     }
 
     /// Objects parked in each CPU's magazines (index: CPU slot).

@@ -42,6 +42,8 @@ mod pages;
 #[cfg(not(loom))]
 mod remote;
 #[cfg(not(loom))]
+mod shelf;
+#[cfg(not(loom))]
 mod stats;
 
 #[cfg(not(loom))]
@@ -57,6 +59,8 @@ pub use magazine::MAGAZINE_SLOTS;
 pub use pages::{PAGE_CACHE_ORDERS, PageCaches, PageStats, page_list_capacity};
 #[cfg(not(loom))]
 pub use remote::DrainReport;
+#[cfg(not(loom))]
+pub use shelf::SHELF_MAGAZINES;
 #[cfg(not(loom))]
 pub use stats::{FOLD_BYTES, HeapStats};
 
