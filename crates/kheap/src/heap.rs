@@ -21,6 +21,9 @@
 //! the owner): the slab allocator underneath has no per-CPU ownership, so
 //! a remote free is an ordinary free and costs the same.
 
+mod reclaim;
+mod slow;
+
 use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -34,11 +37,9 @@ use kalloc::byte::{
 use kalloc::{AllocError, AllocResult};
 use ksync::{IrqTicketLock, Once};
 
-use crate::caches::{CpuCache, capacity_unchecked, magazine_capacity};
+use crate::caches::{CpuCache, capacity_unchecked};
 use crate::cpu::{Cpu, Hooks, NoHooks};
 use crate::depot::Depot;
-use crate::magazine::MAGAZINE_SLOTS;
-use crate::remote::{self, DrainReport};
 use crate::shelf::{Shelf, ShelfCounts};
 use crate::stats::{HeapStats, SharedStats};
 
@@ -206,90 +207,6 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         unsafe { self.cpus.get_unchecked(index) }
     }
 
-    /// Every allocation the fast path does not serve, counting a failure
-    /// only if `count_failure`.
-    #[cold]
-    #[inline(never)]
-    fn alloc_counting(&self, layout: Layout, count_failure: bool) -> AllocResult<NonNull<u8>> {
-        let (true, Some(class)) = (self.caches_enabled(), kmalloc_class(layout)) else {
-            return self.on_this_cpu(|cpu| {
-                let result = self
-                    .locked(cpu, |depot| depot.alloc(layout))
-                    .unwrap_or(Err(AllocError::NoMemory));
-                self.count_alloc(cpu, layout, &result, count_failure);
-                result
-            });
-        };
-        self.on_this_cpu(|cpu| {
-            let result = match cpu.classes[class].pop() {
-                Some(object) => {
-                    // SAFETY: a parked object is a free slab object the
-                    // caches own; it is handed out now.
-                    unsafe { mark_live(object) };
-                    Ok(object)
-                }
-                None => self.refill(cpu, class),
-            };
-            self.count_alloc(cpu, layout, &result, count_failure);
-            result
-        })
-    }
-
-    #[inline(always)]
-    fn count_alloc(
-        &self,
-        cpu: &CpuCache,
-        layout: Layout,
-        result: &AllocResult<NonNull<u8>>,
-        count_failure: bool,
-    ) {
-        match result {
-            Ok(_) => cpu.stats.note_alloc(layout.size(), &self.shared, A::now),
-            Err(_) if count_failure => cpu.stats.note_failure(),
-            Err(_) => {}
-        }
-    }
-
-    /// Both magazines of `class` are empty: fills the loaded one from the
-    /// depot (one lock) and returns one more object.
-    #[cold]
-    #[inline(never)]
-    fn refill(&self, cpu: &CpuCache, class: usize) -> AllocResult<NonNull<u8>> {
-        self.answer_drain_request(cpu);
-        let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
-        let magazine = cpu.classes[class].loaded_magazine();
-        cpu.stats.note_locked();
-        let taken = self
-            .locked_with_shelf(|depot, shelf| {
-                // A full magazine from the shelf (parked objects, marked
-                // already), else a batch from the slab allocator.
-                let mut taken = shelf.take(class, &mut batch, &self.shelf_counts);
-                if taken == 0 {
-                    taken = depot.alloc_objects(class, &mut batch[..magazine_capacity(class)])?;
-                    self.publish_hull(depot.hull());
-                    for &object in &batch[1..taken] {
-                        // SAFETY: fresh objects of the slab allocator,
-                        // owned by the caches from now on.
-                        unsafe { mark_parked(object) };
-                    }
-                }
-                // Parked under the lock: an object is on the shelf, in the
-                // depot or in a magazine whenever another CPU looks
-                // (`free_settled`).
-                for &object in &batch[1..taken] {
-                    magazine.push(object);
-                }
-                Ok(taken)
-            })
-            .unwrap_or(Err(AllocError::NoMemory))?;
-        debug_assert!(taken >= 1);
-        // SAFETY: handed out now: a parked object from the shelf, or a
-        // fresh one (whose first word is 0 already).
-        unsafe { mark_live(batch[0]) };
-        cpu.stats.note_refill();
-        Ok(batch[0])
-    }
-
     /// Frees a block [`alloc`](Self::alloc) (or `GlobalAlloc`) returned
     /// for `layout`: into this CPU's caches when the probe vouches for it,
     /// else settled under the lock. A bad free (an address never handed
@@ -343,116 +260,6 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         parked
     }
 
-    /// Every free the fast path does not take: a full pair of magazines
-    /// (flush), a free the probe does not vouch for (settled under the
-    /// lock), or a layout the caches do not hold.
-    ///
-    /// # Safety
-    /// As [`dealloc`](Self::dealloc).
-    #[cold]
-    #[inline(never)]
-    unsafe fn dealloc_slow(&self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        let (Some(probe), Some(class)) = (self.probe.get(), kmalloc_class(layout)) else {
-            return self.on_this_cpu(|cpu| {
-                // SAFETY: forwarded from the caller.
-                self.locked(cpu, |depot| unsafe { depot.dealloc(ptr, layout) })
-                    .unwrap_or(Err(AllocError::OutOfRange))?;
-                cpu.stats.note_free(layout.size(), &self.shared);
-                Ok(())
-            });
-        };
-        let hull = (self.hull_lo.load(Relaxed), self.hull_hi.load(Relaxed));
-        // SAFETY: the hull came from the depot's slab allocator, whose
-        // probe this is; `ptr` is as the caller promises.
-        let vouched = unsafe { probe.certainly_live(ptr, class, hull) };
-        self.on_this_cpu(|cpu| {
-            if vouched {
-                // SAFETY: a live object of the slab allocator (vouched),
-                // which its owner gives up.
-                unsafe { mark_parked(ptr) };
-                if !cpu.classes[class].push(ptr, magazine_capacity(class)) {
-                    self.flush(cpu, class, ptr);
-                }
-            } else {
-                // SAFETY: forwarded from the caller.
-                unsafe { self.free_settled(cpu, ptr, layout, class) }?;
-            }
-            cpu.stats.note_free(layout.size(), &self.shared);
-            Ok(())
-        })
-    }
-
-    /// Both magazines of `class` are full: gives the previous one back to
-    /// the depot (one lock), then parks `object` in it.
-    #[cold]
-    #[inline(never)]
-    fn flush(&self, cpu: &CpuCache, class: usize, object: NonNull<u8>) {
-        self.answer_drain_request(cpu);
-        let cache = &cpu.classes[class];
-        let previous = cache.previous_magazine();
-        let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
-        let count = previous.copy_out(&mut batch);
-        cpu.stats.note_locked();
-        self.locked_with_shelf(|depot, shelf| {
-            // The magazine goes on the shelf, parked still; with the shelf
-            // full, its objects go back to the slab allocator.
-            if !shelf.put(class, &batch[..count], &self.shelf_counts) {
-                // SAFETY: parked objects are given-up objects of the slab
-                // allocator, each parked once.
-                let result = unsafe { depot.free_objects(class, &batch[..count]) };
-                debug_assert!(
-                    result.is_ok(),
-                    "kheap: the depot refused parked objects: {result:?}"
-                );
-            }
-            // Under the lock, as in `refill`.
-            previous.clear();
-        });
-        cache.swap_after_flush();
-        let pushed = cache.push(object, magazine_capacity(class));
-        debug_assert!(pushed, "an emptied magazine takes the object");
-        cpu.stats.note_flush();
-    }
-
-    /// The exact verdict on a free the probe did not vouch for, and the
-    /// free itself if the block is live. Under the lock no object moves
-    /// between the depot and a magazine, so "on the depot's lists or in
-    /// some CPU's magazine" is exact.
-    ///
-    /// # Safety
-    /// As [`dealloc`](Self::dealloc).
-    #[cold]
-    #[inline(never)]
-    unsafe fn free_settled(
-        &self,
-        cpu: &CpuCache,
-        ptr: NonNull<u8>,
-        layout: Layout,
-        class: usize,
-    ) -> AllocResult {
-        cpu.stats.note_locked();
-        self.locked_with_shelf(|depot, shelf| {
-            // SAFETY: forwarded from the caller.
-            unsafe { depot.check_dealloc(ptr, layout) }?;
-            if self.is_parked(class, ptr) || shelf.contains(class, ptr) {
-                return Err(AllocError::DoubleFree);
-            }
-            // A live block whose first word only looked like a link, or
-            // one the published hull did not cover yet: the depot frees it.
-            self.publish_hull(depot.hull());
-            // SAFETY: forwarded from the caller; checked live just above.
-            unsafe { depot.dealloc(ptr, layout) }
-        })
-        .unwrap_or(Err(AllocError::OutOfRange))
-    }
-
-    /// Whether `object` is parked in any CPU's magazines of `class`.
-    fn is_parked(&self, class: usize, object: NonNull<u8>) -> bool {
-        self.cpus
-            .iter()
-            .any(|cpu| cpu.classes[class].contains(object))
-    }
-
     /// The verdict [`dealloc`](Self::dealloc) would give, without freeing:
     /// `Ok` for a live block of this layout.
     ///
@@ -494,140 +301,6 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
             .unwrap_or(Err(AllocError::OutOfRange))
     }
 
-    /// [`alloc`](Self::alloc), and on `NoMemory` a reclaim and one
-    /// retry: no allocation fails while objects sit in a cache. The
-    /// reclaim drains this CPU, asks every other CPU with parked objects
-    /// to drain, waits for their answers if [`Cpu::may_wait`] (else they
-    /// answer soon, for the next request), shrinks the depot and calls
-    /// [`Hooks::reclaimed`]. Counted in [`HeapStats::reclaim_retries`].
-    pub fn alloc_or_reclaim(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        match self.alloc_counting(layout, false) {
-            Err(AllocError::NoMemory) => {}
-            Err(error) => {
-                self.on_this_cpu(|cpu| cpu.stats.note_failure());
-                return Err(error);
-            }
-            ok => return ok,
-        }
-        self.drain_everywhere(A::may_wait());
-        self.on_this_cpu(|cpu| {
-            cpu.stats.note_retry();
-            self.locked(cpu, D::shrink)
-        });
-        H::reclaimed();
-        self.alloc(layout)
-    }
-
-    /// Memory pressure: every CPU's magazines back to the depot
-    /// ([`drain_all`](Self::drain_all)), then the depot's idle memory back
-    /// to its page source, then [`Hooks::reclaimed`].
-    pub fn reclaim(&self) -> DrainReport {
-        let report = self.drain_all();
-        self.on_this_cpu(|cpu| self.locked(cpu, D::shrink));
-        H::reclaimed();
-        report
-    }
-
-    /// Empties this CPU's magazines into the depot (one lock); answers the
-    /// drain requests made before it started. Returns the objects given.
-    pub fn drain_this_cpu(&self) -> usize {
-        self.on_this_cpu(|cpu| self.drain(cpu))
-    }
-
-    /// Answers this CPU's pending drain request, if any (the kernel calls
-    /// it from the IPI handler that [`Cpu::kick`] triggers).
-    pub fn serve_drain_requests(&self) {
-        self.on_this_cpu(|cpu| self.answer_drain_request(cpu));
-    }
-
-    #[inline]
-    fn answer_drain_request(&self, cpu: &CpuCache) {
-        if cpu.drain.pending().is_some() {
-            self.drain(cpu);
-        }
-    }
-
-    /// Drains `cpu`, this CPU's caches, with its interrupts masked.
-    fn drain(&self, cpu: &CpuCache) -> usize {
-        let request = cpu.drain.pending();
-        let mut drained = 0;
-        if cpu.parked() != 0 {
-            self.locked(cpu, |depot| {
-                let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
-                for (class, cache) in cpu.classes.iter().enumerate() {
-                    for magazine in cache.magazines() {
-                        let count = magazine.copy_out(&mut batch);
-                        // SAFETY: parked objects are given-up objects of
-                        // the slab allocator, each parked once.
-                        let result = unsafe { depot.free_objects(class, &batch[..count]) };
-                        debug_assert!(result.is_ok(), "kheap: the depot refused parked objects");
-                        magazine.clear();
-                        drained += count;
-                    }
-                }
-            });
-        }
-        if let Some(ticket) = request {
-            cpu.drain.answer(ticket);
-        }
-        drained
-    }
-
-    /// Drains this CPU and asks every other CPU with parked objects to
-    /// drain too ([`Cpu::kick`]), waiting up to [`Cpu::DRAIN_PATIENCE`]
-    /// for their answers (answering requests to this CPU meanwhile). Call
-    /// it holding no lock another CPU could be waiting for.
-    pub fn drain_all(&self) -> DrainReport {
-        self.drain_everywhere(true)
-    }
-
-    /// Drains this CPU and asks the others; waits for their answers only
-    /// if `wait`.
-    fn drain_everywhere(&self, wait: bool) -> DrainReport {
-        let me = self.on_this_cpu(|_| A::cpu_index());
-        let mut report = DrainReport {
-            objects_here: self.drain_this_cpu(),
-            ..DrainReport::default()
-        };
-        remote::ask_others::<A, CPUS>(
-            me,
-            |index| {
-                Some(&self.cpus[index])
-                    .filter(|cpu| cpu.parked() != 0)
-                    .map(|cpu| &cpu.drain)
-            },
-            wait,
-            || self.serve_drain_requests(),
-            &mut report,
-        );
-        report.objects_here += self.empty_shelf();
-        report
-    }
-
-    /// Gives every magazine on the shelf back to the slab allocator;
-    /// returns the objects.
-    fn empty_shelf(&self) -> usize {
-        self.locked_with_shelf(|depot, shelf| {
-            let mut batch = [NonNull::dangling(); MAGAZINE_SLOTS];
-            let mut emptied = 0;
-            for class in 0..KMALLOC_CLASSES {
-                loop {
-                    let count = shelf.take(class, &mut batch, &self.shelf_counts);
-                    if count == 0 {
-                        break;
-                    }
-                    // SAFETY: objects on the shelf are given-up objects of
-                    // the slab allocator, each parked once.
-                    let result = unsafe { depot.free_objects(class, &batch[..count]) };
-                    debug_assert!(result.is_ok(), "kheap: the depot refused shelved objects");
-                    emptied += count;
-                }
-            }
-            emptied
-        })
-        .unwrap_or(0)
-    }
-
     /// The counters summed over the CPUs, with what sits in the caches.
     pub fn stats(&self) -> HeapStats {
         let mut stats = HeapStats::default();
@@ -655,7 +328,9 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
 
     /// Objects on the shelf of full magazines (shared by the CPUs).
     pub fn shelved(&self) -> usize {
-        (0..KMALLOC_CLASSES).map(|class| self.shelf_counts.get(class)).sum()
+        (0..KMALLOC_CLASSES)
+            .map(|class| self.shelf_counts.get(class))
+            .sum()
     }
 
     /// Objects parked in each CPU's magazines (index: CPU slot).
