@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Crates whose `tests/loom.rs` model-checks their atomics under `--cfg loom`.
-pub const LOOM_CRATES: &[&str] = &["ksync"];
+pub const LOOM_CRATES: &[&str] = &["ksync", "kheap"];
 
 /// Crates whose host tests also run under Miri (unsafe code, no FFI).
 /// `kshell` has none: Miri would only re-run its host tests, slowly.
@@ -23,6 +23,7 @@ pub const MIRI_CRATES: &[&str] = &[
     "memdebug",
     "workload",
     "faultinject",
+    "kheap",
 ];
 
 /// Isolation off: proptest reads the working directory (to find its

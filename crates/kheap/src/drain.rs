@@ -19,14 +19,14 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::shim::{AtomicUsize, const_unless_loom};
 
-pub(crate) struct DrainRequests {
+pub struct DrainRequests {
     asked: AtomicUsize,
     answered: AtomicUsize,
 }
 
 impl DrainRequests {
     const_unless_loom! {
-        pub(crate) fn new() -> Self {
+        pub fn new() -> Self {
             Self {
                 asked: AtomicUsize::new(0),
                 answered: AtomicUsize::new(0),
@@ -35,24 +35,24 @@ impl DrainRequests {
     }
 
     /// Asks the owner to drain (any CPU); the ticket to wait for.
-    pub(crate) fn ask(&self) -> usize {
+    pub fn ask(&self) -> usize {
         self.asked.fetch_add(1, AcqRel) + 1
     }
 
     /// Whether the request with `ticket` has been answered.
-    pub(crate) fn is_answered(&self, ticket: usize) -> bool {
+    pub fn is_answered(&self, ticket: usize) -> bool {
         self.answered.load(Acquire) >= ticket
     }
 
     /// The newest request not answered yet (owner only).
     #[inline]
-    pub(crate) fn pending(&self) -> Option<usize> {
+    pub fn pending(&self) -> Option<usize> {
         let asked = self.asked.load(Acquire);
         (asked != self.answered.load(Relaxed)).then_some(asked)
     }
 
     /// Every request up to `ticket` is done (owner only, after draining).
-    pub(crate) fn answer(&self, ticket: usize) {
+    pub fn answer(&self, ticket: usize) {
         self.answered.store(ticket, Release);
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 #![no_std]
+#![cfg_attr(loom, allow(clippy::new_without_default, clippy::len_without_is_empty))]
 
 mod drain;
 mod magazine;

@@ -22,31 +22,34 @@ use crate::shim::{AtomicPtr, AtomicUsize, const_unless_loom};
 /// Slots per magazine: the largest capacity a class may have.
 pub const MAGAZINE_SLOTS: usize = 32;
 
-pub(crate) struct Magazine {
+pub struct Magazine {
     len: AtomicUsize,
     slots: [AtomicPtr<u8>; MAGAZINE_SLOTS],
 }
 
 impl Magazine {
     const_unless_loom! {
-        pub(crate) fn new() -> Self {
+        pub fn new() -> Self {
             Self {
                 len: AtomicUsize::new(0),
+                #[cfg(not(loom))]
                 slots: [const { AtomicPtr::new(ptr::null_mut()) }; MAGAZINE_SLOTS],
+                #[cfg(loom)]
+                slots: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             }
         }
     }
 
     /// Objects held (exact for the owner; a recent value for others).
     #[inline(always)]
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len.load(Relaxed)
     }
 
     /// Adds `object` (owner only, interrupts masked; the magazine is not
     /// full).
     #[inline(always)]
-    pub(crate) fn push(&self, object: NonNull<u8>) {
+    pub fn push(&self, object: NonNull<u8>) {
         let len = self.len.load(Relaxed);
         debug_assert!(len < MAGAZINE_SLOTS, "push into a full magazine");
         // SAFETY: callers push only below the class's capacity, at most
@@ -59,7 +62,7 @@ impl Magazine {
     /// [`MAGAZINE_SLOTS`]) objects; whether it did (owner only,
     /// interrupts masked).
     #[inline(always)]
-    pub(crate) fn push_below(&self, object: NonNull<u8>, capacity: usize) -> bool {
+    pub fn push_below(&self, object: NonNull<u8>, capacity: usize) -> bool {
         let len = self.len.load(Relaxed);
         if len >= capacity {
             return false;
@@ -74,7 +77,7 @@ impl Magazine {
 
     /// Takes the object added last (owner only, interrupts masked).
     #[inline(always)]
-    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+    pub fn pop(&self) -> Option<NonNull<u8>> {
         let len = self.len.load(Relaxed);
         let top = len.checked_sub(1)?;
         debug_assert!(top < MAGAZINE_SLOTS);
@@ -87,7 +90,7 @@ impl Magazine {
     }
 
     /// Whether `object` is in the magazine (any CPU).
-    pub(crate) fn contains(&self, object: NonNull<u8>) -> bool {
+    pub fn contains(&self, object: NonNull<u8>) -> bool {
         let len = self.len.load(Acquire).min(MAGAZINE_SLOTS);
         self.slots[..len]
             .iter()
@@ -97,7 +100,7 @@ impl Magazine {
     /// The objects held, bottom first, into `out` (owner only): the first
     /// half of emptying it. The objects stay in the magazine, visible to
     /// [`contains`](Self::contains), until [`clear`](Self::clear).
-    pub(crate) fn copy_out(&self, out: &mut [NonNull<u8>; MAGAZINE_SLOTS]) -> usize {
+    pub fn copy_out(&self, out: &mut [NonNull<u8>; MAGAZINE_SLOTS]) -> usize {
         let len = self.len.load(Relaxed);
         for (slot, out) in self.slots[..len].iter().zip(out.iter_mut()) {
             *out = NonNull::new(slot.load(Relaxed)).expect("magazine slots below len hold objects");
@@ -106,7 +109,7 @@ impl Magazine {
     }
 
     /// Forgets every object (owner only, once they are elsewhere).
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         self.len.store(0, Release);
     }
 }

@@ -17,15 +17,18 @@ type Pages = PageCaches<TestCpu, BuddyPageAllocator, { common::CPUS }>;
 /// Page caches over `pages` fresh pages, lists on, leaked.
 fn page_caches(pages: usize) -> &'static Pages {
     let caches: &'static Pages = Box::leak(Box::new(PageCaches::new("pages")));
+    common::keep(caches);
     let arena = std::alloc::Layout::from_size_align(pages * PAGE, 8 * PAGE).unwrap();
     // SAFETY: a non-zero layout.
     let start = unsafe { std::alloc::alloc(arena) };
     assert!(!start.is_null());
+    common::keep(start);
     let mut buddy = BuddyPageAllocator::new();
     // SAFETY: fresh memory, leaked, used by nothing else.
     unsafe { buddy.add_memory(start.expose_provenance(), pages * PAGE) }.unwrap();
     caches.init(buddy);
     let states: &'static [AtomicU8] = Box::leak((0..pages).map(|_| AtomicU8::new(0)).collect());
+    common::keep(states.as_ptr());
     caches.enable_lists(states, start.addr());
     caches
 }

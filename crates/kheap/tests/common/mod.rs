@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::cell::Cell;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use kalloc::BaseAllocator;
@@ -17,8 +17,6 @@ use ksync::{Arch, IrqNesting};
 
 pub const CPUS: usize = 8;
 pub const PAGE: usize = 4096;
-
-static NESTING: [IrqNesting; CPUS] = [const { IrqNesting::new() }; CPUS];
 
 /// The calling thread's CPU and interrupt-enable flag, in one
 /// thread-local (one lookup per access).
@@ -59,8 +57,17 @@ impl Arch for TestCpu {
         THREAD_CPU.with(|t| t.irq_enabled.set(saved != 0));
     }
 
+    /// Per thread, not per CPU number: tests of one binary run in
+    /// parallel threads that may play the same CPU number.
     fn irq_nesting() -> &'static IrqNesting {
-        &NESTING[Self::hart_id()]
+        thread_local! {
+            static NESTING: &'static IrqNesting = {
+                let nesting: &'static IrqNesting = Box::leak(Box::new(IrqNesting::new()));
+                keep(nesting);
+                nesting
+            };
+        }
+        NESTING.with(|nesting| *nesting)
     }
 
     fn relax() {
@@ -90,6 +97,17 @@ impl kheap::Cpu for TestCpu {
 pub type Depot = SlabAllocator<BuddyPageAllocator>;
 pub type Heap = CachedHeap<TestCpu, Depot, NoHooks, CPUS>;
 
+/// Memory deliberately leaked for a test's duration, kept reachable from a
+/// static so Miri's leak check does not count it.
+struct Kept(#[allow(dead_code)] *mut u8);
+// SAFETY: the pointers are never dereferenced through this list.
+unsafe impl Send for Kept {}
+static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+
+pub fn keep<T: ?Sized>(ptr: *const T) {
+    KEPT.lock().unwrap().push(Kept(ptr.cast_mut().cast()));
+}
+
 /// A heap over `pages` fresh pages, leaked (tests are short).
 pub fn heap(pages: usize) -> &'static Heap {
     let heap: &'static Heap = Box::leak(Box::new(CachedHeap::new("heap")));
@@ -97,6 +115,8 @@ pub fn heap(pages: usize) -> &'static Heap {
     // SAFETY: a non-zero layout.
     let start = unsafe { std::alloc::alloc(arena) };
     assert!(!start.is_null());
+    keep(start);
+    keep(heap);
     let mut pages_allocator = BuddyPageAllocator::new();
     // SAFETY: fresh memory, leaked, used by nothing else.
     unsafe { pages_allocator.add_memory(start.expose_provenance(), pages * PAGE) }.unwrap();

@@ -307,18 +307,19 @@ impl SlabCache {
         // SAFETY: `slab` is the current slab and has a free object: on its
         // free list, or at its bump, below its end.
         unsafe {
-            let header = &mut *slab;
-            let object = match header.free.pop() {
+            // Field by field, never a `&mut` to the whole header: the
+            // probe reads `stamp` and `carved` without the lock.
+            let object = match (*slab).free.pop() {
                 Some(object) => object,
                 None => {
-                    let carved = header.carved.load(Relaxed);
+                    let carved = (*slab).carved.load(Relaxed);
                     let object = slab.cast::<u8>().add(self.first_object + carved);
-                    header.carved.store(carved + self.object_size, Relaxed);
+                    (*slab).carved.store(carved + self.object_size, Relaxed);
                     object
                 }
             };
             free_list::clear_link(object);
-            header.in_use += 1;
+            (*slab).in_use += 1;
             self.held += 1;
             Ok(NonNull::new_unchecked(object))
         }
