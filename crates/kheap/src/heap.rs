@@ -177,6 +177,20 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         }
     }
 
+    /// [`alloc`](Self::alloc), and on `NoMemory` a reclaim and one
+    /// retry: no allocation fails while objects sit in a cache. The
+    /// reclaim drains this CPU, asks every other CPU with parked objects
+    /// to drain, waits for their answers if [`Cpu::may_wait`] (else they
+    /// answer soon, for the next request), shrinks the depot and calls
+    /// [`Hooks::reclaimed`]. Counted in [`HeapStats::reclaim_retries`].
+    #[inline]
+    pub fn alloc_or_reclaim(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        match self.alloc_parked(layout) {
+            Some(object) => Ok(object),
+            None => self.alloc_reclaiming(layout),
+        }
+    }
+
     /// The fast path: an object parked in this CPU's magazines for the
     /// common request (1 B to 2 KiB, aligned to at most 8), or `None`.
     /// With the caches off the magazines stay empty, so this needs no

@@ -16,13 +16,11 @@ use crate::magazine::MAGAZINE_SLOTS;
 use crate::remote::{self, DrainReport};
 
 impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
-    /// [`alloc`](Self::alloc), and on `NoMemory` a reclaim and one
-    /// retry: no allocation fails while objects sit in a cache. The
-    /// reclaim drains this CPU, asks every other CPU with parked objects
-    /// to drain, waits for their answers if [`Cpu::may_wait`] (else they
-    /// answer soon, for the next request), shrinks the depot and calls
-    /// [`Hooks::reclaimed`]. Counted in [`HeapStats::reclaim_retries`].
-    pub fn alloc_or_reclaim(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
+    /// [`alloc_or_reclaim`](Self::alloc_or_reclaim) once the fast path
+    /// found nothing parked.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn alloc_reclaiming(&self, layout: Layout) -> AllocResult<NonNull<u8>> {
         match self.alloc_counting(layout, false) {
             Err(AllocError::NoMemory) => {}
             Err(error) => {
