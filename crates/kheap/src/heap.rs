@@ -119,11 +119,6 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         self.locked_uncounted(f)
     }
 
-    /// The heap's lock (for its name and lock-order class).
-    pub fn lock_name(&self) -> &'static str {
-        self.depot.name()
-    }
-
     fn publish_hull(&self, (lo, hi): (usize, usize)) {
         self.hull_lo.store(lo, Relaxed);
         self.hull_hi.store(hi, Relaxed);

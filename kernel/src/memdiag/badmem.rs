@@ -9,7 +9,7 @@
 //!     page used  ──► pending; pages::free of the block holding it calls
 //!                    free_checked, which isolates it under the same lock
 //!     page backs a slab ──► pending as above, and the slab is retired
-//!                    (memory::heap::retire_slab_at): no object of it is
+//!                    (memory::global::retire_slab_at): no object of it is
 //!                    handed out again; when its last object is freed its
 //!                    pages go back, and the bad one is isolated then
 //! ```

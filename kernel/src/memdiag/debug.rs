@@ -50,7 +50,7 @@ pub fn layers_counters() -> Option<(memdebug::Counters, memdebug::Counters)> {
 }
 
 /// Installs the layers `args` asks for. Runs on the boot hart after
-/// `pages::init` and before `heap::init`, so every block the layers see
+/// `pages::init` and before `global::init`, so every block the layers see
 /// freed was handed out through them.
 pub fn init(args: DebugArgs, timebase_hz: u64) {
     config::configure(args, timebase_hz);
