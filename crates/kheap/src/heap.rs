@@ -50,12 +50,29 @@ struct Locked<D> {
     shelf: Shelf,
 }
 
+/// A value in cache lines of its own: what one CPU writes does not share a
+/// line with what every CPU's fast path reads.
+#[repr(align(64))]
+struct OwnLines<T>(T);
+
+impl<T> core::ops::Deref for OwnLines<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A heap for every CPU: per-CPU magazines over a locked [`Depot`].
 /// `CPUS` bounds [`Cpu::cpu_index`]. `H` decorates `GlobalAlloc`.
+///
+/// The lock, the shelf's counts and the shared statistics (written on
+/// slow paths) each sit in lines of their own, apart from the probe and
+/// the hull, which every free reads.
 pub struct CachedHeap<A: Cpu, D: Depot, H: Hooks = NoHooks, const CPUS: usize = 8> {
-    depot: IrqTicketLock<Locked<D>, A>,
+    depot: OwnLines<IrqTicketLock<Locked<D>, A>>,
     /// Objects on the shelf per class (statistics, without the lock).
-    shelf_counts: ShelfCounts,
+    shelf_counts: OwnLines<ShelfCounts>,
     /// Set once by `init` when the depot's slab allocator serves the
     /// `kmalloc` classes: the caches are on.
     probe: Once<ObjectProbe>,
@@ -64,7 +81,7 @@ pub struct CachedHeap<A: Cpu, D: Depot, H: Hooks = NoHooks, const CPUS: usize = 
     hull_lo: AtomicUsize,
     hull_hi: AtomicUsize,
     cpus: [CpuCache; CPUS],
-    shared: SharedStats,
+    shared: OwnLines<SharedStats>,
     _hooks: PhantomData<fn() -> H>,
 }
 
@@ -72,19 +89,19 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// An empty heap: every allocation fails until [`init`](Self::init).
     pub const fn new(name: &'static str) -> Self {
         Self {
-            depot: IrqTicketLock::new(
+            depot: OwnLines(IrqTicketLock::new(
                 name,
                 Locked {
                     depot: None,
                     shelf: Shelf::new(),
                 },
-            ),
-            shelf_counts: ShelfCounts::new(),
+            )),
+            shelf_counts: OwnLines(ShelfCounts::new()),
             probe: Once::new(),
             hull_lo: AtomicUsize::new(0),
             hull_hi: AtomicUsize::new(0),
             cpus: [const { CpuCache::new() }; CPUS],
-            shared: SharedStats::new(),
+            shared: OwnLines(SharedStats::new()),
             _hooks: PhantomData,
         }
     }
@@ -119,9 +136,15 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         self.locked_uncounted(f)
     }
 
+    /// Stores the hull only when it grew: every free reads it, so a store
+    /// of an unchanged value would still take its line from every CPU.
     fn publish_hull(&self, (lo, hi): (usize, usize)) {
-        self.hull_lo.store(lo, Relaxed);
-        self.hull_hi.store(hi, Relaxed);
+        if self.hull_lo.load(Relaxed) != lo {
+            self.hull_lo.store(lo, Relaxed);
+        }
+        if self.hull_hi.load(Relaxed) != hi {
+            self.hull_hi.store(hi, Relaxed);
+        }
     }
 
     /// Runs `f` on this CPU's caches with its interrupts masked.
