@@ -42,8 +42,19 @@ pub fn abort_running_test(_reason: core::fmt::Arguments<'_>) {}
 #[cfg(feature = "ktest")]
 pub mod prelude {
     pub use super::fault::{ExpectedFault, expect_fault};
-    pub use super::wait_until;
+    pub use super::{another_hart, wait_until};
     pub use crate::{kassert, kassert_eq, ktest};
+}
+
+/// The slot of an online hart other than the caller's (the next in
+/// slot order), for a test that parks something on another hart; `None`
+/// on a machine with one hart.
+#[cfg(feature = "ktest")]
+pub fn another_hart() -> Option<usize> {
+    let me = crate::arch::hart::current().slot();
+    crate::arch::hart::online()
+        .map(|hart| hart.slot())
+        .find(|&slot| slot != me)
 }
 
 /// Spins until `done()` holds or `seconds` have passed; returns whether it

@@ -446,23 +446,13 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     }
 
     fn drain_everywhere(&self, wait: bool) -> DrainReport {
-        let me = self.on_this_cpu(|_| A::cpu_index());
-        let mut report = DrainReport {
-            objects_here: self.drain_this_cpu(),
-            ..DrainReport::default()
-        };
-        remote::ask_others::<A, CPUS>(
-            me,
-            |index| {
-                Some(&self.cpus[index])
-                    .filter(|cpu| cpu.parked_pages() != 0)
-                    .map(|cpu| &cpu.drain)
-            },
+        let parked = |index: usize| Some(&self.cpus[index]).filter(|cpu| cpu.parked_pages() != 0);
+        remote::drain_everywhere::<A, CPUS>(
+            || self.drain_this_cpu(),
+            |index| parked(index).map(|cpu| &cpu.drain),
             wait,
             || self.serve_drain_requests(),
-            &mut report,
-        );
-        report
+        )
     }
 
     /// The counters summed over the CPUs, with what sits in the lists.

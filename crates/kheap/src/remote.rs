@@ -15,18 +15,25 @@ pub struct DrainReport {
     pub cpus_answered: usize,
 }
 
-/// Asks every CPU but `me` for which `requests` gives a request record
-/// (CPUs with something parked) to drain, kicks it ([`Cpu::kick`]) and,
-/// if `wait`, waits up to [`Cpu::DRAIN_PATIENCE`] for the answers, calling
-/// `serve_own` meanwhile (so two CPUs draining at once answer each other).
-/// Fills the `cpus_*` fields of `report`.
-pub(crate) fn ask_others<'a, A: Cpu, const CPUS: usize>(
-    me: usize,
+/// A drain of every CPU: `drain_here` empties this CPU's caches; then
+/// every other CPU for which `requests` gives a request record (CPUs with
+/// something parked) is asked to drain and kicked ([`Cpu::kick`]) and, if
+/// `wait`, waited for up to [`Cpu::DRAIN_PATIENCE`], `serve_own` answering
+/// requests to this CPU meanwhile (so two CPUs draining at once answer
+/// each other).
+pub(crate) fn drain_everywhere<'a, A: Cpu, const CPUS: usize>(
+    drain_here: impl FnOnce() -> usize,
     requests: impl Fn(usize) -> Option<&'a DrainRequests>,
     wait: bool,
     serve_own: impl Fn(),
-    report: &mut DrainReport,
-) {
+) -> DrainReport {
+    let saved = A::irq_save_disable();
+    let me = A::cpu_index();
+    A::irq_restore(saved);
+    let mut report = DrainReport {
+        objects_here: drain_here(),
+        ..DrainReport::default()
+    };
     let mut tickets = [0usize; CPUS];
     for (index, ticket) in tickets.iter_mut().enumerate() {
         if index == me {
@@ -54,7 +61,7 @@ pub(crate) fn ask_others<'a, A: Cpu, const CPUS: usize>(
             || report.cpus_answered == report.cpus_asked
             || A::now().wrapping_sub(start) >= A::DRAIN_PATIENCE
         {
-            return;
+            return report;
         }
         serve_own();
         A::relax();

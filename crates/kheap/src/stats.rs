@@ -112,7 +112,7 @@ impl CpuStats {
     pub(crate) fn add_to(&self, into: &mut HeapStats) {
         into.allocs += self.allocs.load(Relaxed) as u64;
         into.frees += self.frees.load(Relaxed) as u64;
-        into.unfolded_bytes += self.unfolded.load(Relaxed);
+        into.net_bytes += self.unfolded.load(Relaxed);
         into.lock_acquisitions += self.locked.load(Relaxed) as u64;
         into.refills += self.refills.load(Relaxed) as u64;
         into.flushes += self.flushes.load(Relaxed) as u64;
@@ -138,7 +138,7 @@ impl SharedStats {
     }
 
     pub(crate) fn add_to(&self, into: &mut HeapStats) {
-        into.unfolded_bytes += self.folded.load(Relaxed);
+        into.net_bytes += self.folded.load(Relaxed);
         into.peak_bytes = self.peak.load(Relaxed);
         into.peak_at = self.peak_at.load(Relaxed);
     }
@@ -165,7 +165,7 @@ pub struct HeapStats {
     pub reclaim_retries: u64,
     /// Live bytes as requested (before rounding), summed over the CPUs'
     /// shares (see [`live_bytes`](Self::live_bytes)).
-    unfolded_bytes: isize,
+    net_bytes: isize,
     /// The highest value the folded total of live bytes reached, and the
     /// [`Cpu::now`](crate::Cpu::now) of that moment: within `CPUS *`
     /// [`FOLD_BYTES`] of the true peak.
@@ -190,7 +190,7 @@ impl HeapStats {
 
     /// Bytes handed out and not freed (as requested).
     pub fn live_bytes(&self) -> usize {
-        self.unfolded_bytes.max(0) as usize
+        self.net_bytes.max(0) as usize
     }
 
     /// Objects in all magazines.

@@ -104,21 +104,12 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     /// Drains this CPU and asks the others; waits for their answers only
     /// if `wait`.
     pub(super) fn drain_everywhere(&self, wait: bool) -> DrainReport {
-        let me = self.on_this_cpu(|_| A::cpu_index());
-        let mut report = DrainReport {
-            objects_here: self.drain_this_cpu(),
-            ..DrainReport::default()
-        };
-        remote::ask_others::<A, CPUS>(
-            me,
-            |index| {
-                Some(&self.cpus[index])
-                    .filter(|cpu| cpu.parked() != 0)
-                    .map(|cpu| &cpu.drain)
-            },
+        let parked = |index: usize| Some(&self.cpus[index]).filter(|cpu| cpu.parked() != 0);
+        let mut report = remote::drain_everywhere::<A, CPUS>(
+            || self.drain_this_cpu(),
+            |index| parked(index).map(|cpu| &cpu.drain),
             wait,
             || self.serve_drain_requests(),
-            &mut report,
         );
         report.objects_here += self.empty_shelf();
         report

@@ -148,13 +148,7 @@ const LARGE_OBJECT: Layout = match Layout::from_size_align(2048, 8) {
 
 /// The other slot, or `None` when the caches are off or one hart runs.
 fn other_slot() -> Option<usize> {
-    if !HEAP.caches_enabled() || crate::arch::smp::online_count() < 2 {
-        return None;
-    }
-    let me = crate::arch::hart::current().slot();
-    crate::arch::hart::online()
-        .map(|hart| hart.slot())
-        .find(|&slot| slot != me)
+    HEAP.caches_enabled().then(another_hart).flatten()
 }
 
 /// On the other hart: frees the handed-over block into its own cache.

@@ -14,16 +14,8 @@ static HANDED_OVER: AtomicUsize = AtomicUsize::new(0);
 /// The next online slot after this hart's, when the lists are on and
 /// frees use them.
 fn other_slot() -> Option<usize> {
-    if !PAGES.lists_enabled()
-        || hooks::PAGES_FILTERED.load(Ordering::Relaxed)
-        || crate::arch::smp::online_count() < 2
-    {
-        return None;
-    }
-    let me = crate::arch::hart::current().slot();
-    crate::arch::hart::online()
-        .map(|hart| hart.slot())
-        .find(|&slot| slot != me)
+    let lists_serve_frees = PAGES.lists_enabled() && !hooks::PAGES_FILTERED.load(Ordering::Relaxed);
+    lists_serve_frees.then(another_hart).flatten()
 }
 
 /// On the other hart: frees the handed-over page into its own list.
