@@ -17,6 +17,9 @@ pub struct Sample {
     pub used: usize,
     pub free: usize,
     pub largest_free: usize,
+    /// Allocation requests so far, and how many of them failed.
+    pub requests: u64,
+    pub failures: u64,
 }
 
 fn layout(rng: &mut Rng) -> Layout {
@@ -36,6 +39,7 @@ pub fn churn<A: ByteAllocator>(
     let target = heap.total_bytes() * 80 / 100;
     let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
     let mut samples = Vec::new();
+    let (mut requests, mut failures) = (0, 0);
     for step in 0..=steps {
         if step % every == 0 {
             samples.push(Sample {
@@ -43,12 +47,16 @@ pub fn churn<A: ByteAllocator>(
                 used: heap.used_bytes(),
                 free: heap.available_bytes(),
                 largest_free: largest_free(heap),
+                requests,
+                failures,
             });
         }
         if heap.used_bytes() < target && (live.is_empty() || rng.chance(55)) {
             let layout = layout(&mut rng);
-            if let Ok(ptr) = heap.alloc(layout) {
-                live.push((ptr, layout));
+            requests += 1;
+            match heap.alloc(layout) {
+                Ok(ptr) => live.push((ptr, layout)),
+                Err(_) => failures += 1,
             }
         } else if !live.is_empty() {
             let (ptr, layout) = live.swap_remove(rng.below(live.len() as u64) as usize);

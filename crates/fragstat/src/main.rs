@@ -1,20 +1,27 @@
 //! `fragstat`: fragmentation over time for every allocator of `kalloc`,
-//! written as CSV series and drawn as SVG line charts.
+//! written as CSV series and drawn as SVG line charts
+//! (`docs/fragmentation.md` explains the measures and the figures).
 //!
 //! ```sh
-//! cargo run --release -p fragstat -- [--quick] [--out DIR]   # SEED=n to change the seed
+//! cargo run --release -p fragstat -- --out docs/plots   # [--quick]; SEED=n to change the seed
 //! ```
 //!
 //! Page allocators (buddy, bitmap, linear scan) churn blocks of 1..=64
-//! pages around 85% occupancy of 64 MiB; the samples carry Linux's unusable
-//! free space and external fragmentation indices, the largest free run and
-//! the free-block histogram. Byte allocators (TLSF, slab, buddy) churn
-//! 16 B..16 KiB requests around 80% use of 32 MiB (largest free block over
-//! all free memory), and run the heap-efficiency test (share of the arena
-//! in use at the first failed allocation) over seeded rounds.
+//! pages around 85% occupancy of 64 MiB; the samples carry the requests
+//! and failures so far, Linux's unusable free space and external
+//! fragmentation indices, the largest free run and the free-block
+//! histogram (`pages.csv`), and every failed request is classified by the
+//! free memory it was refused from (`pages-failures.csv`). The same churn
+//! runs on the buddy's metadata under other placement policies
+//! (`placement.rs`), to tell which part of the buddy's rule makes it fail.
+//! Byte allocators (TLSF, slab, buddy) churn 16 B..16 KiB requests around
+//! 80% use of 32 MiB (largest free block over all free memory), and run
+//! the heap-efficiency test (share of the arena in use at the first failed
+//! allocation) over seeded rounds.
 
 mod bytes;
 mod pages;
+mod placement;
 mod plot;
 
 use std::fs;
@@ -22,10 +29,11 @@ use std::path::{Path, PathBuf};
 
 use kalloc::byte::{BuddyByteAllocator, SlabAllocator, Tlsf};
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator, LinearPageAllocator};
-use kalloc::stats::{PageStats, PageStatsSource};
+use kalloc::stats::PageStatsSource;
 use kalloc::{ByteAllocator, PageAllocator};
-use pages::Region;
-use plot::Series;
+use pages::{Cause, Region};
+use placement::{Placed, Policy};
+use plot::{Chart, Series};
 
 const PAGE_REGION: usize = 64 << 20;
 const BYTE_ARENA: usize = 32 << 20;
@@ -57,22 +65,71 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// One page allocator's churn.
+struct PageRun {
+    name: &'static str,
+    samples: Vec<pages::Sample>,
+    failures: pages::Failures,
+    /// Requests the first-fit fallback served, for the buddy with one.
+    fallbacks: Option<u64>,
+    /// Requests placed in a free run shorter than their `2^k`, for the
+    /// placements of `placement.rs`.
+    below_block: Option<u64>,
+}
+
 fn page_run<P: PageAllocator + PageStatsSource>(
-    mut allocator: P,
+    allocator: &mut P,
+    region: &Region,
     options: &Options,
-) -> Vec<pages::Sample> {
-    let region = Region::new(PAGE_REGION);
-    region.give_to(&mut allocator);
+) -> (Vec<pages::Sample>, pages::Failures) {
+    region.give_to(allocator);
     let steps = if options.quick { 20_000 } else { 200_000 };
-    let samples = pages::churn(&mut allocator, options.seed, steps, steps / 100);
+    let run = pages::churn(allocator, options.seed, steps, steps / 100);
     assert_eq!(
         allocator.used_pages(),
         0,
         "the churn frees everything it allocated"
     );
-    drop(allocator);
-    drop(region);
-    samples
+    run
+}
+
+fn page_runs(options: &Options) -> Vec<PageRun> {
+    fn plain<P: PageAllocator + PageStatsSource>(
+        name: &'static str,
+        mut allocator: P,
+        options: &Options,
+    ) -> PageRun {
+        let region = Region::new(PAGE_REGION);
+        let (samples, failures) = page_run(&mut allocator, &region, options);
+        PageRun {
+            name,
+            samples,
+            failures,
+            fallbacks: None,
+            below_block: None,
+        }
+    }
+    let placed = |name, policy| {
+        let region = Region::new(PAGE_REGION);
+        let mut allocator = Placed::new(policy);
+        let (samples, failures) = page_run(&mut allocator, &region, options);
+        PageRun {
+            name,
+            samples,
+            failures,
+            fallbacks: (policy == Policy::BuddyThenFirstFit).then_some(allocator.fallbacks),
+            below_block: Some(allocator.below_block),
+        }
+    };
+    vec![
+        plain("buddy", BuddyPageAllocator::new(), options),
+        plain("bitmap", BitmapPageAllocator::<4096>::new(), options),
+        plain("linear", LinearPageAllocator::<4096>::new(), options),
+        placed("buddy+fallback", Policy::BuddyThenFirstFit),
+        placed("buddy-lowest-aligned", Policy::LowestAligned),
+        placed("buddy-first-fit-2^k", Policy::FirstFitRounded),
+        placed("buddy-first-fit", Policy::FirstFit),
+    ]
 }
 
 fn largest_buddy_block(heap: &BuddyByteAllocator) -> usize {
@@ -111,63 +168,105 @@ fn run(options: &Options) -> Result<(), String> {
         options.out.display()
     );
 
-    let page_runs = [
-        ("buddy", page_run(BuddyPageAllocator::new(), options)),
-        (
-            "bitmap",
-            page_run(BitmapPageAllocator::<4096>::new(), options),
-        ),
-        (
-            "linear",
-            page_run(LinearPageAllocator::<4096>::new(), options),
-        ),
-    ];
+    let page_runs = page_runs(options);
     let mut csv = pages::csv_header() + "\n";
-    for (name, samples) in &page_runs {
-        for sample in samples {
-            csv += &(pages::csv_row(name, sample) + "\n");
+    for run in &page_runs {
+        for sample in &run.samples {
+            csv += &(pages::csv_row(run.name, sample) + "\n");
         }
     }
     write(&options.out.join("pages.csv"), &csv)?;
-    let series = |f: &dyn Fn(&PageStats) -> f64| -> Vec<Series> {
-        page_runs
-            .iter()
-            .map(|(name, samples)| {
-                (
-                    name.to_string(),
-                    samples
-                        .iter()
-                        .map(|s| (s.step as f64, f(&s.stats)))
-                        .collect(),
-                )
+    let failures: Vec<(&str, &pages::Failures)> =
+        page_runs.iter().map(|r| (r.name, &r.failures)).collect();
+    write(
+        &options.out.join("pages-failures.csv"),
+        &pages::failures_csv(&failures),
+    )?;
+    // The three allocators of kalloc, then the buddy under other
+    // placement policies (`placement.rs`), drawn against the buddy.
+    let allocators: Vec<&PageRun> = page_runs[..3].iter().collect();
+    let buddy_variants: Vec<&PageRun> =
+        [&page_runs[0]].into_iter().chain(&page_runs[3..]).collect();
+    let series = |runs: &[&PageRun], f: &dyn Fn(&pages::Sample) -> f64| -> Vec<Series> {
+        runs.iter()
+            .map(|run| Series {
+                name: run.name.to_string(),
+                notes: failure_notes(run),
+                points: run.samples.iter().map(|s| (s.step as f64, f(s))).collect(),
             })
             .collect()
     };
+    let chart = |title, y_label| Chart {
+        title,
+        x_label: "step",
+        y_label,
+        log_y: false,
+    };
+    let failed = |s: &pages::Sample| s.failures as f64;
+    plot::lines(
+        &options.out.join("pages-failures.svg"),
+        &chart(
+            "Page allocators: failed requests, cumulative (1..64 pages, 85% target)",
+            "failed requests",
+        ),
+        &series(&allocators, &failed),
+    )?;
+    plot::lines(
+        &options.out.join("pages-buddy-placement.svg"),
+        &chart(
+            "Buddy metadata, other placements: failed requests, cumulative",
+            "failed requests",
+        ),
+        &series(&buddy_variants, &failed),
+    )?;
     plot::lines(
         &options.out.join("pages-largest-free-run.svg"),
-        "Page allocators: largest free run during churn (64 MiB, 85% target)",
-        "step",
-        "pages",
-        &series(&|s| s.largest_free_run as f64),
+        &Chart {
+            log_y: true,
+            ..chart(
+                "Page allocators: largest free run (64 MiB, 85% target)",
+                "pages (log scale)",
+            )
+        },
+        &series(&allocators, &|s| s.stats.largest_free_run as f64),
     )?;
     plot::lines(
         &options.out.join("pages-unusable-index-o6.svg"),
-        "Page allocators: unusable free space index, order 6 (256 KiB)",
-        "step",
-        "index (thousandths)",
-        &series(&|s| s.unusable_free_index(6) as f64),
+        &chart(
+            "Page allocators: unusable free space index, order 6 (256 KiB)",
+            "index (thousandths)",
+        ),
+        &series(&allocators, &|s| s.stats.unusable_free_index(6) as f64),
     )?;
-    for (name, samples) in &page_runs {
-        let last = &samples.last().expect("at least one sample").stats;
+    for run in &page_runs {
+        let last = &run.samples.last().expect("at least one sample").stats;
         println!(
-            "{name:<7} at the end: free {} pages, largest run {}, unusable index o3/o6/o9 {}/{}/{}, failures {}",
+            "{:<21} at the end: free {} pages, largest run {}, unusable index o3/o6/o9 {}/{}/{}",
+            run.name,
             last.free_pages,
             last.largest_free_run,
             last.unusable_free_index(3),
             last.unusable_free_index(6),
             last.unusable_free_index(9),
-            samples.last().map_or(0, |s| s.failures),
         );
+        let f = &run.failures;
+        let (big, big_failed) = f.of_size(64..=64);
+        let (mid, mid_failed) = f.of_size(33..=63);
+        println!(
+            "{:<21} {}; of 64 pages: {big_failed} of {big}, of 33..=63 pages: {mid_failed} of {mid}",
+            "",
+            failure_notes(run).join(", "),
+        );
+        if f.total() > 0 {
+            let causes: Vec<String> = Cause::ALL
+                .iter()
+                .map(|&c| format!("{} {}", c.column(), f.total_of(c)))
+                .collect();
+            println!("{:<21} causes: {}", "", causes.join(", "));
+        }
+        if let Some(n) = run.below_block {
+            println!("{:<21} placed in a free run shorter than 2^k: {n}", "");
+        }
     }
 
     let steps = if options.quick { 20_000 } else { 200_000 };
@@ -199,8 +298,9 @@ fn run(options: &Options) -> Result<(), String> {
             bytes::churn(&mut heap, largest_buddy_block, options.seed, steps, every)
         }),
     ];
-    let mut csv =
-        String::from("allocator,step,used_bytes,free_bytes,largest_free_block,largest_over_free\n");
+    let mut csv = String::from(
+        "allocator,step,used_bytes,free_bytes,largest_free_block,largest_over_free,requests,failed\n",
+    );
     for (name, samples) in &byte_runs {
         for s in samples {
             let ratio = if s.free == 0 {
@@ -209,8 +309,8 @@ fn run(options: &Options) -> Result<(), String> {
                 s.largest_free as f64 / s.free as f64
             };
             csv += &format!(
-                "{name},{},{},{},{},{ratio:.4}\n",
-                s.step, s.used, s.free, s.largest_free
+                "{name},{},{},{},{},{ratio:.4},{},{}\n",
+                s.step, s.used, s.free, s.largest_free, s.requests, s.failures
             );
         }
     }
@@ -221,24 +321,34 @@ fn run(options: &Options) -> Result<(), String> {
             let points = samples
                 .iter()
                 .map(|s| {
-                    (
-                        s.step as f64,
-                        if s.free == 0 {
-                            0.0
-                        } else {
-                            s.largest_free as f64 / s.free as f64
-                        },
-                    )
+                    let percent = if s.free == 0 {
+                        0.0
+                    } else {
+                        s.largest_free as f64 * 100.0 / s.free as f64
+                    };
+                    (s.step as f64, percent)
                 })
                 .collect();
-            (name.to_string(), points)
+            let last = samples.last().expect("a churn has samples");
+            Series {
+                name: name.to_string(),
+                notes: vec![format!(
+                    "{} of {} failed",
+                    plot::integer(last.failures as f64),
+                    plot::integer(last.requests as f64)
+                )],
+                points,
+            }
         })
         .collect();
     plot::lines(
         &options.out.join("bytes-largest-over-free.svg"),
-        "Byte allocators: largest free block / all free memory (32 MiB, 80% target)",
-        "step",
-        "ratio",
+        &Chart {
+            title: "Byte allocators: largest free block over free memory (32 MiB, 80% target)",
+            x_label: "step",
+            y_label: "% of free memory",
+            log_y: false,
+        },
         &ratio_series,
     )?;
 
@@ -272,6 +382,20 @@ fn run(options: &Options) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The legend's lines under a page allocator's name: its failed requests.
+fn failure_notes(run: &PageRun) -> Vec<String> {
+    let last = run.samples.last().expect("at least one sample");
+    let mut notes = vec![format!(
+        "{} of {} failed",
+        plot::integer(last.failures as f64),
+        plot::integer(last.requests as f64)
+    )];
+    if let Some(served) = run.fallbacks {
+        notes.push(format!("{} by the fallback", plot::integer(served as f64)));
+    }
+    notes
 }
 
 fn fresh<A: ByteAllocator>(mut heap: A, region: &Region, seed: u64) -> f64 {
