@@ -3,100 +3,22 @@
 //! diagnostic and a failed boot, never a silent default).
 
 use crate::memdiag::badmem::BootBadPages;
-use bootargs::{ArgError, BootArgs};
+use bootargs::{ArgError, BootArgs, Level, LogSpec};
 use core::fmt;
 use faultinject::FaultConfig;
-use log::LevelFilter;
 
-/// Every key the kernel understands, with its one-line help.
-pub const KNOWN_ARGS: &[(&str, &str)] = &[
-    (
-        "log",
-        "log level: off, error, warn, info (default), debug, trace",
-    ),
-    (
-        "timer_hz",
-        "timer interrupts per second on every hart (default 100, 0 = off)",
-    ),
-    ("pagealloc", "page allocator: buddy (default) or bitmap"),
-    (
-        "alloc",
-        "kernel heap: slab (default: slab classes over TLSF), tlsf or buddy",
-    ),
-    (
-        "cmds",
-        "monitor: run this `;`-separated command list, then power off",
-    ),
-    (
-        "memdebug",
-        "memory debugging: off (default), all, or a comma list of poison, allocpoison, \
-         redzone, track, leakcheck",
-    ),
-    (
-        "memdebug.track",
-        "with memdebug=track: record call sites of byte allocations of at least this many \
-         bytes (default 256; 0 in the test build)",
-    ),
-    (
-        "memdebug.leakwatch",
-        "with memdebug=leakcheck: boot-hart timer ticks between two leak checks (default 100)",
-    ),
-    (
-        "memdebug.kfence",
-        "with memdebug on: every N-th byte allocation up to a page sits against an unmapped \
-         guard page (default 0 = none)",
-    ),
-    (
-        "fail_page_alloc",
-        "fault injection in the page allocator: <interval>,<probability%>,<space>,<times>[,<min_order>] (Linux syntax)",
-    ),
-    (
-        "fail_page_alloc.filter",
-        "fail only page requests whose requester name contains this (heap, pagetable, pages)",
-    ),
-    (
-        "failslab",
-        "fault injection in the kernel heap's small blocks, same syntax as fail_page_alloc",
-    ),
-    (
-        "failslab.filter",
-        "fail only heap requests whose cache name contains this (kmalloc-64, tlsf, buddy)",
-    ),
-    (
-        "badmem",
-        "physical pages to take out of service at boot: 0x84000000,0x84001000 (at most 16)",
-    ),
-    (
-        "stress",
-        "test build: run the stress workload on every hart for this many seconds instead of the tests",
-    ),
-    (
-        "stress.seed",
-        "the stress workload's base seed, decimal or 0x-hex (default 0x57e55eed; xtask: SEED=)",
-    ),
-    (
-        "stress.free",
-        "test build: hold all but this many free pages during the stress run (near exhaustion)",
-    ),
-    (
-        "ktest.filter",
-        "test build: run only tests whose name contains the text",
-    ),
-    (
-        "ktest.crash",
-        "test build: run one deliberately crashing test (panic|trap|oom|rodata|lockorder)",
-    ),
-    (
-        "ktest.harts",
-        "test build: hart count QEMU was given (-smp)",
-    ),
-    ("ktest.mem", "test build: RAM bytes QEMU was given (-m)"),
-];
+mod known;
+pub use known::KNOWN_ARGS;
 
 /// The parsed arguments.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelArgs {
-    pub log: LevelFilter,
+    /// `log=`: the default level and the targets' own.
+    pub log: LogSpec<'static>,
+    /// `printk_ratelimit=` (seconds, 0 = no limit) and
+    /// `printk_ratelimit_burst=`: the memory reports' rate limit.
+    pub ratelimit_seconds: u64,
+    pub ratelimit_burst: u32,
     pub timer_hz: u32,
     pub page_allocator: crate::memory::pages::PageAllocatorKind,
     pub heap: crate::memory::heap::HeapKind,
@@ -143,6 +65,15 @@ enum ArgErrorText {
         key: &'static str,
         expected: &'static str,
     },
+    /// `log=` that does not parse, or names a target the kernel has not.
+    Log {
+        value: &'static str,
+        error: bootargs::LogSpecError<'static>,
+    },
+    LogTarget {
+        value: &'static str,
+        target: &'static str,
+    },
 }
 
 impl fmt::Display for BadArgs {
@@ -168,6 +99,14 @@ impl fmt::Display for BadArgs {
                     "boot argument `{key}=` has an empty value; expected {expected}"
                 )
             }
+            ArgErrorText::Log { value, error } => {
+                write!(f, "boot argument `log={value}`: {error}")
+            }
+            ArgErrorText::LogTarget { value, target } => write!(
+                f,
+                "boot argument `log={value}`: {}",
+                crate::console::filter::UnknownTarget(target)
+            ),
         }
     }
 }
@@ -229,8 +168,19 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
     args.validate()
         .map_err(|error| BadArgs(ArgErrorText::Syntax(error)))?;
     Ok(KernelArgs {
-        log: typed(&args, "log", "off, error, warn, info, debug or trace")?
-            .unwrap_or(LevelFilter::Info),
+        log: log_spec(&args)?,
+        ratelimit_seconds: typed(
+            &args,
+            "printk_ratelimit",
+            "seconds per rate-limit window (0 = no limit)",
+        )?
+        .unwrap_or(crate::memdiag::ratelimit::DEFAULT_INTERVAL_SECONDS),
+        ratelimit_burst: typed(
+            &args,
+            "printk_ratelimit_burst",
+            "a number of reports per window",
+        )?
+        .unwrap_or(crate::memdiag::ratelimit::DEFAULT_BURST),
         timer_hz: parsed(
             &args,
             "timer_hz",
@@ -254,6 +204,24 @@ pub fn parse(line: &'static str) -> Result<KernelArgs, BadArgs> {
         #[cfg(feature = "ktest")]
         test: test_args(&args)?,
     })
+}
+
+/// `log=`: a level, or levels per target (`warn,pages:trace`); the
+/// targets must be ones the kernel logs under.
+fn log_spec(args: &BootArgs<'static>) -> Result<LogSpec<'static>, BadArgs> {
+    let expected = "a level (off, error, warn, info, debug, trace) and/or target:level items";
+    let Some(value) = value_of(args, "log", expected)? else {
+        return Ok(LogSpec::new(Level::Info));
+    };
+    let spec = LogSpec::parse(value, Level::Info)
+        .map_err(|error| BadArgs(ArgErrorText::Log { value, error }))?;
+    crate::console::filter::check(&spec).map_err(|unknown| {
+        BadArgs(ArgErrorText::LogTarget {
+            value,
+            target: unknown.0,
+        })
+    })?;
+    Ok(spec)
 }
 
 /// `memdebug=` (the crate's flag syntax) and its companions.
@@ -363,6 +331,32 @@ fn test_args(args: &BootArgs<'static>) -> Result<crate::ktest::TestArgs, BadArgs
     })
 }
 
+/// Logs (at debug) every argument of `line` the kernel took, and the
+/// values in force of the main knobs, once logging runs: what a boot
+/// argument did is then visible without reading the code.
+pub fn log_parsed(line: &'static str, args: &KernelArgs) {
+    for arg in BootArgs::new(line).iter().filter_map(Result::ok) {
+        if let Some((_, help)) = KNOWN_ARGS.iter().find(|(key, _)| *key == arg.key) {
+            let value = arg.value.unwrap_or("");
+            match value.contains(char::is_whitespace) {
+                true => log::debug!("parsed {}=\"{value}\"; {help}", arg.key),
+                false => log::debug!("parsed {}={value}; {help}", arg.key),
+            }
+        }
+    }
+    log::debug!(
+        "in force: log={} timer_hz={} pagealloc={} alloc={} memdebug={} \
+         printk_ratelimit={} printk_ratelimit_burst={}",
+        args.log,
+        args.timer_hz,
+        args.page_allocator.name(),
+        args.heap.name(),
+        args.memdebug.flags,
+        args.ratelimit_seconds,
+        args.ratelimit_burst
+    );
+}
+
 /// Keys of `line` the kernel does not know, for a warning each.
 pub fn unknown_keys(line: &'static str) -> impl Iterator<Item = &'static str> {
     BootArgs::new(line)
@@ -373,74 +367,4 @@ pub fn unknown_keys(line: &'static str) -> impl Iterator<Item = &'static str> {
 }
 
 #[cfg(feature = "ktest")]
-mod tests {
-    use super::*;
-    use crate::ktest::prelude::*;
-
-    /// `key=` for every known key, spelt out because `parse` wants a
-    /// `'static` line; the first test checks none is missing.
-    const EMPTY_VALUES: &[&str] = &[
-        "log=",
-        "timer_hz=",
-        "pagealloc=",
-        "alloc=",
-        "cmds=",
-        "memdebug=",
-        "memdebug.track=",
-        "memdebug.leakwatch=",
-        "memdebug.kfence=",
-        "fail_page_alloc=",
-        "fail_page_alloc.filter=",
-        "failslab=",
-        "failslab.filter=",
-        "badmem=",
-        "stress=",
-        "stress.seed=",
-        "stress.free=",
-        "ktest.filter=",
-        "ktest.crash=",
-        "ktest.harts=",
-        "ktest.mem=",
-    ];
-
-    ktest! {
-        fn an_empty_value_stops_the_boot_for_every_key() {
-            for (key, _) in KNOWN_ARGS {
-                kassert!(
-                    EMPTY_VALUES.iter().any(|arg| arg.strip_suffix('=') == Some(*key)),
-                    "`{key}=` is not checked"
-                );
-            }
-            let every_key = EMPTY_VALUES.iter().map(|arg| (*arg, arg.trim_end_matches('=')));
-            for (arg, key) in every_key.chain([(r#"alloc="""#, "alloc"), ("log=info log=", "log")]) {
-                let Err(error) = parse(arg) else {
-                    return Err(crate::ktest::Failure::new(format_args!("`{arg}` accepted")));
-                };
-                let text = alloc::format!("{error}");
-                let start = alloc::format!("boot argument `{key}=` has an empty value; expected ");
-                kassert!(text.starts_with(&start) && text.len() > start.len(), "`{arg}`: {text}");
-            }
-            Ok(())
-        }
-    }
-
-    ktest! {
-        fn flags_and_given_values_parse_as_before() {
-            let args = parse("quiet alloc=tlsf memdebug=off log=warn")
-                .map_err(|e| crate::ktest::Failure::new(format_args!("refused: {e}")))?;
-            kassert_eq!(args.heap, crate::memory::heap::HeapKind::Tlsf);
-            kassert_eq!(args.log, LevelFilter::Warn);
-            kassert!(args.memdebug.flags.is_empty());
-            kassert_eq!(args.timer_hz, DEFAULT_TIMER_HZ);
-            let Err(error) = parse("memdebug") else {
-                return Err(crate::ktest::Failure::new(format_args!("`memdebug` accepted")));
-            };
-            kassert!(alloc::format!("{error}").starts_with("boot argument `memdebug` needs a value; expected off, all"), "{error}");
-            let Err(error) = parse("timer_hz=20000") else {
-                return Err(crate::ktest::Failure::new(format_args!("`timer_hz=20000` accepted")));
-            };
-            kassert_eq!(alloc::format!("{error}").as_str(), "boot argument `timer_hz=20000`: expected a rate in Hz from 0 (off) to 10000");
-            Ok(())
-        }
-    }
-}
+mod tests;

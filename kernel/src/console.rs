@@ -1,5 +1,6 @@
 //! The kernel console: `print!`/`println!` over the device tree's NS16550A
-//! UART, and the `log` backend (timestamp and hart id on every line).
+//! UART, and the `log` backend (timestamp and hart id on every line,
+//! filtered per target by [`filter`]).
 //!
 //! Output before the UART is known goes through the legacy SBI console as a
 //! last resort. One lock serialises whole `print!` calls across harts and
@@ -15,6 +16,8 @@ use crate::sync::{BootCell, EARLY_HART_ID, KernelArch};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use ksync::lockdep::LockClass;
+
+pub mod filter;
 
 static UART: BootCell<Ns16550a> = BootCell::new();
 static TIMEBASE_HZ: AtomicU64 = AtomicU64::new(0);
@@ -140,13 +143,16 @@ struct KernelLogger;
 
 impl log::Log for KernelLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        metadata.level() <= filter::level_for(metadata.target())
     }
 
     fn log(&self, record: &log::Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }
+        // The time is read with the console held, so lines from several
+        // harts come out in time order.
+        let _guard = ConsoleGuard::lock();
         let (secs, micros) = uptime().unwrap_or((0, 0));
         let hart = crate::arch::trap::HartDisplay(hart::current_id());
         let module = record.target().rsplit("::").next().unwrap_or("");
@@ -162,11 +168,12 @@ impl log::Log for KernelLogger {
 
 static LOGGER: KernelLogger = KernelLogger;
 
-/// Installs the `log` backend with `level`; timestamps use `timebase_hz`.
-pub fn init_logging(level: log::LevelFilter, timebase_hz: u64) {
+/// Installs the `log` backend with the levels of `spec` (whose targets
+/// were checked); timestamps use `timebase_hz`.
+pub fn init_logging(spec: &bootargs::LogSpec<'_>, timebase_hz: u64) {
     TIMEBASE_HZ.store(timebase_hz, Ordering::Relaxed);
     // Only fails if a logger is already set, i.e. on a second call, which
-    // would only change the level: do that.
+    // would only change the levels: do that.
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(level);
+    filter::apply(spec);
 }

@@ -60,7 +60,8 @@ pub fn start() -> Result<(), PlicError> {
         None => plic::init(Plic::discover(&platform::get().fdt)?),
     };
     log::info!(
-        "PLIC: {} sources, {} supervisor contexts; UART irq {source} -> hart {hart_id}",
+        target: "rvos::drivers::plic",
+        "{} sources, {} supervisor contexts; UART irq {source} -> hart {hart_id}",
         plic.sources(),
         plic.contexts().len()
     );

@@ -26,7 +26,7 @@ mod shell;
 mod sync;
 
 use drivers::{ns16550a::Ns16550a, sifive_test::SifiveTest};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use power::FailureCode;
 
 /// Boot hart, high half, boot stack, `.bss` cleared, traps vectored.
@@ -65,19 +65,20 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
             power::fail(FailureCode::BootArgs)
         }
     };
-    console::init_logging(args.log, platform.timebase_hz);
+    console::init_logging(&args.log, platform.timebase_hz);
+    memdiag::ratelimit::configure(args.ratelimit_seconds, args.ratelimit_burst);
 
-    info!("RVOS {} on {}", env!("CARGO_PKG_VERSION"), platform.model);
     info!(
-        "boot hart {hart_id}; {} harts {:?}; timebase {} Hz",
+        "RVOS {} on {}; boot hart {hart_id} of {} {:?}; timebase {} Hz",
+        env!("CARGO_PKG_VERSION"),
+        platform.model,
         platform.hart_ids().len(),
         platform.hart_ids(),
         platform.timebase_hz
     );
-    info!(
-        "console {} at {:#x}; boot args {:?}",
-        uart.path_name, uart.base, platform.bootargs
-    );
+    info!("boot args {:?}", platform.bootargs);
+    debug!("console {} at {:#x}", uart.path_name, uart.base);
+    args::log_parsed(platform.bootargs, &args);
     if platform.ram_unreachable > 0 {
         warn!(
             "{} of RAM lies beyond the boot map's first {} GiB and stays unused",
@@ -116,7 +117,15 @@ pub fn kernel_main(hart_id: usize, dtb_phys: usize) -> ! {
     // Injected faults start once the boot allocations are done.
     memdiag::inject::init(args.fail_page_alloc, args.failslab);
     memory::stacks::record_boot_depth();
-    info!("memory:\n{}", memdiag::stats::get_memory_stats());
+    let stats = memdiag::stats::get_memory_stats();
+    info!(
+        "memory: {} of {} pages free, largest free run {} pages; `meminfo` at the prompt, \
+         log=debug for the snapshot",
+        stats.free_pages() + stats.listed_pages,
+        stats.total_pages(),
+        stats.pages.largest_free_run
+    );
+    debug!("memory:\n{stats}");
 
     #[cfg(feature = "ktest")]
     if let Some(seconds) = args.stress_seconds {

@@ -7,6 +7,7 @@
 //! - `inject`: fault injection (`fail_page_alloc=`, `failslab=`);
 //! - `badmem`: pages taken out of service (memory failure);
 //! - `fault_report`: what a faulting address hits;
+//! - `ratelimit`: the one rate limit of every memory report's log line;
 //! - `stats`: `get_memory_stats()` (meminfo, buddyinfo, slabinfo);
 //! - `stress`, `targets`: the stress mode and the workload targets;
 //! - `smp_bench`: the multi-hart throughput benchmark (`bench smp`).
@@ -25,6 +26,7 @@ pub mod badmem;
 pub mod debug;
 pub mod fault_report;
 pub mod inject;
+pub mod ratelimit;
 pub mod smp_bench;
 pub mod stats;
 pub mod stress;

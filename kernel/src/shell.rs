@@ -12,7 +12,8 @@
 //! in the module of its family:
 //!
 //! ```text
-//!   info.rs     meminfo buddyinfo slabinfo caches  frag.rs  frag
+//!   meminfo.rs  meminfo                         frag.rs    frag
+//!   info.rs     buddyinfo slabinfo caches
 //!   by_hand.rs  alloc free pages freepages      vm.rs      vmmap translate
 //!   ledger.rs   what by_hand handed out and freed
 //!   bench.rs    bench                           system.rs  harts log uptime shutdown
@@ -27,6 +28,7 @@ mod diag;
 mod frag;
 mod info;
 mod ledger;
+mod meminfo;
 mod system;
 mod vm;
 
@@ -47,122 +49,142 @@ pub struct Monitor {
 pub const COMMANDS: &[Command<Monitor>] = &[
     Command {
         name: "meminfo",
-        usage: "",
-        help: "memory totals, watermarks and per-allocator figures (/proc/meminfo)",
-        run: info::meminfo,
+        usage: "[-v]",
+        help: "memory totals, watermarks and per-allocator figures (/proc/meminfo); -v explains",
+        details: meminfo::DETAILS,
+        run: meminfo::meminfo,
     },
     Command {
         name: "buddyinfo",
         usage: "",
         help: "free page blocks per order (/proc/buddyinfo)",
+        details: info::BUDDYINFO_DETAILS,
         run: info::buddyinfo,
     },
     Command {
         name: "slabinfo",
         usage: "",
         help: "slab caches of the kernel heap (/proc/slabinfo)",
+        details: info::SLABINFO_DETAILS,
         run: info::slabinfo,
     },
     Command {
         name: "caches",
         usage: "[drain]",
         help: "objects parked in each hart's heap caches; drain gives them back",
+        details: "",
         run: info::caches,
     },
     Command {
         name: "frag",
         usage: "",
         help: "fragmentation indices per order and a map of physical memory",
+        details: "",
         run: frag::frag,
     },
     Command {
         name: "vmmap",
         usage: "",
         help: "the kernel page table's mappings, permissions and page sizes",
+        details: "",
         run: vm::vmmap,
     },
     Command {
         name: "translate",
         usage: "<va>",
         help: "walk one virtual address through the three Sv39 levels",
+        details: "",
         run: vm::translate,
     },
     Command {
         name: "alloc",
         usage: "<size> [align]",
         help: "allocate bytes from the kernel heap (remembered for free)",
+        details: "size: 1 to 1G; align: a power of two up to 1G (default 8)\nnumbers: decimal, 0x hex, 0b binary, _ separators, K/M/G suffixes",
         run: by_hand::alloc,
     },
     Command {
         name: "free",
         usage: "<addr>",
         help: "free a block `alloc` or `pages` returned (double frees diagnosed)",
+        details: "",
         run: by_hand::free,
     },
     Command {
         name: "pages",
         usage: "<count>",
         help: "allocate contiguous pages from the page allocator",
+        details: "",
         run: by_hand::pages,
     },
     Command {
         name: "freepages",
         usage: "<addr> <count>",
         help: "free pages `pages` returned",
+        details: "the count must be the block's whole count: partial frees are refused",
         run: by_hand::freepages,
     },
     Command {
         name: "bench",
         usage: "[allocator]",
         help: "short throughput run of the allocators (ops/s); `bench list` names them",
+        details: "allocator: heap, tlsf, slab, buddy, pages-buddy or pages-bitmap; `bench list` describes them\n`bench smp [ops]`: the same workload on 1..N harts (ops 1000 to 10000000, default 20000)",
         run: bench::bench,
     },
     Command {
         name: "leaks",
         usage: "[mark|all]",
         help: "live blocks by call site since the checkpoint (`mark` sets it, `all`: since boot)",
+        details: "",
         run: diag::leaks,
     },
     Command {
         name: "stress",
         usage: "<seconds> [harts] [seed]",
         help: "run the stress workload on every hart (cross-hart frees, injected faults)",
+        details: "seconds: 1 to 3600; harts: 1 to 8 (default: all, up to 8); seed: any number (default 0x57e55eed)",
         run: diag::stress,
     },
     Command {
         name: "inject",
         usage: "[pages|slab] [off | nth <n> | <percent> [interval] [times] [min_order]]",
         help: "fault injection (fail_page_alloc, failslab): show or set",
+        details: "site: pages (fail_page_alloc) or slab (failslab); percent 0 to 100; interval >= 1;\ntimes: a count or -1 (no limit); min_order: the smallest page order that may fail\nthe name filter is a boot argument only (fail_page_alloc.filter=, failslab.filter=)",
         run: diag::inject,
     },
     Command {
         name: "badpage",
         usage: "[<pa>]",
         help: "mark a physical page bad (memory failure): isolated now or when freed",
+        details: "<pa>: any physical address; its page is the one marked\nwithout <pa>: the counts of bad pages",
         run: diag::badpage,
     },
     Command {
         name: "harts",
         usage: "",
         help: "harts, their state, timer ticks, stack depths and interrupts",
+        details: "",
         run: system::harts,
     },
     Command {
         name: "log",
-        usage: "[level]",
-        help: "show or set the log level (off error warn info debug trace)",
+        usage: "[<level> | <target>:<level> | ratelimit <seconds> <burst>]",
+        help: "show the log levels and the reports' rate limit, or set them",
+        details: crate::console::filter::TARGETS_HELP,
         run: system::log_level,
     },
     Command {
         name: "uptime",
         usage: "",
         help: "time since the platform timer started",
+        details: "",
         run: system::uptime,
     },
     Command {
         name: "shutdown",
         usage: "",
         help: "power off (QEMU exits with status 0)",
+        details: "",
         run: system::shutdown,
     },
 ];
@@ -195,6 +217,7 @@ pub fn run(cmds: Option<&'static str>) -> ! {
         for line in list.split(';').map(str::trim).filter(|l| !l.is_empty()) {
             crate::println!("{PROMPT}{line}");
             let outcome = kshell::dispatch(COMMANDS, &mut monitor, line, &mut out);
+            crate::memdiag::ratelimit::flush();
             if matches!(outcome, Ok(Outcome::Failed | Outcome::Unknown) | Err(_)) {
                 failures += 1;
             }
@@ -208,7 +231,14 @@ pub fn run(cmds: Option<&'static str>) -> ! {
         }
         power::succeed()
     }
-    crate::println!("RVOS memory monitor. Type `help` for the commands, `shutdown` to quit.");
+    crate::println!(
+        "RVOS memory monitor. Type `help` for the commands, `help <command>` for one, \
+         `shutdown` to quit."
+    );
+    // QEMU's -nographic console takes Ctrl-A as its own escape key.
+    crate::println!(
+        "Start of line: Home, or Ctrl-A Ctrl-A under QEMU -nographic (Ctrl-A X quits QEMU)."
+    );
     // The editor's buffers are a few KiB: keep them off the stack.
     static EDITOR: crate::sync::SpinLock<LineEditor<LINE, HISTORY>> =
         crate::sync::SpinLock::new("shell editor", LineEditor::new());
@@ -219,6 +249,8 @@ pub fn run(cmds: Option<&'static str>) -> ! {
         match editor.feed(byte, &mut out) {
             Ok(Event::Line) => {
                 let _ = kshell::dispatch(COMMANDS, &mut monitor, editor.line(), &mut out);
+                // A burst of reports the command caused is summed up here.
+                crate::memdiag::ratelimit::flush();
                 if monitor.shutdown {
                     crate::println!("powering off");
                     power::succeed()

@@ -10,6 +10,8 @@
 //! ([`BootArgs::value`], [`BootArgs::parse`]) refuse it: no key takes an
 //! empty value, and reading it as "absent" or "off" would let a typo boot
 //! with a setting other than the one asked for.
+//!
+//! [`LogSpec`] parses the value of `log=`: a level, optionally per target.
 
 #![no_std]
 
@@ -19,6 +21,9 @@ extern crate std;
 use core::convert::Infallible;
 use core::fmt;
 use core::str::FromStr;
+
+mod log_spec;
+pub use log_spec::{Level, LogSpec, LogSpecError, MAX_TARGETS, NotALevel};
 
 /// One argument: `key` alone is a flag (`value == None`); `key=` gives an
 /// empty value.
@@ -259,5 +264,7 @@ impl<'a> Args<'a> {
     }
 }
 
+#[cfg(test)]
+mod log_spec_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,5 @@
 //! Words and numbers on a command line, with errors that say what was
-//! wrong.
+//! wrong and what would have been accepted.
 
 use core::fmt;
 
@@ -10,10 +10,14 @@ pub enum ArgError<'a> {
     Missing(&'static str),
     /// The word is not a number (or overflows 64 bits).
     NotANumber(&'a str),
-    /// The word is a number outside what the command accepts.
-    OutOfRange(&'a str),
-    /// The word is not one of the accepted values.
-    Invalid(&'a str),
+    /// The word is a number outside `min..=max`.
+    OutOfRange { word: &'a str, min: u64, max: u64 },
+    /// The word is not what the command accepts there; `expected` names
+    /// what it does accept ("off, error, warn, info, debug or trace").
+    Invalid {
+        word: &'a str,
+        expected: &'static str,
+    },
     /// More words than the command takes.
     Unexpected(&'a str),
 }
@@ -23,8 +27,20 @@ impl fmt::Display for ArgError<'_> {
         match self {
             ArgError::Missing(what) => write!(f, "missing <{what}>"),
             ArgError::NotANumber(word) => write!(f, "`{word}` is not a number"),
-            ArgError::OutOfRange(word) => write!(f, "`{word}` is out of range"),
-            ArgError::Invalid(word) => write!(f, "`{word}` is not valid here"),
+            ArgError::OutOfRange { word, min, max } if min == max => {
+                write!(f, "`{word}` is out of range: expected {min}")
+            }
+            ArgError::OutOfRange {
+                word,
+                min,
+                max: u64::MAX,
+            } => {
+                write!(f, "`{word}` is out of range: expected {min} or more")
+            }
+            ArgError::OutOfRange { word, min, max } => {
+                write!(f, "`{word}` is out of range: expected {min} to {max}")
+            }
+            ArgError::Invalid { word, expected } => write!(f, "`{word}`: expected {expected}"),
             ArgError::Unexpected(word) => write!(f, "unexpected argument `{word}`"),
         }
     }
@@ -62,6 +78,20 @@ pub fn parse_number(word: &str) -> Result<u64, ArgError<'_>> {
             .ok_or(bad)?;
     }
     value.checked_mul(scale).ok_or(bad)
+}
+
+/// `word` as a number in `range`.
+pub fn in_range(word: &str, range: core::ops::RangeInclusive<u64>) -> Result<u64, ArgError<'_>> {
+    let value = parse_number(word)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ArgError::OutOfRange {
+            word,
+            min: *range.start(),
+            max: *range.end(),
+        })
+    }
 }
 
 /// The words after the command name.
@@ -104,11 +134,30 @@ impl<'a> Args<'a> {
         range: core::ops::RangeInclusive<u64>,
     ) -> Result<u64, ArgError<'a>> {
         let word = self.word(what)?;
-        let value = parse_number(word)?;
-        if range.contains(&value) {
-            Ok(value)
-        } else {
-            Err(ArgError::OutOfRange(word))
+        in_range(word, range)
+    }
+
+    /// The next word as a number in `range` if present, else `default`.
+    pub fn number_in_or(
+        &mut self,
+        default: u64,
+        range: core::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ArgError<'a>> {
+        self.next_word()
+            .map_or(Ok(default), |word| in_range(word, range))
+    }
+
+    /// The next word, which must be one of `choices` if present (`expected`
+    /// lists them for the error).
+    pub fn choice(
+        &mut self,
+        choices: &[&str],
+        expected: &'static str,
+    ) -> Result<Option<&'a str>, ArgError<'a>> {
+        match self.next_word() {
+            None => Ok(None),
+            Some(word) if choices.contains(&word) => Ok(Some(word)),
+            Some(word) => Err(ArgError::Invalid { word, expected }),
         }
     }
 

@@ -12,6 +12,9 @@ pub enum CommandError<'a> {
     Args(ArgError<'a>),
     /// The command ran and failed: the message says why.
     Failed(&'static str),
+    /// The command failed and has already written why (a message that
+    /// needs figures only known at run time).
+    Reported,
     /// Writing the output failed.
     Output,
 }
@@ -39,6 +42,9 @@ pub struct Command<C> {
     pub usage: &'static str,
     /// One line for `help`.
     pub help: &'static str,
+    /// More for `help <name>` (what each output field means, say): lines
+    /// separated by `\n`, or empty.
+    pub details: &'static str,
     pub run: Handler<C>,
 }
 
@@ -69,8 +75,7 @@ pub fn dispatch<C>(
         .split_once(|c: char| c.is_ascii_whitespace())
         .unwrap_or((line, ""));
     if name == "help" {
-        print_help(commands, out)?;
-        return Ok(Outcome::Ran);
+        return help(commands, rest.trim(), out);
     }
     let Some(command) = commands.iter().find(|c| c.name == name) else {
         writeln!(out, "unknown command `{name}` (type `help` for the list)")?;
@@ -81,13 +86,14 @@ pub fn dispatch<C>(
         Ok(()) => Ok(Outcome::Ran),
         Err(CommandError::Args(error)) => {
             writeln!(out, "{name}: {error}")?;
-            writeln!(out, "usage: {} {}", command.name, command.usage)?;
+            writeln!(out, "usage: {}", Synopsis(command))?;
             Ok(Outcome::Failed)
         }
         Err(CommandError::Failed(message)) => {
             writeln!(out, "{name}: {message}")?;
             Ok(Outcome::Failed)
         }
+        Err(CommandError::Reported) => Ok(Outcome::Failed),
         Err(CommandError::Output) => Err(fmt::Error),
     }
 }
@@ -119,6 +125,38 @@ pub fn dispatch_all<C>(
 /// push every help text off an 80-column terminal.
 const SYNOPSIS_COLUMN: usize = 28;
 
+/// `help` lists the commands; `help <name>` shows one command's usage,
+/// its help line and its details.
+fn help<C>(
+    commands: &[Command<C>],
+    topic: &str,
+    out: &mut dyn Write,
+) -> Result<Outcome, fmt::Error> {
+    if topic.is_empty() {
+        print_help(commands, out)?;
+        return Ok(Outcome::Ran);
+    }
+    if topic == "help" {
+        writeln!(out, "usage: help [command]")?;
+        writeln!(out, "the commands, or one command's usage and details")?;
+        return Ok(Outcome::Ran);
+    }
+    let Some(command) = commands.iter().find(|c| c.name == topic) else {
+        let word = topic.split_ascii_whitespace().next().unwrap_or(topic);
+        writeln!(
+            out,
+            "help: unknown command `{word}` (type `help` for the list)"
+        )?;
+        return Ok(Outcome::Failed);
+    };
+    writeln!(out, "usage: {}", Synopsis(command))?;
+    writeln!(out, "{}", command.help)?;
+    for line in command.details.lines() {
+        writeln!(out, "{line}")?;
+    }
+    Ok(Outcome::Ran)
+}
+
 fn print_help<C>(commands: &[Command<C>], out: &mut dyn Write) -> fmt::Result {
     let synopsis_len = |c: &Command<C>| c.name.len() + 1 + c.usage.len();
     let width = commands
@@ -127,7 +165,7 @@ fn print_help<C>(commands: &[Command<C>], out: &mut dyn Write) -> fmt::Result {
         .filter(|&len| len <= SYNOPSIS_COLUMN)
         .max()
         .unwrap_or(0)
-        .max(4);
+        .max(HELP_SYNOPSIS.len());
     for command in commands {
         let len = synopsis_len(command);
         if len > width {
@@ -142,5 +180,23 @@ fn print_help<C>(commands: &[Command<C>], out: &mut dyn Write) -> fmt::Result {
             )?;
         }
     }
-    writeln!(out, "  {:width$}  this list", "help")
+    writeln!(
+        out,
+        "  {:width$}  this list; `help <command>` for one command",
+        HELP_SYNOPSIS
+    )
+}
+
+const HELP_SYNOPSIS: &str = "help [command]";
+
+/// `name usage`, or `name` alone for a command without arguments.
+struct Synopsis<'c, C>(&'c Command<C>);
+
+impl<C> fmt::Display for Synopsis<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.usage {
+            "" => f.write_str(self.0.name),
+            usage => write!(f, "{} {usage}", self.0.name),
+        }
+    }
 }

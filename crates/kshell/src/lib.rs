@@ -13,6 +13,6 @@ mod args;
 mod command;
 mod editor;
 
-pub use args::{ArgError, Args, parse_number};
+pub use args::{ArgError, Args, in_range, parse_number};
 pub use command::{Command, CommandError, Handler, Outcome, dispatch, dispatch_all};
 pub use editor::{Event, LineEditor};

@@ -39,9 +39,69 @@ fn args_report_missing_extra_and_range() {
     assert_eq!(args.number("size"), Err(ArgError::Missing("size")));
     assert_eq!(
         Args::new("9000").number_in("align", 1..=4096),
-        Err(ArgError::OutOfRange("9000"))
+        Err(ArgError::OutOfRange {
+            word: "9000",
+            min: 1,
+            max: 4096
+        })
     );
     assert_eq!(Args::new("").number_or(8), Ok(8));
+    assert_eq!(Args::new("").number_in_or(8, 1..=16), Ok(8));
+    assert_eq!(
+        Args::new("17").number_in_or(8, 1..=16),
+        Err(ArgError::OutOfRange {
+            word: "17",
+            min: 1,
+            max: 16
+        })
+    );
+    assert_eq!(
+        Args::new("all").choice(&["mark", "all"], "mark or all"),
+        Ok(Some("all"))
+    );
+    assert_eq!(
+        Args::new("some").choice(&["mark", "all"], "mark or all"),
+        Err(ArgError::Invalid {
+            word: "some",
+            expected: "mark or all"
+        })
+    );
+}
+
+#[test]
+fn every_argument_error_names_what_is_accepted() {
+    let text = |error: ArgError<'_>| error.to_string();
+    assert_eq!(
+        text(ArgError::OutOfRange {
+            word: "0",
+            min: 1,
+            max: 3600
+        }),
+        "`0` is out of range: expected 1 to 3600"
+    );
+    assert_eq!(
+        text(ArgError::OutOfRange {
+            word: "2",
+            min: 3,
+            max: 3
+        }),
+        "`2` is out of range: expected 3"
+    );
+    assert_eq!(
+        text(ArgError::OutOfRange {
+            word: "0",
+            min: 1,
+            max: u64::MAX
+        }),
+        "`0` is out of range: expected 1 or more"
+    );
+    assert_eq!(
+        text(ArgError::Invalid {
+            word: "verbose",
+            expected: "off, error, warn, info, debug or trace"
+        }),
+        "`verbose`: expected off, error, warn, info, debug or trace"
+    );
 }
 
 struct Heap {
@@ -58,6 +118,10 @@ fn alloc<'a>(
     if size == 0 {
         return Err(CommandError::Failed("zero-size request refused"));
     }
+    if size == 13 {
+        writeln!(out, "alloc: 13 bytes is unlucky; ask for 12 or 14")?;
+        return Err(CommandError::Reported);
+    }
     heap.allocated += size;
     writeln!(out, "allocated {size}")?;
     Ok(())
@@ -68,12 +132,14 @@ const COMMANDS: &[Command<Heap>] = &[
         name: "alloc",
         usage: "<size>",
         help: "allocate bytes",
+        details: "size: decimal, 0x hex or 0b binary\nK, M, G: binary units",
         run: alloc,
     },
     Command {
         name: "inject",
         usage: "[pages|slab] [off | nth <n> | <percent>]",
         help: "fault injection",
+        details: "",
         run: alloc,
     },
 ];
@@ -117,14 +183,52 @@ fn dispatcher_runs_and_explains_failures() {
             0
         )
     );
+    assert_eq!(
+        run("alloc 13"),
+        (
+            Outcome::Failed,
+            "alloc: 13 bytes is unlucky; ask for 12 or 14\n".into(),
+            0
+        )
+    );
     // A synopsis too long for the column gets a line of its own; the
     // others line up after the longest one that fits.
     assert_eq!(
         run("help").1,
-        "  alloc <size>  allocate bytes\n\
+        "  alloc <size>    allocate bytes\n\
          \x20 inject [pages|slab] [off | nth <n> | <percent>]\n\
-         \x20               fault injection\n\
-         \x20 help          this list\n"
+         \x20                 fault injection\n\
+         \x20 help [command]  this list; `help <command>` for one command\n"
+    );
+}
+
+#[test]
+fn help_with_a_command_shows_its_usage_and_details() {
+    assert_eq!(
+        run("help alloc"),
+        (
+            Outcome::Ran,
+            "usage: alloc <size>\nallocate bytes\nsize: decimal, 0x hex or 0b binary\n\
+             K, M, G: binary units\n"
+                .into(),
+            0
+        )
+    );
+    assert_eq!(
+        run("help inject").1,
+        "usage: inject [pages|slab] [off | nth <n> | <percent>]\nfault injection\n"
+    );
+    assert_eq!(
+        run("help frob"),
+        (
+            Outcome::Failed,
+            "help: unknown command `frob` (type `help` for the list)\n".into(),
+            0
+        )
+    );
+    assert_eq!(
+        run("help help").1,
+        "usage: help [command]\nthe commands, or one command's usage and details\n"
     );
 }
 

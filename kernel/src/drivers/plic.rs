@@ -200,6 +200,12 @@ static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 /// Installs the PLIC with every source disabled.
 pub fn init(plic: Plic) -> &'static Plic {
     plic.reset();
+    log::debug!(
+        "PLIC at {:#x}: {} sources; S-contexts (hart, context) {:?}; all disabled, threshold 0",
+        crate::arch::virt_to_phys(plic.base),
+        plic.sources,
+        plic.contexts()
+    );
     PLIC.set(plic)
 }
 
@@ -221,6 +227,10 @@ pub fn route(source: usize, hart_id: usize, handler: fn()) -> Result<(), PlicErr
     plic.write(4 * source, 1);
     let enable = ENABLE_BASE + ENABLE_STRIDE * context + 4 * (source / 32);
     plic.write(enable, plic.read(enable) | 1 << (source % 32));
+    log::debug!(
+        "irq {source} -> hart {hart_id} (S-context {context}): priority 1, enabled on that \
+         context only, threshold 0"
+    );
     Ok(())
 }
 

@@ -15,8 +15,9 @@
 //! the allocator it watches, behind its own `IrqTicketLock`; lock order is
 //! BYTES, heap, DEBUG_PAGES, pages; reports are queued under those locks
 //! and published ([`capture`], the console) after they are released. Tables live in pages taken at boot, so the
-//! layers never allocate from what they watch. Reports go to the log and,
-//! while a test has armed it, to the capture buffer.
+//! layers never allocate from what they watch. Reports go to the log
+//! (through `memdiag::ratelimit`) and, while a test has armed it, to the
+//! capture buffer.
 
 pub mod capture;
 mod config;
@@ -24,11 +25,14 @@ pub mod kfence;
 mod layers;
 pub mod leak;
 pub mod oom;
-mod ratelimit;
 mod report;
 pub mod site;
 
 pub use config::{DebugArgs, bytes_on, flags, pages_on};
+
+/// The log target of memdebug's reports: shown as `memdebug`, covered by
+/// `log=memdiag:...`.
+pub const MEMDEBUG: &str = "rvos::memdiag::memdebug";
 pub use layers::{flush_byte_quarantine, flush_page_quarantine};
 #[cfg_attr(
     not(feature = "ktest"),
@@ -55,7 +59,7 @@ pub fn layers_counters() -> Option<(memdebug::Counters, memdebug::Counters)> {
 pub fn init(args: DebugArgs, timebase_hz: u64) {
     config::configure(args, timebase_hz);
     if args.flags.is_empty() {
-        log::info!("memdebug: off");
+        log::info!(target: MEMDEBUG, "off");
         return;
     }
     match layers::install(args) {
@@ -71,7 +75,8 @@ pub fn init(args: DebugArgs, timebase_hz: u64) {
                 free: layers::dealloc_pages,
             });
             log::info!(
-                "memdebug: {} (byte table {} blocks, page table {} blocks, {} of tables; \
+                target: MEMDEBUG,
+                "{} (byte table {} blocks, page table {} blocks, {} of tables; \
                  call sites of byte blocks >= {} bytes)",
                 args.flags,
                 tables.byte_capacity,
@@ -81,7 +86,10 @@ pub fn init(args: DebugArgs, timebase_hz: u64) {
             );
         }
         Err(error) => {
-            log::error!("memdebug: no memory for the debug tables ({error}); checks stay off")
+            log::error!(
+                target: MEMDEBUG,
+                "no memory for the debug tables ({error}); checks stay off"
+            )
         }
     }
 }

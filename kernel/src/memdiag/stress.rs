@@ -266,6 +266,9 @@ pub fn run(
     let drained = worker::drain_mailboxes();
     report_line(true);
     let after = snapshot();
+    // The reports the run's failures caused are summed up before the
+    // summary, as Linux's ratelimit does when a window closes.
+    super::ratelimit::flush();
     let seen = TOTALS.failures_seen.load(Ordering::Relaxed);
     // The global allocator retries a request that found no memory once,
     // after draining the harts' caches: each retry consumed one failure

@@ -49,7 +49,8 @@ pub static HEAP: CachedHeap<KernelArch, HeapState, KernelHooks, MAX_HARTS> =
 pub fn init(kind: HeapKind) {
     HEAP.init(HeapState::new(kind));
     log::info!(
-        "kernel heap: {} (grows from the page allocator){}",
+        target: heap::notice::TARGET,
+        "{} heap, growing from the page allocator{}",
         kind.name(),
         if HEAP.caches_enabled() {
             "; per-hart caches for the kmalloc classes"
@@ -131,8 +132,10 @@ fn fails_on_purpose(layout: Layout) -> bool {
 
 /// Allocates from the heap itself, under the lock, bypassing the per-hart
 /// caches and the counters: the backend of the `memdebug=` byte layer.
+/// The layer holds its own lock around this, so the heap's notice waits
+/// for `heap::notice::report_deferred`.
 pub fn depot_alloc(layout: Layout) -> AllocResult<NonNull<u8>> {
-    HEAP.depot_alloc(layout)
+    heap::notice::deferring(|| HEAP.depot_alloc(layout))
 }
 
 /// Frees a block of [`depot_alloc`]; a block the heap does not hold as
@@ -143,7 +146,7 @@ pub fn depot_alloc(layout: Layout) -> AllocResult<NonNull<u8>> {
 /// uses it.
 pub unsafe fn depot_dealloc(ptr: NonNull<u8>, layout: Layout) -> AllocResult {
     // SAFETY: forwarded from the caller.
-    unsafe { HEAP.depot_dealloc(ptr, layout) }
+    heap::notice::deferring(|| unsafe { HEAP.depot_dealloc(ptr, layout) })
 }
 
 /// The verdict a free of `ptr` with `layout` would get from the global

@@ -21,11 +21,16 @@
 //!
 //! The page allocator's lock nests inside the global allocator's (order:
 //! heap, then pages); both mask interrupts. Nothing is printed under them:
-//! a pool the page allocator refuses back is reported once the lock is
-//! released (`kheap::Depot::report`). TLSF gives a wholly free pool back
+//! slabs and pools taken and given back (debug), refills and flushes
+//! (trace) and a pool the page allocator refuses back (error) are recorded
+//! in a [`notice::HeapNotice`] and logged once the lock is released
+//! (`kheap::Depot::report`). TLSF gives a wholly free pool back
 //! once more than [`KEEP_FREE_BYTES`] sit idle; the slab allocator returns
 //! empty slabs beyond its cache limit itself; the byte buddy keeps its
 //! pools (kalloc has no pool removal for it).
+
+pub mod notice;
+mod pools;
 
 use super::counters::COUNTERS;
 use super::pages;
@@ -34,8 +39,11 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::str::FromStr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kalloc::byte::{BuddyByteAllocator, LargeBlocks, ObjectProbe, PageSource, SlabAllocator, Tlsf};
+use kalloc::byte::{BuddyByteAllocator, LargeBlocks, ObjectProbe, SlabAllocator, Tlsf};
 use kalloc::{AllocError, AllocResult, ByteAllocator};
+use notice::{Batch, HeapNotice};
+pub use pools::GlobalPages;
+use pools::{alloc_growing, trim_tlsf};
 
 /// `alloc=`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,30 +91,6 @@ fn slab_serves(layout: Layout) -> bool {
     layout.size() <= SLAB_MAX && layout.align() <= SLAB_MAX
 }
 
-/// The slab allocator's page source: the global page allocator.
-pub struct GlobalPages;
-
-impl PageSource for GlobalPages {
-    const PAGE_SIZE: usize = PAGE_SIZE;
-
-    fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
-        let addr = pages::alloc_for("heap", count, align)?;
-        COUNTERS.heap_pages.fetch_add(count, Ordering::Relaxed);
-        NonNull::new(addr as *mut u8).ok_or(AllocError::NoMemory)
-    }
-
-    unsafe fn dealloc_pages(&mut self, pages: NonNull<u8>, count: usize) -> AllocResult {
-        pages::free(pages.addr().get(), count)?;
-        COUNTERS.heap_pages.fetch_sub(count, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn available_pages(&self) -> usize {
-        let (used, total) = pages::usage();
-        total - used
-    }
-}
-
 /// The byte allocator `alloc=` picked, with its pools.
 #[allow(
     clippy::large_enum_variant,
@@ -123,12 +107,12 @@ pub enum Heap {
 
 /// What the global allocator's per-hart caches sit on (kheap's depot):
 /// the byte allocator `alloc=` picked, the record of the large blocks
-/// handed out as whole pages, and a refusal to report once the lock is
+/// handed out as whole pages, and what to report once the lock is
 /// released. Only ever used under the global allocator's lock.
 pub struct HeapState {
     bytes: Heap,
     large: LargeBlocks,
-    refused: Option<RefusedPool>,
+    notice: HeapNotice,
 }
 
 static KIND: AtomicUsize = AtomicUsize::new(0);
@@ -142,7 +126,7 @@ impl HeapState {
     pub fn new(kind: HeapKind) -> Self {
         let bytes = match kind {
             HeapKind::Slab => Heap::Slab {
-                slab: SlabAllocator::new(GlobalPages),
+                slab: SlabAllocator::new(GlobalPages::default()),
                 tlsf: Tlsf::new(),
             },
             HeapKind::Tlsf => Heap::Tlsf(Tlsf::new()),
@@ -150,10 +134,17 @@ impl HeapState {
         };
         let previous = KIND.swap(kind as usize + 1, Ordering::AcqRel);
         assert_eq!(previous, 0, "kernel heap created twice");
+        let pool_allocator = match kind {
+            HeapKind::Slab | HeapKind::Tlsf => "tlsf",
+            HeapKind::Buddy => "buddy",
+        };
         Self {
             bytes,
             large: LargeBlocks::new(),
-            refused: None,
+            notice: HeapNotice {
+                pool_allocator,
+                ..HeapNotice::default()
+            },
         }
     }
 }
@@ -180,90 +171,38 @@ pub fn pages_for(layout: Layout) -> usize {
     layout.size().div_ceil(PAGE_SIZE).max(1)
 }
 
-/// Takes a fresh pool of pages and hands it to `add`.
-fn grow(add: impl FnOnce(NonNull<u8>, usize) -> AllocResult, pages: usize) -> AllocResult {
-    let mut source = GlobalPages;
-    let pool = source.alloc_pages(pages, PAGE_SIZE)?;
-    if let Err(error) = add(pool, pages * PAGE_SIZE) {
-        // SAFETY: the pool was just taken and never handed out.
-        unsafe { source.dealloc_pages(pool, pages)? };
-        return Err(error);
-    }
-    Ok(())
-}
-
-/// Allocates from a pool-based allocator, growing it once on `NoMemory`.
-/// Generic over kalloc's `ByteAllocator` (growth is `add_memory`), so a
-/// `memdebug::DebugByteAllocator` around the chosen allocator fits here.
-fn alloc_growing<A: ByteAllocator>(allocator: &mut A, layout: Layout) -> AllocResult<NonNull<u8>> {
-    match allocator.alloc(layout) {
-        Err(AllocError::NoMemory) => {
-            let pages =
-                (COUNTERS.heap_pages.load(Ordering::Relaxed) / 2).clamp(GROW_PAGES, MAX_GROW_PAGES);
-            grow(
-                // SAFETY: the pool comes fresh from the page allocator, lies
-                // in the linear map and is owned by the heap from now on.
-                |pool, bytes| unsafe { allocator.add_memory(pool.addr().get(), bytes) },
-                pages,
-            )?;
-            allocator.alloc(layout)
-        }
-        result => result,
-    }
-}
-
-/// A pool the page allocator refused to take back: TLSF keeps it (nothing
-/// is lost), and the refusal is logged once the heap lock is released.
-#[derive(Clone, Copy)]
-pub struct RefusedPool {
-    addr: usize,
-    pages: usize,
-    error: AllocError,
-}
-
-/// Gives wholly free TLSF pools back while more than `keep` bytes sit
-/// idle. A pool the page allocator refuses goes back into TLSF and ends
-/// the loop.
-fn trim_tlsf(tlsf: &mut Tlsf, keep: usize) -> Option<RefusedPool> {
-    while tlsf.available_bytes() > keep {
-        let (pool, bytes) = tlsf.take_free_pool()?;
-        // SAFETY: the pool was taken from the page allocator by `grow` with
-        // exactly this size, and TLSF no longer uses it.
-        if let Err(error) = unsafe { GlobalPages.dealloc_pages(pool, bytes / PAGE_SIZE) } {
-            // SAFETY: the pool is the one TLSF just gave up, still owned by
-            // the heap and unused.
-            let kept = unsafe { tlsf.add_pool(pool, bytes) };
-            debug_assert!(kept.is_ok(), "TLSF refused its own pool back");
-            return Some(RefusedPool {
-                addr: pool.addr().get(),
-                pages: bytes / PAGE_SIZE,
-                error,
-            });
-        }
-    }
-    None
-}
-
 // SAFETY: blocks come from the byte allocator or are whole pages recorded
 // in the large-block table, disjoint and fitting their layout; under
 // `alloc=slab` the kmalloc classes (`slab_serves` covers every class
 // layout) are served by the slab allocator whose probe and hull these are,
 // and `alloc_objects` hands out its objects.
 unsafe impl kheap::Depot for HeapState {
-    type Notice = RefusedPool;
+    type Notice = HeapNotice;
 
-    fn take_notice(&mut self) -> Option<RefusedPool> {
-        self.refused.take()
+    /// Collects the slab allocator's page moves into the notice; `None`
+    /// (a few loads) when the operation moved nothing.
+    fn take_notice(&mut self) -> Option<HeapNotice> {
+        if let Heap::Slab { slab, .. } = &mut self.bytes {
+            let moves = core::mem::take(&mut slab.source_mut().moves);
+            self.notice.slabs = moves;
+        }
+        if self.notice.is_empty() {
+            return None;
+        }
+        let pool_allocator = self.notice.pool_allocator;
+        let mut notice = core::mem::replace(
+            &mut self.notice,
+            HeapNotice {
+                pool_allocator,
+                ..HeapNotice::default()
+            },
+        );
+        notice.heap_pages = COUNTERS.heap_pages.load(Ordering::Relaxed);
+        Some(notice)
     }
 
-    fn report(pool: RefusedPool) {
-        log::error!(
-            "kernel heap: the page allocator refused the idle pool {:#x} ({} pages): {}; \
-             the heap keeps it",
-            pool.addr,
-            pool.pages,
-            pool.error
-        );
+    fn report(notice: HeapNotice) {
+        notice::report(notice);
     }
 
     fn object_probe(&self) -> Option<ObjectProbe> {
@@ -291,10 +230,14 @@ unsafe impl kheap::Depot for HeapState {
         if goes_to_pages(layout) {
             return self.alloc_large(layout);
         }
+        let pools = &mut self.notice.pools;
         match &mut self.bytes {
-            Heap::Slab { slab, .. } if slab_serves(layout) => ByteAllocator::alloc(slab, layout),
-            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => alloc_growing(tlsf, layout),
-            Heap::Buddy(buddy) => alloc_growing(buddy, layout),
+            Heap::Slab { slab, .. } if slab_serves(layout) => {
+                self.notice.slab_class = kalloc::byte::kmalloc_class(layout);
+                ByteAllocator::alloc(slab, layout)
+            }
+            Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => alloc_growing(tlsf, layout, pools),
+            Heap::Buddy(buddy) => alloc_growing(buddy, layout, pools),
         }
     }
 
@@ -308,11 +251,12 @@ unsafe impl kheap::Depot for HeapState {
         unsafe {
             match &mut self.bytes {
                 Heap::Slab { slab, .. } if slab_serves(layout) => {
+                    self.notice.slab_class = kalloc::byte::kmalloc_class(layout);
                     ByteAllocator::dealloc(slab, ptr, layout)
                 }
                 Heap::Slab { tlsf, .. } | Heap::Tlsf(tlsf) => {
                     tlsf.dealloc(ptr, layout)?;
-                    self.refused = trim_tlsf(tlsf, KEEP_FREE_BYTES);
+                    self.notice.refused = trim_tlsf(tlsf, KEEP_FREE_BYTES, &mut self.notice.pools);
                     Ok(())
                 }
                 Heap::Buddy(buddy) => buddy.dealloc(ptr, layout),
@@ -335,30 +279,52 @@ unsafe impl kheap::Depot for HeapState {
     }
 
     fn alloc_objects(&mut self, class: usize, out: &mut [NonNull<u8>]) -> AllocResult<usize> {
-        match &mut self.bytes {
-            Heap::Slab { slab, .. } => slab.alloc_objects(class, out),
-            _ => Err(AllocError::InvalidParam),
+        let Heap::Slab { slab, .. } = &mut self.bytes else {
+            return Err(AllocError::InvalidParam);
+        };
+        self.notice.slab_class = Some(class);
+        let result = slab.alloc_objects(class, out);
+        if let Ok(objects) = result
+            && notice::tracing()
+        {
+            self.notice.batch = Some(Batch {
+                refill: true,
+                class,
+                objects,
+            });
         }
+        result
     }
 
     unsafe fn free_objects(&mut self, class: usize, objects: &[NonNull<u8>]) -> AllocResult {
-        match &mut self.bytes {
-            // SAFETY: forwarded from the caller.
-            Heap::Slab { slab, .. } => unsafe { slab.free_objects(class, objects) },
-            _ => Err(AllocError::InvalidParam),
+        let Heap::Slab { slab, .. } = &mut self.bytes else {
+            return Err(AllocError::InvalidParam);
+        };
+        self.notice.slab_class = Some(class);
+        // SAFETY: forwarded from the caller.
+        let result = unsafe { slab.free_objects(class, objects) };
+        if result.is_ok() && notice::tracing() {
+            self.notice.batch = Some(Batch {
+                refill: false,
+                class,
+                objects: objects.len(),
+            });
         }
+        result
     }
 
     /// Gives every empty slab, idle TLSF pool and the empty large-block
     /// table back to the page allocator.
     fn shrink(&mut self) {
-        self.large.release(&mut GlobalPages);
-        self.refused = match &mut self.bytes {
+        self.large.release(&mut GlobalPages::default());
+        let pools = &mut self.notice.pools;
+        self.notice.refused = match &mut self.bytes {
             Heap::Slab { slab, tlsf } => {
+                self.notice.slab_class = None;
                 slab.shrink();
-                trim_tlsf(tlsf, 0)
+                trim_tlsf(tlsf, 0, pools)
             }
-            Heap::Tlsf(tlsf) => trim_tlsf(tlsf, 0),
+            Heap::Tlsf(tlsf) => trim_tlsf(tlsf, 0, pools),
             Heap::Buddy(_) => None,
         };
     }
@@ -370,12 +336,12 @@ impl HeapState {
     #[inline(never)]
     fn alloc_large(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
         let count = pages_for(layout);
-        self.large.reserve(&mut GlobalPages)?;
-        let addr = match pages::alloc(count, layout.align().max(PAGE_SIZE)) {
+        self.large.reserve(&mut GlobalPages::default())?;
+        let addr = match pages::alloc_untraced("pages", count, layout.align().max(PAGE_SIZE)) {
             Ok(addr) => addr,
             Err(error) => {
                 // A table taken for this block alone goes back with it.
-                self.large.release(&mut GlobalPages);
+                self.large.release(&mut GlobalPages::default());
                 return Err(error);
             }
         };
@@ -391,8 +357,8 @@ impl HeapState {
     fn dealloc_large(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         let (addr, count) = (ptr.addr().get(), pages_for(layout));
         self.large.check(addr, count)?;
-        pages::free(addr, count)?;
-        self.large.remove(&mut GlobalPages, addr);
+        pages::free_untraced(addr, count)?;
+        self.large.remove(&mut GlobalPages::default(), addr);
         COUNTERS.large_pages.fetch_sub(count, Ordering::Relaxed);
         Ok(())
     }

@@ -141,6 +141,9 @@ fn guard_pages() -> impl Iterator<Item = PhysRange> {
         .map(phys_of)
 }
 
+/// What the plan calls a piece of the linear map of RAM.
+pub const LINEAR_MAP: &str = "linear map";
+
 /// Computes the plan (after the hart stacks are allocated).
 pub fn plan() -> Result<Plan, PlatformError> {
     let platform = platform::get();
@@ -182,7 +185,7 @@ pub fn plan() -> Result<Plan, PlatformError> {
         linear.remove(guard).map_err(layout_error("linear map"))?;
     }
     for piece in linear.as_slice() {
-        plan.push("linear map", *piece, Perms::Rw)?;
+        plan.push(LINEAR_MAP, *piece, Perms::Rw)?;
     }
 
     let mut devices = RangeSet::<MAX_PIECES>::new();

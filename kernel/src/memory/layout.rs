@@ -9,7 +9,7 @@ use crate::memory::Size;
 use crate::platform::{Platform, PlatformError, Reservations};
 use crate::sync::BootCell;
 use core::ops::Range;
-use log::info;
+use log::{debug, info};
 use memlayout::{PhysRange, RangeSet};
 
 /// Capacity of the free-range table.
@@ -159,10 +159,10 @@ pub fn compute(platform: &Platform) -> Result<&'static MemoryLayout, PlatformErr
     Ok(LAYOUT.set(MemoryLayout { reserved, free }))
 }
 
-/// Prints the layout to the log.
+/// Logs the layout: a summary at info, every section and range at debug.
 pub fn print(platform: &Platform, layout: &MemoryLayout) {
     let image = kernel_image_virt();
-    info!(
+    debug!(
         "kernel image {:#x}..{:#x} -> {} ({})",
         image.start,
         image.end,
@@ -171,7 +171,7 @@ pub fn print(platform: &Platform, layout: &MemoryLayout) {
     );
     for section in sections() {
         let phys = section.phys();
-        info!(
+        debug!(
             "  {:<17} {:#x}..{:#x} -> {:#010x}..{:#010x} {:>9}",
             section.name,
             section.virt.start,
@@ -182,7 +182,7 @@ pub fn print(platform: &Platform, layout: &MemoryLayout) {
         );
     }
     for ram in platform.ram.as_slice() {
-        info!(
+        debug!(
             "RAM      {:#010x}..{:#010x} {:>9}",
             ram.start(),
             ram.end(),
@@ -190,7 +190,7 @@ pub fn print(platform: &Platform, layout: &MemoryLayout) {
         );
     }
     for item in layout.reserved.as_slice() {
-        info!(
+        debug!(
             "reserved {:#010x}..{:#010x} {:>9}  {}",
             item.range.start(),
             item.range.end(),
@@ -199,7 +199,7 @@ pub fn print(platform: &Platform, layout: &MemoryLayout) {
         );
     }
     for free in layout.free.as_slice() {
-        info!(
+        debug!(
             "free     {:#010x}..{:#010x} {:>9}",
             free.start(),
             free.end(),
@@ -208,12 +208,13 @@ pub fn print(platform: &Platform, layout: &MemoryLayout) {
     }
     let total = layout.free.total_size();
     info!(
-        "free total {} in {} ranges ({} pages of {} KiB), of {} RAM",
+        "free total {} in {} ranges ({} pages of {} KiB), of {} RAM; kernel image {}",
         Size(total),
         layout.free.len(),
         total / PAGE_SIZE as u64,
         PAGE_SIZE / 1024,
-        Size(platform.ram.total_size())
+        Size(platform.ram.total_size()),
+        Size((image.end - image.start) as u64)
     );
 }
 

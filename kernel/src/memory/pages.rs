@@ -11,6 +11,12 @@
 //! free that reaches the allocator (from a caller, or a hart's list given
 //! back) passes the checks' filter first (pages out of service), and
 //! while any page is out of service frees skip the lists.
+//!
+//! At trace level (`log=pages:trace`) [`alloc_for`] and [`free`] log every
+//! operation with its caller; disabled, that is one load and a branch.
+//! Callers that may hold an allocator lock (the heap growing, KFENCE,
+//! page-table frames) use the `_untraced` variants: nothing may print
+//! under such a lock, and the heap reports its page moves itself.
 
 pub use super::page_allocator::{BootPageAllocator, PageAllocatorKind};
 use super::{Size, hooks};
@@ -22,7 +28,7 @@ use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
 use kalloc::stats::{PageStats, PageStatsSource};
 use kalloc::{AllocResult, BaseAllocator, PageAllocator};
 use kheap::{DrainReport, PageCaches};
-use log::{info, warn};
+use log::{debug, info, trace, warn};
 
 /// The boot-chosen allocator with the checks' filter on every free.
 pub struct FilteredPages(BootPageAllocator);
@@ -88,10 +94,15 @@ pub fn init(kind: PageAllocatorKind) {
         }
     }
     info!(
-        "page allocator: {} managing {} pages ({})",
+        "{} page allocator managing {} pages ({})",
         kind.name(),
         allocator.total_pages(),
         Size((allocator.total_pages() * PAGE_SIZE) as u64)
+    );
+    debug!(
+        "{} free ranges from {lowest:#x} to {highest:#x}; orders 0 to {}",
+        layout.free.len(),
+        max_order_of(allocator.total_pages())
     );
     PAGES.init(FilteredPages(allocator));
     if lowest < highest {
@@ -114,8 +125,8 @@ fn enable_lists(base: usize, pages: usize) {
         core::slice::from_raw_parts(table as *const AtomicU8, pages)
     };
     PAGES.enable_lists(states, base);
-    info!(
-        "page allocator: per-hart lists for blocks of 1 to 8 pages ({} of state table)",
+    debug!(
+        "per-hart lists for blocks of 1 to 8 pages ({} of state table)",
         Size((table_pages * PAGE_SIZE) as u64)
     );
 }
@@ -138,6 +149,42 @@ pub fn alloc(count: usize, align: usize) -> AllocResult<usize> {
 /// fault injection's filter matches.
 #[track_caller]
 pub fn alloc_for(name: &str, count: usize, align: usize) -> AllocResult<usize> {
+    let result = alloc_untraced(name, count, align);
+    if log::log_enabled!(log::Level::Trace) {
+        trace_op(
+            "alloc",
+            name,
+            count,
+            &result.map(|_| ()),
+            result.unwrap_or(0),
+        );
+    }
+    result
+}
+
+/// One page operation at trace level, with its caller.
+#[track_caller]
+#[cold]
+fn trace_op(op: &str, name: &str, count: usize, result: &AllocResult, addr: usize) {
+    let caller = core::panic::Location::caller();
+    match result {
+        Ok(()) => trace!(
+            "{op} {count} page(s) at {addr:#x} for {name} ({}:{})",
+            caller.file(),
+            caller.line()
+        ),
+        Err(error) => trace!(
+            "{op} {count} page(s) for {name} failed: {error} ({}:{})",
+            caller.file(),
+            caller.line()
+        ),
+    }
+}
+
+/// [`alloc_for`] without the trace, for callers that may hold an
+/// allocator lock.
+#[track_caller]
+pub fn alloc_untraced(name: &str, count: usize, align: usize) -> AllocResult<usize> {
     debug_assert!(
         !crate::console::held_by_this_hart(),
         "page allocator: allocation for {name} while printing"
@@ -177,6 +224,17 @@ pub fn alloc_at(addr: usize, count: usize, align: usize) -> AllocResult<usize> {
 /// Frees `count` pages at `addr`, a block `alloc` returned.
 #[track_caller]
 pub fn free(addr: usize, count: usize) -> AllocResult {
+    let result = free_untraced(addr, count);
+    if log::log_enabled!(log::Level::Trace) {
+        trace_op("free", "its owner", count, &result, addr);
+    }
+    result
+}
+
+/// [`free`] without the trace, for callers that may hold an allocator
+/// lock.
+#[track_caller]
+pub fn free_untraced(addr: usize, count: usize) -> AllocResult {
     if let Some(layer) = hooks::PAGE_LAYER.get() {
         return (layer.free)(addr, count, memdebug::CallSite::caller());
     }
@@ -246,6 +304,17 @@ pub fn lend<A: BaseAllocator, R>(
 pub fn usage() -> (usize, usize) {
     let (used, total) = with(|a| (a.used_pages(), a.total_pages()));
     (used.saturating_sub(PAGES.stats().parked_pages), total)
+}
+
+/// The highest order a free block can have in this boot: that of the
+/// largest power of two of pages the managed memory holds, within the
+/// buddy allocator's limit (`buddyinfo` prints orders 0 to this).
+pub fn max_order() -> usize {
+    max_order_of(with(|a| a.total_pages()))
+}
+
+fn max_order_of(total_pages: usize) -> usize {
+    (total_pages.max(1).ilog2() as usize).min(kalloc::page::DEFAULT_MAX_ORDER)
 }
 
 /// Free-memory snapshot.

@@ -4,6 +4,10 @@
 //! unmapping after boot with TLB invalidation on every hart (SBI RFENCE),
 //! and the questions fault diagnosis asks (is it RAM, a device, mapped?).
 //!
+//! Every change after boot comes back as a [`PageTableChange`] that the
+//! caller logs (at debug, target `paging`) once it holds no allocator
+//! lock: KFENCE maps and unmaps its pages under its pool's lock.
+//!
 //! The table itself is the host-tested `sv39` crate's `PageTable`, over
 //! [`KernelFrames`]: table pages come from `memory::pages` and are reached
 //! through the linear map. Ranges are mapped with the largest page size
@@ -17,24 +21,27 @@ use crate::sync::IrqTicketLock;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use sv39::{FrameSource, PageSize, PageTable, PagingError, PhysAddr, PteFlags, VirtAddr};
 
-/// Page-table frames from the page allocator, through the linear map.
+/// Page-table frames from the page allocator, through the linear map
+/// (untraced: the table's lock is held, and KFENCE maps under its own).
 pub struct KernelFrames;
 
 // SAFETY: frames come from the page allocator (4 KiB aligned, owned until
 // freed) and the linear map reaches all of RAM read-write.
 unsafe impl FrameSource for KernelFrames {
     fn alloc_frame(&mut self) -> Option<PhysAddr> {
-        let virt = pages::alloc_for("pagetable", 1, PAGE_SIZE).ok()?;
+        let virt = pages::alloc_untraced("pagetable", 1, PAGE_SIZE).ok()?;
+        TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
         PhysAddr::new(arch::virt_to_phys(virt)).ok()
     }
 
     unsafe fn dealloc_frame(&mut self, pa: PhysAddr) {
-        if let Err(error) = pages::free(arch::phys_to_virt(pa.as_usize()), 1) {
+        if let Err(error) = pages::free_untraced(arch::phys_to_virt(pa.as_usize()), 1) {
             panic!(
                 "page-table frame {:#x} refused by the page allocator: {error}",
                 pa.as_usize()
             );
         }
+        TABLE_PAGES.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn phys_to_virt(&self, pa: PhysAddr) -> *mut u8 {
@@ -46,6 +53,23 @@ static KERNEL_TABLE: IrqTicketLock<Option<PageTable<KernelFrames>>> =
     IrqTicketLock::new("kernel page table", None);
 /// satp value of the kernel page table, or 0 while the boot table is used.
 static KERNEL_SATP: AtomicUsize = AtomicUsize::new(0);
+/// Pages the kernel table's tables take (Linux's `PageTables`).
+static TABLE_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Leaves of the linear map of RAM per size, 4K, 2M, 1G (Linux's
+/// `DirectMap4k`, `DirectMap2M`, `DirectMap1G`).
+static DIRECT_MAP: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+
+/// Pages of page tables the kernel table holds.
+pub fn table_pages() -> usize {
+    TABLE_PAGES.load(Ordering::Relaxed)
+}
+
+/// Leaves of the linear map of RAM: 4K, 2M and 1G pages.
+pub fn direct_map_leaves() -> [usize; 3] {
+    DIRECT_MAP
+        .each_ref()
+        .map(|count| count.load(Ordering::Relaxed))
+}
 
 fn flags(perms: kernel_map::Perms) -> PteFlags {
     let base = PteFlags::G | PteFlags::A | PteFlags::D;
@@ -95,7 +119,7 @@ pub fn install_kernel_table(plan: &kernel_map::Plan) -> Result<(), PagingError> 
     let mut table = PageTable::new(KernelFrames)?;
     let (used_before, _) = pages::usage();
     let mut total = [0; 3];
-    log::info!("kernel page table (no identity map, no W+X):");
+    log::debug!("kernel page table (no identity map, no W+X):");
     for mapping in plan.as_slice() {
         let counts = map_range(
             &mut table,
@@ -107,7 +131,12 @@ pub fn install_kernel_table(plan: &kernel_map::Plan) -> Result<(), PagingError> 
         for (sum, count) in total.iter_mut().zip(counts) {
             *sum += count;
         }
-        log::info!(
+        if mapping.what == kernel_map::LINEAR_MAP {
+            for (direct, count) in DIRECT_MAP.iter().zip(counts) {
+                direct.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+        log::debug!(
             "  {:#x}..{:#x} -> {:#010x} {} {:>10}  {:<16} [{}]",
             mapping.virt_start(),
             mapping.virt_start() + mapping.phys.size() as usize,
@@ -120,7 +149,8 @@ pub fn install_kernel_table(plan: &kernel_map::Plan) -> Result<(), PagingError> 
     }
     let table_pages = pages::usage().0 - used_before;
     log::info!(
-        "  {} leaves ({}), {} table pages; guard pages and everything else unmapped",
+        "kernel page table: {} leaves ({}), {} table pages; no identity map, no W+X, \
+         guard pages unmapped",
         total.iter().sum::<usize>(),
         PageCountsDisplay(total),
         table_pages
@@ -204,8 +234,61 @@ fn with_table<R>(
     Ok(f(table)?)
 }
 
+/// What a change to the live kernel table did, for the debug log.
+#[derive(Clone, Copy, Debug)]
+pub enum Edit {
+    Map { pa: usize, perms: kernel_map::Perms },
+    Unmap,
+    Protect { perms: kernel_map::Perms },
+}
+
+/// One page of the kernel table changed, and the TLB shootdown that
+/// followed: log it with [`PageTableChange::log`] once no allocator lock
+/// is held.
+#[must_use = "log the change once no allocator lock is held"]
+#[derive(Clone, Copy, Debug)]
+pub struct PageTableChange {
+    pub va: usize,
+    pub edit: Edit,
+    /// Other harts whose TLBs were invalidated through SBI RFENCE.
+    pub remote_harts: usize,
+}
+
+impl PageTableChange {
+    /// Logs the change at debug (target `paging`).
+    pub fn log(self) {
+        let va = self.va;
+        match self.edit {
+            Edit::Map { pa, perms } => {
+                log::debug!("map {va:#x} -> {pa:#x} {perms} (4K)");
+            }
+            Edit::Unmap => log::debug!("unmap {va:#x}"),
+            Edit::Protect { perms } => log::debug!("protect {va:#x} {perms}"),
+        }
+        log::debug!(
+            "TLB shootdown {va:#x}..{:#x}: sfence.vma here, SBI remote_sfence_vma to {} other harts",
+            va + PAGE_SIZE,
+            self.remote_harts
+        );
+    }
+}
+
+/// Invalidates the page at `va` on every hart and describes the change.
+fn shoot_down(va: usize, edit: Edit) -> PageTableChange {
+    let remote_harts = mmu::flush_all_harts(va..va + PAGE_SIZE);
+    PageTableChange {
+        va,
+        edit,
+        remote_harts,
+    }
+}
+
 /// Maps the 4 KiB page at `va` to `pa` and makes every hart see it.
-pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
+pub fn map_page(
+    va: usize,
+    pa: usize,
+    perms: kernel_map::Perms,
+) -> Result<PageTableChange, MapError> {
     with_table(|table| {
         table.map(
             VirtAddr::new(va)?,
@@ -214,15 +297,13 @@ pub fn map_page(va: usize, pa: usize, perms: kernel_map::Perms) -> Result<(), Ma
             flags(perms),
         )
     })?;
-    mmu::flush_all_harts(va..va + PAGE_SIZE);
-    Ok(())
+    Ok(shoot_down(va, Edit::Map { pa, perms }))
 }
 
 /// Unmaps the page at `va` on every hart.
-pub fn unmap_page(va: usize) -> Result<(), MapError> {
+pub fn unmap_page(va: usize) -> Result<PageTableChange, MapError> {
     with_table(|table| table.unmap(VirtAddr::new(va)?))?;
-    mmu::flush_all_harts(va..va + PAGE_SIZE);
-    Ok(())
+    Ok(shoot_down(va, Edit::Unmap))
 }
 
 /// Changes the permissions of the page at `va` on every hart.
@@ -230,10 +311,9 @@ pub fn unmap_page(va: usize) -> Result<(), MapError> {
     not(feature = "ktest"),
     expect(dead_code, reason = "the page-table tests are its only user so far")
 )]
-pub fn protect_page(va: usize, perms: kernel_map::Perms) -> Result<(), MapError> {
+pub fn protect_page(va: usize, perms: kernel_map::Perms) -> Result<PageTableChange, MapError> {
     with_table(|table| table.protect(VirtAddr::new(va)?, flags(perms)))?;
-    mmu::flush_all_harts(va..va + PAGE_SIZE);
-    Ok(())
+    Ok(shoot_down(va, Edit::Protect { perms }))
 }
 
 /// Whether the kernel table maps `va`: `None` before it exists or when its

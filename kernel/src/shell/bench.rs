@@ -133,7 +133,7 @@ fn run(subject: Subject) -> Outcome {
         Subject::Tlsf => run_byte(Tlsf::new()),
         Subject::ByteBuddy => run_byte(BuddyByteAllocator::new()),
         Subject::Slab => {
-            let mut slab = SlabAllocator::new(heap::GlobalPages);
+            let mut slab = SlabAllocator::new(heap::GlobalPages::default());
             let result = measure(&mut Bytes(&mut slab), byte_spec(), BYTE_STEPS);
             // Every object is freed: give every slab back.
             slab.shrink();
@@ -152,13 +152,7 @@ pub fn bench<'a>(
 ) -> Result<(), CommandError<'a>> {
     let only = args.next_word();
     if only == Some("smp") {
-        let ops = match args.next_word() {
-            None => SMP_OPS,
-            Some(word) => match kshell::parse_number(word)? {
-                ops @ 1_000..=10_000_000 => ops,
-                _ => return Err(ArgError::OutOfRange(word).into()),
-            },
-        };
+        let ops = args.number_in_or(SMP_OPS, 1_000..=10_000_000)?;
         args.end()?;
         monitor.ledger.forget_freed();
         return bench_smp(ops, out);
@@ -173,7 +167,11 @@ pub fn bench<'a>(
     if let Some(word) = only
         && !SUBJECTS.iter().any(|(name, _, _)| *name == word)
     {
-        return Err(ArgError::Invalid(word).into());
+        return Err(ArgError::Invalid {
+            word,
+            expected: "heap, tlsf, slab, buddy, pages-buddy, pages-bitmap, list or smp [ops]",
+        }
+        .into());
     }
     // Other blocks come and go: a freed record may be reused from now on.
     monitor.ledger.forget_freed();

@@ -34,17 +34,17 @@ pub fn alloc<'a>(
     args: &mut Args<'a>,
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
-    let size_word = args.word("size")?;
-    let size = parse_number(size_word)?;
-    if size == 0 || size > (1 << 30) {
-        return Err(ArgError::OutOfRange(size_word).into());
-    }
+    let size = args.number_in("size", 1..=1 << 30)?;
     let align = match args.next_word() {
         None => 8,
         Some(word) => {
             let align = parse_number(word)?;
             if !align.is_power_of_two() || align > (1 << 30) {
-                return Err(ArgError::Invalid(word).into());
+                return Err(ArgError::Invalid {
+                    word,
+                    expected: "a power of two from 1 to 1G",
+                }
+                .into());
             }
             align
         }
@@ -259,8 +259,7 @@ pub fn freepages<'a>(
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
     let addr = args.number("addr")? as usize;
-    let count_word = args.word("count")?;
-    let count = parse_number(count_word)? as usize;
+    let count = args.number("count")? as usize;
     args.end()?;
     match monitor.ledger.live_at(addr).map(|r| r.kind) {
         Some(Kind::Pages { count: held }) if held == count => {
@@ -270,9 +269,10 @@ pub fn freepages<'a>(
         Some(Kind::Pages { count: held }) => {
             writeln!(
                 out,
-                "{addr:#x} is a block of {held} page(s), not {count}; a partial free is refused"
+                "freepages: {addr:#x} is a block of {held} page(s), not {count}: give its count, \
+                 {held} (a partial free is refused)"
             )?;
-            Err(ArgError::OutOfRange(count_word).into())
+            Err(CommandError::Reported)
         }
         Some(Kind::Bytes { .. }) => Err(CommandError::Failed(
             "that block came from `alloc`: use `free <addr>`",

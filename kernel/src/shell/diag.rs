@@ -19,7 +19,7 @@ pub fn leaks<'a>(
     args: &mut Args<'a>,
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
-    let action = args.next_word();
+    let action = args.choice(&["mark", "all"], "mark or all")?;
     args.end()?;
     let Some(now) = leak::checkpoint() else {
         writeln!(
@@ -37,9 +37,8 @@ pub fn leaks<'a>(
             )?;
             return Ok(());
         }
-        (Some("all"), _) => None,
+        (Some(_), _) => None,
         (None, Some(mark)) => Some(mark),
-        (Some(word), _) => return Err(ArgError::Invalid(word).into()),
     };
     let (bytes, pages) = match since {
         Some(mark) => leak::outstanding_since(mark),
@@ -116,7 +115,10 @@ pub fn inject<'a>(
         }
         return Ok(());
     };
-    let site = site_of(word).ok_or(ArgError::Invalid(word))?;
+    let site = site_of(word).ok_or(ArgError::Invalid {
+        word,
+        expected: "pages or slab",
+    })?;
     match args.next_word() {
         None => {}
         Some("off") => {
@@ -128,18 +130,22 @@ pub fn inject<'a>(
             inject::set_fail_nth(site, n);
         }
         Some(probability) => {
-            let percent = kshell::parse_number(probability)?;
-            if percent > 100 {
-                return Err(ArgError::OutOfRange(probability).into());
-            }
-            let interval = args.number_or(1)?.max(1);
+            let percent = kshell::parse_number(probability).map_err(|_| ArgError::Invalid {
+                word: probability,
+                expected: "off, nth <n>, or a probability in percent (0 to 100)",
+            })?;
+            kshell::in_range(probability, 0..=100)?;
+            let interval = args.number_in_or(1, 1..=u64::MAX)?;
             let times = match args.next_word() {
                 None | Some("-1") => -1,
-                Some(word) => i64::try_from(kshell::parse_number(word)?)
-                    .map_err(|_| ArgError::OutOfRange(word))?,
+                Some(word) => {
+                    kshell::in_range(word, 0..=i64::MAX as u64).map_err(|_| ArgError::Invalid {
+                        word,
+                        expected: "a count of failures, or -1 for no limit",
+                    })? as i64
+                }
             };
-            let min_order = args.number_or(0)?;
-            let min_order = u32::try_from(min_order).map_err(|_| ArgError::Invalid("min_order"))?;
+            let min_order = args.number_in_or(0, 0..=u64::from(u32::MAX))? as u32;
             // The filter is a boot argument only: it must outlive the line.
             inject::configure(
                 site,
@@ -168,20 +174,19 @@ pub fn badpage<'a>(
     if let Some(word) = args.next_word() {
         args.end()?;
         let pa = kshell::parse_number(word)? as usize;
+        let page = PageOf(pa);
         match badmem::mark_page_bad(pa) {
             Ok(BadPage::Isolated) => writeln!(
                 out,
-                "page {:#x}: was free, now isolated (never handed out again)",
-                pa & !(crate::arch::PAGE_SIZE - 1)
+                "{page}: was free, now isolated (never handed out again)"
             )?,
             Ok(BadPage::Pending) => writeln!(
                 out,
-                "page {:#x}: in use; isolated when its block is freed (a slab on it is retired)",
-                pa & !(crate::arch::PAGE_SIZE - 1)
+                "{page}: in use; isolated when its block is freed (a slab on it is retired)"
             )?,
-            Ok(BadPage::AlreadyBad) => writeln!(out, "page {pa:#x}: already marked bad")?,
+            Ok(BadPage::AlreadyBad) => writeln!(out, "{page}: already marked bad")?,
             Err(error) => {
-                writeln!(out, "badpage {pa:#x}: {error}")?;
+                writeln!(out, "{page}: {error}")?;
                 return Err(CommandError::Failed("not marked"));
             }
         }
@@ -194,6 +199,21 @@ pub fn badpage<'a>(
     Ok(())
 }
 
+/// The page holding physical address `pa`, as every `badpage` reply names
+/// it: its start, and the address typed when that was not the start.
+struct PageOf(usize);
+
+impl core::fmt::Display for PageOf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let page = self.0 & !(crate::arch::PAGE_SIZE - 1);
+        write!(f, "page {page:#x}")?;
+        if page != self.0 {
+            write!(f, " (holding {:#x})", self.0)?;
+        }
+        Ok(())
+    }
+}
+
 /// `stress <seconds> [harts] [seed]`
 pub fn stress<'a>(
     monitor: &mut Monitor,
@@ -201,10 +221,10 @@ pub fn stress<'a>(
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
     let seconds = args.number_in("seconds", 1..=3600)?;
-    let harts = args.number_or(stress::MAX_HARTS as u64)?;
+    let most = stress::MAX_HARTS as u64;
+    let harts = args.number_in_or(most, 1..=most)? as usize;
     let seed = args.number_or(stress::DEFAULT_SEED)?;
     args.end()?;
-    let harts = harts.clamp(1, stress::MAX_HARTS as u64) as usize;
     // The run allocates and frees on every hart: a block this shell freed
     // may be reused, so it can no longer be recognised as a double free.
     monitor.ledger.forget_freed();

@@ -1,214 +1,48 @@
-//! The memory-info commands, printed the way Linux prints them:
-//! `meminfo` (`/proc/meminfo`: `Name:  value kB`), `buddyinfo`
-//! (`/proc/buddyinfo`) and `slabinfo` (`/proc/slabinfo`, version 2.1).
+//! The memory-info commands, printed byte for byte the way Linux prints
+//! them: `buddyinfo` (`/proc/buddyinfo`) and `slabinfo` (`/proc/slabinfo`,
+//! version 2.1); `meminfo` is in `meminfo.rs`. `caches` shows the per-hart
+//! caches, which Linux has no file for.
 //!
 //! Every figure is read from the allocators' own accounting at the moment
 //! of the command; none is cached by the shell.
 
 use super::Monitor;
-use crate::arch::PAGE_SIZE;
 use crate::memory::{heap, pages};
-use crate::platform;
 use core::fmt::Write;
-use core::sync::atomic::Ordering;
 use kalloc::byte::SlabInfo;
 use kshell::{Args, CommandError};
-
-const KB_PER_PAGE: usize = PAGE_SIZE / 1024;
-
-/// `pagealloc=` as the running kernel has it.
-pub fn page_allocator_name() -> &'static str {
-    pages::with(|allocator| match allocator {
-        pages::BootPageAllocator::Buddy(_) => "buddy page allocator",
-        pages::BootPageAllocator::Bitmap(_) => "bitmap page allocator",
-    })
-}
 
 /// `alloc=` as the kernel booted with it.
 pub fn heap_name() -> &'static str {
     heap::kind().map_or("?", heap::HeapKind::name)
 }
 
+/// Whether the heap has slab caches (`alloc=slab`).
+pub fn slabs_present() -> bool {
+    heap::kind() == Some(heap::HeapKind::Slab)
+}
+
 /// The slab caches' rows, or `None` unless the heap is `alloc=slab`.
 fn slab_stats() -> Option<crate::memdiag::stats::MemoryStats> {
-    (heap::kind() == Some(heap::HeapKind::Slab)).then(crate::memdiag::stats::get_memory_stats)
+    slabs_present().then(crate::memdiag::stats::get_memory_stats)
 }
 
-/// Linux's watermarks for `managed_pages` (in pages): `min_free_kbytes =
-/// sqrt(16 * lowmem_kbytes)` clamped to 128..=262144, low = min + min/4,
-/// high = min + min/2 (mm/page_alloc.c, before watermark_scale_factor).
-pub fn watermarks(managed_pages: usize) -> (usize, usize, usize) {
-    let kbytes = (managed_pages * KB_PER_PAGE) as u64;
-    let min_kbytes = (kbytes * 16).isqrt().clamp(128, 262_144) as usize;
-    let min = min_kbytes.div_ceil(KB_PER_PAGE);
-    (min, min + min / 4, min + min / 2)
-}
+/// `help buddyinfo`.
+pub const BUDDYINFO_DETAILS: &str = "\
+Linux's format (mm/vmstat.c): `Node 0, zone   Normal ` then each order's free-block count as `%6lu `
+orders 0 to the largest this RAM can hold; free pages in the allocator = sum of count x 2^order
+(meminfo's MemFree; blocks parked in the harts' page lists are not counted, as Linux's per-CPU lists)";
 
-fn kb(pages: usize) -> usize {
-    pages * KB_PER_PAGE
-}
+/// `help slabinfo`.
+pub const SLABINFO_DETAILS: &str = "\
+Linux's slabinfo 2.1 format (mm/slab_common.c); one row per cache of the slab allocator
+limit and batchcount: the per-hart magazine capacity of a kmalloc class (0 without the caches)
+active_objs: objects handed out (those parked in the harts' caches count as free)
+active_slabs: full and partial slabs; num_slabs: those and the empty ones
+with alloc=tlsf or alloc=buddy there are no slab caches: the header alone";
 
-/// `meminfo`
-pub fn meminfo<'a>(
-    monitor: &mut Monitor,
-    args: &mut Args<'a>,
-    out: &mut dyn Write,
-) -> Result<(), CommandError<'a>> {
-    args.end()?;
-    let ram: u64 = platform::get()
-        .ram
-        .as_slice()
-        .iter()
-        .map(|r| r.size())
-        .sum();
-    let stats = pages::stats();
-    // Blocks parked in the harts' page lists are free for any request,
-    // though not in the allocator (FreePages, buddyinfo).
-    let listed = pages::cache_stats().parked_pages;
-    let (total, free) = (stats.total_pages, stats.free_pages + listed);
-    let used = total - free;
-    let counters = &crate::memory::counters::COUNTERS;
-    let heap = crate::memory::global::stats();
-    let heap_pages = counters.heap_pages.load(Ordering::Relaxed);
-    let large_pages = counters.large_pages.load(Ordering::Relaxed);
-    let (min, low, high) = watermarks(total);
-    let zone = if free <= min {
-        "below min"
-    } else if free <= low {
-        "below low"
-    } else if free <= high {
-        "below high"
-    } else {
-        "above high"
-    };
-    let (blocks, bytes, page_blocks, page_count) = monitor.ledger.totals();
-    let line = |out: &mut dyn Write, name: &str, value: usize, unit: &str, note: &str| {
-        let pad = 15usize.saturating_sub(name.len());
-        match (unit, note) {
-            ("", "") => writeln!(out, "{name}:{:pad$}{value:>12}", ""),
-            (unit, "") => writeln!(out, "{name}:{:pad$}{value:>12} {unit}", ""),
-            (unit, note) => writeln!(out, "{name}:{:pad$}{value:>12} {unit:<2}  {note}", ""),
-        }
-    };
-    line(
-        out,
-        "MemTotal",
-        (ram / 1024) as usize,
-        "kB",
-        "RAM in the device tree",
-    )?;
-    line(out, "MemManaged", kb(total), "kB", page_allocator_name())?;
-    line(
-        out,
-        "MemFree",
-        kb(free),
-        "kB",
-        "in the allocator and the harts' page lists",
-    )?;
-    line(out, "MemUsed", kb(used), "kB", "managed minus free")?;
-    line(
-        out,
-        "Reserved",
-        (ram / 1024) as usize - kb(total),
-        "kB",
-        "firmware, kernel image, device tree, allocator metadata",
-    )?;
-    line(
-        out,
-        "FreePages",
-        stats.free_pages,
-        "",
-        "pages of 4 KiB in the allocator",
-    )?;
-    line(
-        out,
-        "PagesListed",
-        listed,
-        "",
-        "free pages parked in the harts' lists",
-    )?;
-    line(out, "LargestFreeRun", kb(stats.largest_free_run), "kB", "")?;
-    line(
-        out,
-        "WatermarkMin",
-        kb(min),
-        "kB",
-        "Linux's formula; advisory",
-    )?;
-    line(out, "WatermarkLow", kb(low), "kB", "")?;
-    line(out, "WatermarkHigh", kb(high), "kB", zone)?;
-    writeln!(out, "HeapAllocator:  {:>12}", heap_name())?;
-    line(
-        out,
-        "HeapPages",
-        kb(heap_pages),
-        "kB",
-        "held by the byte allocator (pools, slabs)",
-    )?;
-    if let Some(stats) = slab_stats() {
-        let slab_pages: usize = stats
-            .slab_rows()
-            .map(|r| r.pages_per_slab * (r.full_slabs + r.partial_slabs + r.empty_slabs))
-            .sum();
-        line(
-            out,
-            "Slab",
-            kb(slab_pages),
-            "kB",
-            "slabs of the kmalloc caches",
-        )?;
-    }
-    line(
-        out,
-        "HeapUsed",
-        crate::memory::global::used_bytes(),
-        "B",
-        "handed out by the byte allocator, with rounding",
-    )?;
-    line(
-        out,
-        "HeapLive",
-        heap.live_bytes(),
-        "B",
-        "requested through the global allocator",
-    )?;
-    line(out, "HeapLiveBlocks", heap.live_blocks() as usize, "", "")?;
-    line(
-        out,
-        "HeapCached",
-        heap.cached_bytes,
-        "B",
-        "free objects parked in the harts' caches",
-    )?;
-    line(
-        out,
-        "LargeAllocs",
-        kb(large_pages),
-        "kB",
-        "requests of a page or more, straight from the page allocator",
-    )?;
-    line(
-        out,
-        "HeapLargestFree",
-        crate::memory::global::largest_free_block(),
-        "B",
-        "without growing",
-    )?;
-    line(out, "AllocFailures", heap.failures as usize, "", "")?;
-    line(out, "ShellAlloc", bytes, "B", "")?;
-    line(out, "ShellAllocs", blocks, "", "blocks from `alloc`")?;
-    line(out, "ShellPages", kb(page_count), "kB", "")?;
-    line(
-        out,
-        "ShellPageAllocs",
-        page_blocks,
-        "",
-        "blocks from `pages`",
-    )?;
-    Ok(())
-}
-
-/// `buddyinfo`: free blocks per order, orders 0 to at least 10.
+/// `buddyinfo`: free blocks per order, byte for byte as Linux prints
+/// `/proc/buddyinfo` (one zone; every order up to [`pages::max_order`]).
 pub fn buddyinfo<'a>(
     _: &mut Monitor,
     args: &mut Args<'a>,
@@ -216,18 +50,11 @@ pub fn buddyinfo<'a>(
 ) -> Result<(), CommandError<'a>> {
     args.end()?;
     let stats = pages::stats();
-    let top = stats.highest_free_order().unwrap_or(0).max(10);
-    write!(out, "Node 0, zone   Normal ")?;
-    for count in &stats.free_blocks[..=top] {
-        write!(out, "{count:>7}")?;
+    write!(out, "Node {}, zone {:>8} ", 0, "Normal")?;
+    for count in &stats.free_blocks[..=pages::max_order()] {
+        write!(out, "{count:>6} ")?;
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "# orders 0..={top}; {} ({} free pages = sum of count x 2^order)",
-        page_allocator_name(),
-        stats.free_pages
-    )?;
     Ok(())
 }
 
@@ -238,20 +65,15 @@ pub fn slabinfo<'a>(
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
     args.end()?;
-    let Some(stats) = slab_stats() else {
-        writeln!(
-            out,
-            "slabinfo: the kernel heap is `{}` (boot argument alloc=), which has no slab caches",
-            heap_name()
-        )?;
-        return Ok(());
-    };
     writeln!(out, "slabinfo - version: 2.1")?;
     writeln!(
         out,
         "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
          : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
     )?;
+    let Some(stats) = slab_stats() else {
+        return Ok(());
+    };
     let caches_on = crate::memory::global::HEAP.caches_enabled();
     for (index, info) in stats.slab_rows().enumerate() {
         // The kmalloc classes come first; their per-hart magazines are the
@@ -274,11 +96,7 @@ pub fn caches<'a>(
     args: &mut Args<'a>,
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
-    let drain = match args.next_word() {
-        None => false,
-        Some("drain") => true,
-        Some(other) => return Err(CommandError::Args(kshell::ArgError::Invalid(other))),
-    };
+    let drain = args.choice(&["drain"], "drain")?.is_some();
     args.end()?;
     let heap = &crate::memory::global::HEAP;
     if !heap.caches_enabled() {

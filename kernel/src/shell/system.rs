@@ -2,6 +2,7 @@
 
 use super::Monitor;
 use crate::arch::{hart, timer};
+use crate::console::filter;
 use crate::drivers::plic;
 use crate::memory::size::{digits, pad_to_width};
 use crate::memory::stacks;
@@ -97,21 +98,55 @@ pub fn harts<'a>(
     Ok(())
 }
 
-/// `log [level]`
+/// `log [<level> | <target>:<level> | ratelimit <seconds> <burst>]`:
+/// shows the levels and the reports' rate limit, or sets the default
+/// level, one target's, or the rate limit (as Linux's
+/// `kernel.printk_ratelimit` sysctls do at run time).
 pub fn log_level<'a>(
     _: &mut Monitor,
     args: &mut Args<'a>,
     out: &mut dyn Write,
 ) -> Result<(), CommandError<'a>> {
-    let Some(word) = args.next_word() else {
-        writeln!(out, "log level: {}", log::max_level())?;
-        return Ok(());
-    };
-    args.end()?;
-    let level: log::LevelFilter = word.parse().map_err(|_| ArgError::Invalid(word))?;
-    log::set_max_level(level);
-    writeln!(out, "log level: {level}")?;
-    log::info!("log level set to {level} from the shell");
+    const EXPECTED: &str = "off, error, warn, info, debug, trace, <target>:<level> or ratelimit \
+                            (`help log` lists the targets)";
+    match args.next_word() {
+        None => {}
+        Some("ratelimit") => {
+            let seconds = args.number_in("seconds", 0..=3600)?;
+            let burst = args.number_in("burst", 1..=u64::from(u32::MAX))? as u32;
+            args.end()?;
+            crate::memdiag::ratelimit::configure(seconds, burst);
+        }
+        Some(word) => {
+            args.end()?;
+            let invalid = ArgError::Invalid {
+                word,
+                expected: EXPECTED,
+            };
+            match word.split_once(':') {
+                None => filter::set_default(word.parse().map_err(|_| invalid)?),
+                Some((target, level)) => {
+                    let level = level.parse().map_err(|_| invalid)?;
+                    filter::set_target(target, level).map_err(|_| ArgError::Invalid {
+                        word: target,
+                        expected: "a log target (`help log` lists them)",
+                    })?;
+                }
+            }
+            log::info!("log level set to {} from the shell", filter::Current);
+        }
+    }
+    writeln!(out, "log level: {}", filter::Current)?;
+    let (seconds, burst, logged, suppressed) = crate::memdiag::ratelimit::totals();
+    match seconds {
+        0 => write!(out, "reports: no rate limit (printk_ratelimit=0)")?,
+        _ => write!(
+            out,
+            "reports: at most {burst} per {seconds} s (printk_ratelimit={seconds} \
+             printk_ratelimit_burst={burst})"
+        )?,
+    }
+    writeln!(out, "; {logged} logged, {suppressed} suppressed since boot")?;
     Ok(())
 }
 

@@ -177,7 +177,11 @@ pub fn translate<'a>(
     let word = args.word("va")?;
     let va = kshell::parse_number(word)? as usize;
     args.end()?;
-    let va = VirtAddr::new(va).map_err(|_| ArgError::Invalid(word))?;
+    let va = VirtAddr::new(va).map_err(|_| ArgError::Invalid {
+        word,
+        expected: "an Sv39 address: bits 63..39 copies of bit 38 (0x0..0x3f_ffff_ffff or \
+                   0xffff_ffc0_0000_0000 and up)",
+    })?;
     let sections = layout::sections();
     let walk = paging::inspect(|table| table.walk(va))
         .ok_or(CommandError::Failed("the kernel page table is not built"))?;

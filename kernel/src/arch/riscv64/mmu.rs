@@ -31,11 +31,14 @@ pub fn flush_local_all() {
 }
 
 /// Invalidates `range` in the TLBs of every other online hart (SBI RFENCE)
-/// and of this one. Panics if the firmware refuses: a stale entry on
-/// another hart would outlive the mapping.
-pub fn flush_all_harts(range: core::ops::Range<usize>) {
+/// and of this one; returns how many other harts were asked. Panics if the
+/// firmware refuses: a stale entry on another hart would outlive the
+/// mapping.
+pub fn flush_all_harts(range: core::ops::Range<usize>) -> usize {
     let me = hart::current().hart_id();
+    let mut remote = 0;
     for other in hart::online().filter(|h| h.hart_id() != me) {
+        remote += 1;
         let ret = sbi_rt::remote_sfence_vma(
             sbi_rt::HartMask::from_mask_base(1, other.hart_id()),
             range.start,
@@ -53,4 +56,5 @@ pub fn flush_all_harts(range: core::ops::Range<usize>) {
         riscv::asm::sfence_vma(0, page);
         page += PAGE_SIZE;
     }
+    remote
 }

@@ -68,6 +68,12 @@ pub fn start(slot: usize) -> Result<(), StartError> {
     let stack_top_phys = super::virt_to_phys(block.stack().end);
     let timeout = crate::platform::get().timebase_hz * START_TIMEOUT_MS / 1000;
     for attempt in 0..2 {
+        log::debug!(
+            "hart {hart_id} (slot {slot}): SBI hart_start at {entry:#x}, stack {:#x}..{:#x}",
+            block.stack().start,
+            block.stack().end
+        );
+        let started = super::cpu::ticks();
         let ret = sbi_rt::hart_start(hart_id, entry, stack_top_phys);
         if ret.error != 0 {
             return Err(StartError {
@@ -76,6 +82,12 @@ pub fn start(slot: usize) -> Result<(), StartError> {
             });
         }
         if super::cpu::spin_until(timeout, || block.is_online()) {
+            let hz = crate::platform::get().timebase_hz.max(1);
+            log::debug!(
+                "hart {hart_id} online after {} us: own stack, trap stack, kernel page table, \
+                 timer and interrupts on",
+                (super::cpu::ticks() - started) * 1_000_000 / hz
+            );
             return Ok(());
         }
         let status = sbi_rt::hart_get_status(hart_id);

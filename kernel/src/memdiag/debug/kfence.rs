@@ -117,16 +117,19 @@ pub fn alloc(layout: Layout, site: CallSite) -> Option<NonNull<u8>> {
     let slot = (0..SLOTS)
         .map(|i| (pool.next + i) % SLOTS)
         .find(|&i| pool.slots[i].state != State::Live)?;
-    let page = pages::alloc(1, PAGE_SIZE).ok()?;
+    let page = pages::alloc_untraced("pages", 1, PAGE_SIZE).ok()?;
     let va = data_page(slot);
-    if let Err(error) = paging::map_page(va, arch::virt_to_phys(page), Perms::Rw) {
-        let freed = pages::free(page, 1);
-        drop(pool);
-        log::error!(
-            "kfence: mapping slot {slot} failed ({error:?}); its page {page:#x} went back: {freed:?}"
-        );
-        return None;
-    }
+    let mapped = match paging::map_page(va, arch::virt_to_phys(page), Perms::Rw) {
+        Ok(change) => change,
+        Err(error) => {
+            let freed = pages::free_untraced(page, 1);
+            drop(pool);
+            log::error!(
+                "kfence: mapping slot {slot} failed ({error:?}); its page {page:#x} went back: {freed:?}"
+            );
+            return None;
+        }
+    };
     let start = (va + PAGE_SIZE - layout.size()) & !(layout.align() - 1);
     // SAFETY: `va` was just mapped read-write to a page nobody else uses;
     // the canary covers the page up to the object.
@@ -146,6 +149,8 @@ pub fn alloc(layout: Layout, site: CallSite) -> Option<NonNull<u8>> {
         page,
     };
     pool.next = (slot + 1) % SLOTS;
+    drop(pool);
+    mapped.log();
     NonNull::new(start as *mut u8)
 }
 
@@ -260,8 +265,11 @@ pub fn free(ptr: NonNull<u8>, layout: Layout, site: CallSite) -> AllocResult {
     let info = pool.slots[index].info;
     let unmapped = paging::unmap_page(va);
     // A page that stays mapped must not be reused: it is kept then.
-    let freed = unmapped.is_ok().then(|| pages::free(slot.page, 1));
+    let freed = unmapped.is_ok().then(|| pages::free_untraced(slot.page, 1));
     drop(pool);
+    if let Ok(change) = unmapped {
+        change.log();
+    }
     if unmapped.is_err() || freed.is_some_and(|f| f.is_err()) {
         log::error!(
             "kfence: retiring slot {index}: unmap {unmapped:?}, page {:#x} given back {freed:?}",

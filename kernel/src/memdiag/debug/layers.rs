@@ -220,7 +220,8 @@ pub fn with_pages<R>(f: impl FnOnce(&mut PageLayer) -> R) -> Option<R> {
 }
 
 /// Runs `f` on the layer behind `lock`, then takes the reports its `queue`
-/// holds and publishes them after unlocking.
+/// holds and publishes them after unlocking, with what the heap noticed
+/// meanwhile (held back while the layer's lock was held).
 fn with_layer<T, R>(
     lock: &IrqTicketLock<Option<T>>,
     f: impl FnOnce(&mut T) -> R,
@@ -234,6 +235,7 @@ fn with_layer<T, R>(
     if let Some(reports) = pending {
         emit(reports);
     }
+    heap::notice::report_deferred();
     Some(result)
 }
 
@@ -252,7 +254,7 @@ fn emit(mut queue: KernelSink) {
         super::report::publish(&report);
     }
     if dropped > 0 {
-        log::error!(target: "memdebug", "{dropped} more reports of the same operation dropped");
+        log::error!(target: super::MEMDEBUG, "{dropped} more reports of the same operation dropped");
     }
 }
 

@@ -8,13 +8,14 @@
 //!
 //! Runs after the allocator locks are released; it takes each of them
 //! again briefly and never allocates. Like Linux's `warn_alloc`, the log
-//! is rate-limited (`super::ratelimit`: 10 reports per 5 s, then a
-//! count of those suppressed): a workload that expects failures (fault
-//! injection, `stress`) would otherwise flood the console. Every failure
-//! is still counted and remembered ([`reports`], [`last`]).
+//! is rate-limited (`memdiag::ratelimit`, shared with memdebug's reports:
+//! 10 reports per 5 s, then a count of those suppressed): a workload that
+//! expects failures (fault injection, `stress`) would otherwise flood the
+//! console. Every failure is still counted and remembered ([`reports`],
+//! [`last`]).
 
 use super::layers;
-use super::ratelimit::RateLimit;
+use crate::memdiag::ratelimit;
 use crate::memdiag::stats::{self, MemoryStats};
 use crate::sync::IrqTicketLock;
 use core::alloc::Layout;
@@ -43,7 +44,6 @@ pub struct OomSummary {
 }
 
 static REPORTS: AtomicUsize = AtomicUsize::new(0);
-static LIMIT: RateLimit = RateLimit::new();
 static LAST: IrqTicketLock<Option<OomSummary>> = IrqTicketLock::new("oom-report", None);
 
 /// How many OOM reports were logged since boot.
@@ -130,10 +130,8 @@ pub fn build(layout: Layout, error: AllocError, site: CallSite) -> OomReport {
 pub fn allocation_failed(layout: Layout, error: AllocError, caller: usize) {
     let site = super::site::current().unwrap_or(CallSite::Code(caller));
     let report = build(layout, error, site);
-    match LIMIT.admit() {
-        Some(0) => log::warn!("{report}"),
-        Some(suppressed) => log::warn!("{report}\n  ({suppressed} earlier reports suppressed)"),
-        None => {}
+    if ratelimit::admit() {
+        log::warn!("{report}");
     }
     *LAST.lock() = Some(report.summary);
     REPORTS.fetch_add(1, Ordering::Relaxed);

@@ -37,7 +37,15 @@ ktest! {
         let big: Vec<u8> = alloc::vec![1; 4 << 20];
         let small: Vec<Vec<u8>> = (0..100).map(|i| alloc::vec![i as u8; 100]).collect();
         let during = get_memory_stats();
-        kassert!(during.watermarks.peak_bytes >= before.heap.live_bytes + big.len() + 100 * 100);
+        // The heap's watermark is exact to within FOLD_BYTES per hart
+        // (bytes a hart has not folded into the shared total yet).
+        let slack = crate::arch::hart::online().count() * kheap::FOLD_BYTES as usize;
+        kassert!(
+            during.watermarks.peak_bytes + slack >= before.heap.live_bytes + big.len() + 100 * 100,
+            "peak {} bytes, live before {} bytes",
+            during.watermarks.peak_bytes,
+            before.heap.live_bytes
+        );
         kassert!(during.watermarks.peak_pages >= before.used_pages() + big.len() / PAGE_SIZE);
         kassert!(during.watermarks.peak_bytes_at_us >= before.watermarks.peak_bytes_at_us);
         kassert!(during.counts.allocs >= before.counts.allocs + 102);

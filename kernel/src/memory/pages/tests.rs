@@ -104,3 +104,13 @@ ktest! {
 fn drain_lists_of_this_hart() -> usize {
     PAGES.drain_this_cpu()
 }
+
+ktest! {
+    fn orders_up_to_max_order_hold_every_free_block() {
+        let top = max_order();
+        let stats = stats();
+        kassert!(1usize << top <= stats.total_pages, "order {top} of {} pages", stats.total_pages);
+        kassert!(stats.free_blocks[top + 1..].iter().all(|&n| n == 0), "a free block above order {top}");
+        Ok(())
+    }
+}

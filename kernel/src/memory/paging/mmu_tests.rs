@@ -112,8 +112,8 @@ ktest! {
         let frame = pages::alloc(1, arch::PAGE_SIZE).map_err(|e| crate::ktest::Failure::new(format_args!("frame: {e}")))?;
         let phys = arch::virt_to_phys(frame);
         let (first, second) = (WINDOW, WINDOW + 16 * arch::PAGE_SIZE);
-        map_page(first, phys, Perms::Rw).map_err(|e| crate::ktest::Failure::new(format_args!("map first: {e}")))?;
-        map_page(second, phys, Perms::Rw).map_err(|e| crate::ktest::Failure::new(format_args!("map second: {e}")))?;
+        map_page(first, phys, Perms::Rw).map_err(|e| crate::ktest::Failure::new(format_args!("map first: {e}")))?.log();
+        map_page(second, phys, Perms::Rw).map_err(|e| crate::ktest::Failure::new(format_args!("map second: {e}")))?.log();
         // SAFETY: both addresses map the frame just taken, RW.
         unsafe {
             core::ptr::write_volatile(first as *mut u64, 0xfeed_f00d);
@@ -122,7 +122,7 @@ ktest! {
             kassert_eq!(core::ptr::read_volatile((first + 8) as *const u64), 0xbeef);
             kassert_eq!(core::ptr::read_volatile((frame + 8) as *const u64), 0xbeef);
         }
-        unmap_page(second).map_err(|e| crate::ktest::Failure::new(format_args!("unmap: {e}")))?;
+        unmap_page(second).map_err(|e| crate::ktest::Failure::new(format_args!("unmap: {e}")))?.log();
         expect_fault(
             ExpectedFault { cause: LOAD_PAGE_FAULT, address: second..second + 8, diagnosis: Some("unmapped") },
             || {
@@ -130,7 +130,7 @@ ktest! {
                 unsafe { core::ptr::read_volatile(second as *const u64) };
             },
         )?;
-        protect_page(first, Perms::Ro).map_err(|e| crate::ktest::Failure::new(format_args!("protect: {e}")))?;
+        protect_page(first, Perms::Ro).map_err(|e| crate::ktest::Failure::new(format_args!("protect: {e}")))?.log();
         // SAFETY: still mapped, now read-only: reading is fine.
         kassert_eq!(unsafe { core::ptr::read_volatile(first as *const u64) }, 0xfeed_f00d);
         expect_fault(
@@ -140,7 +140,7 @@ ktest! {
                 unsafe { core::ptr::write_volatile(first as *mut u64, 1) };
             },
         )?;
-        unmap_page(first).map_err(|e| crate::ktest::Failure::new(format_args!("unmap: {e}")))?;
+        unmap_page(first).map_err(|e| crate::ktest::Failure::new(format_args!("unmap: {e}")))?.log();
         pages::free(frame, 1).map_err(|e| crate::ktest::Failure::new(format_args!("free: {e}")))?;
         Ok(())
     }

@@ -42,8 +42,19 @@ ktest! {
         // Every online hart must accept the RFENCE call (the assertion in
         // `flush_all_harts` checks each SBI return).
         let text = crate::memory::layout::sections()[0].virt.clone();
-        crate::arch::mmu::flush_all_harts(text.start..text.start + 4 * PAGE_SIZE);
-        kassert!(hart::online().count() >= 1);
+        let remote = crate::arch::mmu::flush_all_harts(text.start..text.start + 4 * PAGE_SIZE);
+        kassert_eq!(remote, hart::online().count() - 1);
+        Ok(())
+    }
+}
+
+ktest! {
+    fn table_pages_and_the_direct_map_are_counted() {
+        kassert!(table_pages() >= 3, "{} table pages", table_pages());
+        let [small, mid, large] = direct_map_leaves();
+        let mapped = small * PAGE_SIZE + mid * (2 << 20) + large * (1 << 30);
+        let ram = platform::get().ram.total_size() as usize;
+        kassert!(mapped > ram / 2 && mapped <= ram, "direct map {mapped} bytes of {ram}");
         Ok(())
     }
 }
