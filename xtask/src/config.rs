@@ -65,14 +65,11 @@ impl Config {
         let mem = knob("MEM").unwrap_or_else(|| "128M".to_string());
         let mem_bytes = parse_mem(&mem)?;
         let log = knob("LOG");
-        if let Some(level) = &log {
-            const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-            if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-                return Err(format!(
-                    "LOG={level}: expected one of {}",
-                    LEVELS.join(", ")
-                ));
-            }
+        if let Some(spec) = &log {
+            // The kernel's own parser: the syntax is checked before a
+            // boot; the target names are the kernel's to check.
+            bootargs::LogSpec::parse(spec, bootargs::Level::Info)
+                .map_err(|error| format!("LOG={spec}: {error}"))?;
         }
         let timeout = match knob("TIMEOUT") {
             None => (mode == Mode::Test).then_some(Duration::from_secs(120)),
