@@ -19,6 +19,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::shim::{AtomicUsize, const_unless_loom};
 
+/// One CPU's drain requests: tickets asked by others, the last answered.
 pub struct DrainRequests {
     asked: AtomicUsize,
     answered: AtomicUsize,
@@ -26,6 +27,7 @@ pub struct DrainRequests {
 
 impl DrainRequests {
     const_unless_loom! {
+        /// No request asked or answered.
         pub fn new() -> Self {
             Self {
                 asked: AtomicUsize::new(0),

@@ -22,6 +22,8 @@ use crate::shim::{AtomicPtr, AtomicUsize, const_unless_loom};
 /// Slots per magazine: the largest capacity a class may have.
 pub const MAGAZINE_SLOTS: usize = 32;
 
+/// Up to [`MAGAZINE_SLOTS`] free objects of one class, a stack its owner
+/// pushes and pops and any CPU may search.
 pub struct Magazine {
     len: AtomicUsize,
     slots: [AtomicPtr<u8>; MAGAZINE_SLOTS],
@@ -29,6 +31,7 @@ pub struct Magazine {
 
 impl Magazine {
     const_unless_loom! {
+        /// An empty magazine.
         pub fn new() -> Self {
             Self {
                 len: AtomicUsize::new(0),

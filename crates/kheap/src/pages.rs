@@ -137,20 +137,23 @@ struct StateTable {
 /// lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageStats {
-    /// Requests served and frees taken, listed or not, and failed requests
-    /// (after the drain).
+    /// Requests served, from the lists or not.
     pub allocs: u64,
+    /// Frees taken, into the lists or not.
     pub frees: u64,
+    /// Requests that failed (after the drain).
     pub failures: u64,
     /// The most pages the allocator had handed out (parked blocks
-    /// included) at any trip to the lock, and the [`Cpu::now`] of then.
+    /// included) at any trip to the lock.
     pub peak_pages: usize,
+    /// The [`Cpu::now`] of `peak_pages`.
     pub peak_at: u64,
     /// Times a CPU took the page allocator's lock for the lists (refill,
     /// give back, a request or free the lists do not serve).
     pub lock_acquisitions: u64,
-    /// Blocks parked per order, and the pages they hold.
+    /// Blocks parked per order.
     pub parked_blocks: [usize; PAGE_CACHE_ORDERS],
+    /// The pages the parked blocks hold.
     pub parked_pages: usize,
 }
 

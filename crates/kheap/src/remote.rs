@@ -10,8 +10,9 @@ use crate::drain::DrainRequests;
 pub struct DrainReport {
     /// Objects (or page blocks) this CPU gave back.
     pub objects_here: usize,
-    /// Other CPUs asked to drain, and how many of them answered in time.
+    /// Other CPUs asked to drain.
     pub cpus_asked: usize,
+    /// How many of them answered in time.
     pub cpus_answered: usize,
 }
 

@@ -155,8 +155,9 @@ impl SharedStats {
 /// A snapshot of the heap's counters, summed over the CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
-    /// Allocations and frees through the heap since it was created.
+    /// Allocations through the heap since it was created.
     pub allocs: u64,
+    /// Frees through the heap since it was created.
     pub frees: u64,
     /// Allocations that failed (after draining and shrinking).
     pub failures: u64,
@@ -166,19 +167,21 @@ pub struct HeapStats {
     /// Live bytes as requested (before rounding), summed over the CPUs'
     /// shares (see [`live_bytes`](Self::live_bytes)).
     net_bytes: isize,
-    /// The highest value the folded total of live bytes reached, and the
-    /// [`Cpu::now`](crate::Cpu::now) of that moment: within `CPUS *`
-    /// [`FOLD_BYTES`] of the true peak.
+    /// The highest value the folded total of live bytes reached: within
+    /// `CPUS *` [`FOLD_BYTES`] of the true peak.
     pub peak_bytes: usize,
+    /// The [`Cpu::now`](crate::Cpu::now) of `peak_bytes`.
     pub peak_at: u64,
-    /// Objects parked in the CPUs' magazines, per `kmalloc` class, and
-    /// their bytes (class sizes).
+    /// Objects parked in the CPUs' magazines, per `kmalloc` class.
     pub cached_objects: [usize; kalloc::byte::KMALLOC_CLASSES],
+    /// The parked objects' bytes (class sizes).
     pub cached_bytes: usize,
     /// Times a CPU took the heap's lock: refills, flushes, requests the
     /// caches do not hold, and frees settled under the lock.
     pub lock_acquisitions: u64,
+    /// Magazines refilled from the depot.
     pub refills: u64,
+    /// Magazines flushed back to the depot.
     pub flushes: u64,
 }
 

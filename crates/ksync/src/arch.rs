@@ -104,7 +104,39 @@ impl Default for IrqNesting {
 /// Sections nest in any drop order: the first one entered saves the
 /// previous interrupt state and the last one left restores it, so
 /// interrupts stay masked until every section on this hart has ended.
+///
+/// ```
+/// use core::sync::atomic::{AtomicBool, Ordering};
+/// use ksync::{Arch, IrqNesting, irq_save};
+///
+/// // One hart whose interrupt-enable bit is a flag.
+/// static IRQS_ON: AtomicBool = AtomicBool::new(true);
+/// static NESTING: IrqNesting = IrqNesting::new();
+/// struct OneHart;
+/// impl Arch for OneHart {
+///     fn hart_id() -> usize { 0 }
+///     fn irq_save_disable() -> usize { IRQS_ON.swap(false, Ordering::Relaxed) as usize }
+///     fn irq_restore(saved: usize) { IRQS_ON.store(saved != 0, Ordering::Relaxed) }
+///     fn irq_nesting() -> &'static IrqNesting { &NESTING }
+/// }
+///
+/// let outer = irq_save::<OneHart>();
+/// let inner = irq_save::<OneHart>();
+/// drop(outer); // not the last section: interrupts stay masked
+/// assert!(!IRQS_ON.load(Ordering::Relaxed));
+/// assert_eq!(NESTING.depth(), 1);
+/// drop(inner);
+/// assert!(IRQS_ON.load(Ordering::Relaxed));
+/// ```
 pub fn irq_save<A: Arch>() -> IrqGuard<A> {
+    enter_masked::<A>();
+    IrqGuard { _arch: PhantomData }
+}
+
+/// Opens a masking section on the current hart: masks interrupts and, if
+/// it is the hart's outermost section, remembers the state to restore.
+/// Every call must be paired with one [`exit_masked`] on the same hart.
+pub(crate) fn enter_masked<A: Arch>() {
     let saved = A::irq_save_disable();
     let nesting = A::irq_nesting();
     let depth = nesting.depth.load(Ordering::Relaxed);
@@ -112,7 +144,24 @@ pub fn irq_save<A: Arch>() -> IrqGuard<A> {
         nesting.outermost_saved.store(saved, Ordering::Relaxed);
     }
     nesting.depth.store(depth + 1, Ordering::Relaxed);
-    IrqGuard { _arch: PhantomData }
+}
+
+/// Closes a masking section opened by [`enter_masked`] on the current
+/// hart, restoring the outermost saved state if it was the last one.
+pub(crate) fn exit_masked<A: Arch>() {
+    let nesting = A::irq_nesting();
+    let depth = nesting.depth.load(Ordering::Relaxed);
+    // A section is open, so this hart's depth is at least one unless the
+    // Arch hands out the wrong hart's record.
+    assert!(
+        depth > 0,
+        "masking section closed on hart {} whose masking depth is 0",
+        A::hart_id()
+    );
+    nesting.depth.store(depth - 1, Ordering::Relaxed);
+    if depth == 1 {
+        A::irq_restore(nesting.outermost_saved.load(Ordering::Relaxed));
+    }
 }
 
 /// Keeps interrupts masked on the hart that created it; see [`irq_save`].
@@ -124,18 +173,6 @@ pub struct IrqGuard<A: Arch> {
 
 impl<A: Arch> Drop for IrqGuard<A> {
     fn drop(&mut self) {
-        let nesting = A::irq_nesting();
-        let depth = nesting.depth.load(Ordering::Relaxed);
-        // A guard exists, so this hart's depth is at least one unless the
-        // Arch hands out the wrong hart's record.
-        assert!(
-            depth > 0,
-            "IrqGuard dropped on hart {} whose masking depth is 0",
-            A::hart_id()
-        );
-        nesting.depth.store(depth - 1, Ordering::Relaxed);
-        if depth == 1 {
-            A::irq_restore(nesting.outermost_saved.load(Ordering::Relaxed));
-        }
+        exit_masked::<A>();
     }
 }

@@ -23,6 +23,29 @@ const POISONED: u8 = 3;
 /// POISONED and every later caller panics instead of waiting forever.
 /// An initialiser that calls `call_once` on its own `Once` spins forever:
 /// the cell has no hart id to detect it.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use ksync::Once;
+///
+/// static RUNS: AtomicUsize = AtomicUsize::new(0);
+/// static TABLE: Once<[u8; 4]> = Once::new();
+///
+/// assert!(TABLE.get().is_none());
+/// std::thread::scope(|s| {
+///     for _ in 0..4 {
+///         s.spawn(|| {
+///             let table = TABLE.call_once(|| {
+///                 RUNS.fetch_add(1, Ordering::Relaxed);
+///                 [1, 2, 3, 4]
+///             });
+///             assert_eq!(table[3], 4);
+///         });
+///     }
+/// });
+/// assert_eq!(RUNS.load(Ordering::Relaxed), 1);
+/// assert!(TABLE.is_completed());
+/// ```
 pub struct Once<T> {
     state: AtomicU8,
     value: UnsafeCell<MaybeUninit<T>>,
@@ -127,6 +150,17 @@ impl Drop for PoisonOnDrop<'_> {
 }
 
 /// A value computed by `F` on first dereference.
+///
+/// ```
+/// use ksync::Lazy;
+///
+/// static PRIMES: Lazy<Vec<u32>> = Lazy::new(|| {
+///     (2..30).filter(|n| (2..*n).all(|d| n % d != 0)).collect()
+/// });
+///
+/// assert_eq!(PRIMES.len(), 10);
+/// assert_eq!(*Lazy::force(&PRIMES).last().unwrap(), 29);
+/// ```
 pub struct Lazy<T, F = fn() -> T> {
     cell: Once<T>,
     init: UnsafeCell<Option<F>>,

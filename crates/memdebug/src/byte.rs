@@ -93,18 +93,22 @@ impl<'t, A: ByteAllocator, S: ReportSink> DebugByteAllocator<'t, A, S> {
         }
     }
 
+    /// The wrapped byte allocator.
     pub fn inner(&self) -> &A {
         &self.inner
     }
 
+    /// The checks this layer runs.
     pub fn flags(&self) -> DebugFlags {
         self.config.flags
     }
 
+    /// The layer's counters (kept whatever the flags).
     pub fn counters(&self) -> Counters {
         self.ledger.counters
     }
 
+    /// Where the layer's reports go.
     pub fn sink(&mut self) -> &mut S {
         &mut self.sink
     }

@@ -7,12 +7,15 @@ use crate::ledger::Record;
 /// Outstanding allocations of one call site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SiteSummary {
+    /// Where the blocks were allocated.
     pub site: CallSite,
-    /// Live blocks and their total requested size (bytes or pages).
+    /// Live blocks.
     pub count: usize,
+    /// Their total requested size (bytes or pages).
     pub size: usize,
-    /// The oldest of them: its allocation number and time.
+    /// The oldest one's allocation number.
     pub oldest_seq: u64,
+    /// The oldest one's allocation time (clock ticks).
     pub oldest_time: u64,
 }
 
@@ -76,6 +79,7 @@ impl<const SITES: usize> Default for LeakWatch<SITES> {
 }
 
 impl<const SITES: usize> LeakWatch<SITES> {
+    /// A watch that has seen no check yet.
     pub const fn new() -> Self {
         LeakWatch {
             sites: [(CallSite::Unknown, 0, 0); SITES],

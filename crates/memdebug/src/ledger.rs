@@ -27,17 +27,21 @@ use crate::{BlockInfo, CallSite, ReportKind};
 /// Counters every layer keeps, whatever its flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Allocations served.
     pub allocs: u64,
+    /// Frees accepted.
     pub frees: u64,
     /// Allocations the inner allocator could not satisfy.
     pub failures: u64,
     /// Frees refused as invalid.
     pub refused_frees: u64,
-    /// Live blocks and their requested size (bytes or pages).
+    /// Live blocks.
     pub live_blocks: usize,
+    /// The live blocks' requested size (bytes or pages).
     pub live_size: usize,
-    /// The most ever live at once, and the clock when it was reached.
+    /// The most ever live at once (bytes or pages).
     pub peak_size: usize,
+    /// The clock when `peak_size` was reached.
     pub peak_time: u64,
 }
 

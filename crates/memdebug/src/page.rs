@@ -53,18 +53,22 @@ impl<'t, P: PageAllocator, S: ReportSink> DebugPageAllocator<'t, P, S> {
         }
     }
 
+    /// The wrapped page allocator.
     pub fn inner(&self) -> &P {
         &self.inner
     }
 
+    /// The checks this layer runs.
     pub fn flags(&self) -> DebugFlags {
         self.config.flags
     }
 
+    /// The layer's counters (kept whatever the flags).
     pub fn counters(&self) -> Counters {
         self.ledger.counters
     }
 
+    /// Where the layer's reports go.
     pub fn sink(&mut self) -> &mut S {
         &mut self.sink
     }

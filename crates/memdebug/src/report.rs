@@ -16,11 +16,13 @@ pub struct BlockInfo {
     pub align: usize,
     /// Sequence number of the allocation (1 = first allocation ever).
     pub seq: u64,
-    /// Who allocated it, and when (clock ticks).
+    /// Who allocated it.
     pub alloc_site: CallSite,
+    /// When it was allocated (clock ticks).
     pub alloc_time: u64,
-    /// Who freed it, and when, if it has been freed.
+    /// Who freed it, if it has been freed.
     pub free_site: CallSite,
+    /// When it was freed (clock ticks), if it has been.
     pub free_time: u64,
 }
 
@@ -65,42 +67,66 @@ pub enum ReportKind {
     /// so its history is known).
     DoubleFree,
     /// A free of an address inside a live block, not at its start.
-    InteriorFree { offset: usize },
+    InteriorFree {
+        /// The address's offset from the block's start.
+        offset: usize,
+    },
     /// A free of an address that is no block this layer knows of.
     UnknownFree,
     /// A free whose size or alignment differs from the allocation.
-    WrongLayout { size: usize, align: usize },
+    WrongLayout {
+        /// The size the free named.
+        size: usize,
+        /// The alignment the free named.
+        align: usize,
+    },
     /// A free of an address outside every region the layer manages.
     OutOfRange,
     /// A freed block's poison was overwritten while in quarantine.
     WriteAfterFree {
+        /// Offset of the first changed byte from the block's start.
         offset: usize,
+        /// The poison byte that should be there.
         expected: u8,
+        /// The bytes found from that offset.
         found: FoundBytes,
     },
     /// A red zone was overwritten. `offset` is relative to the object start
     /// (negative in the front zone, `>= size` in the rear zone).
     RedZone {
+        /// Which zone.
         side: Side,
+        /// Offset of the first changed byte from the object's start.
         offset: isize,
+        /// The red-zone byte that should be there.
         expected: u8,
+        /// The bytes found from that offset.
         found: FoundBytes,
     },
     /// The inner allocator could not satisfy a request.
     OutOfMemory {
+        /// The size asked for.
         size: usize,
+        /// The alignment asked for.
         align: usize,
+        /// What the inner allocator had handed out.
         used: usize,
+        /// What it could still hand out.
         available: usize,
     },
     /// The layer's table of live blocks is full; the request was refused.
-    TableFull { capacity: usize },
+    TableFull {
+        /// How many blocks the table holds.
+        capacity: usize,
+    },
 }
 
 /// What a layer counts sizes in (alignments are always bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// A byte layer's sizes.
     Bytes,
+    /// A page layer's sizes.
     Pages,
 }
 
@@ -137,6 +163,7 @@ pub struct Report {
     pub layer: &'static str,
     /// What the report's sizes count: the kind's and the block's.
     pub unit: Unit,
+    /// What happened.
     pub kind: ReportKind,
     /// The address the operation named.
     pub addr: usize,
@@ -144,6 +171,7 @@ pub struct Report {
     pub site: CallSite,
     /// The block involved, when known.
     pub block: Option<BlockInfo>,
+    /// What the layer did about it.
     pub action: Action,
 }
 
@@ -190,8 +218,9 @@ impl<const N: usize> ReportQueue<N> {
     }
 
     /// Empties the queue into what it returns: the reports in arrival
-    /// order, and how many did not fit.
-    pub fn take(&mut self) -> (impl Iterator<Item = Report>, usize) {
+    /// order, and how many did not fit. The iterator owns its reports
+    /// (`use<N>`: it does not borrow the queue).
+    pub fn take(&mut self) -> (impl Iterator<Item = Report> + use<N>, usize) {
         let taken = core::mem::take(self);
         let dropped = taken.dropped;
         (taken.reports.into_iter().take(taken.len).flatten(), dropped)

@@ -9,32 +9,74 @@ use crate::{PageSize, PageTableEntry};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PagingError {
     /// Bits 63..39 of the virtual address do not all equal bit 38.
-    NonCanonical { va: usize },
+    NonCanonical {
+        /// The address given.
+        va: usize,
+    },
     /// The physical address does not fit in Sv39's 56 bits.
-    PhysAddrTooLarge { pa: usize },
+    PhysAddrTooLarge {
+        /// The address given (or the last byte of the range).
+        pa: usize,
+    },
     /// An address or length is not a multiple of the required size.
-    Unaligned { addr: usize, required: PageSize },
+    Unaligned {
+        /// The offending address or length.
+        addr: usize,
+        /// The size it must be a multiple of.
+        required: PageSize,
+    },
     /// The flags are not a legal leaf: neither R nor X (that would be a
     /// table pointer), or W without R (reserved by the spec).
-    InvalidFlags { flags: u64 },
+    InvalidFlags {
+        /// The flag bits given.
+        flags: u64,
+    },
     /// A leaf already maps (part of) the requested range.
-    AlreadyMapped { va: usize, existing: PageSize },
+    AlreadyMapped {
+        /// The address whose mapping was requested.
+        va: usize,
+        /// The size of the leaf already covering it.
+        existing: PageSize,
+    },
     /// A huge page was requested where a lower-level table already holds
     /// smaller mappings.
-    TableInTheWay { va: usize, level: usize },
+    TableInTheWay {
+        /// The address of the requested huge page.
+        va: usize,
+        /// The level of the slot holding the table (1 or 2).
+        level: usize,
+    },
     /// Nothing maps this address.
-    NotMapped { va: usize },
+    NotMapped {
+        /// The address looked up.
+        va: usize,
+    },
     /// The address lies inside a huge page but is not its first byte
     /// (`unmap`/`protect` act on whole leaves).
-    InsideHugePage { va: usize, size: PageSize },
+    InsideHugePage {
+        /// The address given.
+        va: usize,
+        /// The size of the huge page containing it.
+        size: PageSize,
+    },
     /// The frame source had no frame for a page-table page.
     OutOfFrames,
     /// A range's length is zero or its end overflows the address space.
-    BadRange { start: usize, len: usize },
+    BadRange {
+        /// The range's first address.
+        start: usize,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The walk found an entry whose encoding the spec reserves (or a
     /// table pointer at level 0): the table was corrupted or not built by
     /// this crate.
-    Malformed { level: usize, entry: PageTableEntry },
+    Malformed {
+        /// The level (2 = root) of the table holding the entry.
+        level: usize,
+        /// The entry found.
+        entry: PageTableEntry,
+    },
 }
 
 impl fmt::Display for PagingError {

@@ -22,10 +22,16 @@ pub enum WalkEnd {
     /// A leaf maps the address.
     Leaf(Translation),
     /// The entry at `level` is invalid: the address is unmapped.
-    Invalid { level: usize },
+    Invalid {
+        /// The level (2 = root) of the invalid entry.
+        level: usize,
+    },
     /// The entry at `level` uses a reserved encoding, is a table pointer
     /// at level 0, or is a misaligned superpage: hardware would fault.
-    Malformed { level: usize },
+    Malformed {
+        /// The level (2 = root) of the offending entry.
+        level: usize,
+    },
 }
 
 /// The levels a hardware walk of one address visits, root first.

@@ -103,38 +103,36 @@ impl Contender for Rlsf {
     }
 }
 
-pub struct Talc(talc::Talc<talc::ErrOnOom>);
+/// talc's allocator core with a `Manual` source and the arena claimed:
+/// what its README's single-threaded `TalcCell` wraps, without the cell.
+pub struct Talc(talc::base::Talc<talc::source::Manual, talc::DefaultBinning>);
 impl Contender for Talc {
     const NAME: &'static str = "talc";
     fn new(arena: &Arena) -> Self {
-        let mut talc = talc::Talc::new(talc::ErrOnOom);
+        let mut talc = talc::base::Talc::new(talc::source::Manual);
         // SAFETY: the arena outlives the contender and nothing else uses it.
-        unsafe {
-            talc.claim(talc::Span::from_base_size(
-                arena.at(0).as_ptr(),
-                arena.len(),
-            ))
-            .unwrap()
-        };
+        let end = unsafe { talc.claim(arena.at(0).as_ptr(), arena.len()) };
+        assert!(end.is_some(), "talc could not claim the arena");
         Self(talc)
     }
     #[inline]
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: `layout` has a non-zero size (every trace's sizes do).
-        unsafe { self.0.malloc(layout).ok() }
+        unsafe { self.0.allocate(layout) }
     }
     #[inline]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded.
-        unsafe { self.0.free(ptr, layout) }
+        unsafe { self.0.deallocate(ptr.as_ptr(), layout) }
     }
 }
 
-pub struct Bsa(buddy_system_allocator::Heap<33>);
+/// The order its README's `LockedHeap<32>` uses, without the lock.
+pub struct Bsa(buddy_system_allocator::Heap<32>);
 impl Contender for Bsa {
     const NAME: &'static str = "buddy_system_allocator";
     fn new(arena: &Arena) -> Self {
-        let mut heap = buddy_system_allocator::Heap::<33>::new();
+        let mut heap = buddy_system_allocator::Heap::<32>::new();
         // SAFETY: the arena outlives the contender and nothing else uses it.
         unsafe { heap.init(arena.at(0).as_ptr().expose_provenance(), arena.len()) };
         Self(heap)
@@ -145,7 +143,8 @@ impl Contender for Bsa {
     }
     #[inline]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        self.0.dealloc(ptr, layout)
+        // SAFETY: forwarded.
+        unsafe { self.0.dealloc(ptr, layout) }
     }
 }
 

@@ -130,10 +130,13 @@ impl<P: PageSource> SlabAllocator<P> {
         }
     }
 
+    /// The page source the slabs come from.
     pub fn source(&self) -> &P {
         &self.source
     }
 
+    /// The page source, to allocate pages beside the slabs or give it
+    /// memory.
     pub fn source_mut(&mut self) -> &mut P {
         &mut self.source
     }

@@ -5,6 +5,8 @@ use core::fmt;
 /// Counters of one cache, as `SlabAllocator::slabinfo` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlabInfo {
+    /// The cache's name (`kmalloc-64`, or the name given to
+    /// [`create_cache`](crate::byte::SlabAllocator::create_cache)).
     pub name: &'static str,
     /// Bytes per object (the request rounded up to the cache's alignment).
     pub object_size: usize,
@@ -12,7 +14,9 @@ pub struct SlabInfo {
     pub active_objects: usize,
     /// Object slots in all slabs the cache holds.
     pub total_objects: usize,
+    /// Objects one slab holds.
     pub objects_per_slab: usize,
+    /// Pages one slab takes from the page source.
     pub pages_per_slab: usize,
     /// Slabs with every object in use.
     pub full_slabs: usize,
