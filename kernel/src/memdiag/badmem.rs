@@ -164,8 +164,8 @@ pub fn init(boot: &BootBadPages) {
     *BOOT_PAGES.lock() = *boot;
     for &pa in boot.as_slice() {
         match mark_page_bad(pa as usize) {
-            Ok(outcome) => log::warn!("badmem: page {pa:#x} marked bad ({outcome:?})"),
-            Err(error) => log::error!("badmem: page {pa:#x} not marked: {error}"),
+            Ok(outcome) => log::warn!("page {pa:#x} marked bad ({outcome:?})"),
+            Err(error) => log::error!("page {pa:#x} not marked: {error}"),
         }
     }
 }

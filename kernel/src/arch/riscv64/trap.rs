@@ -164,18 +164,21 @@ pub fn fatal(frame: &TrapFrame, cause: TrapCause) -> ! {
         }
         crate::println!();
     }
+    // The entry code does not store x0 (its slot holds whatever was
+    // there); x0 reads as zero.
+    let reg = |n: usize| if n == 0 { 0 } else { frame.regs[n] };
     for row in 0..8 {
         let n = row * 4;
         crate::println!(
             "  x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}  x{:<2} {:#018x}",
             n,
-            frame.regs[n],
+            reg(n),
             n + 1,
-            frame.regs[n + 1],
+            reg(n + 1),
             n + 2,
-            frame.regs[n + 2],
+            reg(n + 2),
             n + 3,
-            frame.regs[n + 3]
+            reg(n + 3)
         );
     }
     crate::ktest::abort_running_test(format_args!(

@@ -162,8 +162,13 @@ pub fn on_tick() {
         named[count] = Some((*site, streak));
         count += 1;
     });
-    // Logged once the watch's lock is released.
+    // Logged once the watch's lock is released, under the reports'
+    // shared rate limit; the watch's record is kept either way.
     for (site, streak) in named.into_iter().flatten() {
+        *LAST_NAMED.lock() = Some((site, streak));
+        if !crate::memdiag::ratelimit::admit() {
+            continue;
+        }
         log::warn!(
             "memdebug: possible leak: {} grew at {streak} consecutive checks: \
              {} blocks, {} bytes outstanding, oldest #{} at {}us",
@@ -173,7 +178,6 @@ pub fn on_tick() {
             site.oldest_seq,
             super::config::ticks_to_micros(site.oldest_time)
         );
-        *LAST_NAMED.lock() = Some((site, streak));
     }
     CHECKS.fetch_add(1, Ordering::Release);
 }
