@@ -3,6 +3,7 @@
 //! then does its job; knobs are environment variables (see `usage`).
 
 mod config;
+mod crates;
 mod kernel;
 mod process;
 mod qemu;

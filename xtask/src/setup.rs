@@ -1,7 +1,8 @@
 //! Installing what a fresh Debian machine lacks, and nothing else: the
-//! kernel target and components for the pinned toolchain, QEMU with its
-//! OpenSBI firmware (as root through apt-get; otherwise a one-line error
-//! naming the command), and Miri on nightly for the test command. Each
+//! kernel target and components for the pinned toolchain (and the library
+//! crates' oldest supported toolchain), QEMU with its OpenSBI firmware (as
+//! root through apt-get; otherwise a one-line error naming the command),
+//! and Miri on nightly for the test command. Each
 //! installation prints one line; a second run prints nothing.
 
 use crate::config::{Config, KERNEL_TARGET};
@@ -22,7 +23,26 @@ fn rustup(args: &[&str]) -> Command {
 
 /// The pinned toolchain has the kernel target and the components.
 pub fn ensure_rust(config: &Config) -> Result<(), String> {
-    let toolchain = config.toolchain.as_str();
+    ensure_toolchain(&config.toolchain, &COMPONENTS)
+}
+
+/// `toolchain` is installed, with the kernel target and `components`.
+pub fn ensure_toolchain(toolchain: &str, components: &[&str]) -> Result<(), String> {
+    let toolchains = probe(&mut rustup(&["toolchain", "list"]))
+        .ok_or("`rustup` is needed (https://rustup.rs) and was not found or failed")?;
+    if !toolchains
+        .lines()
+        .any(|line| line.starts_with(&format!("{toolchain}-")))
+    {
+        process::run(rustup(&[
+            "toolchain",
+            "install",
+            toolchain,
+            "--profile",
+            "minimal",
+        ]))?;
+        println!("setup: installed Rust toolchain {toolchain}");
+    }
     let targets = probe(&mut rustup(&[
         "target",
         "list",
@@ -30,7 +50,7 @@ pub fn ensure_rust(config: &Config) -> Result<(), String> {
         "--toolchain",
         toolchain,
     ]))
-    .ok_or("`rustup` is needed (https://rustup.rs) and was not found or failed")?;
+    .unwrap_or_default();
     if !targets.lines().any(|t| t.trim() == KERNEL_TARGET) {
         process::run(rustup(&[
             "target",
@@ -49,7 +69,7 @@ pub fn ensure_rust(config: &Config) -> Result<(), String> {
         toolchain,
     ]))
     .unwrap_or_default();
-    for component in COMPONENTS {
+    for &component in components {
         // Lines read `clippy-x86_64-unknown-linux-gnu` (or `llvm-tools-preview-...`).
         let present = installed
             .lines()
@@ -68,7 +88,6 @@ pub fn ensure_rust(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Where `program` is on PATH.
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))

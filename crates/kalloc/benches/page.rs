@@ -2,7 +2,7 @@
 //! side by side with `buddy_system_allocator`'s `FrameAllocator`, on
 //! 1 GiB of 4 KiB pages (262,144), same seeded workloads.
 //!
-//! `cargo bench -p kalloc --bench page` (full) or with
+//! `cargo bench -p rvos-kalloc --bench page` (full) or with
 //! `KALLOC_BENCH_QUICK=1` (short criterion runs). After criterion, the
 //! bench prints a table of ratios measured in the same run.
 

@@ -18,7 +18,7 @@
 //! `valgrind --tool=callgrind` with two iteration counts and divide the
 //! difference of the totals by the difference of the counts.
 //!
-//! Run: `cargo bench -p kheap --bench fastpath`. Without cargo bench's
+//! Run: `cargo bench -p rvos-kheap --bench fastpath`. Without cargo bench's
 //! `--bench` argument it prints `skipped` and returns.
 
 #[path = "../tests/common/mod.rs"]
@@ -81,7 +81,7 @@ fn iterate(heap: &Heap, layout: Layout, mode: Mode, iters: u64) {
 
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
-        println!("skipped (run it with `cargo bench -p kheap --bench fastpath`)");
+        println!("skipped (run it with `cargo bench -p rvos-kheap --bench fastpath`)");
         return;
     }
     let iters: u64 = std::env::var("KHEAP_FASTPATH_ITERS")

@@ -53,7 +53,7 @@
 //! more than the allocator. Thread counts: 1, 2 and the available
 //! parallelism, at most the 8 CPUs of the host `Cpu`.
 //!
-//! Run: `cargo bench -p kheap --bench smp`. Without cargo bench's
+//! Run: `cargo bench -p rvos-kheap --bench smp`. Without cargo bench's
 //! `--bench` argument (as under `cargo test --benches`) it prints
 //! `skipped` and returns.
 
@@ -146,7 +146,7 @@ fn rows(
 
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
-        println!("skipped (run it with `cargo bench -p kheap --bench smp`)");
+        println!("skipped (run it with `cargo bench -p rvos-kheap --bench smp`)");
         return;
     }
     let ops = env_or("KHEAP_BENCH_OPS", 2_000_000);

@@ -3,7 +3,7 @@
 //! allocations, come from per-CPU magazines over a slab allocator over a
 //! buddy page allocator over a static arena. Each thread is a CPU.
 //!
-//! `cargo run -p kheap --example global_heap`
+//! `cargo run -p rvos-kheap --example global_heap`
 //!
 //! A kernel does the same with its own `Cpu` (hart id, interrupt masking)
 //! and calls `init` at boot; on the host the first allocation initialises

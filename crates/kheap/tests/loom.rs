@@ -3,7 +3,7 @@
 //! (the exact double-free check), and drain requests that an owner answers
 //! after emptying its caches. Every interleaving and every weak-memory
 //! outcome loom models must keep the assertions. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p kheap --test loom --release`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p rvos-kheap --test loom --release`.
 
 #![cfg(loom)]
 

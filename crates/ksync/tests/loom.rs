@@ -1,7 +1,7 @@
 //! Model check of the lock protocols with loom: every interleaving (and
 //! every weak-memory outcome loom models) of a few harts taking the lock
 //! must keep the critical section exclusive and ordered. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p ksync --test loom --release`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p rvos-ksync --test loom --release`.
 
 #![cfg(loom)]
 

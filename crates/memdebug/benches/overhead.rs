@@ -27,7 +27,7 @@
 //! the median ns per step and the median of the per-round ratios to the
 //! plain heap.
 //!
-//! Run: `cargo bench -p memdebug --bench overhead` (`QUICK=1` for a short
+//! Run: `cargo bench -p rvos-memdebug --bench overhead` (`QUICK=1` for a short
 //! run; `ONLY=poison` for one variant next to the plain heap and
 //! `WORKLOAD=random` or `WORKLOAD=generator` for one workload, e.g. under
 //! `perf record`; `ROUNDS=101` for more rounds than the default 11).

@@ -4,7 +4,7 @@
 //! frames come from one of kalloc's page allocators over host memory.
 //! Prints the leaves, the page counts and the walk of one address.
 //!
-//! Run: `cargo run -p sv39 --example linear_map`.
+//! Run: `cargo run -p rvos-sv39 --example linear_map`.
 
 use kalloc::page::BuddyPageAllocator;
 use kalloc::{BaseAllocator, PageAllocator};

@@ -1,0 +1,146 @@
+//! The `crates` step: the library crates as an adopter receives them. Their
+//! docs build without a warning, each packages and builds from its
+//! `.crate` file (`cargo publish --dry-run`), they build with the oldest
+//! toolchain they declare, and `examples/adopter`, a separate workspace
+//! that sees only their public API, builds for the kernel target and
+//! passes its tests on the host.
+
+use crate::config::{Config, KERNEL_TARGET};
+use crate::kernel::cargo;
+use crate::{process, setup};
+use std::process::Command;
+
+/// The crates meant for other kernels: their directories under `crates/`;
+/// each publishes as `rvos-<name>` (the plain names are taken on
+/// crates.io) and keeps `<name>` as its Rust name.
+pub const LIBRARY_CRATES: &[&str] = &["kalloc", "ksync", "sv39", "memdebug", "kheap"];
+
+fn package_name(krate: &str) -> String {
+    format!("rvos-{krate}")
+}
+
+/// The oldest toolchain the library crates build with; each declares it
+/// as its `rust-version`. (1.88 stabilised `let` chains, which they use.)
+pub const MSRV: &str = "1.88";
+/// The rustup toolchain of [`MSRV`].
+const MSRV_TOOLCHAIN: &str = "1.88.0";
+
+const ADOPTER: &str = "examples/adopter/Cargo.toml";
+
+pub fn check(config: &Config) -> Result<(), String> {
+    let mut failures = Vec::new();
+    failures.extend(docs(config).err());
+    failures.extend(publish_dry_run(config).err());
+    failures.extend(msrv(config).err());
+    failures.extend(adopter(config).err());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+fn with_crates(cmd: &mut Command) {
+    for krate in LIBRARY_CRATES {
+        cmd.arg("-p").arg(package_name(krate));
+    }
+}
+
+/// Rustdoc with warnings as errors: broken links, and `missing_docs`
+/// (each library crate warns on it).
+fn docs(config: &Config) -> Result<(), String> {
+    let mut cmd = cargo(config);
+    cmd.env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "--no-deps", "--all-features"]);
+    with_crates(&mut cmd);
+    process::run(cmd)
+}
+
+/// Packages every library crate and builds each from its package, with
+/// the workspace's unpublished crates standing in for the registry.
+fn publish_dry_run(config: &Config) -> Result<(), String> {
+    let mut cmd = cargo(config);
+    cmd.env("CARGO_TARGET_DIR", config.target_dir.join("package"))
+        .args(["publish", "--dry-run", "--allow-dirty"]);
+    with_crates(&mut cmd);
+    process::run(cmd)
+}
+
+/// `cargo +MSRV`: the rustup proxy, not the pinned toolchain's cargo.
+fn cargo_msrv(config: &Config, manifest: Option<&str>) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&config.root)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env("CARGO_TARGET_DIR", config.target_dir.join("msrv"))
+        .arg(format!("+{MSRV_TOOLCHAIN}"))
+        .arg("build");
+    if let Some(manifest) = manifest {
+        cmd.args(["--manifest-path", manifest]);
+    }
+    cmd
+}
+
+/// Each library crate declares the MSRV, and it builds with it (all
+/// features, libraries only) for the host and the kernel target, and so
+/// does the adopter.
+fn msrv(config: &Config) -> Result<(), String> {
+    for krate in LIBRARY_CRATES {
+        let manifest = config.root.join("crates").join(krate).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| format!("{}: {e}", manifest.display()))?;
+        let declared = format!("rust-version = \"{MSRV}\"");
+        if !text.lines().any(|line| line.trim() == declared) {
+            return Err(format!(
+                "{} must declare `{declared}` (the MSRV the test command checks)",
+                manifest.display()
+            ));
+        }
+    }
+    setup::ensure_toolchain(MSRV_TOOLCHAIN, &[])?;
+    let mut failures = Vec::new();
+    for target in [None, Some(KERNEL_TARGET)] {
+        let mut cmd = cargo_msrv(config, None);
+        cmd.args(["--lib", "--all-features"]);
+        with_crates(&mut cmd);
+        if let Some(target) = target {
+            cmd.args(["--target", target]);
+        }
+        failures.extend(process::run(cmd).err());
+    }
+    let mut cmd = cargo_msrv(config, Some(ADOPTER));
+    cmd.args(["--target", KERNEL_TARGET]);
+    failures.extend(process::run(cmd).err());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// The adopter, with the pinned toolchain: formatted, clippy-clean on both
+/// targets, built for the kernel target, tested on the host.
+fn adopter(config: &Config) -> Result<(), String> {
+    let target_dir = config.target_dir.join("adopter");
+    let runs: [&[&str]; 5] = [
+        &["fmt", "--check"],
+        &["clippy", "--all-targets", "--", "-D", "warnings"],
+        &["clippy", "--target", KERNEL_TARGET, "--", "-D", "warnings"],
+        &["build", "--release", "--target", KERNEL_TARGET],
+        &["test"],
+    ];
+    let mut failures = Vec::new();
+    for args in runs {
+        let mut cmd = cargo(config);
+        cmd.env("CARGO_TARGET_DIR", &target_dir)
+            .arg(args[0])
+            .args(["--manifest-path", ADOPTER])
+            .args(&args[1..]);
+        failures.extend(process::run(cmd).err());
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
