@@ -4,11 +4,14 @@
 //! tables printed at the end (throughput ratios, heap efficiency, latency
 //! percentiles) come from the same run.
 //!
-//! `cargo bench -p kalloc --bench byte` (full) or with
+//! `cargo bench -p rvos-kalloc --bench byte` (full) or with
 //! `KALLOC_BENCH_QUICK=1` (short criterion runs, fewer rounds);
 //! `KALLOC_BENCH_TABLES_ONLY=1` skips criterion and prints only the tables;
 //! `KALLOC_BENCH_PROFILE=<contender>/<random|churn64>` plays one trace 200
-//! times and nothing else (for `perf` and `valgrind --tool=callgrind`).
+//! times and nothing else (for `perf` and `valgrind --tool=callgrind`);
+//! `KALLOC_BENCH_IR=<contender>/<random|churn64>` plays it through
+//! out-of-line wrappers for counting each allocator's own instructions
+//! (`benches/ir_per_op.sh` runs it under callgrind and prints Ir per call).
 //! The harness floor row (a bump pointer that never frees) is what the
 //! play loop costs per step without any allocator; the unchecked LIFO row
 //! (64 B churn only) is the fastest any allocator could be on that trace.
@@ -24,6 +27,10 @@ macro_rules! for_each {
 
 #[path = "byte/contenders.rs"]
 mod contenders;
+#[path = "byte/goals.rs"]
+mod goals;
+#[path = "byte/instructions.rs"]
+mod instructions;
 #[path = "byte/measure.rs"]
 mod measure;
 #[path = "byte/traces.rs"]
@@ -83,7 +90,16 @@ fn main() {
     let random = random_actions(0xbe9c, config.actions);
     let churn = churn_64(0xc4u64, config.actions);
 
-    if profile_only(&arena, &random, &churn) {
+    // `KALLOC_BENCH_GOALS=1` times only the goals' rows (`byte/goals.rs`).
+    if goals::run(&arena, &random, &churn) {
+        return;
+    }
+    if profile_only(&arena, &random, &churn) || instructions::count_only(&arena, &random, &churn) {
+        return;
+    }
+    // `KALLOC_BENCH_EFFICIENCY_ONLY=1` prints the efficiency table alone.
+    if std::env::var_os("KALLOC_BENCH_EFFICIENCY_ONLY").is_some() {
+        efficiency_table(config.efficiency_rounds);
         return;
     }
     // `KALLOC_BENCH_TABLES_ONLY=1` skips the criterion part and prints only
@@ -209,22 +225,7 @@ fn main() {
         net(bsa.2, buddy.2, floor.2)
     );
 
-    println!(
-        "\nHeap efficiency (requested bytes in use at the first failed allocation / arena; 4 MiB arena, sizes 8 B..16 KiB, {} seeded rounds)",
-        config.efficiency_rounds
-    );
-    println!("| allocator | efficiency |");
-    println!("|---|---:|");
-    macro_rules! eff_row {
-        ($ty:ty) => {
-            println!(
-                "| {} | {:.1}% |",
-                <$ty>::NAME,
-                100.0 * efficiency::<$ty>(4 << 20, config.efficiency_rounds)
-            );
-        };
-    }
-    for_each!(eff_row, OurTlsf, OurBuddy, Rlsf, Talc, Bsa, Llff);
+    efficiency_table(config.efficiency_rounds);
 
     let unit = if cfg!(target_arch = "x86_64") {
         "rdtsc cycles"
@@ -235,21 +236,26 @@ fn main() {
     // during it; as for throughput, rounds interleave the contenders and
     // each figure is the median over the rounds.
     let latency_rounds = if config.quick { 3 } else { 7 };
-    let mut random_lat: Vec<(&str, Plays, Plays)> = Vec::new();
+    let mut random_lat: Vec<(&str, [Plays; 4])> = Vec::new();
     let mut churn_lat: Vec<(&str, Plays)> = Vec::new();
     for round in 0..latency_rounds {
         macro_rules! lat_round {
             ($ty:ty) => {{
                 if round == 0 {
-                    random_lat.push((<$ty>::NAME, Vec::new(), Vec::new()));
+                    random_lat.push((<$ty>::NAME, Default::default()));
                 }
                 let row = random_lat
                     .iter_mut()
                     .find(|row| row.0 == <$ty>::NAME)
                     .unwrap();
-                let (all, aligned) = latencies::<$ty>(&arena, &random);
-                row.1.push(all);
-                row.2.push(aligned);
+                let play = latencies::<$ty>(&arena, &random);
+                for (plays, figures) in
+                    row.1
+                        .iter_mut()
+                        .zip([play.all, play.allocs, play.frees, play.aligned])
+                {
+                    plays.push(figures);
+                }
             }};
         }
         for_each!(lat_round, OurTlsf, OurBuddy, Rlsf, Talc, Bsa, Llff);
@@ -262,7 +268,7 @@ fn main() {
                     .iter_mut()
                     .find(|row| row.0 == <$ty>::NAME)
                     .unwrap();
-                row.1.push(latencies::<$ty>(&arena, &churn).0);
+                row.1.push(latencies::<$ty>(&arena, &churn).all);
             }};
         }
         for_each!(
@@ -276,17 +282,22 @@ fn main() {
             Llff
         );
     }
-    let random_lat: Vec<(&str, [u64; 4], [u64; 4])> = random_lat
+    let random_lat: Vec<(&str, [[u64; 4]; 4])> = random_lat
         .iter()
-        .map(|(name, all, aligned)| (*name, median_each(all), median_each(aligned)))
+        .map(|(name, plays)| (*name, plays.each_ref().map(|p| median_each(p))))
         .collect();
     println!(
         "\nLatency per operation on the random-actions trace ({unit}, median of {latency_rounds} plays)"
     );
-    println!("| allocator | p50 | p99 | p99.9 | max | aligned allocs p50 | p99 | p99.9 |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, [p50, p99, p999, max], [a50, a99, a999, _]) in &random_lat {
-        println!("| {name} | {p50} | {p99} | {p999} | {max} | {a50} | {a99} | {a999} |");
+    println!(
+        "| allocator | p50 | p99 | p99.9 | max | allocs p99 | p99.9 | frees p99 | p99.9 | aligned allocs p50 | p99 | p99.9 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, [[p50, p99, p999, max], allocs, frees, aligned]) in &random_lat {
+        println!(
+            "| {name} | {p50} | {p99} | {p999} | {max} | {} | {} | {} | {} | {} | {} | {} |",
+            allocs[1], allocs[2], frees[1], frees[2], aligned[0], aligned[1], aligned[2]
+        );
     }
     println!(
         "\nLatency per operation on the 64 B churn trace ({unit}, median of {latency_rounds} plays)"
@@ -297,12 +308,46 @@ fn main() {
         let [p50, p99, p999, max] = median_each(all);
         println!("| {name} | {p50} | {p99} | {p999} | {max} |");
     }
-    let p999 = |name: &str| random_lat.iter().find(|row| row.0 == name).unwrap().1[2];
+    let p999 =
+        |name: &str, kind: usize| random_lat.iter().find(|row| row.0 == name).unwrap().1[kind][2];
+    for (kind, what) in [(0, "all operations"), (1, "allocations"), (2, "frees")] {
+        println!(
+            "- TLSF p99.9 on random actions, {what}: {} against rlsf {}, talc {} (goal: below both)",
+            p999(OurTlsf::NAME, kind),
+            p999(Rlsf::NAME, kind),
+            p999(Talc::NAME, kind)
+        );
+    }
+}
+
+/// The heap-efficiency table: the workload (sizes up to 8 KiB)
+/// and the wider one (up to 16 KiB), every pool-based contender.
+fn efficiency_table(rounds: u64) {
     println!(
-        "- TLSF p99.9 on random actions: {} against rlsf {}, talc {} (goal: below both)",
-        p999(OurTlsf::NAME),
-        p999(Rlsf::NAME),
-        p999(Talc::NAME)
+        "\nHeap efficiency (requested bytes in use at the first failed allocation / arena; 4 MiB arena, sizes log-uniform, one free per three allocations, {rounds} seeded rounds)"
+    );
+    println!("| allocator | 8 B..8 KiB | 8 B..16 KiB |");
+    println!("|---|---:|---:|");
+    let mut tlsf_efficiency = 0.0;
+    macro_rules! eff_row {
+        ($ty:ty) => {{
+            let small = efficiency::<$ty>(4 << 20, 13.0, rounds);
+            let large = efficiency::<$ty>(4 << 20, 14.0, rounds);
+            if <$ty>::NAME == OurTlsf::NAME {
+                tlsf_efficiency = small;
+            }
+            println!(
+                "| {} | {:.2}% | {:.2}% |",
+                <$ty>::NAME,
+                100.0 * small,
+                100.0 * large
+            );
+        }};
+    }
+    for_each!(eff_row, OurTlsf, OurBuddy, Rlsf, Talc, Bsa, Llff);
+    println!(
+        "- TLSF efficiency at first failure, 8 B..8 KiB: {:.2}% (goal >= 98.5%)",
+        100.0 * tlsf_efficiency
     );
 }
 

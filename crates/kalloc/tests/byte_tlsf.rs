@@ -25,7 +25,8 @@ fn with_pool(size: usize) -> (Tlsf, Arena) {
 fn pool_too_small_for_a_block_is_rejected() {
     let arena = Arena::new(4096);
     let mut tlsf = Tlsf::new();
-    let smallest = TLSF_MIN_BLOCK + TLSF_HEADER;
+    // One block, the word in front of it and the sentinel's word.
+    let smallest = TLSF_MIN_BLOCK + 2 * TLSF_HEADER;
     // SAFETY: the arena outlives the allocator.
     unsafe {
         assert_eq!(
@@ -102,7 +103,11 @@ fn header_overhead_and_minimum_block() {
     assert_eq!(b.addr().get() - a.addr().get(), TLSF_MIN_BLOCK);
     let c = tlsf.alloc(layout(100, 8)).unwrap();
     assert_eq!(c.addr().get() - b.addr().get(), TLSF_MIN_BLOCK);
-    assert_eq!(tlsf.used_bytes(), 2 * 16 + 112);
+    // 100 bytes and the header round to a 112-byte block.
+    assert_eq!(
+        tlsf.used_bytes(),
+        2 * (TLSF_MIN_BLOCK - TLSF_HEADER) + 112 - TLSF_HEADER
+    );
 }
 
 #[test]
@@ -116,8 +121,9 @@ fn aligned_allocations_leave_no_back_padding() {
         assert_eq!(p.addr().get() % align, 0);
         blocks.push((p, l));
     }
-    // Every block is charged its rounded size only; padding went back.
-    assert_eq!(tlsf.used_bytes(), 5 * 112);
+    // Every block is charged its rounded size only (112 bytes with the
+    // header); padding went back.
+    assert_eq!(tlsf.used_bytes(), 5 * (112 - TLSF_HEADER));
     let free_blocks = tlsf.free_block_count();
     let headers = (free_blocks + blocks.len() - 1) * TLSF_HEADER;
     assert_eq!(tlsf.available_bytes() + tlsf.used_bytes() + headers, total);
@@ -265,10 +271,10 @@ fn realloc_grows_and_shrinks_in_place() {
         p.write_bytes(0xab, 100);
         let grown = tlsf.realloc(p, layout(100, 8), 3000).unwrap();
         assert_eq!(grown, p, "the free successor allows growing in place");
-        assert_eq!(tlsf.used_bytes(), 3008);
+        assert_eq!(tlsf.used_bytes(), 3000);
         let shrunk = tlsf.realloc(grown, layout(3000, 8), 40).unwrap();
         assert_eq!(shrunk, p);
-        assert_eq!(tlsf.used_bytes(), 48);
+        assert_eq!(tlsf.used_bytes(), 40);
         assert!((0..40).all(|i| shrunk.add(i).read() == 0xab));
         let blocker = tlsf.alloc(layout(16, 8)).unwrap();
         let moved = tlsf.realloc(shrunk, layout(40, 8), 500).unwrap();
@@ -348,7 +354,7 @@ fn fresh_aligned_case(size: usize, align: usize) -> (usize, usize) {
     let l = layout(size, align);
     let p = tlsf.alloc(l).unwrap();
     assert_eq!(p.addr().get() % align, 0);
-    let rounded = size.next_multiple_of(16);
+    let rounded = (size + TLSF_HEADER).next_multiple_of(16) - TLSF_HEADER;
     assert_eq!(tlsf.used_bytes(), rounded, "no padding is charged");
     let free_blocks = tlsf.free_block_count();
     let headers = (free_blocks + 1) * TLSF_HEADER;
@@ -375,6 +381,15 @@ fn aligned_allocations_split_off_the_front_gap() {
     assert_eq!(fresh_aligned_case(100, 32), (64, 2));
 }
 
+/// The used header a block of `size` bytes whose header word is at
+/// `header` carries (`docs/byte-allocators.md`): the size, the USED bit
+/// and the seal, the complement of the address's low half, on top.
+#[cfg(target_pointer_width = "64")]
+fn sealed(header: usize, size: usize) -> usize {
+    size + 1 + (header << 32)
+}
+
+#[cfg(target_pointer_width = "64")]
 #[test]
 fn forged_headers_inside_a_payload_are_rejected_and_change_nothing() {
     let (mut tlsf, _arena) = with_pool(8192);
@@ -390,51 +405,95 @@ fn forged_headers_inside_a_payload_are_rejected_and_change_nothing() {
         tlsf.available_bytes(),
         tlsf.free_block_count(),
     );
-    // A fake 48-byte block whose header sits 32 bytes into `b`'s payload,
-    // and a fake successor pointing back at it.
-    let header = b.as_ptr().wrapping_add(32).cast::<usize>();
-    let forge = |prev: usize, size_flags: usize, next_back: usize| {
+    // A fake 48-byte block (what `small` rounds to) whose header word sits
+    // 40 bytes into `b`'s payload, with the footer slot in front of it and
+    // a successor header behind it.
+    let header = b.as_ptr().wrapping_add(40).cast::<usize>();
+    let h = header.addr();
+    let forge = |footer: usize, word: usize, next: usize| {
         // SAFETY: all three words lie inside `b`'s 256-byte payload.
         unsafe {
-            header.write(prev);
-            header.add(1).write(size_flags);
-            header.add(6).write(next_back);
+            header.sub(1).write(footer);
+            header.write(word);
+            header.add(6).write(next);
         }
     };
-    let fake = b.as_ptr().wrapping_add(48);
-    // SAFETY: `fake` is inside a live block: a bad free, which must be
-    // reported.
-    let free_fake =
-        |tlsf: &mut Tlsf| unsafe { tlsf.dealloc(std::ptr::NonNull::new(fake).unwrap(), small) };
-    let h = header.addr();
+    let fake = std::ptr::NonNull::new(b.as_ptr().wrapping_add(48)).unwrap();
     let a_header = a.addr().get() - TLSF_HEADER;
     let b_header = b.addr().get() - TLSF_HEADER;
-    for (what, prev, size_flags, next_back) in [
-        ("misaligned predecessor", h - 8, 48, h),
-        ("predecessor in front of the pool", 16, 48, h),
-        ("predecessor behind the block", h + 64, 48, h),
-        ("null predecessor of a block that is not first", 0, 48, h),
-        ("successor not pointing back", b_header, 48, h + 16),
-        ("unknown flag bits", b_header, 48 | 4, h),
+    // SAFETY: `b`'s header word, read where the allocator keeps it.
+    let b_word = unsafe { b.as_ptr().sub(TLSF_HEADER).cast::<usize>().read() };
+    let next_ok = sealed(h + 48, 64);
+    // Without this address's seal on a used header: refused by the header
+    // check alone, on every path.
+    let unsealed = [
+        ("a size and USED without a seal", 48 | 1),
+        ("the header of a live block, copied", b_word),
+        ("a header sealed for another address", sealed(h + 16, 48)),
+        ("a sealed header of another size", sealed(h, 96)),
+        ("an unknown flag bit", sealed(h, 48) | 4),
+    ];
+    // Sealed, but the neighbours disagree: refused by the neighbour
+    // checks, which every check runs and a free runs in debug builds (a
+    // sealed header is the allocator's own unless forged).
+    let inconsistent = [
+        ("a successor that is no header", 0, sealed(h, 48), 64 | 1),
         (
-            "PREV_FREE over an allocated predecessor",
+            "a successor marked after a free block",
+            0,
+            sealed(h, 48),
+            next_ok | 2,
+        ),
+        (
+            "a free successor larger than the pool",
+            0,
+            sealed(h, 48),
+            1 << 20,
+        ),
+        (
+            "PREV_FREE over a footer outside the pool",
+            16,
+            sealed(h, 48) | 2,
+            next_ok,
+        ),
+        (
+            "PREV_FREE over a used block",
             b_header,
-            48 | 2,
-            h,
+            sealed(h, 48) | 2,
+            next_ok,
         ),
         (
             "PREV_FREE over a free block that does not end here",
             a_header,
-            48 | 2,
-            h,
+            sealed(h, 48) | 2,
+            next_ok,
         ),
-    ] {
-        forge(prev, size_flags, next_back);
-        assert_eq!(
-            free_fake(&mut tlsf),
-            Err(AllocError::NotAllocated),
-            "{what}"
-        );
+    ];
+    let cases =
+        unsealed
+            .iter()
+            .map(|&(what, word)| (what, 0, word, next_ok, true))
+            .chain(inconsistent.iter().map(|&(what, footer, word, next)| {
+                (what, footer, word, next, cfg!(debug_assertions))
+            }));
+    for (what, footer, word, next, free_refuses) in cases {
+        forge(footer, word, next);
+        // SAFETY: `fake` is inside a live block: bad frees and verdicts,
+        // which must be refused; a free only where it is.
+        unsafe {
+            assert_eq!(
+                tlsf.check_dealloc(fake, small),
+                Err(AllocError::NotAllocated),
+                "{what}"
+            );
+            if free_refuses {
+                assert_eq!(
+                    tlsf.dealloc(fake, small),
+                    Err(AllocError::NotAllocated),
+                    "{what}"
+                );
+            }
+        }
         assert_eq!(
             snapshot,
             (
@@ -444,12 +503,34 @@ fn forged_headers_inside_a_payload_are_rejected_and_change_nothing() {
             ),
             "{what}"
         );
+        assert_eq!(
+            tlsf.verify_dealloc(fake, small),
+            Err(AllocError::NotAllocated)
+        );
     }
-    forge(b_header, 48 | 1, h);
-    assert_eq!(free_fake(&mut tlsf), Err(AllocError::DoubleFree));
+    // A sealed header without USED reads as a block freed and merged.
+    forge(0, sealed(h, 48) - 1, next_ok);
+    let refusal = {
+        // SAFETY: a bad free, as above.
+        unsafe { tlsf.dealloc(fake, small) }
+    };
+    assert_eq!(refusal, Err(AllocError::DoubleFree));
+    // A perfect forgery, consistent with its neighbours, is what the
+    // header checks cannot tell from a block; the walk can.
+    forge(0, sealed(h, 48), next_ok);
+    // SAFETY: a verdict only; nothing is freed.
+    assert_eq!(unsafe { tlsf.check_dealloc(fake, small) }, Ok(()));
+    assert_eq!(
+        tlsf.verify_dealloc(fake, small),
+        Err(AllocError::NotAllocated)
+    );
+    assert_eq!(tlsf.verify_dealloc(b, big), Ok(()));
+    assert_eq!(tlsf.verify_dealloc(a, big), Err(AllocError::DoubleFree));
+    tlsf.check_consistency().unwrap();
     // SAFETY: live block of this allocator.
     unsafe { tlsf.dealloc(b, big).unwrap() };
     assert_eq!(tlsf.free_block_count(), 1);
+    tlsf.check_consistency().unwrap();
 }
 
 #[test]

@@ -209,8 +209,9 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         }
     }
 
-    /// The fast path: an object parked in this CPU's magazines for the
-    /// common request (1 B to 2 KiB, aligned to at most 8), or `None`.
+    /// The fast path: an object parked in this CPU's magazines for a
+    /// request a class serves (1 B to 2 KiB, aligned to at most 2 KiB),
+    /// or `None`.
     /// With the caches off the magazines stay empty, so this needs no
     /// other test.
     #[inline(always)]

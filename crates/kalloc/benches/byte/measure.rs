@@ -73,24 +73,50 @@ pub fn ticks() -> u64 {
     }
 }
 
-/// Per-operation latency percentiles (p50, p99, p99.9, max) over a trace:
-/// all operations, and the allocations with an alignment above 16 bytes
-/// only (the TLSF's slow path; zeros if the trace has none).
-pub fn latencies<C: Contender>(arena: &Arena, trace: &[Step]) -> ([u64; 4], [u64; 4]) {
+/// Per-operation latency percentiles (p50, p99, p99.9, max) over one play
+/// of a trace.
+pub struct Latencies {
+    /// Every step.
+    pub all: [u64; 4],
+    /// The allocations alone.
+    pub allocs: [u64; 4],
+    /// The frees of a block alone (a free of a slot whose allocation
+    /// failed does nothing and is not counted).
+    pub frees: [u64; 4],
+    /// The allocations with an alignment above 16 bytes (the TLSF's slow
+    /// path; zeros if the trace has none).
+    pub aligned: [u64; 4],
+}
+
+/// The latency percentiles of one play of `trace` on a fresh contender.
+pub fn latencies<C: Contender>(arena: &Arena, trace: &[Step]) -> Latencies {
     let mut c = C::new(arena);
     let mut slots = fresh_slots();
     let mut samples = Vec::with_capacity(trace.len());
-    let mut aligned = Vec::new();
+    let (mut allocs, mut frees, mut aligned) = (Vec::new(), Vec::new(), Vec::new());
     for step in trace {
+        let frees_a_block = matches!(*step, Step::Free { slot } if slots[slot].is_some());
         let t0 = ticks();
         play(&mut c, std::slice::from_ref(step), &mut slots);
         let took = ticks() - t0;
         samples.push(took);
-        if matches!(step, Step::Alloc { layout, .. } if layout.align() > 16) {
-            aligned.push(took);
+        match step {
+            Step::Alloc { layout, .. } => {
+                allocs.push(took);
+                if layout.align() > 16 {
+                    aligned.push(took);
+                }
+            }
+            Step::Free { .. } if frees_a_block => frees.push(took),
+            Step::Free { .. } => {}
         }
     }
-    (percentiles(samples), percentiles(aligned))
+    Latencies {
+        all: percentiles(samples),
+        allocs: percentiles(allocs),
+        frees: percentiles(frees),
+        aligned: percentiles(aligned),
+    }
 }
 
 fn percentiles(mut samples: Vec<u64>) -> [u64; 4] {
@@ -103,9 +129,9 @@ fn percentiles(mut samples: Vec<u64>) -> [u64; 4] {
 }
 
 /// The share of the arena in use (requested bytes) at the first failed
-/// allocation, random sizes 8 B..16 KiB with one free for every three
-/// allocations, averaged over seeded rounds.
-pub fn efficiency<C: Contender>(arena_bytes: usize, rounds: u64) -> f64 {
+/// allocation, random sizes log-uniform from 8 B to `2^max_log2` B with one
+/// free for every three allocations, averaged over seeded rounds.
+pub fn efficiency<C: Contender>(arena_bytes: usize, max_log2: f64, rounds: u64) -> f64 {
     let mut total = 0.0;
     for seed in 0..rounds {
         let arena = Arena::new(arena_bytes);
@@ -121,7 +147,7 @@ pub fn efficiency<C: Contender>(arena_bytes: usize, rounds: u64) -> f64 {
                 unsafe { c.free(p, layout) };
                 continue;
             }
-            let size = (2f64.powf(rng.gen_range(3.0..14.0))) as usize;
+            let size = (2f64.powf(rng.gen_range(3.0..max_log2))) as usize;
             let layout = Layout::from_size_align(size, 8).unwrap();
             match c.alloc(layout) {
                 Some(p) => {

@@ -5,17 +5,24 @@
 //! as whole pages, recorded in a [`LargeBlocks`] table so that only a
 //! recorded block of that size is ever passed back to the source.
 //!
-//! Allocation and free are O(1). The fast paths are short chains:
+//! Allocation and free are O(1), and each common case is inline with no
+//! call and no stack; everything else is one call out of line:
 //!
-//! - `alloc` (below): the layout's class (`classes.rs`: a table load),
-//!   then `SlabCache::alloc` (`cache.rs`) takes the object freed last from
-//!   the cache's magazine, else one from its current slab;
-//! - `dealloc` (below): the class, the hull check ([`Hull`]), then
-//!   `SlabCache::free` (`cache.rs`) makes every check a free needs and
-//!   parks the object in the magazine.
+//! - `alloc` (below): the layout's class (`classes.rs`: an OR, a compare
+//!   and a table load), then `alloc_in`: the object freed last from the
+//!   cache's magazine (`SlabCache::alloc_parked`, `cache.rs`), else one
+//!   from its current slab (`alloc_current`); only a full current slab
+//!   calls out, to `alloc_in_slab` and `refill`;
+//! - `dealloc` (below): the class, then `SlabCache::free_fast` makes the
+//!   fast test of `shape.rs` (the slab's stamp, the object's index below
+//!   the slab's bump, the object's first word) and parks the object in
+//!   the magazine or puts it back on its slab; anything the test does not
+//!   accept goes to `free_checked`, which names the error (`OutOfRange`,
+//!   then `cache/check.rs`).
 //!
-//! Free objects are linked through their first word (`free_list.rs`), and
-//! the magazine (`magazine.rs`) is such a list.
+//! Free objects are linked through their first word (`free_list.rs`); a
+//! parked object's first word marks it as such, and the magazine
+//! (`magazine.rs`) is an array of them.
 //!
 //! A per-CPU cache in front of the allocator takes and returns objects in
 //! batches and tests frees without the lock (`probe.rs`).
@@ -33,6 +40,7 @@ mod info;
 mod magazine;
 mod manage;
 mod probe;
+mod shape;
 mod source;
 
 use core::alloc::Layout;
@@ -63,45 +71,75 @@ pub struct CacheId(usize);
 /// ever took from its source (empty until the first): a pointer outside
 /// is `OutOfRange`, and a slab header is only read inside. Exact for a
 /// source with one region; with several, a gap between them is inside.
+/// Kept as start and length, so that a test is one subtraction and one
+/// compare.
 #[derive(Clone, Copy, Debug)]
 struct Hull {
     lo: usize,
-    hi: usize,
+    len: usize,
 }
 
 impl Hull {
-    const EMPTY: Self = Self { lo: 0, hi: 0 };
+    const EMPTY: Self = Self { lo: 0, len: 0 };
 
-    /// Whether `lo <= addr < hi`, as one compare: below `lo` the
-    /// subtraction wraps to a value above `hi - lo`. Debug builds check it
+    /// Whether `lo <= addr < lo + len`, as one compare: below `lo` the
+    /// subtraction wraps to a value above `len`. Debug builds check it
     /// against the two compares.
     #[inline(always)]
     fn contains(self, addr: usize) -> bool {
-        let inside = addr.wrapping_sub(self.lo) < self.hi.wrapping_sub(self.lo);
-        debug_assert_eq!(inside, self.lo <= addr && addr < self.hi);
+        let inside = addr.wrapping_sub(self.lo) < self.len;
+        debug_assert_eq!(inside, self.lo <= addr && addr < self.hi());
         inside
+    }
+
+    /// The end of the range.
+    fn hi(self) -> usize {
+        self.lo + self.len
     }
 
     /// Widens the hull to cover `[start, start + bytes)`.
     fn cover(&mut self, start: usize, bytes: usize) {
-        let end = start + bytes;
-        *self = if self.lo == self.hi {
-            Self { lo: start, hi: end }
+        let (lo, hi) = if self.len == 0 {
+            (start, start + bytes)
         } else {
-            Self {
-                lo: self.lo.min(start),
-                hi: self.hi.max(end),
-            }
+            (self.lo.min(start), self.hi().max(start + bytes))
         };
+        *self = Self { lo, len: hi - lo };
+    }
+}
+
+/// An allocation's outcome as two scalars: a function returns it in
+/// registers, where a `Result` of a pointer or an error goes through
+/// memory. The out-of-line allocation paths return it, so that the inline
+/// fast path around their call needs no stack.
+#[derive(Clone, Copy)]
+struct Outcome(Option<NonNull<u8>>, AllocError);
+
+impl Outcome {
+    #[inline(always)]
+    fn new(result: AllocResult<NonNull<u8>>) -> Self {
+        match result {
+            Ok(block) => Self(Some(block), AllocError::NoMemory),
+            Err(error) => Self(None, error),
+        }
+    }
+
+    #[inline(always)]
+    fn result(self) -> AllocResult<NonNull<u8>> {
+        self.0.ok_or(self.1)
     }
 }
 
 /// The slab allocator over a page source `P`.
+///
+/// The caches come first, so that the allocator's address is that of its
+/// first cache and a class's cache is one multiply away from it.
+#[repr(C)]
 pub struct SlabAllocator<P: PageSource> {
-    source: P,
     caches: [Option<SlabCache>; MAX_CACHES],
     hull: Hull,
     large: LargeBlocks,
+    source: P,
 }
 
 // SAFETY: the allocator owns its slabs (taken from `source`, which it owns)
@@ -156,13 +194,38 @@ impl<P: PageSource> SlabAllocator<P> {
             .expect("size classes always exist")
     }
 
-    /// Allocates from cache `index`.
+    /// Allocates from cache `index`: the magazine, else the current slab,
+    /// inline; a new current slab out of line.
     ///
     /// # Safety
     /// Cache `index` exists: a `kmalloc` class (created in `new`, never
     /// destroyed) or a named cache just looked up.
     #[inline(always)]
     unsafe fn alloc_in(&mut self, index: usize) -> AllocResult<NonNull<u8>> {
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe {
+            self.caches
+                .get_unchecked_mut(index)
+                .as_mut()
+                .unwrap_unchecked()
+        };
+        if let Some(object) = cache.alloc_parked() {
+            return Ok(object);
+        }
+        if let Some(object) = cache.alloc_current() {
+            return Ok(object);
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { self.alloc_in_slab(index) }.result()
+    }
+
+    /// [`alloc_in`](Self::alloc_in) when the magazine is empty and the
+    /// current slab full (or missing).
+    ///
+    /// # Safety
+    /// As for [`alloc_in`](Self::alloc_in).
+    #[inline(never)]
+    unsafe fn alloc_in_slab(&mut self, index: usize) -> Outcome {
         let Self {
             source,
             caches,
@@ -171,16 +234,42 @@ impl<P: PageSource> SlabAllocator<P> {
         } = self;
         // SAFETY: the caller's guarantee.
         let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
-        cache.alloc(source, |start, bytes| hull.cover(start, bytes))
+        Outcome::new(cache.alloc_from_new_current(source, |start, bytes| hull.cover(start, bytes)))
     }
 
-    /// Frees `ptr` into cache `index`, after checking it.
+    /// Frees `ptr` into cache `index`, after checking it: the common case
+    /// inline ([`SlabCache::free_fast`]), anything else out of line.
     ///
     /// # Safety
     /// As for [`alloc_in`](Self::alloc_in), and `ptr` as for
     /// [`ByteAllocator::dealloc`].
-    #[inline]
+    #[inline(always)]
     unsafe fn free_in(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
+        let Self {
+            source,
+            caches,
+            hull,
+            ..
+        } = self;
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
+        // SAFETY: `hull` is the range of pages taken from `source`; `ptr`
+        // is as the caller guarantees.
+        if unsafe { cache.free_fast(source, ptr.as_ptr(), *hull) } {
+            return Ok(());
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.free_checked(index, ptr) }
+    }
+
+    /// Frees `ptr` into cache `index` with every check named: the way of
+    /// every free the fast test did not settle.
+    ///
+    /// # Safety
+    /// As for [`free_in`](Self::free_in).
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_checked(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
         if self.outside(ptr.addr().get()) {
             return Err(AllocError::OutOfRange);
         }
@@ -195,6 +284,61 @@ impl<P: PageSource> SlabAllocator<P> {
         // SAFETY: `ptr` lies in the hull (checked above); the rest is the
         // caller's contract.
         unsafe { cache.free(source, ptr, *hull) }
+    }
+
+    /// `alloc` of a layout `small_class` does not serve: a zero size, or
+    /// pages (above 2 KiB, or aligned beyond).
+    #[inline(never)]
+    fn alloc_other(&mut self, layout: Layout) -> Outcome {
+        Outcome::new(self.alloc_large(layout))
+    }
+
+    /// [`alloc_other`](Self::alloc_other) as a `Result`.
+    #[inline(always)]
+    fn alloc_large(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
+        if layout.size() == 0 {
+            return Err(AllocError::InvalidParam);
+        }
+        if let Some(class) = class_for_general(layout) {
+            // SAFETY: size classes always exist.
+            return unsafe { self.alloc_in(class) };
+        }
+        let (pages, align) = Self::large_pages_for(layout);
+        self.large.reserve(&mut self.source)?;
+        let block = match self.source.alloc_pages(pages, align) {
+            Ok(block) => block,
+            Err(error) => {
+                // A table taken for this block alone goes back with it.
+                self.large.release(&mut self.source);
+                return Err(error);
+            }
+        };
+        self.large.insert_reserved(block.addr().get(), pages);
+        self.hull.cover(block.addr().get(), pages * P::PAGE_SIZE);
+        Ok(block)
+    }
+
+    /// `dealloc` of a layout `small_class` does not serve: a zero size (a
+    /// class's, as `class_for_general` says), or pages.
+    ///
+    /// # Safety
+    /// As for [`ByteAllocator::dealloc`].
+    #[inline(never)]
+    unsafe fn dealloc_other(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
+        if let Some(class) = class_for_general(layout) {
+            // SAFETY: size classes always exist.
+            return unsafe { self.free_in(class, ptr) };
+        }
+        let addr = ptr.addr().get();
+        if self.outside(addr) {
+            return Err(AllocError::OutOfRange);
+        }
+        let pages = self.large_block(addr, layout)?;
+        // SAFETY: the table holds exactly the live large blocks, so `ptr`
+        // is one of `pages` pages, and the caller no longer uses it.
+        unsafe { self.source.dealloc_pages(ptr, pages)? };
+        self.large.remove(&mut self.source, addr);
+        Ok(())
     }
 
     /// Pages and alignment of a request served from the page source.
@@ -232,30 +376,11 @@ impl<P: PageSource> BaseAllocator for SlabAllocator<P> {
 impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        if let Some(class) = small_class(layout) {
+        match small_class(layout) {
             // SAFETY: size classes always exist.
-            return unsafe { self.alloc_in(class) };
+            Some(class) => unsafe { self.alloc_in(class) },
+            None => self.alloc_other(layout).result(),
         }
-        if layout.size() == 0 {
-            return Err(AllocError::InvalidParam);
-        }
-        if let Some(class) = class_for_general(layout) {
-            // SAFETY: size classes always exist.
-            return unsafe { self.alloc_in(class) };
-        }
-        let (pages, align) = Self::large_pages_for(layout);
-        self.large.reserve(&mut self.source)?;
-        let block = match self.source.alloc_pages(pages, align) {
-            Ok(block) => block,
-            Err(error) => {
-                // A table taken for this block alone goes back with it.
-                self.large.release(&mut self.source);
-                return Err(error);
-            }
-        };
-        self.large.insert_reserved(block.addr().get(), pages);
-        self.hull.cover(block.addr().get(), pages * P::PAGE_SIZE);
-        Ok(block)
     }
 
     /// Detection: outside the hull of every page ever taken from the
@@ -280,24 +405,13 @@ impl<P: PageSource> ByteAllocator for SlabAllocator<P> {
     /// See [`ByteAllocator::dealloc`].
     #[inline]
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        if let Some(class) = small_class(layout) {
-            // SAFETY: size classes always exist.
-            return unsafe { self.free_in(class, ptr) };
+        match small_class(layout) {
+            // SAFETY: size classes always exist; `ptr` is as the caller
+            // guarantees.
+            Some(class) => unsafe { self.free_in(class, ptr) },
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.dealloc_other(ptr, layout) },
         }
-        if let Some(class) = class_for_general(layout) {
-            // SAFETY: size classes always exist.
-            return unsafe { self.free_in(class, ptr) };
-        }
-        let addr = ptr.addr().get();
-        if self.outside(addr) {
-            return Err(AllocError::OutOfRange);
-        }
-        let pages = self.large_block(addr, layout)?;
-        // SAFETY: the table holds exactly the live large blocks, so `ptr`
-        // is one of `pages` pages, and the caller no longer uses it.
-        unsafe { self.source.dealloc_pages(ptr, pages)? };
-        self.large.remove(&mut self.source, addr);
-        Ok(())
     }
 
     /// In place when the new size maps to the same class (or the same page

@@ -3,19 +3,27 @@
 //! disjoint pools. It is the kernel's main heap, which grows by adding pools
 //! of pages and gives wholly free pools back ([`Tlsf::take_free_pool`]).
 //!
-//! See `docs/byte-allocators.md` for the block layout and invariants.
+//! A used block carries one word of header, its size, sealed with its own
+//! address: `dealloc` validates a pointer by that one word in a handful of
+//! instructions (`check`), and the exhaustive checks that trust no header
+//! ([`Tlsf::verify_dealloc`], [`Tlsf::check_consistency`]) are there for
+//! tests and debugging (`verify`). See `docs/byte-allocators.md` for the
+//! block layout, the invariants and what the validation guarantees.
 
 mod block;
+mod check;
 mod free;
 mod hot_pool;
+mod lists;
 mod ops;
+mod verify;
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
 use self::block::{
-    BlockHeader, FL_COUNT, FREE, HEADER, MIN_BLOCK, SL_COUNT, SLI, is_free, links, mapping_insert,
-    mapping_search, set_size_flags, size,
+    Block, FL_COUNT, GRANULE, HEADER, MAX_BLOCK, MIN_BLOCK, PREV_FREE, SL_COUNT, SLI, USED, footer,
+    seal, set_footer, set_word, word,
 };
 use self::hot_pool::HotPool;
 use crate::byte::pool_table::{PoolEntry, PoolTable};
@@ -26,7 +34,8 @@ pub use self::block::HEADER as TLSF_HEADER;
 pub use self::block::MIN_BLOCK as TLSF_MIN_BLOCK;
 
 /// Per-pool data: the base pointer every block pointer is derived from,
-/// and the pool's first block and end sentinel.
+/// and the addresses of the pool's first block and of its end sentinel
+/// (a header word with no block behind it).
 #[derive(Clone, Copy, Debug)]
 struct TlsfPool {
     base: NonNull<u8>,
@@ -34,30 +43,46 @@ struct TlsfPool {
     sentinel: usize,
 }
 
+impl TlsfPool {
+    /// The block whose header is at `addr` in this pool, with the pool's
+    /// provenance.
+    fn block(&self, addr: usize) -> *mut Block {
+        self.base.as_ptr().with_addr(addr).cast()
+    }
+}
+
 /// A TLSF allocator. Construct with [`Tlsf::new`], then give it memory
 /// with [`Tlsf::add_pool`] or [`BaseAllocator::add_memory`].
 ///
-/// Per-block overhead is [`TLSF_HEADER`] bytes (16 on 64-bit); the
-/// smallest block is [`TLSF_MIN_BLOCK`] bytes (32 on 64-bit), so a 1-byte
-/// request uses 16 bytes of payload. Alignment of any power of two is
-/// supported.
+/// Per-block overhead is [`TLSF_HEADER`] bytes (one word, 8 on 64-bit);
+/// blocks are whole [`TLSF_GRANULE`]s (16 bytes on 64-bit) and payloads
+/// granule-aligned; the smallest block is [`TLSF_MIN_BLOCK`] bytes (32 on
+/// 64-bit), so a 1-byte request gets 24 bytes of payload. Alignment of
+/// any power of two is supported. On 64-bit targets a pool is used up to
+/// its first 4 GiB (the size bits of a header).
 ///
 /// [`BaseAllocator::add_memory`]: crate::BaseAllocator::add_memory
+// The counters updated together on the hot paths are kept apart
+// (`repr(C)`, in this order), so the compiler updates each in memory
+// rather than loading both into a vector register.
+#[repr(C)]
 pub struct Tlsf {
     /// Bit `fl` is set iff some list of first level `fl` is non-empty.
     fl_bitmap: usize,
+    /// Sum of the sizes of the allocated blocks, headers included.
+    used_size: usize,
+    hot: HotPool,
+    /// Number of allocated blocks.
+    used_count: usize,
+    /// Number of blocks, free and allocated, over all pools (sentinels not
+    /// counted). With the two above and `pool_span` it gives
+    /// `used_bytes` and `available_bytes` without a free-bytes counter.
+    block_count: usize,
     /// Bit `sl` of `sl_bitmap[fl]` is set iff list `(fl, sl)` is non-empty.
     sl_bitmap: [u32; FL_COUNT],
-    /// Sum over allocated blocks of their size minus the header.
-    used_payload: usize,
-    /// Number of blocks, free and allocated, over all pools (sentinels not
-    /// counted). With `used_payload` and `pool_span` it gives
-    /// `available_bytes` without a free-bytes counter on the hot paths.
-    block_count: usize,
-    hot: HotPool,
     /// The list heads, row-major: list `(fl, sl)` at `fl * SL_COUNT + sl`,
     /// which is the flat index the size mapping computes (no multiply).
-    heads: [*mut BlockHeader; FL_COUNT * SL_COUNT],
+    heads: [*mut Block; FL_COUNT * SL_COUNT],
     pools: PoolTable<TlsfPool>,
     /// Sum over pools of the bytes their blocks tile (first block to
     /// sentinel).
@@ -82,7 +107,8 @@ impl Tlsf {
         Self {
             fl_bitmap: 0,
             sl_bitmap: [0; FL_COUNT],
-            used_payload: 0,
+            used_size: 0,
+            used_count: 0,
             block_count: 0,
             hot: HotPool::EMPTY,
             heads: [ptr::null_mut(); FL_COUNT * SL_COUNT],
@@ -92,10 +118,13 @@ impl Tlsf {
         }
     }
 
-    /// Adds the pool `[pool, pool + size)`. The pool's edges are trimmed to
-    /// the granule; it must hold at least one minimum block plus the end
-    /// sentinel (`InvalidParam` otherwise). Overlap with a managed pool is
-    /// `MemoryOverlap`; more than [`MAX_POOLS`] pools is `NoMemory`.
+    /// Adds the pool `[pool, pool + size)`. The pool's edges are trimmed so
+    /// that payloads are granule-aligned (a word in front of the first
+    /// block, and the end sentinel's word, are the pool's own overhead);
+    /// on 64-bit targets at most its first 4 GiB are used. It must hold
+    /// at least one minimum block besides (`InvalidParam` otherwise).
+    /// Overlap with a managed pool is `MemoryOverlap`; more than
+    /// [`MAX_POOLS`] pools is `NoMemory`.
     ///
     /// # Safety
     /// `[pool, pool + size)` is valid, writable memory that nothing else
@@ -106,24 +135,30 @@ impl Tlsf {
         let start = pool.addr().get();
         let end = start.checked_add(size).ok_or(AllocError::InvalidParam)?;
         self.pools.check_insert(start, end)?;
-        let first = start
-            .checked_next_multiple_of(block::GRANULE)
+        // Headers sit one word below a granule boundary, and the first
+        // one has a word of the pool in front of it: the footer slot of a
+        // predecessor it never has, which holds 0 (outside every pool), so
+        // a forged `PREV_FREE` there names no block.
+        let front = start
+            .checked_next_multiple_of(GRANULE)
             .ok_or(AllocError::InvalidParam)?;
-        let limit = end & !(block::GRANULE - 1);
-        if limit < first || limit - first < MIN_BLOCK + HEADER {
+        let first = front.checked_add(HEADER).ok_or(AllocError::InvalidParam)?;
+        let limit = (end & !(GRANULE - 1)).saturating_sub(HEADER);
+        if limit < first || limit - first < MIN_BLOCK {
             return Err(AllocError::InvalidParam);
         }
-        let block_size = limit - first - HEADER;
+        let block_size = (limit - first).min(MAX_BLOCK);
         let sentinel = first + block_size;
-        let block = pool.as_ptr().with_addr(first).cast::<BlockHeader>();
-        // SAFETY: `[first, limit)` lies inside the caller's pool, which we now
-        // own; the block and the sentinel header both fit (checked above).
+        let block = pool.as_ptr().with_addr(first).cast::<Block>();
+        // SAFETY: `[front, sentinel + HEADER)` lies inside the caller's
+        // pool, which we now own; the front word, the block and the
+        // sentinel word all fit (checked above).
         unsafe {
-            (*block).prev_phys = ptr::null_mut();
-            set_size_flags(block, block_size | FREE);
+            *footer(block) = ptr::null_mut();
+            set_word(block, block_size);
             let end_sentinel = block.byte_add(block_size);
-            (*end_sentinel).prev_phys = block;
-            set_size_flags(end_sentinel, block::PREV_FREE);
+            set_word(end_sentinel, USED | PREV_FREE | seal(sentinel));
+            set_footer(block, end_sentinel);
             self.link_free(block, block_size);
         }
         self.total_bytes += block_size - HEADER;
@@ -146,33 +181,22 @@ impl Tlsf {
     /// pages back. `None` if no pool is wholly free. O(number of pools).
     pub fn take_free_pool(&mut self) -> Option<(NonNull<u8>, usize)> {
         let index = self.pools.iter().position(|pool| {
-            let first = pool
-                .data
-                .base
-                .as_ptr()
-                .with_addr(pool.data.first_block)
-                .cast();
-            // SAFETY: every pool starts with a valid block header.
-            unsafe { is_free(first) && size(first) == pool.data.sentinel - pool.data.first_block }
+            let first = pool.data.block(pool.data.first_block);
+            // SAFETY: every pool starts with a valid block header; a free
+            // block's word is its size.
+            unsafe { word(first) == pool.data.sentinel - pool.data.first_block }
         })?;
         let pool = self.pools.remove(index);
         if self.hot.first_block == pool.data.first_block {
             self.hot = HotPool::EMPTY;
         }
-        let first = pool
-            .data
-            .base
-            .as_ptr()
-            .with_addr(pool.data.first_block)
-            .cast();
-        // SAFETY: `first` is the pool's single free block, on its free list.
-        unsafe {
-            let block_size = size(first);
-            self.total_bytes -= block_size - HEADER;
-            self.pool_span -= block_size;
-            self.block_count -= 1;
-            self.remove_free(first, block_size);
-        }
+        let first = pool.data.block(pool.data.first_block);
+        let block_size = pool.data.sentinel - pool.data.first_block;
+        self.total_bytes -= block_size - HEADER;
+        self.pool_span -= block_size;
+        self.block_count -= 1;
+        // SAFETY: `first` is the pool's single free block, on its list.
+        unsafe { self.unlink(first) };
         Some((pool.data.base, pool.end - pool.start))
     }
 
@@ -211,7 +235,7 @@ impl Tlsf {
                 while !block.is_null() {
                     count += 1;
                     // SAFETY: blocks on free lists are valid free blocks.
-                    block = unsafe { (*links(block)).next };
+                    block = unsafe { (*block).next };
                 }
             }
         }
@@ -223,185 +247,21 @@ impl Tlsf {
     /// non-empty one, so it is meant for statistics and heap-growth
     /// decisions, not for the allocation path.
     pub fn largest_free_block(&self) -> usize {
-        if self.fl_bitmap == 0 {
-            return 0;
-        }
-        let fl = (usize::BITS - 1 - self.fl_bitmap.leading_zeros()) as usize;
-        let sl = (u32::BITS - 1 - self.sl_bitmap[fl].leading_zeros()) as usize;
         let mut largest = 0;
-        // SAFETY: a set bit of each bitmap names a list in bounds.
-        let mut block = unsafe { self.head(fl, sl) };
-        while !block.is_null() {
-            // SAFETY: blocks on free lists are valid free blocks.
-            unsafe {
-                largest = largest.max(size(block));
-                block = (*links(block)).next;
-            }
-        }
-        largest - HEADER
-    }
-
-    /// The head of list `(fl, sl)`, read without a bounds check.
-    ///
-    /// # Safety
-    /// `fl < FL_COUNT` and `sl < SL_COUNT`: true of every index that
-    /// `mapping_insert`/`mapping_search` return (see `block`) or that a set
-    /// bitmap bit names.
-    #[inline(always)]
-    unsafe fn head(&self, fl: usize, sl: usize) -> *mut BlockHeader {
-        debug_assert!(fl < FL_COUNT && sl < SL_COUNT);
-        // SAFETY: in bounds (the caller's guarantee).
-        unsafe { *self.heads.get_unchecked(fl << SLI | sl) }
-    }
-
-    /// Sets the head of list `(fl, sl)`.
-    ///
-    /// # Safety
-    /// As for [`Tlsf::head`].
-    #[inline(always)]
-    unsafe fn set_head(&mut self, fl: usize, sl: usize, block: *mut BlockHeader) {
-        debug_assert!(fl < FL_COUNT && sl < SL_COUNT);
-        // SAFETY: in bounds (the caller's guarantee).
-        unsafe { *self.heads.get_unchecked_mut(fl << SLI | sl) = block }
-    }
-
-    /// The second-level bitmap of row `fl`.
-    ///
-    /// # Safety
-    /// `fl < FL_COUNT`, as for [`Tlsf::head`].
-    #[inline(always)]
-    unsafe fn row(&self, fl: usize) -> u32 {
-        debug_assert!(fl < FL_COUNT);
-        // SAFETY: in bounds (the caller's guarantee).
-        unsafe { *self.sl_bitmap.get_unchecked(fl) }
-    }
-
-    /// Sets the second-level bitmap of row `fl`.
-    ///
-    /// # Safety
-    /// `fl < FL_COUNT`, as for [`Tlsf::head`].
-    #[inline(always)]
-    unsafe fn set_row(&mut self, fl: usize, row: u32) {
-        debug_assert!(fl < FL_COUNT);
-        // SAFETY: in bounds (the caller's guarantee).
-        unsafe { *self.sl_bitmap.get_unchecked_mut(fl) = row }
-    }
-
-    /// Pushes the free block `block` on the free list for `block_size`;
-    /// the caller has already written its header (`block_size | FREE`) and
-    /// its successor's `PREV_FREE`. The bitmaps change only when the list
-    /// was empty.
-    ///
-    /// # Safety
-    /// `block` is a free block of `block_size >= MIN_BLOCK` bytes, not on
-    /// a list.
-    #[inline(always)]
-    unsafe fn link_free(&mut self, block: *mut BlockHeader, block_size: usize) {
-        let (fl, sl) = mapping_insert(block_size);
-        // SAFETY: the caller guarantees a free block with room for links;
-        // the old head, if any, is a listed free block; `mapping_insert`
-        // returns indices in bounds.
-        unsafe {
-            let head = self.head(fl, sl);
-            *links(block) = block::FreeLinks {
-                next: head,
-                prev: ptr::null_mut(),
-            };
-            if head.is_null() {
-                self.fl_bitmap |= 1 << fl;
-                self.set_row(fl, self.row(fl) | 1 << sl);
-            } else {
-                (*links(head)).prev = block;
-            }
-            self.set_head(fl, sl, block);
-        }
-    }
-
-    /// Pops `block`, the head of list `(fl, sl)` as `find_suitable`
-    /// returned it, without recomputing its list.
-    ///
-    /// # Safety
-    /// `block` heads the list `heads[fl][sl]` (so the indices are in bounds).
-    #[inline(always)]
-    unsafe fn pop_head(&mut self, block: *mut BlockHeader, fl: usize, sl: usize) {
-        // SAFETY: the caller guarantees a listed head; its successor, if
-        // any, is a listed free block.
-        unsafe {
-            let next = (*links(block)).next;
-            self.set_head(fl, sl, next);
-            if next.is_null() {
-                self.clear_list_bit(fl, sl);
-            } else {
-                (*links(next)).prev = ptr::null_mut();
-            }
-        }
-    }
-
-    /// Marks list `(fl, sl)` empty in both bitmaps.
-    ///
-    /// # Safety
-    /// As for [`Tlsf::head`].
-    #[inline(always)]
-    unsafe fn clear_list_bit(&mut self, fl: usize, sl: usize) {
-        // SAFETY: forwarded from the caller.
-        let row = unsafe { self.row(fl) } & !(1 << sl);
-        // SAFETY: forwarded from the caller.
-        unsafe { self.set_row(fl, row) };
-        if row == 0 {
-            self.fl_bitmap &= !(1 << fl);
-        }
-    }
-
-    /// Unlinks `block` (of `block_size` bytes) from its free list; its
-    /// header is left for the caller to rewrite.
-    ///
-    /// # Safety
-    /// `block` is on a free list and `block_size` is its size.
-    #[inline(always)]
-    unsafe fn remove_free(&mut self, block: *mut BlockHeader, block_size: usize) {
-        // SAFETY: the caller guarantees `block` is a listed free block, so
-        // its links and its neighbours' links are valid.
-        unsafe {
-            let block::FreeLinks { next, prev } = *links(block);
-            if !next.is_null() {
-                (*links(next)).prev = prev;
-            }
-            if prev.is_null() {
-                let (fl, sl) = mapping_insert(block_size);
-                self.set_head(fl, sl, next);
-                if next.is_null() {
-                    self.clear_list_bit(fl, sl);
+        if self.fl_bitmap != 0 {
+            let fl = (usize::BITS - 1 - self.fl_bitmap.leading_zeros()) as usize;
+            let sl = (u32::BITS - 1 - self.sl_bitmap[fl].leading_zeros()) as usize;
+            // SAFETY: a set bit of each bitmap names a list in bounds.
+            let mut block = unsafe { self.head(fl << SLI | sl) };
+            while !block.is_null() {
+                // SAFETY: blocks on free lists are valid free blocks, whose
+                // word is their size.
+                unsafe {
+                    largest = largest.max(word(block));
+                    block = (*block).next;
                 }
-            } else {
-                (*links(prev)).next = next;
             }
         }
-    }
-
-    /// The head of the first non-empty list whose blocks all hold
-    /// `search` bytes, with that list's indices: two find-first-set
-    /// operations.
-    #[inline(always)]
-    fn find_suitable(&self, search: usize) -> Option<(*mut BlockHeader, usize, usize)> {
-        let (fl, sl) = mapping_search(search)?;
-        // SAFETY: `mapping_search` returns indices in bounds; a set bit of
-        // `fl_bitmap` names a row in bounds, and a non-zero row's lowest
-        // set bit a column in bounds.
-        unsafe {
-            let sl_map = self.row(fl) & (u32::MAX << sl);
-            let (fl, sl_map) = if sl_map != 0 {
-                (fl, sl_map)
-            } else {
-                // `fl + 1 <= FL_COUNT < usize::BITS` (asserted in `block`).
-                let above = self.fl_bitmap & (usize::MAX << (fl + 1));
-                if above == 0 {
-                    return None;
-                }
-                let fl = above.trailing_zeros() as usize;
-                (fl, self.row(fl))
-            };
-            let sl = sl_map.trailing_zeros() as usize;
-            Some((self.head(fl, sl), fl, sl))
-        }
+        largest.saturating_sub(HEADER)
     }
 }

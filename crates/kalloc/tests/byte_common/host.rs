@@ -128,6 +128,8 @@ impl HostPages {
 
 impl PageSource for HostPages {
     const PAGE_SIZE: usize = PAGE;
+    /// One arena.
+    const ONE_REGION: bool = true;
 
     fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
         if count == 0 || !align.is_power_of_two() || align > ARENA_ALIGN {

@@ -9,7 +9,7 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 use kalloc::byte::{
-    BuddyByteAllocator, PageSource, SlabAllocator, TLSF_GRANULE, TLSF_HEADER, Tlsf,
+    BuddyByteAllocator, PageSource, SlabAllocator, TLSF_GRANULE, TLSF_HEADER, TLSF_MIN_BLOCK, Tlsf,
     kmalloc_cache_name,
 };
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
@@ -127,7 +127,8 @@ impl Subject for Tlsf {
 
     fn same_block(addr: usize, _layout: Layout, charged: usize, other: Layout) -> bool {
         let block = charged + TLSF_HEADER;
-        let need = (other.size() + TLSF_GRANULE - 1 + TLSF_HEADER) & !(TLSF_GRANULE - 1);
+        let need = ((other.size() + TLSF_HEADER + TLSF_GRANULE - 1) & !(TLSF_GRANULE - 1))
+            .max(TLSF_MIN_BLOCK);
         // A tail under the minimum block is never split off, so a block one
         // granule larger than needed is indistinguishable.
         (need == block || need + TLSF_GRANULE == block) && addr.is_multiple_of(other.align())

@@ -1,9 +1,11 @@
 //! One slab cache: objects of one size, in slabs of `2^k` pages aligned to
 //! their own size, so an object's slab is its address rounded down (no
-//! lookup). This file holds the fast paths, `alloc`, `check_live` and
-//! `free`, each complete in one function; the slow paths live beside it
-//! (`check.rs`: naming a bad free's error; `lists.rs`: moving slabs
-//! between lists and the page source; `retire.rs`: slabs on bad memory).
+//! lookup). This file holds the fast paths (`alloc_parked`,
+//! `alloc_current`, `free_fast`), the checked `free` every other free goes
+//! through, and the way an object goes back (`release`); the slow paths
+//! live beside it (`check.rs`: naming a bad free's error; `lists.rs`:
+//! moving slabs between lists and the page source; `retire.rs`: slabs on
+//! bad memory).
 //!
 //! ```text
 //!  slab (2^k pages, aligned to 2^k pages)
@@ -11,19 +13,18 @@
 //!  | SlabHeader  | obj 0  | obj 1  | ... | obj n-1| tail |
 //!  +-------------+--------+--------+-----+--------+------+
 //!  ^ object address rounded down to the slab size
-//!                ^ first_object: offsets below are measured from here
+//!                ^ first_object: indices below are counted from here
 //! ```
 //!
-//! A free is refused unless four things hold, checked in this order by
-//! `check_live` (only the last reads memory beyond the header: the
-//! object's first word):
+//! A free is refused unless four things hold (`shape.rs` tests the first
+//! three, and the last as far as one load can):
 //!
 //! 1. the header at the slab boundary is that of a slab of this cache in
-//!    service (its stamp, see [`SlabCache::stamp`]);
-//! 2. the offset from the first object is below `carved`: the object was
-//!    handed out at least once;
-//! 3. the offset is a multiple of the object size (an object boundary;
-//!    [`ExactDivisor`]);
+//!    service (its stamp, see [`Shape::stamp`]);
+//! 2. the address is an object boundary (a multiple of the object size
+//!    from the first object; [`ExactDivisor`](super::divisor));
+//! 3. the object was handed out at least once: its index is below
+//!    `carved`;
 //! 4. the object is not free: its first word does not decode to a link
 //!    ([`free_list::may_be_free`]), or, if it does, the object is on no
 //!    list (`check.rs` looks).
@@ -35,9 +36,9 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::Hull;
-use super::divisor::ExactDivisor;
 use super::free_list::{self, FreeList};
 use super::magazine::Magazine;
+use super::shape::Shape;
 use super::source::PageSource;
 use crate::{AllocError, AllocResult};
 
@@ -51,9 +52,6 @@ mod slabinfo;
 pub const MAX_EMPTY_SLABS: usize = 2;
 /// The largest slab is `2^MAX_SLAB_ORDER` pages.
 const MAX_SLAB_ORDER: u32 = 6;
-/// Mixed into every slab stamp: a constant no ordinary data (zeros, small
-/// integers, pointers) is likely to reproduce.
-const SLAB_MAGIC: usize = 0x51ab_c0de_51ab_c0de_u64 as usize;
 /// Mixed into the stamp of a retired slab (taken out of service because a
 /// bad page backs it): its frees miss the fast path and take the slow one,
 /// which knows retired slabs.
@@ -62,17 +60,17 @@ const RETIRED: usize = 0x7e71_7ed0_7e71_7ed0_u64 as usize;
 /// The header at the start of every slab.
 #[repr(C)]
 pub(super) struct SlabHeader {
-    /// [`SlabCache::stamp`] while the slab is in service, that `^ RETIRED`
+    /// [`Shape::stamp`] while the slab is in service, that `^ RETIRED`
     /// once retired, 0 once given back to the page source. Atomic (relaxed,
     /// plain loads and stores) because a per-CPU cache in front of the
     /// allocator reads it without the allocator's lock (`probe.rs`).
-    stamp: AtomicUsize,
+    pub stamp: AtomicUsize,
     /// Objects freed back to this slab (not those parked in the magazine).
     free: FreeList,
-    /// Bytes of objects handed out from the bump, counted from the first
-    /// object: objects at or above it have never been handed out. Atomic
-    /// for the same reason as `stamp`; it only grows while in service.
-    carved: AtomicUsize,
+    /// Objects handed out from the bump, in address order: those with an
+    /// index at or above it have never been handed out. Atomic for the
+    /// same reason as `stamp`; it only grows while in service.
+    pub carved: AtomicUsize,
     /// Objects not on this slab's free list: live, parked in the
     /// magazine, or (retired slabs) freed but kept off the free list.
     in_use: usize,
@@ -92,105 +90,41 @@ pub(super) enum Live {
     Retired(*mut SlabHeader),
 }
 
-/// A cache of equal-size objects.
+/// A cache of equal-size objects. The fields every fast allocation and
+/// free use come first (the magazine's count and capacity right after
+/// them, its slots last), so that they share a cache line or two. Its
+/// size is 256 bytes, so that a class's cache is its index shifted left,
+/// not multiplied.
 #[derive(Clone, Copy)]
+#[repr(C, align(256))]
 pub(super) struct SlabCache {
-    pub name: &'static str,
-    pub object_size: usize,
-    pub pages_per_slab: usize,
-    pub objects_per_slab: usize,
-    slab_bytes: usize,
-    /// Tells object boundaries: offsets the object size divides.
-    size_divisor: ExactDivisor,
-    /// Offset of object 0 from the slab start (the header, rounded up to
-    /// the objects' alignment).
-    first_object: usize,
+    /// What the fast test of a free reads.
+    pub shape: Shape,
+    /// Objects handed out and not freed: the free that takes it to zero
+    /// empties the magazine.
+    active: usize,
     /// The slab allocations come from (SLUB's "cpu slab"): on no list and
     /// in no count, so allocating from it and freeing into it never
     /// relists anything. Null until the first allocation, or after
     /// `release_empty` gave it back.
     current: *mut SlabHeader,
+    pub objects_per_slab: usize,
+    pub object_size: usize,
+    /// Recently freed objects, taken back first by `alloc` (its count
+    /// first, its slots last).
+    magazine: Magazine,
+    pub name: &'static str,
+    pub pages_per_slab: usize,
+    slab_bytes: usize,
     /// Slab lists by state, current slab excluded: partial and empty (the
     /// full slot stays null: full slabs are only counted).
     lists: [*mut SlabHeader; 3],
     counts: [usize; 3],
-    /// Recently freed objects, taken back first by `alloc`.
-    magazine: Magazine,
     /// Retired slabs still holding live objects.
     retired: usize,
-    /// The sum of every slab's `in_use`: live objects plus parked ones
-    /// (and freed objects of retired slabs). Changes only when an object
-    /// leaves or rejoins a slab, never on the magazine's fast path.
-    held: usize,
-    index: usize,
 }
 
-/// A cache's geometry: where its slabs and objects lie and how its
-/// stamps are made. The fast test of a free needs nothing else, so a copy
-/// of it can test frees without the allocator's lock (`probe.rs`).
-#[derive(Clone, Copy)]
-pub(super) struct Shape {
-    slab_bytes: usize,
-    first_object: usize,
-    size_divisor: ExactDivisor,
-    /// `SLAB_MAGIC ^ cache index`: a stamp is this `^` the slab address.
-    stamp_key: usize,
-}
-
-impl Shape {
-    /// The stamp of this cache's slab at `slab` while it is in service:
-    /// `SLAB_MAGIC ^ slab address ^ cache index`. One compare against it
-    /// checks the three things a free must know of the memory at a slab
-    /// boundary: it is a slab header (user data matches by chance 1 in
-    /// 2^64), it was written at this address (a copy of a header in other
-    /// pages does not match) and it is a slab of the cache the layout names
-    /// (an object freed with another class's layout does not match).
-    /// `check.rs` tests that stamps tell these apart.
-    #[inline(always)]
-    pub fn stamp(&self, slab: *mut SlabHeader) -> usize {
-        self.stamp_key ^ slab.addr()
-    }
-
-    /// The slab holding `object` (slabs are aligned to their size).
-    #[inline(always)]
-    pub fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
-        object
-            .with_addr(object.addr() & !(self.slab_bytes - 1))
-            .cast()
-    }
-
-    /// The fast test of a free: `true` if `object` is certainly a live
-    /// object of this cache in a slab in service (the four checks of the
-    /// module doc pass), `false` if anything needs a closer look.
-    ///
-    /// # Safety
-    /// If `object`'s slab boundary lies in `hull`, the hull is (a snapshot
-    /// of) the pages the allocator took from its source, which stay
-    /// mapped. If `object` is an object the allocator handed out, its slab
-    /// is in service until it is freed.
-    #[inline(always)]
-    pub unsafe fn certainly_live(&self, object: *mut u8, hull: Hull) -> bool {
-        let slab = self.slab_of(object);
-        if !hull.contains(slab.addr()) {
-            return false;
-        }
-        // Wraps to a huge value for an address inside the header.
-        let offset = object.addr().wrapping_sub(slab.addr() + self.first_object);
-        // SAFETY: the header lies in the hull, in pages taken from the
-        // source (the caller's guarantee); its two words are atomics, so a
-        // racing writer (a slab set up or given back under the lock) is no
-        // data race. The object's first word is read only once the stamp
-        // names a slab of this cache in service and the offset an object
-        // it handed out, so it is initialised; it is the caller's object,
-        // or the allocator's if this is a double free.
-        unsafe {
-            (*slab).stamp.load(Relaxed) == self.stamp(slab)
-                && offset < (*slab).carved.load(Relaxed)
-                && self.size_divisor.divides(offset)
-                && !free_list::may_be_free(object, hull)
-        }
-    }
-}
+const _: () = assert!(size_of::<Option<SlabCache>>() == 256);
 
 impl SlabCache {
     /// Lays out a cache for objects of `size` bytes aligned to `align`;
@@ -220,20 +154,18 @@ impl SlabCache {
         }
         let (order, slab_bytes, objects, first_object) = best?;
         Some(Self {
-            name,
-            object_size,
-            pages_per_slab: 1 << order,
-            objects_per_slab: objects,
-            slab_bytes,
-            size_divisor: ExactDivisor::new(object_size),
-            first_object,
+            shape: Shape::new(index, slab_bytes, first_object, object_size),
+            active: 0,
             current: ptr::null_mut(),
+            objects_per_slab: objects,
+            object_size,
+            magazine: Magazine::new(objects),
+            name,
+            pages_per_slab: 1 << order,
+            slab_bytes,
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
-            magazine: Magazine::new(objects),
             retired: 0,
-            held: 0,
-            index,
         })
     }
 
@@ -245,26 +177,14 @@ impl SlabCache {
         (objects > 0).then_some((objects, first))
     }
 
-    /// What a free needs to know of this cache without its lists: fixed
-    /// when the cache is created, so a copy stays right for its life.
-    #[inline(always)]
-    pub(super) fn shape(&self) -> Shape {
-        Shape {
-            slab_bytes: self.slab_bytes,
-            first_object: self.first_object,
-            size_divisor: self.size_divisor,
-            stamp_key: SLAB_MAGIC ^ self.index,
-        }
-    }
-
     #[inline(always)]
     fn stamp(&self, slab: *mut SlabHeader) -> usize {
-        self.shape().stamp(slab)
+        self.shape.stamp(slab)
     }
 
     #[inline(always)]
     fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
-        self.shape().slab_of(object)
+        self.shape.slab_of(object)
     }
 
     pub fn slab_bytes(&self) -> usize {
@@ -272,84 +192,207 @@ impl SlabCache {
     }
 
     /// Objects handed out and not freed.
+    #[inline(always)]
     pub fn active_objects(&self) -> usize {
-        self.held - self.magazine.parked()
+        self.active
     }
 
     pub fn slab_count(&self) -> usize {
         self.counts.iter().sum::<usize>() + usize::from(!self.current.is_null()) + self.retired
     }
 
-    /// Allocates one object: the one freed last if the magazine holds
-    /// any, else from the current slab (its free list, else its bump);
-    /// when that is full (or there is none), `refill` makes the first
-    /// partial slab current (else an empty one, else a new slab from
-    /// `source`, whose address range is reported through `on_new_slab`).
+    /// Takes back the object freed last, if the magazine holds one: a pop
+    /// and two counters, the whole of a common allocation.
     #[inline(always)]
-    pub fn alloc<P: PageSource>(
+    pub fn alloc_parked(&mut self) -> Option<NonNull<u8>> {
+        let object = self.magazine.pop()?;
+        self.active += 1;
+        // SAFETY: a parked object is a free object of a slab in service of
+        // this cache, already counted in its slab's `in_use`; its link word
+        // is the allocator's until it is handed out.
+        unsafe {
+            free_list::clear_link(object);
+            Some(NonNull::new_unchecked(object))
+        }
+    }
+
+    /// Allocates one object from the current slab, if there is one with a
+    /// free object: its free list, else its bump.
+    #[inline(always)]
+    pub fn alloc_current(&mut self) -> Option<NonNull<u8>> {
+        let slab = self.current;
+        // SAFETY: a non-null current slab is a slab in service of this cache.
+        if slab.is_null() || unsafe { (*slab).in_use } == self.objects_per_slab {
+            return None;
+        }
+        // SAFETY: just checked.
+        Some(unsafe { self.take_from(slab) })
+    }
+
+    /// [`alloc_current`](Self::alloc_current) when the current slab is
+    /// full (or there is none): `refill` makes the first partial slab
+    /// current (else an empty one, else a new slab from `source`, whose
+    /// address range is reported through `on_new_slab`), then allocates
+    /// from it.
+    #[inline(always)]
+    pub fn alloc_from_new_current<P: PageSource>(
         &mut self,
         source: &mut P,
         on_new_slab: impl FnOnce(usize, usize),
     ) -> AllocResult<NonNull<u8>> {
-        if let Some(object) = self.magazine.pop() {
-            // SAFETY: a parked object is a free object of a slab in service
-            // of this cache, already counted in its slab's `in_use`.
-            unsafe {
-                free_list::clear_link(object);
-                return Ok(NonNull::new_unchecked(object));
-            }
-        }
-        let mut slab = self.current;
-        // SAFETY: a non-null current slab is a slab in service of this cache.
-        if slab.is_null() || unsafe { (*slab).in_use } == self.objects_per_slab {
-            slab = self.refill(source, on_new_slab)?;
-        }
-        // SAFETY: `slab` is the current slab and has a free object: on its
-        // free list, or at its bump, below its end.
+        let slab = self.refill(source, on_new_slab)?;
+        // SAFETY: `refill` returns a current slab with a free object.
+        Ok(unsafe { self.take_from(slab) })
+    }
+
+    /// Hands out a free object of `slab`: from its free list, else from
+    /// its bump.
+    ///
+    /// # Safety
+    /// `slab` is the current slab and has a free object: on its free list,
+    /// or at its bump, below its end.
+    #[inline(always)]
+    unsafe fn take_from(&mut self, slab: *mut SlabHeader) -> NonNull<u8> {
+        // SAFETY: the caller's guarantee. Field by field, never a `&mut`
+        // to the whole header: the probe reads `stamp` and `carved`
+        // without the lock.
         unsafe {
-            // Field by field, never a `&mut` to the whole header: the
-            // probe reads `stamp` and `carved` without the lock.
             let object = match (*slab).free.pop() {
                 Some(object) => object,
                 None => {
-                    let carved = (*slab).carved.load(Relaxed);
-                    let object = slab.cast::<u8>().add(self.first_object + carved);
-                    (*slab).carved.store(carved + self.object_size, Relaxed);
-                    object
+                    let carved = (*slab).carved.as_ptr().read();
+                    let offset = self.shape.first_object + carved * self.object_size;
+                    (*slab).carved.store(carved + 1, Relaxed);
+                    slab.cast::<u8>().add(offset)
                 }
             };
             free_list::clear_link(object);
             (*slab).in_use += 1;
-            self.held += 1;
-            Ok(NonNull::new_unchecked(object))
+            self.active += 1;
+            NonNull::new_unchecked(object)
+        }
+    }
+
+    /// The common free, complete: if `object` passes the fast test
+    /// ([`Shape::live_in_service`]), releases it
+    /// ([`release`](Self::release)) and returns `true`. `false` changes
+    /// nothing: the caller then takes the checked way,
+    /// [`free`](Self::free), which names the error or frees what only
+    /// looked doubtful.
+    ///
+    /// # Safety
+    /// `hull` is the range of pages the slab allocator took from its
+    /// source, which stay mapped; if `object` lies in memory the allocator
+    /// manages, it is a pointer the allocator returned; if the free
+    /// succeeds, no reference into the object is used after it.
+    #[inline(always)]
+    pub unsafe fn free_fast<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        object: *mut u8,
+        hull: Hull,
+    ) -> bool {
+        let slab = self.slab_of(object);
+        // The header is read only in pages taken from the source: inside
+        // the hull, and not in a gap between the source's regions.
+        if !hull.contains(slab.addr())
+            || !P::ONE_REGION && source.contains(slab.addr()) == Some(false)
+        {
+            return false;
+        }
+        // SAFETY: the header lies in pages taken from the source (checked
+        // just above), which stay mapped; the rest is the caller's
+        // contract.
+        if !unsafe { self.shape.live_in_service::<false>(object, slab, hull) } {
+            return false;
+        }
+        // SAFETY: `object` is a live object of `slab`, a slab in service
+        // of this cache (the fast test), which the caller gives up.
+        unsafe { self.release(source, slab, object) };
+        true
+    }
+
+    /// Parks the live `object` of `slab` in the magazine or, when that is
+    /// full, gives it back to its slab; the cache's last live object
+    /// empties the magazine, so a cache with nothing allocated holds
+    /// exactly its empty slabs. Whatever else there is to do (a slab that
+    /// changed state, the last object) is one call at the end, out of
+    /// line, so the common way needs no stack.
+    ///
+    /// # Safety
+    /// `object` is a live object of `slab`, a slab in service of this
+    /// cache, and its user gives it up.
+    #[inline(always)]
+    unsafe fn release<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+        object: *mut u8,
+    ) {
+        self.active -= 1;
+        let last = self.active == 0;
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            if !self.magazine.is_full() {
+                self.magazine.push(object);
+                if last {
+                    self.drain_magazine(source);
+                }
+            } else {
+                let old_in_use = self.push_to_slab(slab, object);
+                if self.changes_state(old_in_use) || last {
+                    self.settle(source, slab, old_in_use);
+                }
+            }
+        }
+    }
+
+    /// The rest of a [`release`](Self::release) into `slab`, whose
+    /// `in_use` just dropped from `old_in_use`: relists a slab that
+    /// changed state, then empties the magazine if no object is live.
+    ///
+    /// # Safety
+    /// As for [`changed_state`](Self::changed_state).
+    #[inline(never)]
+    unsafe fn settle<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+        old_in_use: usize,
+    ) {
+        if self.changes_state(old_in_use) {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.changed_state(source, slab, old_in_use) };
+        }
+        if self.active == 0 {
+            self.drain_magazine(source);
         }
     }
 
     /// Checks that `object` is a live object of this cache (the four
-    /// checks of the module doc); returns its slab. The common case costs
-    /// a mask, the header's stamp and bump, a multiply and the object's
-    /// first word ([`Shape::certainly_live`]); anything else (an error, an
-    /// object that may be free, a retired slab) goes to
-    /// [`classify`](Self::classify).
+    /// checks of the module doc); returns its slab. The common case is
+    /// [`Shape::certainly_live`]; anything else (an error, an object that
+    /// may be free, a retired slab) goes to [`classify`](Self::classify).
     ///
     /// # Safety
     /// `object` lies in `hull`, the pages the slab allocator took from its
     /// source (which stay mapped), and, as `dealloc` requires, if it lies
     /// in memory the allocator manages it is a pointer the allocator
     /// returned.
-    #[inline(always)]
+    #[inline]
     pub unsafe fn check_live(&self, object: NonNull<u8>, hull: Hull) -> AllocResult<Live> {
         let object = object.as_ptr();
-        let shape = self.shape();
         // SAFETY: forwarded from the caller.
-        if unsafe { shape.certainly_live(object, hull) } {
-            return Ok(Live::InService(shape.slab_of(object)));
+        if unsafe { self.shape.certainly_live::<false>(object, hull) } {
+            return Ok(Live::InService(self.slab_of(object)));
         }
-        let slab = shape.slab_of(object);
+        let slab = self.slab_of(object);
         if slab.addr() < hull.lo {
             return Err(AllocError::NotAllocated);
         }
-        let offset = object.addr().wrapping_sub(slab.addr() + self.first_object);
+        let offset = object
+            .addr()
+            .wrapping_sub(slab.addr() + self.shape.first_object);
         self.classify(slab, offset, object)
     }
 
@@ -362,7 +405,6 @@ impl SlabCache {
     /// # Safety
     /// As for `check_live`; and, if the free succeeds, no reference into
     /// the object is used after it.
-    #[inline(always)]
     pub unsafe fn free<P: PageSource>(
         &mut self,
         source: &mut P,
@@ -376,19 +418,22 @@ impl SlabCache {
         // this cache; the caller gives it up.
         unsafe {
             match live {
-                Live::Retired(slab) => self.free_retired(source, slab, object),
-                Live::InService(_) if !self.magazine.is_full() => self.magazine.push(object),
-                Live::InService(slab) => self.return_to_slab(source, slab, object),
+                Live::InService(slab) => self.release(source, slab, object),
+                Live::Retired(slab) => {
+                    self.free_retired(source, slab, object);
+                    self.active -= 1;
+                    if self.active == 0 {
+                        self.drain_magazine(source);
+                    }
+                }
             }
-        }
-        if self.active_objects() == 0 {
-            self.drain_magazine(source);
         }
         Ok(())
     }
 
     /// Gives every parked object back to its slab.
     #[cold]
+    #[inline(never)]
     pub fn drain_magazine<P: PageSource>(&mut self, source: &mut P) {
         while let Some(object) = self.magazine.pop() {
             let slab = self.slab_of(object);
@@ -404,7 +449,7 @@ impl SlabCache {
     /// # Safety
     /// `object` is a freed object of `slab`, a slab of this cache in
     /// service, on no list, and still counted in the slab's `in_use`.
-    #[inline]
+    #[inline(always)]
     unsafe fn return_to_slab<P: PageSource>(
         &mut self,
         source: &mut P,
@@ -413,21 +458,35 @@ impl SlabCache {
     ) {
         // SAFETY: the caller's guarantees.
         unsafe {
+            let old_in_use = self.push_to_slab(slab, object);
+            if self.changes_state(old_in_use) {
+                self.changed_state(source, slab, old_in_use);
+            }
+        }
+    }
+
+    /// Pushes a free `object` on its slab's free list; returns the slab's
+    /// `in_use` before.
+    ///
+    /// # Safety
+    /// As for [`return_to_slab`](Self::return_to_slab).
+    #[inline(always)]
+    unsafe fn push_to_slab(&mut self, slab: *mut SlabHeader, object: *mut u8) -> usize {
+        // SAFETY: the caller's guarantees; field by field, never a `&mut`
+        // to the whole header (the probe reads it without the lock).
+        unsafe {
             (*slab).free.push(object);
             let old_in_use = (*slab).in_use;
             (*slab).in_use = old_in_use - 1;
-            self.held -= 1;
-            // Only the first free of a full slab (full -> partial) and the
-            // last object (partial -> empty) change a slab's state; the
-            // current slab is on no list.
-            if old_in_use == self.objects_per_slab || old_in_use == 1 {
-                if slab != self.current {
-                    self.on_transition(slab, old_in_use);
-                }
-                if old_in_use == 1 && self.empty_slabs() > MAX_EMPTY_SLABS {
-                    self.release_empty(source);
-                }
-            }
+            old_in_use
         }
+    }
+
+    /// Whether a slab whose `in_use` drops from `old_in_use` changes
+    /// state: the first free of a full slab (full -> partial) and the last
+    /// object (partial -> empty).
+    #[inline(always)]
+    fn changes_state(&self, old_in_use: usize) -> bool {
+        old_in_use == self.objects_per_slab || old_in_use == 1
     }
 }

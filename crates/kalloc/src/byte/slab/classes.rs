@@ -50,19 +50,25 @@ pub(super) fn class_for(layout: Layout) -> Option<usize> {
     small_class(layout).or_else(|| class_for_general(layout))
 }
 
-/// The class of the common request, 1..=2048 bytes with an alignment of
-/// at most 8 (which every class has), in one compare and a table load:
-/// `size - 1` wraps for 0, and an alignment above 8 sets bit 11 or higher,
-/// so `key < KMALLOC_MAX` is `1 <= size <= 2048 && align <= 8`. `None`
-/// leaves the request to [`class_for_general`], whose answer this matches
-/// (checked in debug builds).
+/// The class of every request a class serves but one of a zero size:
+/// 1..=2048 bytes aligned to at most 2048, in an OR, a compare and a table
+/// load. `key = (size - 1) | (align - 1)` is `round_up(size, align) - 1`
+/// (the alignment is a power of two), so the table gives the smallest
+/// class of at least `round_up(size, align)` bytes, and that class is
+/// also aligned enough: every class is a power of two or 96 or 192, and
+/// neither is the smallest class above a multiple of an alignment it
+/// lacks (96 follows 64, 192 follows 128). That is the class
+/// [`class_for_general`] finds by walking; debug builds and a unit test
+/// check that they agree. `key < KMALLOC_MAX` also refuses sizes above
+/// 2048 and, as `size - 1` wraps, a zero size. `None` leaves the request
+/// to [`class_for_general`].
 #[inline(always)]
 pub(super) fn small_class(layout: Layout) -> Option<usize> {
-    let key = layout.size().wrapping_sub(1) | ((layout.align() - 1) >> 3) << 11;
+    let key = layout.size().wrapping_sub(1) | (layout.align() - 1);
     let class = (key < KMALLOC_MAX).then(|| CLASS_BY_SIZE[key >> 3] as usize);
     debug_assert_eq!(
         class.is_some(),
-        (1..=KMALLOC_MAX).contains(&layout.size()) && layout.align() <= 8
+        (1..=KMALLOC_MAX).contains(&layout.size()) && layout.align() <= KMALLOC_MAX
     );
     debug_assert!(class.is_none() || class == class_for_general(layout));
     class
@@ -86,4 +92,27 @@ pub(super) fn class_for_general(layout: Layout) -> Option<usize> {
 /// `failslab` filter or a report names the request by.
 pub fn kmalloc_cache_name(layout: Layout) -> Option<&'static str> {
     class_for(layout).map(|class| KMALLOC_NAMES[class])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_or_key_finds_the_walked_class_for_every_small_layout() {
+        let mut align = 1;
+        while align <= KMALLOC_MAX {
+            for size in 1..=KMALLOC_MAX {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let class = small_class(layout).expect("a small layout");
+                assert_eq!(Some(class), class_for_general(layout), "{layout:?}");
+                assert!(KMALLOC_SIZES[class] >= size && class_align(class) >= align);
+            }
+            align *= 2;
+        }
+        for layout in [(0, 8), (KMALLOC_MAX + 1, 8), (8, 2 * KMALLOC_MAX)] {
+            let layout = Layout::from_size_align(layout.0, layout.1).unwrap();
+            assert_eq!(small_class(layout), None, "{layout:?}");
+        }
+    }
 }

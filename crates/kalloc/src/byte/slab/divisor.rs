@@ -8,7 +8,11 @@
 //! bijection of `usize` that sends `k * odd` to `k`), and the multiples of
 //! `odd << shift` are those among them whose low `shift` bits are zero,
 //! which a rotation right by `shift` moves to the top, out of that range.
-//! [`ExactDivisor::divides`] checks itself against `%` in debug builds.
+//! For a multiple, the result is the quotient itself
+//! ([`ExactDivisor::quotient`]): an object's index from its offset, and
+//! for any other `n` a value above every index, so one compare tells both
+//! "on a boundary" and "below the objects handed out". It checks itself
+//! against `%` and `/` in debug builds.
 
 /// A divisor `d = odd << shift`, prepared for exact divisibility tests.
 #[derive(Clone, Copy, Debug)]
@@ -33,10 +37,13 @@ impl ExactDivisor {
     }
 
     /// Whether `n` is a multiple of the divisor: `n % divisor == 0`, for
-    /// every `usize`, in a multiply, a rotate and a compare.
-    #[inline(always)]
+    /// every `usize`, in a multiply, a rotate and a compare. The slab's
+    /// free folds the compare into its range check
+    /// ([`quotient`](Self::quotient)); this is the plain test, for the
+    /// unit test.
+    #[cfg(test)]
     pub fn divides(&self, n: usize) -> bool {
-        let fast = n.wrapping_mul(self.odd_inverse).rotate_right(self.shift) <= self.max_quotient;
+        let fast = self.quotient(n) <= self.max_quotient;
         debug_assert_eq!(
             fast,
             n.is_multiple_of(self.divisor()),
@@ -44,6 +51,47 @@ impl ExactDivisor {
             self.divisor()
         );
         fast
+    }
+
+    /// `n / divisor` if the divisor divides `n`, else a value above
+    /// `usize::MAX / divisor`: the multiply and the rotate of the module
+    /// doc. So `quotient(n) < count`, for any `count` up
+    /// to `usize::MAX / divisor`, is "`n` is one of the first `count`
+    /// multiples" in a multiply, a rotate and one compare: a free's
+    /// boundary and range checks at once.
+    #[inline(always)]
+    pub fn quotient(&self, n: usize) -> usize {
+        let q = n.wrapping_mul(self.odd_inverse).rotate_right(self.shift);
+        debug_assert!(if n.is_multiple_of(self.divisor()) {
+            q == n / self.divisor()
+        } else {
+            q > self.max_quotient
+        });
+        q
+    }
+
+    /// `base`'s share of [`quotient_from`](Self::quotient_from), done
+    /// once: the multiply distributes over the subtraction modulo `2^64`.
+    pub const fn premultiply(&self, base: usize) -> usize {
+        base.wrapping_mul(self.odd_inverse)
+    }
+
+    /// `quotient(n - base)`, given `premultiply(base)`: one subtraction
+    /// fewer per call than subtracting `base` first, for a `base` fixed
+    /// ahead (a slab's first object).
+    #[inline(always)]
+    pub fn quotient_from(&self, n: usize, premultiplied_base: usize) -> usize {
+        let q = n
+            .wrapping_mul(self.odd_inverse)
+            .wrapping_sub(premultiplied_base)
+            .rotate_right(self.shift);
+        debug_assert_eq!(
+            q,
+            self.quotient(
+                n.wrapping_sub(odd_inverse(self.odd_inverse).wrapping_mul(premultiplied_base))
+            )
+        );
+        q
     }
 
     /// The divisor, recovered (the inverse of the inverse is `odd`): for
@@ -97,6 +145,17 @@ mod tests {
                     n.is_multiple_of(size),
                     "size {size}, n {n}"
                 );
+                let q = divisor.quotient(n);
+                for base in [0, 8, 64, size] {
+                    let from =
+                        divisor.quotient_from(n.wrapping_add(base), divisor.premultiply(base));
+                    assert_eq!(from, q, "size {size}, n {n}, base {base}");
+                }
+                if n.is_multiple_of(size) {
+                    assert_eq!(q, n / size, "size {size}, n {n}");
+                } else {
+                    assert!(q > usize::MAX / size, "size {size}, n {n}");
+                }
             }
         }
     }

@@ -1,38 +1,48 @@
 //! Lists of free objects, linked through each object's first word: a
-//! slab's free list and a cache's magazine are both a [`FreeList`].
+//! slab's free list, and the mark of an object parked in a magazine.
 //!
-//! A free object's first word is its link, stored encoded:
+//! A free object's first word is its link, stored encoded, and a list ends
+//! at an object linked to itself:
 //!
 //! ```text
-//!   word 0 of a free object = next ^ own address ^ LINK_KEY   (next: null ends the list)
-//!   word 0 of a live object = whatever its user wrote (zeroed when handed out)
+//!   word 0 of a free object   = next ^ own address ^ LINK_KEY
+//!                               (next = own address at the end of a list)
+//!   word 0 of a parked object = LINK_KEY       (a list of one: next = itself)
+//!   word 0 of a live object   = whatever its user wrote (zeroed when handed out)
 //! ```
 //!
 //! The encoding is what lets a free tell a live object from a free one
 //! with one load and no per-object state: a free object's word decodes to
-//! null or to an address in the slab allocator's pages (its successor),
+//! an address in the slab allocator's pages (its successor, or itself),
 //! while the word of a live object (user data, or the zero written when it
 //! was handed out) almost never does, since the key and the object's own
-//! address are mixed in. [`may_be_free`] is that test; it is exact in one
-//! direction only ("false" means certainly live), so a "maybe" is settled
-//! by looking the object up on the lists (`cache/check.rs`). A plain
-//! pointer, such as a link of the user's own list or a stray write into a
-//! freed object, does not decode to a valid link either (the hardening
-//! Linux's SLUB gets from `CONFIG_SLAB_FREELIST_HARDENED`).
+//! address are mixed in. [`may_be_free`] is that test, one range compare
+//! (the self-link, not null, ends a list so that the end decodes into the
+//! range too); it is exact in one direction only ("false" means certainly
+//! live), so a "maybe" is settled by looking the object up on the lists
+//! (`cache/check.rs`). A plain pointer, such as a link of the user's own
+//! list or a stray write into a freed object, does not decode to a valid
+//! link either (the hardening Linux's SLUB gets from
+//! `CONFIG_SLAB_FREELIST_HARDENED`).
 
 use core::ptr;
 
 use super::Hull;
 
-/// Mixed into every link word; odd high bits keep an encoded null far
-/// from addresses and from small integers.
+/// Mixed into every link word; odd high bits keep it far from addresses
+/// and from small integers.
 const LINK_KEY: usize = 0xa5c3_96e1_f00d_b10c_u64 as usize;
 
-/// The word stored in free `object` to link it to `next`.
+/// The word stored in free `object` to link it to `next` (`object` itself
+/// at the end of a list).
 #[inline(always)]
 pub(super) fn encode(object: *mut u8, next: *mut u8) -> usize {
     next.expose_provenance() ^ object.addr() ^ LINK_KEY
 }
+
+/// The word of an object alone: linked to itself, the end of a list. What
+/// an object parked in a magazine holds.
+pub(super) const ALONE: usize = LINK_KEY;
 
 /// The address `word`, read from `object`, links to if `object` is free.
 /// The inverse of [`encode`] (XOR undoes itself).
@@ -41,7 +51,7 @@ fn decode(object: *mut u8, word: usize) -> usize {
     word ^ object.addr() ^ LINK_KEY
 }
 
-/// A LIFO list of free objects of one cache.
+/// A LIFO list of free objects of one slab.
 #[derive(Clone, Copy)]
 pub(super) struct FreeList {
     head: *mut u8,
@@ -59,10 +69,15 @@ impl FreeList {
     /// slab the allocator holds, and on no list.
     #[inline(always)]
     pub unsafe fn push(&mut self, object: *mut u8) {
-        let word = encode(object, self.head);
+        let next = if self.head.is_null() {
+            object
+        } else {
+            self.head
+        };
+        let word = encode(object, next);
         // What makes `may_be_free` sound: a listed object's word decodes
-        // to its successor, null or an object of a slab (in the hull).
-        debug_assert_eq!(decode(object, word), self.head.addr());
+        // to its successor or itself, an object of a slab (in the hull).
+        debug_assert_eq!(decode(object, word), next.addr());
         // SAFETY: the caller's guarantee: the word is the allocator's.
         unsafe { object.cast::<usize>().write(word) };
         self.head = object;
@@ -83,8 +98,12 @@ impl FreeList {
         let object = self.head;
         // SAFETY: the caller's guarantee: `object` is listed, its first
         // word an encoded link.
-        let word = unsafe { object.cast::<usize>().read() };
-        self.head = ptr::with_exposed_provenance_mut(decode(object, word));
+        let next = decode(object, unsafe { object.cast::<usize>().read() });
+        self.head = if next == object.addr() {
+            ptr::null_mut()
+        } else {
+            ptr::with_exposed_provenance_mut(next)
+        };
         Some(object)
     }
 
@@ -114,10 +133,10 @@ pub(super) unsafe fn clear_link(object: *mut u8) {
     unsafe { object.cast::<usize>().write(0) }
 }
 
-/// Whether `object`'s first word could be a link: it decodes to null or
-/// into `hull`, the pages the slab allocator holds. `false` means the
-/// object is certainly not on any list; `true` means it may be (a free
-/// object always is), to be settled by a lookup.
+/// Whether `object`'s first word could be a link: it decodes to an
+/// address in `hull`, the pages the slab allocator holds. `false` means
+/// the object is certainly not on any list nor parked; `true` means it
+/// may be (a free object always is), to be settled by a lookup.
 ///
 /// # Safety
 /// `object` is an object of a slab in service: its first word is readable
@@ -126,8 +145,7 @@ pub(super) unsafe fn clear_link(object: *mut u8) {
 #[inline(always)]
 pub(super) unsafe fn may_be_free(object: *mut u8, hull: Hull) -> bool {
     // SAFETY: the caller's guarantee.
-    let next = decode(object, unsafe { object.cast::<usize>().read() });
-    next == 0 || hull.contains(next)
+    hull.contains(decode(object, unsafe { object.cast::<usize>().read() }))
 }
 
 #[cfg(test)]
@@ -142,7 +160,7 @@ mod tests {
         let lo = objects[0].addr();
         let hull = Hull {
             lo,
-            hi: lo + size_of_val(&words),
+            len: size_of_val(&words),
         };
         let mut list = FreeList::EMPTY;
         // SAFETY: the words are ours, word-aligned and on no list.
@@ -166,6 +184,10 @@ mod tests {
             assert_eq!(list.pop(), Some(objects[2]));
             clear_link(objects[2]);
             assert!(!may_be_free(objects[2], hull), "a cleared object");
+            // An object alone (parked) is a list of one.
+            objects[3].cast::<usize>().write(ALONE);
+            assert!(may_be_free(objects[3], hull), "a parked object");
+            assert_eq!(decode(objects[3], ALONE), objects[3].addr());
         }
     }
 }

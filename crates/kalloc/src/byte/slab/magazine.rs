@@ -1,29 +1,43 @@
-//! A cache's magazine: the objects freed most recently, on a short LIFO
-//! [`FreeList`] (Bonwick's magazine layer, one per cache). Allocation
-//! takes the last freed object back and free parks the object, neither
-//! touching a slab list, a slab's use count nor any shared word but the
-//! magazine's own, so a free-one-allocate-one pattern over objects
-//! scattered across many slabs costs a few stores and no data-dependent
-//! branch.
+//! A cache's magazine: the objects freed most recently, in a short LIFO
+//! array (Bonwick's magazine layer, one per cache). Allocation takes the
+//! last freed object back and free parks the object, neither touching a
+//! slab list, a slab's use count nor any shared word but the magazine's
+//! own, so a free-one-allocate-one pattern over objects scattered across
+//! many slabs costs a few stores and no data-dependent branch. An array,
+//! not a list through the objects: taking an object back reads the slot
+//! its free just wrote, not the object, so a free and the allocation
+//! after it are not chained through a load of the object's memory.
+//!
+//! ```text
+//!   slots: [obj, obj, obj, -, -, ..., -]    count = 3, capacity <= MAGAZINE_MAX
+//!                     ^ taken back first
+//!   each parked object: word 0 = ALONE, a link to itself (free_list.rs)
+//! ```
 //!
 //! A parked object is free for errors (a second free of it is still
-//! `DoubleFree`: its link word makes the free look it up here) and for the
-//! counters (`active_objects`), but still in use for its slab's state
-//! machine: a slab holding parked objects is never empty, so it is never
-//! given back while the magazine points into it.
+//! `DoubleFree`: its first word, marked as a link, makes the free look it
+//! up here) and for the counters (`active_objects`), but still in use for
+//! its slab's state machine: a slab holding parked objects is never empty,
+//! so it is never given back while the magazine points into it.
 
-use super::free_list::FreeList;
+use core::ptr;
 
-/// The most objects one magazine holds.
-pub const MAGAZINE_MAX: usize = 32;
+use super::free_list;
+
+/// The most objects one magazine holds: enough for a free-allocate rhythm
+/// and short bursts (a per-CPU layer in front holds more), few enough that
+/// a whole cache, slots included, fits in 256 bytes.
+pub const MAGAZINE_MAX: usize = 8;
 
 /// The parked objects of one cache.
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub(super) struct Magazine {
-    list: FreeList,
-    /// Objects it can still take (capacity minus parked objects).
-    room: usize,
+    /// Objects parked now: `slots[..count]`.
+    count: usize,
+    /// The most it holds: half a slab's objects, at most `MAGAZINE_MAX`.
     capacity: usize,
+    slots: [*mut u8; MAGAZINE_MAX],
 }
 
 impl Magazine {
@@ -38,24 +52,24 @@ impl Magazine {
             MAGAZINE_MAX
         };
         Self {
-            list: FreeList::EMPTY,
-            room: capacity,
+            count: 0,
             capacity,
+            slots: [ptr::null_mut(); MAGAZINE_MAX],
         }
     }
 
     #[inline(always)]
     pub fn is_full(&self) -> bool {
-        self.room == 0
+        self.count == self.capacity
     }
 
     /// Objects parked now.
     #[inline(always)]
     pub fn parked(&self) -> usize {
-        self.capacity - self.room
+        self.count
     }
 
-    /// Parks `object`.
+    /// Parks `object`, marking its first word as a link.
     ///
     /// # Safety
     /// `object` is a freed object of this magazine's cache, in a slab in
@@ -63,34 +77,37 @@ impl Magazine {
     #[inline(always)]
     pub unsafe fn push(&mut self, object: *mut u8) {
         debug_assert!(!self.is_full());
-        // SAFETY: the caller's guarantee; objects are word-aligned and at
-        // least one word long (`SlabCache::new` makes them so).
-        unsafe { self.list.push(object) };
-        self.room -= 1;
+        // SAFETY: `count < capacity <= MAGAZINE_MAX` (not full: the
+        // caller's guarantee); the object's first word is the allocator's
+        // (objects are word-aligned and at least one word long).
+        unsafe {
+            *self.slots.get_unchecked_mut(self.count) = object;
+            object.cast::<usize>().write(free_list::ALONE);
+        }
+        self.count += 1;
     }
 
-    /// Takes the most recently parked object back (its link word still
-    /// set: the caller clears it when handing it out).
+    /// Takes the most recently parked object back (its first word still
+    /// marked: the caller clears it when handing it out).
     #[inline(always)]
     pub fn pop(&mut self) -> Option<*mut u8> {
-        // SAFETY: parked objects are free objects of slabs in service (a
-        // slab with parked objects is never released), linked by `push`.
-        let object = unsafe { self.list.pop() }?;
-        self.room += 1;
-        Some(object)
+        if self.count == 0 {
+            return None;
+        }
+        self.count -= 1;
+        // SAFETY: `count` was below `capacity <= MAGAZINE_MAX`.
+        Some(unsafe { *self.slots.get_unchecked(self.count) })
     }
 
     /// The parked objects, most recent first.
     pub fn objects(&self) -> impl Iterator<Item = *mut u8> + '_ {
-        // SAFETY: as in `pop`; the slabs stay allocated while the magazine
-        // is borrowed.
-        unsafe { self.list.iter(self.parked()) }
+        self.slots[..self.count].iter().rev().copied()
     }
 
     /// Whether `object` is parked: at most [`MAGAZINE_MAX`] steps, on the
     /// error path only.
     pub fn contains(&self, object: *mut u8) -> bool {
-        self.objects().any(|parked| parked == object)
+        self.slots[..self.count].contains(&object)
     }
 }
 
@@ -208,7 +225,7 @@ mod tests {
         let objects: Vec<_> = (0..8).map(|_| slab.alloc(layout).unwrap()).collect();
         // Link words as a free object would hold them: the end of a list,
         // and a link to another object of the cache.
-        let ends_list = super::super::free_list::encode(objects[0].as_ptr(), core::ptr::null_mut());
+        let ends_list = super::super::free_list::encode(objects[0].as_ptr(), objects[0].as_ptr());
         let links_on = super::super::free_list::encode(objects[1].as_ptr(), objects[2].as_ptr());
         // SAFETY: live 64-byte objects, written by their owner, freed once,
         // then freed again (reported).

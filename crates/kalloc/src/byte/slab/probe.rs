@@ -8,10 +8,11 @@
 //!   class's geometry plus a snapshot of the hull, so it reads only the
 //!   slab header's two atomic words and the object's first word, exactly
 //!   what the allocator's own fast test reads.
-//! - [`mark_parked`] writes into an object parked in a cache the word a
-//!   free list link with no successor would hold, so that a second free of
-//!   it fails the fast test (its first word may be a link) and is settled
-//!   under the lock; [`mark_live`] clears it before it is handed out.
+//! - [`mark_parked`] writes into an object parked in a cache the word an
+//!   object alone on a free list holds (a link to itself), so that a
+//!   second free of it fails the fast test (its first word may be a link)
+//!   and is settled under the lock; [`mark_live`] clears it before it is
+//!   handed out.
 //!
 //! ```text
 //!   free(obj, class) on a CPU        lock-free        under the lock
@@ -23,9 +24,9 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use super::cache::Shape;
 use super::classes::{self, KMALLOC_SIZES};
 use super::free_list;
+use super::shape::Shape;
 use super::{Hull, PageSource, SlabAllocator};
 use crate::{AllocError, AllocResult};
 
@@ -42,9 +43,9 @@ pub fn kmalloc_class(layout: Layout) -> Option<usize> {
     classes::class_for(layout)
 }
 
-/// [`kmalloc_class`] for the common request (1 B to 2 KiB, aligned to at
-/// most 8) in one compare and a table load; `None` for any other layout
-/// (which [`kmalloc_class`] may still serve). A per-CPU cache's fast path.
+/// [`kmalloc_class`] in an OR, one compare and a table load, for every
+/// layout a class serves (1 B to 2 KiB, aligned to at most 2 KiB); `None`
+/// for any other. A per-CPU cache's fast path.
 #[inline(always)]
 pub fn kmalloc_small_class(layout: Layout) -> Option<usize> {
     classes::small_class(layout)
@@ -90,22 +91,22 @@ impl ObjectProbe {
     ) -> bool {
         let hull = Hull {
             lo: hull.0,
-            hi: hull.1,
+            len: hull.1.wrapping_sub(hull.0),
         };
         debug_assert!(class < KMALLOC_CLASSES);
         // SAFETY: forwarded from the caller (`class` is in bounds).
         unsafe {
             self.shapes
                 .get_unchecked(class)
-                .certainly_live(object.as_ptr(), hull)
+                .certainly_live::<true>(object.as_ptr(), hull)
         }
     }
 }
 
 /// Marks `object`, a free object parked outside the allocator, so that
 /// [`ObjectProbe::certainly_live`] and the allocator's own free test see
-/// that it may be free: its first word becomes a free-list link with no
-/// successor.
+/// that it may be free: its first word becomes the link of an object
+/// alone on a free list (to itself).
 ///
 /// # Safety
 /// `object` is an object of this crate's slab allocator that its owner
@@ -115,11 +116,7 @@ pub unsafe fn mark_parked(object: NonNull<u8>) {
     let object = object.as_ptr();
     // SAFETY: the caller's guarantee; objects are word-aligned and at
     // least a word long.
-    unsafe {
-        object
-            .cast::<usize>()
-            .write(free_list::encode(object, core::ptr::null_mut()))
-    }
+    unsafe { object.cast::<usize>().write(free_list::ALONE) }
 }
 
 /// Clears the mark of [`mark_parked`] from an object about to be handed
@@ -137,7 +134,7 @@ impl<P: PageSource> SlabAllocator<P> {
     /// The probe for this allocator's `kmalloc` classes.
     pub fn object_probe(&self) -> ObjectProbe {
         ObjectProbe {
-            shapes: core::array::from_fn(|class| self.class_cache(class).shape()),
+            shapes: core::array::from_fn(|class| self.class_cache(class).shape),
         }
     }
 
@@ -145,7 +142,7 @@ impl<P: PageSource> SlabAllocator<P> {
     /// so far, `(lo, hi)`: the argument of
     /// [`ObjectProbe::certainly_live`]. It only grows.
     pub fn hull(&self) -> (usize, usize) {
-        (self.hull.lo, self.hull.hi)
+        (self.hull.lo, self.hull.hi())
     }
 
     /// Allocates up to `out.len()` objects of `class` into `out`, as

@@ -6,7 +6,7 @@
 use core::ptr;
 
 use super::TlsfPool;
-use super::block::{BlockHeader, GRANULE, HEADER, MIN_BLOCK, granules};
+use super::block::{Block, GRANULE, HEADER, MIN_BLOCK, granules};
 
 /// The pool the last `dealloc` hit (at first, the first pool added): a
 /// free checks "inside a pool, granule-aligned, in front of the sentinel"
@@ -19,12 +19,14 @@ pub(super) struct HotPool {
     pub base: *mut u8,
     /// The lowest payload address: the first block's payload.
     pub payload_lo: usize,
-    /// How many granules the highest possible payload (the sentinel minus
-    /// a minimum block plus a header) lies above `payload_lo`.
+    /// How many granules the highest possible payload (that of a minimum
+    /// block ending at the sentinel) lies above `payload_lo`.
     payload_granules: usize,
     pub first_block: usize,
-    /// `sentinel - first_block`: the bytes the pool's blocks tile.
-    pub span: usize,
+    /// The sentinel's address: where the last block ends.
+    pub sentinel: usize,
+    /// `(sentinel - first_block) / GRANULE`.
+    span_granules: usize,
 }
 
 impl HotPool {
@@ -33,7 +35,8 @@ impl HotPool {
         payload_lo: 0,
         payload_granules: 0,
         first_block: 0,
-        span: 0,
+        sentinel: 0,
+        span_granules: 0,
     };
 
     pub fn of(pool: &TlsfPool) -> Self {
@@ -43,8 +46,15 @@ impl HotPool {
             payload_lo,
             payload_granules: (pool.sentinel - MIN_BLOCK + HEADER - payload_lo) / GRANULE,
             first_block: pool.first_block,
-            span: pool.sentinel - pool.first_block,
+            sentinel: pool.sentinel,
+            span_granules: (pool.sentinel - pool.first_block) / GRANULE,
         }
+    }
+
+    /// How many granules the pool's blocks tile.
+    #[inline(always)]
+    pub fn span_granules(&self) -> usize {
+        self.span_granules
     }
 
     /// Whether `addr` is a payload address at which a block of this pool
@@ -58,9 +68,9 @@ impl HotPool {
         granules(addr.wrapping_sub(self.payload_lo)) <= self.payload_granules
     }
 
-    /// The header pointer at `addr`, with the pool's provenance.
+    /// The block whose header is at `addr`, with the pool's provenance.
     #[inline(always)]
-    pub fn header_at(&self, addr: usize) -> *mut BlockHeader {
+    pub fn block_at(&self, addr: usize) -> *mut Block {
         self.base.with_addr(addr).cast()
     }
 }

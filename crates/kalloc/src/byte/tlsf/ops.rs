@@ -6,8 +6,8 @@ use core::ptr::{self, NonNull};
 
 use super::Tlsf;
 use super::block::{
-    BlockHeader, FREE, GRANULE, HEADER, MIN_BLOCK, PREV_FREE, block_size_for, links,
-    mapping_insert, set_prev_free, set_size_flags, size, size_flags,
+    Block, GRANULE, HEADER, MAX_BLOCK, MIN_BLOCK, PREV_FREE, block_size_for, mapping_insert,
+    set_footer, set_word, used_word, word,
 };
 use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 
@@ -18,7 +18,7 @@ use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 const EXACT_FIT_PROBES: usize = 4;
 
 /// Where a block's payload would go to honour `align`, as the distance
-/// from the block start to the payload's header: 0 or at least
+/// from the block start to the allocated block's header: 0 or at least
 /// `MIN_BLOCK`, so the front gap can become a free block; at most
 /// `align + GRANULE`. `align` is a power of two (a `Layout`'s), so the
 /// rounding is a mask; for `align <= GRANULE` the gap is always 0.
@@ -36,124 +36,99 @@ fn front_gap(block_addr: usize, align: usize) -> usize {
 /// # Safety
 /// `block` is a block header inside a pool.
 #[inline(always)]
-unsafe fn payload(block: *mut BlockHeader) -> NonNull<u8> {
+unsafe fn payload(block: *mut Block) -> NonNull<u8> {
     // SAFETY: a payload address is inside a pool, hence non-null.
     unsafe { NonNull::new_unchecked(block.byte_add(HEADER).cast()) }
 }
 
 impl Tlsf {
     /// Bounded look into the exact-size list for a block the good-fit
-    /// search skipped; removes and returns it.
-    fn probe_exact(&mut self, need: usize, align: usize) -> Option<*mut BlockHeader> {
-        let (fl, sl) = mapping_insert(need);
-        // SAFETY: `mapping_insert` returns indices in bounds.
-        let mut block = unsafe { self.head(fl, sl) };
+    /// search skipped; unlinks and returns it.
+    fn probe_exact(&mut self, need: usize, align: usize) -> Option<*mut Block> {
+        // SAFETY: `mapping_insert` returns an index in bounds.
+        let mut block = unsafe { self.head(mapping_insert(need)) };
         for _ in 0..EXACT_FIT_PROBES {
             if block.is_null() {
                 return None;
             }
-            // SAFETY: blocks on free lists are valid free blocks.
+            // SAFETY: blocks on free lists are valid free blocks, whose
+            // word is their size.
             unsafe {
-                let block_size = size(block);
-                if front_gap(block.addr(), align) + need <= block_size {
-                    self.remove_free(block, block_size);
+                if front_gap(block.addr(), align) + need <= word(block) {
+                    self.unlink(block);
                     return Some(block);
                 }
-                block = (*links(block)).next;
+                block = (*block).next;
             }
         }
         None
     }
 
-    /// Cuts an allocated block of `need` bytes off the front of the free
-    /// block `block`, just taken off its list, and returns the rest to a
-    /// list. A free block's header word is exactly `size | FREE` (its
-    /// predecessor is never free), so the new headers are written without
-    /// reading flags back; its successor is never free either, so the tail
-    /// needs no merge test.
-    ///
-    /// # Safety
-    /// `block` is a free block of at least `need` bytes, off its list.
-    #[inline(always)]
-    unsafe fn carve_front(&mut self, block: *mut BlockHeader, need: usize) -> NonNull<u8> {
-        // SAFETY: the caller guarantees a free block that fits; its
-        // successor is a valid header (a block or the sentinel).
-        unsafe {
-            debug_assert_eq!(size_flags(block) & (GRANULE - 1), FREE);
-            let block_size = size_flags(block) - FREE;
-            self.place(block, block_size, need, 0);
-            payload(block)
-        }
-    }
-
     /// Writes an allocated block of `need` bytes at `start`, which begins
     /// `avail` free bytes ending at the next block's header, with
     /// `prev_flag` (`PREV_FREE` or 0) for its predecessor. A tail of at
-    /// least `MIN_BLOCK` is split off and listed; else the whole `avail`
-    /// is allocated. `start`'s `prev_phys` is the caller's.
+    /// least `MIN_BLOCK` is split off and listed (the next block keeps its
+    /// `PREV_FREE`, the tail's footer is written); else the whole `avail`
+    /// is allocated and the next block's `PREV_FREE` is cleared. The tail
+    /// needs no merge test: what follows free space is never free.
     ///
     /// # Safety
     /// `start..start + avail` is free space of one pool, off every list,
     /// `need <= avail`, and a valid header follows it.
     #[inline(always)]
-    unsafe fn place(
-        &mut self,
-        start: *mut BlockHeader,
-        avail: usize,
-        need: usize,
-        prev_flag: usize,
-    ) {
+    unsafe fn cut(&mut self, start: *mut Block, avail: usize, need: usize, prev_flag: usize) {
         // SAFETY: the caller's guarantees; the tail lies inside `avail`.
         unsafe {
             let next = start.byte_add(avail);
             let rest = avail - need;
+            self.used_count += 1;
             if rest >= MIN_BLOCK {
-                set_size_flags(start, need | prev_flag);
+                set_word(start, used_word(start.addr(), need) | prev_flag);
                 let tail = start.byte_add(need);
-                (*tail).prev_phys = start;
-                set_size_flags(tail, rest | FREE);
-                // `next` already has PREV_FREE: its predecessor was free.
-                (*next).prev_phys = tail;
+                set_word(tail, rest);
+                set_footer(tail, next);
                 self.link_free(tail, rest);
                 self.block_count += 1;
-                self.used_payload += need - HEADER;
+                self.used_size += need;
             } else {
-                set_size_flags(start, avail | prev_flag);
-                (*next).prev_phys = start;
-                set_prev_free(next, false);
-                self.used_payload += avail - HEADER;
+                set_word(start, used_word(start.addr(), avail) | prev_flag);
+                set_word(next, word(next) & !PREV_FREE);
+                self.used_size += avail;
             }
         }
     }
 
     /// Cuts an allocated block of `need` bytes with an `align`ed payload out
-    /// of the free block `block` (already off its list), returning the
-    /// front gap and the tail to the free lists. Every header is written
-    /// once: the final layout (front gap, allocation, tail) is known before
-    /// anything is written.
+    /// of the free block `block`, already off its list: a front gap stays a
+    /// free block in `block`'s place, then the allocation, then the tail.
+    /// Every header is written once: the final layout is known before
+    /// anything is written. A free block's predecessor is never free, so
+    /// with no gap the allocation gets no `PREV_FREE`.
     ///
     /// # Safety
-    /// `block` is a free block, off its list, that fits `need` at `align`.
+    /// `block` is a free block, off its list, with room for `need` at
+    /// `align`.
     #[inline(always)]
-    unsafe fn carve(&mut self, block: *mut BlockHeader, need: usize, align: usize) -> NonNull<u8> {
-        let gap = front_gap(block.addr(), align);
-        if gap == 0 {
-            // SAFETY: forwarded from the caller.
-            return unsafe { self.carve_front(block, need) };
-        }
-        // SAFETY: the caller guarantees `block` is a free block that fits
-        // `gap + need`; every derived header lies inside it, and its
-        // successor is a valid header (a block or the sentinel).
+    unsafe fn carve(&mut self, block: *mut Block, need: usize, align: usize) -> NonNull<u8> {
+        let gap = if align <= GRANULE {
+            0
+        } else {
+            front_gap(block.addr(), align)
+        };
+        // SAFETY: the caller guarantees a free block that fits `gap + need`
+        // (whose word is its size); every derived header lies inside it.
         unsafe {
-            let block_size = size_flags(block) - FREE;
-            // The front gap stays a free block at `block`'s place: its
-            // predecessor is not free, so PREV_FREE stays clear.
-            set_size_flags(block, gap | FREE);
-            self.link_free(block, gap);
+            let avail = word(block);
+            if gap == 0 {
+                self.cut(block, avail, need, 0);
+                return payload(block);
+            }
             let start = block.byte_add(gap);
-            (*start).prev_phys = block;
+            set_word(block, gap);
+            set_footer(block, start);
+            self.link_free(block, gap);
             self.block_count += 1;
-            self.place(start, block_size - gap, need, PREV_FREE);
+            self.cut(start, avail - gap, need, PREV_FREE);
             payload(start)
         }
     }
@@ -162,8 +137,7 @@ impl Tlsf {
     /// for room for the largest possible front gap too, so the head of the
     /// list found surely fits without reading it. The allocation is cut
     /// from the front of the block (after the gap), like every other
-    /// allocation, so the gap and the tail become free blocks through the
-    /// same `place` path.
+    /// allocation.
     /// Returns an `Option` (one register) rather than an `AllocResult`
     /// (returned through memory); the only failure is `NoMemory`.
     #[inline(never)]
@@ -172,12 +146,12 @@ impl Tlsf {
         // `Layout` with a non-zero size has `align <= isize::MAX / 2 + 1`.
         let search = need + align + GRANULE;
         match self.find_suitable(search) {
-            // SAFETY: `find_suitable` returned the head of list `(fl, sl)`,
-            // whose every block holds `need` at `align` whatever its
-            // address (the front gap is at most `align + GRANULE`).
-            Some((block, fl, sl)) => unsafe {
-                self.pop_head(block, fl, sl);
-                Some(self.carve(block, need, align))
+            // SAFETY: `find_suitable` returned the head of a list whose
+            // every block holds `need` at `align` whatever its address
+            // (the front gap is at most `align + GRANULE`).
+            Some(found) => unsafe {
+                self.pop_head(found.block, found.index);
+                Some(self.carve(found.block, need, align))
             },
             None => self.alloc_fallback(need, align),
         }
@@ -189,15 +163,18 @@ impl Tlsf {
     #[cold]
     #[inline(never)]
     fn alloc_fallback(&mut self, need: usize, align: usize) -> Option<NonNull<u8>> {
+        if need > MAX_BLOCK {
+            return None;
+        }
         if align > GRANULE
-            && let Some((block, fl, sl)) = self.find_suitable(need)
+            && let Some(found) = self.find_suitable(need)
             // SAFETY: list heads are valid free blocks.
-            && front_gap(block.addr(), align) + need <= unsafe { size(block) }
+            && front_gap(found.block.addr(), align) + need <= unsafe { word(found.block) }
         {
-            // SAFETY: the head of list `(fl, sl)`, checked to fit.
+            // SAFETY: the head of a list, checked to fit.
             unsafe {
-                self.pop_head(block, fl, sl);
-                return Some(self.carve(block, need, align));
+                self.pop_head(found.block, found.index);
+                return Some(self.carve(found.block, need, align));
             }
         }
         let block = self.probe_exact(need, align)?;
@@ -234,39 +211,47 @@ impl ByteAllocator for Tlsf {
                 .alloc_aligned(need, layout.align())
                 .ok_or(AllocError::NoMemory);
         }
-        match self.find_suitable(need) {
-            // SAFETY: `find_suitable` returned the head of list `(fl, sl)`,
-            // whose every block holds `need` bytes.
-            Some((block, fl, sl)) => unsafe {
-                self.pop_head(block, fl, sl);
-                Ok(self.carve_front(block, need))
-            },
-            None => self
+        let Some(mut found) = self.find_suitable(need) else {
+            return self
                 .alloc_fallback(need, GRANULE)
-                .ok_or(AllocError::NoMemory),
+                .ok_or(AllocError::NoMemory);
+        };
+        // SAFETY: `find_suitable` returned the head of list `index`, whose
+        // every block holds `need` bytes; so does every larger list's.
+        unsafe {
+            // A block just one granule too large would be handed out whole
+            // (the granule cannot be a block of its own) and the granule
+            // lost while it lives; a block of a larger list of the same row
+            // is split instead, if there is one.
+            if word(found.block) == need + GRANULE
+                && let Some(larger) = found.next_in_row(self)
+            {
+                found = larger;
+            }
+            self.pop_head(found.block, found.index);
+            Ok(self.carve(found.block, need, GRANULE))
         }
     }
 
     /// Detection: a pointer outside every pool is always `OutOfRange`; a
     /// pointer that is not granule-aligned is always `NotAllocated`. For a
-    /// pointer inside a pool the header in front of it is validated against
-    /// both physical neighbours and the layout (size within the block's
-    /// rounding, alignment): a second free of a block reads `DoubleFree`
-    /// (its header is marked free even when merged), other bad pointers
-    /// read `NotAllocated`. This is best-effort only when the bytes in
-    /// front of a bogus pointer, or over a stale header reused by a later
-    /// allocation, happen to form a consistent header; the debug layer
-    /// catches those.
+    /// pointer inside a pool the word in front of it must be the sealed
+    /// used header a block of this layout carries at this address, and
+    /// the address must meet the layout's alignment (`byte/tlsf/check.rs`);
+    /// off the hot path, and on it in debug builds, the physical
+    /// neighbours must agree too. A second free of a block reads
+    /// `DoubleFree` (its header is a free one, even after merging), other
+    /// bad pointers read `NotAllocated`. The allocator never leaves such a
+    /// word anywhere but in front of a live block, so a bad free is
+    /// accepted only if something else wrote exactly that word there (a
+    /// forgery); [`Tlsf::verify_dealloc`] decides without trusting any
+    /// header.
     ///
     /// # Safety
     /// See [`ByteAllocator::dealloc`].
     #[inline]
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        let (block, block_size) = self.live_block(ptr, layout)?;
-        // SAFETY: `live_block` validated `block` as a live allocation of
-        // `block_size` bytes.
-        unsafe { self.free_block(block, block_size) };
-        Ok(())
+        self.dealloc_block(ptr, layout)
     }
 
     /// Shrinks in place (freeing the tail if it can form a block), grows in
@@ -280,11 +265,13 @@ impl ByteAllocator for Tlsf {
         old_layout: Layout,
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
-        let (block, old_size) = self.live_block(ptr, old_layout)?;
+        let live = self.live_block(ptr, old_layout)?;
         let new_layout = crate::traits::resized_layout(old_layout, new_size)?;
-        // SAFETY: `block` is a validated live block of `old_size` bytes.
+        // SAFETY: `live` is a validated live block. The allocation may
+        // split or take its free neighbours, so the words `free_block`
+        // uses are read again; the block itself is still live.
         unsafe {
-            if self.resize_in_place(block, old_size, block_size_for(new_size)) {
+            if self.resize_in_place(live, block_size_for(new_size)) {
                 return Ok(ptr);
             }
             let moved = self.alloc(new_layout)?;
@@ -293,7 +280,8 @@ impl ByteAllocator for Tlsf {
                 moved.as_ptr(),
                 old_layout.size().min(new_size),
             );
-            self.free_block(block, old_size);
+            let live = live.reread();
+            self.free_block(live.block, live.word, live.next_word);
             Ok(moved)
         }
     }
@@ -302,13 +290,15 @@ impl ByteAllocator for Tlsf {
         self.total_bytes
     }
 
+    /// The payloads of the allocated blocks: their sizes less a header
+    /// each.
     fn used_bytes(&self) -> usize {
-        self.used_payload
+        self.used_size - self.used_count * HEADER
     }
 
     /// The payload of every free block: everything the pools tile, minus
-    /// the allocated payloads and one header per block.
+    /// the allocated blocks, and a header for each free block.
     fn available_bytes(&self) -> usize {
-        self.pool_span - self.used_payload - self.block_count * HEADER
+        self.pool_span - self.used_size - (self.block_count - self.used_count) * HEADER
     }
 }

@@ -38,7 +38,9 @@ impl SlabCache {
         };
         // SAFETY: a slab of this cache (its stamp matched).
         let carved = unsafe { (*slab).carved.load(Relaxed) };
-        if offset >= carved || !offset.is_multiple_of(self.object_size) {
+        // An offset below the first object wrapped to a huge value: not a
+        // multiple, or a quotient far above `carved`.
+        if !offset.is_multiple_of(self.object_size) || offset / self.object_size >= carved {
             return Err(AllocError::NotAllocated);
         }
         if self.is_listed(slab, object) {

@@ -5,7 +5,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::{EMPTY, FULL, PARTIAL, SlabCache, SlabHeader};
+use super::{EMPTY, FULL, MAX_EMPTY_SLABS, PARTIAL, SlabCache, SlabHeader};
 use crate::byte::slab::free_list::FreeList;
 use crate::byte::slab::source::PageSource;
 use crate::{AllocError, AllocResult};
@@ -155,6 +155,30 @@ impl SlabCache {
             self.push(EMPTY, slab);
         }
         Ok(slab)
+    }
+
+    /// `slab`'s `in_use` just dropped from `old_in_use`, the count of a
+    /// full slab or 1: it changed state. Relists it (unless it is the
+    /// current slab, which is on no list) and gives a surplus empty slab
+    /// back to `source`.
+    ///
+    /// # Safety
+    /// `slab` is a slab of this cache in service, on the list for
+    /// `old_in_use` unless it is the current one.
+    #[inline(never)]
+    pub(super) unsafe fn changed_state<P: PageSource>(
+        &mut self,
+        source: &mut P,
+        slab: *mut SlabHeader,
+        old_in_use: usize,
+    ) {
+        if slab != self.current {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.on_transition(slab, old_in_use) };
+        }
+        if old_in_use == 1 && self.empty_slabs() > MAX_EMPTY_SLABS {
+            self.release_empty(source);
+        }
     }
 
     /// A slab other than the current one changed state. A full slab that

@@ -20,7 +20,7 @@ impl SlabCache {
     /// `hull` bounds the pages ever taken from the source.
     pub fn slab_holding(&self, addr: NonNull<u8>, hull: Hull) -> Option<*mut SlabHeader> {
         let slab_addr = addr.addr().get() & !(self.slab_bytes - 1);
-        if slab_addr < hull.lo || slab_addr.saturating_add(self.first_object) > hull.hi {
+        if slab_addr < hull.lo || slab_addr.saturating_add(self.shape.first_object) > hull.hi() {
             return None;
         }
         let slab = addr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
@@ -94,7 +94,6 @@ impl SlabCache {
         unsafe {
             (*slab).free.push(object);
             (*slab).in_use -= 1;
-            self.held -= 1;
             if (*slab).in_use == 0 {
                 self.retired -= 1;
                 self.give_back(source, slab);

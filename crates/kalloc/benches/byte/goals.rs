@@ -1,0 +1,227 @@
+//! The 64-byte and buddy goals in one short run, and a second 64-byte
+//! trace, `burst64`: 1000 allocations, then 1000 frees in random order.
+//!
+//! `KALLOC_BENCH_GOALS=1` (optionally `=<rounds>`, 31 by default) times
+//! every contender on the random, 64 B churn and 64 B burst traces, in
+//! rounds that interleave the contenders (so a change in the machine's
+//! load hits all of them alike), and prints each one's median time per
+//! operation, the slab's ratio to talc on both 64-byte traces and the byte
+//! buddy's to buddy_system_allocator on every trace. A burst play is
+//! short, so one burst sample is `BURST_PLAYS` plays, each on a fresh
+//! contender; the times of the plays alone are summed.
+//!
+//! `KALLOC_BENCH_IR=<contender>/burst64` plays the burst trace through
+//! out-of-line wrappers, as `instructions.rs` does for the other traces,
+//! so `benches/ir_per_op.sh burst64 <contender>...` counts it too.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+
+use crate::contenders::*;
+use crate::host::Arena;
+use crate::measure::time_play;
+use crate::traces::Step;
+
+/// Blocks of the burst trace.
+const BURST_BLOCKS: usize = 1000;
+/// Plays summed into one burst sample.
+const BURST_PLAYS: u32 = 50;
+
+/// `BURST_BLOCKS` allocations of 64 bytes, then every block freed, in a
+/// seeded random order.
+pub fn burst_64(seed: u64) -> Vec<Step> {
+    let layout = std::alloc::Layout::from_size_align(64, 8).unwrap();
+    let mut order: Vec<usize> = (0..BURST_BLOCKS).collect();
+    order.shuffle(&mut SmallRng::seed_from_u64(seed));
+    (0..BURST_BLOCKS)
+        .map(|slot| Step::Alloc { slot, layout })
+        .chain(order.into_iter().map(|slot| Step::Free { slot }))
+        .collect()
+}
+
+/// Runs the goals mode or the burst counting mode if asked; returns
+/// whether it did.
+pub fn run(arena: &Arena, random: &[Step], churn: &[Step]) -> bool {
+    let burst = burst_64(0xb0a5);
+    if instructions::count_only(arena, &burst) {
+        return true;
+    }
+    let Ok(rounds) = std::env::var("KALLOC_BENCH_GOALS") else {
+        return false;
+    };
+    let rounds = rounds.parse().unwrap_or(31);
+    goals(arena, rounds, random, churn, &burst);
+    true
+}
+
+/// One contender's samples: random, churn64, burst64.
+struct Row {
+    name: &'static str,
+    samples: [Vec<Duration>; 3],
+}
+
+fn goals(arena: &Arena, rounds: usize, random: &[Step], churn: &[Step], burst: &[Step]) {
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 0..rounds {
+        macro_rules! time_round {
+            ($ty:ty) => {{
+                if round == 0 {
+                    rows.push(Row {
+                        name: <$ty>::NAME,
+                        samples: Default::default(),
+                    });
+                }
+                let row = rows.iter_mut().find(|r| r.name == <$ty>::NAME).unwrap();
+                // The slab and the LIFO bound serve 64-byte traces only.
+                if !matches!(<$ty>::NAME, OurSlab::NAME | Lifo::NAME) {
+                    row.samples[0].push(time_play::<$ty>(arena, random));
+                }
+                row.samples[1].push(time_play::<$ty>(arena, churn));
+                row.samples[2].push(
+                    (0..BURST_PLAYS)
+                        .map(|_| time_play::<$ty>(arena, burst))
+                        .sum(),
+                );
+            }};
+        }
+        for_each!(
+            time_round, OurSlab, Talc, Rlsf, OurTlsf, OurBuddy, Bsa, Llff, Floor, Lifo
+        );
+    }
+    let steps = [
+        random.len() as f64,
+        churn.len() as f64,
+        burst.len() as f64 * f64::from(BURST_PLAYS),
+    ];
+    // Median ns per step of each trace (NaN where not played).
+    let medians: Vec<(&str, [f64; 3])> = rows
+        .into_iter()
+        .map(|row| {
+            let per_step = std::array::from_fn(|k| {
+                let mut s = row.samples[k].clone();
+                if s.is_empty() {
+                    return f64::NAN;
+                }
+                s.sort_unstable();
+                s[s.len() / 2].as_nanos() as f64 / steps[k]
+            });
+            (row.name, per_step)
+        })
+        .collect();
+    let of = |name: &str| medians.iter().find(|r| r.0 == name).unwrap().1;
+    let talc = of(Talc::NAME);
+    println!(
+        "\n== goals: median of {rounds} interleaved rounds (ns per step; ratio = time / talc's) =="
+    );
+    println!(
+        "| allocator | random ns/op | churn64 ns/op | churn64 / talc | burst64 ns/op | burst64 / talc |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, [r, c, b]) in &medians {
+        println!(
+            "| {name} | {r:.2} | {c:.2} | {:.2} | {b:.2} | {:.2} |",
+            c / talc[1],
+            b / talc[2]
+        );
+    }
+    let slab = of(OurSlab::NAME);
+    let floor = of(Floor::NAME);
+    let net = |ours: f64, peer: f64, floor: f64| (ours - floor) / (peer - floor);
+    println!(
+        "- slab / talc time: churn64 {:.2}x [net of the harness floor {:.2}x], burst64 {:.2}x [{:.2}x] (goal <= 0.5)",
+        slab[1] / talc[1],
+        net(slab[1], talc[1], floor[1]),
+        slab[2] / talc[2],
+        net(slab[2], talc[2], floor[2])
+    );
+    let (buddy, bsa) = (of(OurBuddy::NAME), of(Bsa::NAME));
+    println!(
+        "- buddy_system_allocator / kalloc buddy time: random {:.2}x, churn64 {:.2}x, burst64 {:.2}x (goal > 1 on each)",
+        bsa[0] / buddy[0],
+        bsa[1] / buddy[1],
+        bsa[2] / buddy[2]
+    );
+}
+
+/// Instruction counting on the burst trace, as `instructions.rs` does for
+/// the others (its wrappers' names are what `ir_per_op.sh` sums).
+mod instructions {
+    use std::alloc::Layout;
+    use std::hint::black_box;
+    use std::ptr::NonNull;
+
+    use crate::contenders::*;
+    use crate::host::Arena;
+    use crate::traces::{Step, fresh_slots};
+
+    /// Plays per run, each on a fresh contender.
+    const IR_PLAYS: usize = 200;
+
+    #[inline(never)]
+    fn ir_alloc<C: Contender>(c: &mut C, layout: Layout) -> Option<NonNull<u8>> {
+        c.alloc(layout)
+    }
+
+    #[inline(never)]
+    fn ir_free<C: Contender>(c: &mut C, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from `play_counted`, which frees each block once.
+        unsafe { c.free(ptr, layout) }
+    }
+
+    fn play_counted<C: Contender>(c: &mut C, trace: &[Step]) -> (u64, u64) {
+        let mut slots = fresh_slots();
+        let (mut allocs, mut frees) = (0, 0);
+        for step in trace {
+            match *step {
+                Step::Alloc { slot, layout } => {
+                    allocs += 1;
+                    slots[slot] = ir_alloc(c, layout).map(|p| {
+                        // SAFETY: a live block of at least one byte.
+                        unsafe { p.as_ptr().write(1) };
+                        (p, layout)
+                    })
+                }
+                Step::Free { slot } => {
+                    if let Some((p, layout)) = slots[slot].take() {
+                        frees += 1;
+                        ir_free(c, p, layout);
+                    }
+                }
+            }
+        }
+        (allocs, frees)
+    }
+
+    /// `KALLOC_BENCH_IR=<contender>/burst64`: plays the burst trace
+    /// `IR_PLAYS` times and prints the call counts.
+    pub fn count_only(arena: &Arena, burst: &[Step]) -> bool {
+        let Ok(what) = std::env::var("KALLOC_BENCH_IR") else {
+            return false;
+        };
+        if !what.ends_with("/burst64") {
+            return false;
+        }
+        macro_rules! count {
+            ($ty:ty) => {
+                if what.starts_with(<$ty>::NAME) {
+                    let (mut allocs, mut frees) = (0, 0);
+                    for _ in 0..IR_PLAYS {
+                        let mut c = <$ty>::new(arena);
+                        let (a, f) = play_counted(&mut c, black_box(burst));
+                        allocs += a;
+                        frees += f;
+                    }
+                    println!("ir_calls {} allocs {allocs} frees {frees}", <$ty>::NAME);
+                    return true;
+                }
+            };
+        }
+        for_each!(
+            count, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff, Floor, Lifo
+        );
+        panic!("unknown contender in KALLOC_BENCH_IR={what}");
+    }
+}
