@@ -73,9 +73,12 @@ ktest! {
         let parked = parked_per_hart()[other];
         kassert!(parked > 0, "nothing parked on slot {other}");
         let this_hart = drain_lists_of_this_hart();
+        // Both vectors are allocated before memory runs out: afterwards
+        // the heap could not grow for them.
+        let mut taken: Vec<(usize, usize)> = Vec::with_capacity(4096);
+        let mut singles: Vec<usize> = Vec::with_capacity(4096);
         // Every free page goes to this test, largest blocks first, without
         // touching the other hart's list.
-        let mut taken: Vec<(usize, usize)> = Vec::with_capacity(4096);
         for order in (0..=16).rev() {
             while taken.len() < taken.capacity() {
                 match with(|a| a.alloc_pages(1 << order, PAGE_SIZE)) {
@@ -89,7 +92,6 @@ ktest! {
         // the first ones, but none may fail while pages are parked, and
         // with memory exhausted the drain must come (parked pages need not
         // coalesce, so only single pages are sure to be served by them).
-        let mut singles: Vec<usize> = Vec::with_capacity(4096);
         let mut refused = None;
         while singles.len() < singles.capacity() && parked_per_hart()[other] > 0 {
             let parked_before = parked_per_hart()[other];
