@@ -9,7 +9,7 @@
 //! `KALLOC_BENCH_TABLES_ONLY=1` skips criterion and prints only the tables;
 //! `KALLOC_BENCH_PROFILE=<contender>/<random|churn64>` plays one trace 200
 //! times and nothing else (for `perf` and `valgrind --tool=callgrind`);
-//! `KALLOC_BENCH_IR=<contender>/<random|churn64>` plays it through
+//! `KALLOC_BENCH_IR=<contender>/<random|churn64|burst64>` plays it through
 //! out-of-line wrappers for counting each allocator's own instructions
 //! (`benches/ir_per_op.sh` runs it under callgrind and prints Ir per call).
 //! The harness floor row (a bump pointer that never frees) is what the
@@ -90,11 +90,15 @@ fn main() {
     let random = random_actions(0xbe9c, config.actions);
     let churn = churn_64(0xc4u64, config.actions);
 
+    let burst = goals::burst_64(0xb0a5);
+
     // `KALLOC_BENCH_GOALS=1` times only the goals' rows (`byte/goals.rs`).
-    if goals::run(&arena, &random, &churn) {
+    if goals::run(&arena, &random, &churn, &burst) {
         return;
     }
-    if profile_only(&arena, &random, &churn) || instructions::count_only(&arena, &random, &churn) {
+    if profile_only(&arena, &random, &churn)
+        || instructions::count_only(&arena, &random, &churn, &burst)
+    {
         return;
     }
     // `KALLOC_BENCH_EFFICIENCY_ONLY=1` prints the efficiency table alone.

@@ -10,9 +10,9 @@
 //! short, so one burst sample is `BURST_PLAYS` plays, each on a fresh
 //! contender; the times of the plays alone are summed.
 //!
-//! `KALLOC_BENCH_IR=<contender>/burst64` plays the burst trace through
-//! out-of-line wrappers, as `instructions.rs` does for the other traces,
-//! so `benches/ir_per_op.sh burst64 <contender>...` counts it too.
+//! `KALLOC_BENCH_IR=<contender>/burst64` (`instructions.rs`) counts the
+//! burst trace's instructions, so `benches/ir_per_op.sh burst64
+//! <contender>...` works on it too.
 
 use std::time::Duration;
 
@@ -42,18 +42,13 @@ pub fn burst_64(seed: u64) -> Vec<Step> {
         .collect()
 }
 
-/// Runs the goals mode or the burst counting mode if asked; returns
-/// whether it did.
-pub fn run(arena: &Arena, random: &[Step], churn: &[Step]) -> bool {
-    let burst = burst_64(0xb0a5);
-    if instructions::count_only(arena, &burst) {
-        return true;
-    }
+/// Runs the goals mode if asked; returns whether it did.
+pub fn run(arena: &Arena, random: &[Step], churn: &[Step], burst: &[Step]) -> bool {
     let Ok(rounds) = std::env::var("KALLOC_BENCH_GOALS") else {
         return false;
     };
     let rounds = rounds.parse().unwrap_or(31);
-    goals(arena, rounds, random, churn, &burst);
+    goals(arena, rounds, random, churn, burst);
     true
 }
 
@@ -144,84 +139,4 @@ fn goals(arena: &Arena, rounds: usize, random: &[Step], churn: &[Step], burst: &
         bsa[1] / buddy[1],
         bsa[2] / buddy[2]
     );
-}
-
-/// Instruction counting on the burst trace, as `instructions.rs` does for
-/// the others (its wrappers' names are what `ir_per_op.sh` sums).
-mod instructions {
-    use std::alloc::Layout;
-    use std::hint::black_box;
-    use std::ptr::NonNull;
-
-    use crate::contenders::*;
-    use crate::host::Arena;
-    use crate::traces::{Step, fresh_slots};
-
-    /// Plays per run, each on a fresh contender.
-    const IR_PLAYS: usize = 200;
-
-    #[inline(never)]
-    fn ir_alloc<C: Contender>(c: &mut C, layout: Layout) -> Option<NonNull<u8>> {
-        c.alloc(layout)
-    }
-
-    #[inline(never)]
-    fn ir_free<C: Contender>(c: &mut C, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded from `play_counted`, which frees each block once.
-        unsafe { c.free(ptr, layout) }
-    }
-
-    fn play_counted<C: Contender>(c: &mut C, trace: &[Step]) -> (u64, u64) {
-        let mut slots = fresh_slots();
-        let (mut allocs, mut frees) = (0, 0);
-        for step in trace {
-            match *step {
-                Step::Alloc { slot, layout } => {
-                    allocs += 1;
-                    slots[slot] = ir_alloc(c, layout).map(|p| {
-                        // SAFETY: a live block of at least one byte.
-                        unsafe { p.as_ptr().write(1) };
-                        (p, layout)
-                    })
-                }
-                Step::Free { slot } => {
-                    if let Some((p, layout)) = slots[slot].take() {
-                        frees += 1;
-                        ir_free(c, p, layout);
-                    }
-                }
-            }
-        }
-        (allocs, frees)
-    }
-
-    /// `KALLOC_BENCH_IR=<contender>/burst64`: plays the burst trace
-    /// `IR_PLAYS` times and prints the call counts.
-    pub fn count_only(arena: &Arena, burst: &[Step]) -> bool {
-        let Ok(what) = std::env::var("KALLOC_BENCH_IR") else {
-            return false;
-        };
-        if !what.ends_with("/burst64") {
-            return false;
-        }
-        macro_rules! count {
-            ($ty:ty) => {
-                if what.starts_with(<$ty>::NAME) {
-                    let (mut allocs, mut frees) = (0, 0);
-                    for _ in 0..IR_PLAYS {
-                        let mut c = <$ty>::new(arena);
-                        let (a, f) = play_counted(&mut c, black_box(burst));
-                        allocs += a;
-                        frees += f;
-                    }
-                    println!("ir_calls {} allocs {allocs} frees {frees}", <$ty>::NAME);
-                    return true;
-                }
-            };
-        }
-        for_each!(
-            count, OurTlsf, OurBuddy, OurSlab, Rlsf, Talc, Bsa, Llff, Floor, Lifo
-        );
-        panic!("unknown contender in KALLOC_BENCH_IR={what}");
-    }
 }

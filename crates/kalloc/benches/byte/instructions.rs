@@ -24,6 +24,8 @@ use crate::traces::{Step, fresh_slots};
 /// arena, so each executes the same instructions; several plays only
 /// dilute the setup, which the wrappers exclude anyway.
 const IR_PLAYS: usize = 10;
+/// Plays of the burst trace (`goals.rs`), 2000 steps each.
+const BURST_IR_PLAYS: usize = 200;
 
 #[inline(never)]
 fn ir_alloc<C: Contender>(c: &mut C, layout: Layout) -> Option<NonNull<u8>> {
@@ -63,21 +65,24 @@ fn play_counted<C: Contender>(c: &mut C, trace: &[Step]) -> (u64, u64) {
 }
 
 /// Runs the counting mode if `KALLOC_BENCH_IR` names a contender and a
-/// trace; returns whether it did.
-pub fn count_only(arena: &Arena, random: &[Step], churn: &[Step]) -> bool {
+/// trace (`random`, `churn64` or `burst64`); returns whether it did. A
+/// burst play is short, so it is played `BURST_IR_PLAYS` times.
+pub fn count_only(arena: &Arena, random: &[Step], churn: &[Step], burst: &[Step]) -> bool {
     let Ok(what) = std::env::var("KALLOC_BENCH_IR") else {
         return false;
     };
-    let trace = if what.ends_with("/random") {
-        random
+    let (trace, plays) = if what.ends_with("/random") {
+        (random, IR_PLAYS)
+    } else if what.ends_with("/burst64") {
+        (burst, BURST_IR_PLAYS)
     } else {
-        churn
+        (churn, IR_PLAYS)
     };
     macro_rules! count {
         ($ty:ty) => {
             if what.starts_with(<$ty>::NAME) {
                 let (mut allocs, mut frees) = (0, 0);
-                for _ in 0..IR_PLAYS {
+                for _ in 0..plays {
                     let mut c = <$ty>::new(arena);
                     let (a, f) = play_counted(&mut c, black_box(trace));
                     allocs += a;

@@ -88,8 +88,13 @@ pub struct Latencies {
     pub aligned: [u64; 4],
 }
 
-/// The latency percentiles of one play of `trace` on a fresh contender.
+/// The latency percentiles of one play of `trace` on a fresh contender,
+/// after one untimed play by the same contender: without it, whichever
+/// contender a round times first meets caches and TLB filled by another
+/// one's play (or by the throughput plays before the round), and its tail
+/// percentiles grow, whichever allocator it is.
 pub fn latencies<C: Contender>(arena: &Arena, trace: &[Step]) -> Latencies {
+    std::hint::black_box(time_play::<C>(arena, trace));
     let mut c = C::new(arena);
     let mut slots = fresh_slots();
     let mut samples = Vec::with_capacity(trace.len());

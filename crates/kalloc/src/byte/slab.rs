@@ -47,7 +47,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 pub use self::cache::MAX_EMPTY_SLABS;
-use self::cache::SlabCache;
+use self::cache::{AfterFree, SlabCache, SlabHeader};
 pub use self::classes::{KMALLOC_MAX, KMALLOC_SIZES, kmalloc_cache_name};
 use self::classes::{KMALLOC_NAMES, class_align, class_for, class_for_general, small_class};
 pub use self::info::SlabInfo;
@@ -63,6 +63,9 @@ use crate::{AllocError, AllocResult, BaseAllocator, ByteAllocator};
 /// Total caches (size classes plus named caches) one allocator holds.
 pub const MAX_CACHES: usize = 64;
 
+/// The size of a cache's place in the allocator.
+const CACHE_BYTES: usize = size_of::<Option<SlabCache>>();
+
 /// A handle to a cache of a [`SlabAllocator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheId(usize);
@@ -77,10 +80,23 @@ pub struct CacheId(usize);
 struct Hull {
     lo: usize,
     len: usize,
+    /// `lo` as a link word's test subtracts it
+    /// ([`free_list::link_lo`](self::free_list::link_lo)), computed once
+    /// here rather than in every free.
+    link_lo: usize,
 }
 
 impl Hull {
-    const EMPTY: Self = Self { lo: 0, len: 0 };
+    const EMPTY: Self = Self::new(0, 0);
+
+    /// The range `[lo, lo + len)`.
+    const fn new(lo: usize, len: usize) -> Self {
+        Self {
+            lo,
+            len,
+            link_lo: free_list::link_lo(lo),
+        }
+    }
 
     /// Whether `lo <= addr < lo + len`, as one compare: below `lo` the
     /// subtraction wraps to a value above `len`. Debug builds check it
@@ -104,7 +120,7 @@ impl Hull {
         } else {
             (self.lo.min(start), self.hi().max(start + bytes))
         };
-        *self = Self { lo, len: hi - lo };
+        *self = Self::new(lo, hi - lo);
     }
 }
 
@@ -253,23 +269,80 @@ impl<P: PageSource> SlabAllocator<P> {
         } = self;
         // SAFETY: the caller's guarantee.
         let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
+        // The calls out of line take the cache's offset in `caches`, not
+        // its index: the class lookup loads the offset (`classes.rs`), so
+        // passing it computes nothing on the way in.
+        let slot = index * CACHE_BYTES;
         // SAFETY: `hull` is the range of pages taken from `source`; `ptr`
         // is as the caller guarantees.
-        if unsafe { cache.free_fast(source, ptr.as_ptr(), *hull) } {
-            return Ok(());
+        match unsafe { cache.free_fast(source, ptr.as_ptr(), *hull) } {
+            Some(AfterFree::Done) => Ok(()),
+            Some(AfterFree::Drain) => {
+                // SAFETY: the caller's guarantee.
+                unsafe { self.drain_after_free(slot) };
+                Ok(())
+            }
+            Some(AfterFree::Settle(slab, old_in_use)) => {
+                // SAFETY: the caller's guarantee; the slab and count of
+                // the release just made.
+                unsafe { self.settle_after_free(slot, slab, old_in_use) };
+                Ok(())
+            }
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.free_checked(slot, ptr) },
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { self.free_checked(index, ptr) }
     }
 
-    /// Frees `ptr` into cache `index` with every check named: the way of
-    /// every free the fast test did not settle.
+    /// Empties the magazine of the cache at `slot` (its offset in
+    /// `caches`) after a free parked its last live object: out of line,
+    /// and finding the cache and the page source itself, so that the
+    /// inline free computes neither.
     ///
     /// # Safety
-    /// As for [`free_in`](Self::free_in).
+    /// `slot / CACHE_BYTES` is an index [`alloc_in`](Self::alloc_in)
+    /// accepts.
     #[cold]
     #[inline(never)]
-    unsafe fn free_checked(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
+    unsafe fn drain_after_free(&mut self, slot: usize) {
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe {
+            self.caches
+                .get_unchecked_mut(slot / CACHE_BYTES)
+                .as_mut()
+                .unwrap_unchecked()
+        };
+        cache.drain_magazine(&mut self.source);
+    }
+
+    /// [`SlabCache::settle`] of the cache at `slot` after a free into
+    /// `slab`, out of line as [`drain_after_free`](Self::drain_after_free).
+    ///
+    /// # Safety
+    /// As for [`drain_after_free`](Self::drain_after_free); `slab` and
+    /// `old_in_use` are what the free into the cache just returned.
+    #[inline(never)]
+    unsafe fn settle_after_free(&mut self, slot: usize, slab: *mut SlabHeader, old_in_use: usize) {
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe {
+            self.caches
+                .get_unchecked_mut(slot / CACHE_BYTES)
+                .as_mut()
+                .unwrap_unchecked()
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { cache.settle(&mut self.source, slab, old_in_use) };
+    }
+
+    /// Frees `ptr` into the cache at `slot` with every check named: the
+    /// way of every free the fast test did not settle.
+    ///
+    /// # Safety
+    /// As for [`drain_after_free`](Self::drain_after_free), and `ptr` as
+    /// for [`ByteAllocator::dealloc`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_checked(&mut self, slot: usize, ptr: NonNull<u8>) -> AllocResult {
+        let index = slot / CACHE_BYTES;
         if self.outside(ptr.addr().get()) {
             return Err(AllocError::OutOfRange);
         }

@@ -82,6 +82,23 @@ const FULL: usize = 0;
 const PARTIAL: usize = 1;
 const EMPTY: usize = 2;
 
+/// What a free leaves to do once the object is parked or listed
+/// ([`SlabCache::release`]): usually nothing; the rest is one call out of
+/// line ([`SlabCache::finish`]). The fast free returns it to the
+/// allocator, which makes that call itself, so the inline path computes
+/// no argument it only needs there (the page source's address).
+#[derive(Clone, Copy)]
+pub(super) enum AfterFree {
+    /// Nothing: the common case.
+    Done,
+    /// No object of the cache is live any more: empty the magazine.
+    Drain,
+    /// The object went back to this slab, whose `in_use` dropped from
+    /// this: relist the slab if it changed state, then empty the magazine
+    /// if no object is live ([`SlabCache::settle`]).
+    Settle(*mut SlabHeader, usize),
+}
+
 /// Where `check_live` found a live object.
 pub(super) enum Live {
     /// In a slab in service: the free parks it or lists it.
@@ -100,9 +117,12 @@ pub(super) enum Live {
 pub(super) struct SlabCache {
     /// What the fast test of a free reads.
     pub shape: Shape,
-    /// Objects handed out and not freed: the free that takes it to zero
-    /// empties the magazine.
-    active: usize,
+    /// Objects handed out and not freed, plus those parked in the
+    /// magazine: parking an object and taking it back leave it as it is,
+    /// so neither fast path writes it. The active count is this minus the
+    /// magazine's; the free that takes that to zero (every held object
+    /// parked) empties the magazine.
+    held: usize,
     /// The slab allocations come from (SLUB's "cpu slab"): on no list and
     /// in no count, so allocating from it and freeing into it never
     /// relists anything. Null until the first allocation, or after
@@ -155,7 +175,7 @@ impl SlabCache {
         let (order, slab_bytes, objects, first_object) = best?;
         Some(Self {
             shape: Shape::new(index, slab_bytes, first_object, object_size),
-            active: 0,
+            held: 0,
             current: ptr::null_mut(),
             objects_per_slab: objects,
             object_size,
@@ -194,7 +214,7 @@ impl SlabCache {
     /// Objects handed out and not freed.
     #[inline(always)]
     pub fn active_objects(&self) -> usize {
-        self.active
+        self.held - self.magazine.parked()
     }
 
     pub fn slab_count(&self) -> usize {
@@ -202,11 +222,11 @@ impl SlabCache {
     }
 
     /// Takes back the object freed last, if the magazine holds one: a pop
-    /// and two counters, the whole of a common allocation.
+    /// and a store, the whole of a common allocation (`held` counts the
+    /// object either way).
     #[inline(always)]
     pub fn alloc_parked(&mut self) -> Option<NonNull<u8>> {
         let object = self.magazine.pop()?;
-        self.active += 1;
         // SAFETY: a parked object is a free object of a slab in service of
         // this cache, already counted in its slab's `in_use`; its link word
         // is the allocator's until it is handed out.
@@ -268,15 +288,16 @@ impl SlabCache {
             };
             free_list::clear_link(object);
             (*slab).in_use += 1;
-            self.active += 1;
+            self.held += 1;
             NonNull::new_unchecked(object)
         }
     }
 
-    /// The common free, complete: if `object` passes the fast test
+    /// The common free: if `object` passes the fast test
     /// ([`Shape::live_in_service`]), releases it
-    /// ([`release`](Self::release)) and returns `true`. `false` changes
-    /// nothing: the caller then takes the checked way,
+    /// ([`release`](Self::release)) and returns what is left to do, for
+    /// the caller to [`finish`](Self::finish) unless it is `Done`. `None`
+    /// changes nothing: the caller then takes the checked way,
     /// [`free`](Self::free), which names the error or frees what only
     /// looked doubtful.
     ///
@@ -291,59 +312,70 @@ impl SlabCache {
         source: &mut P,
         object: *mut u8,
         hull: Hull,
-    ) -> bool {
+    ) -> Option<AfterFree> {
         let slab = self.slab_of(object);
         // The header is read only in pages taken from the source: inside
         // the hull, and not in a gap between the source's regions.
         if !hull.contains(slab.addr())
             || !P::ONE_REGION && source.contains(slab.addr()) == Some(false)
         {
-            return false;
+            return None;
         }
         // SAFETY: the header lies in pages taken from the source (checked
         // just above), which stay mapped; the rest is the caller's
         // contract.
         if !unsafe { self.shape.live_in_service::<false>(object, slab, hull) } {
-            return false;
+            return None;
         }
         // SAFETY: `object` is a live object of `slab`, a slab in service
         // of this cache (the fast test), which the caller gives up.
-        unsafe { self.release(source, slab, object) };
-        true
+        Some(unsafe { self.release(slab, object) })
     }
 
     /// Parks the live `object` of `slab` in the magazine or, when that is
-    /// full, gives it back to its slab; the cache's last live object
-    /// empties the magazine, so a cache with nothing allocated holds
-    /// exactly its empty slabs. Whatever else there is to do (a slab that
-    /// changed state, the last object) is one call at the end, out of
-    /// line, so the common way needs no stack.
+    /// full, gives it back to its slab. Whatever else there is to do (a
+    /// slab that changed state; the cache's last live object, which
+    /// empties the magazine, so that a cache with nothing allocated holds
+    /// exactly its empty slabs) is returned, for one call out of line
+    /// ([`finish`](Self::finish)), so the common way needs no stack.
     ///
     /// # Safety
     /// `object` is a live object of `slab`, a slab in service of this
     /// cache, and its user gives it up.
     #[inline(always)]
-    unsafe fn release<P: PageSource>(
-        &mut self,
-        source: &mut P,
-        slab: *mut SlabHeader,
-        object: *mut u8,
-    ) {
-        self.active -= 1;
-        let last = self.active == 0;
+    unsafe fn release(&mut self, slab: *mut SlabHeader, object: *mut u8) -> AfterFree {
         // SAFETY: the caller's guarantees.
         unsafe {
             if !self.magazine.is_full() {
-                self.magazine.push(object);
-                if last {
-                    self.drain_magazine(source);
+                // `held` stays: the object goes from live to parked. It
+                // was the last live one if every held object is parked.
+                if self.magazine.push(object) == self.held {
+                    return AfterFree::Drain;
                 }
             } else {
+                self.held -= 1;
                 let old_in_use = self.push_to_slab(slab, object);
-                if self.changes_state(old_in_use) || last {
-                    self.settle(source, slab, old_in_use);
+                if self.changes_state(old_in_use) || self.active_objects() == 0 {
+                    return AfterFree::Settle(slab, old_in_use);
                 }
             }
+        }
+        AfterFree::Done
+    }
+
+    /// Does what a [`release`](Self::release) left to do.
+    ///
+    /// # Safety
+    /// `after` is what a release into this cache returned, and nothing
+    /// changed the cache since.
+    #[inline(always)]
+    pub unsafe fn finish<P: PageSource>(&mut self, source: &mut P, after: AfterFree) {
+        match after {
+            AfterFree::Done => {}
+            AfterFree::Drain => self.drain_magazine(source),
+            // SAFETY: the caller's guarantee: the slab and count of a
+            // release just made.
+            AfterFree::Settle(slab, old_in_use) => unsafe { self.settle(source, slab, old_in_use) },
         }
     }
 
@@ -354,7 +386,7 @@ impl SlabCache {
     /// # Safety
     /// As for [`changed_state`](Self::changed_state).
     #[inline(never)]
-    unsafe fn settle<P: PageSource>(
+    pub unsafe fn settle<P: PageSource>(
         &mut self,
         source: &mut P,
         slab: *mut SlabHeader,
@@ -364,7 +396,7 @@ impl SlabCache {
             // SAFETY: forwarded from the caller.
             unsafe { self.changed_state(source, slab, old_in_use) };
         }
-        if self.active == 0 {
+        if self.active_objects() == 0 {
             self.drain_magazine(source);
         }
     }
@@ -418,11 +450,14 @@ impl SlabCache {
         // this cache; the caller gives it up.
         unsafe {
             match live {
-                Live::InService(slab) => self.release(source, slab, object),
+                Live::InService(slab) => {
+                    let after = self.release(slab, object);
+                    self.finish(source, after);
+                }
                 Live::Retired(slab) => {
                     self.free_retired(source, slab, object);
-                    self.active -= 1;
-                    if self.active == 0 {
+                    self.held -= 1;
+                    if self.active_objects() == 0 {
                         self.drain_magazine(source);
                     }
                 }
@@ -435,6 +470,7 @@ impl SlabCache {
     #[cold]
     #[inline(never)]
     pub fn drain_magazine<P: PageSource>(&mut self, source: &mut P) {
+        self.held -= self.magazine.parked();
         while let Some(object) = self.magazine.pop() {
             let slab = self.slab_of(object);
             // SAFETY: a parked object is a free object of a slab in service

@@ -23,15 +23,24 @@ pub(super) const KMALLOC_NAMES: [&str; 11] = [
 /// The largest `kmalloc` class; larger requests are served in pages.
 pub const KMALLOC_MAX: usize = KMALLOC_SIZES[KMALLOC_SIZES.len() - 1];
 
-/// Class index for each request size in 8-byte steps (`(size - 1) / 8`).
-const CLASS_BY_SIZE: [u8; KMALLOC_MAX / 8] = {
-    let mut table = [0u8; KMALLOC_MAX / 8];
+/// The entries of [`CLASS_BY_SIZE`] are classes shifted left by this: the
+/// size of a cache (`cache.rs`, 256 bytes), so an entry is also its
+/// class's cache's offset in the allocator. [`small_class`] tells the
+/// compiler so, and the free and the allocation find the cache with the
+/// table load alone, no shift.
+const SLOT_SHIFT: u32 = 8;
+const _: () = assert!(size_of::<Option<super::cache::SlabCache>>() == 1 << SLOT_SHIFT);
+
+/// Class index (shifted left by [`SLOT_SHIFT`]) for each request size in
+/// 8-byte steps (`(size - 1) / 8`).
+const CLASS_BY_SIZE: [u16; KMALLOC_MAX / 8] = {
+    let mut table = [0u16; KMALLOC_MAX / 8];
     let (mut step, mut class) = (0, 0);
     while step < table.len() {
         while KMALLOC_SIZES[class] < (step + 1) * 8 {
             class += 1;
         }
-        table[step] = class as u8;
+        table[step] = (class << SLOT_SHIFT) as u16;
         step += 1;
     }
     table
@@ -65,7 +74,15 @@ pub(super) fn class_for(layout: Layout) -> Option<usize> {
 #[inline(always)]
 pub(super) fn small_class(layout: Layout) -> Option<usize> {
     let key = layout.size().wrapping_sub(1) | (layout.align() - 1);
-    let class = (key < KMALLOC_MAX).then(|| CLASS_BY_SIZE[key >> 3] as usize);
+    let class = (key < KMALLOC_MAX).then(|| {
+        let slot = CLASS_BY_SIZE[key >> 3] as usize;
+        // SAFETY: every entry is a class shifted left by `SLOT_SHIFT`
+        // (checked by the unit test below), so its low bits are zero:
+        // told, the compiler turns the shift back and the scaling of the
+        // cache array into nothing.
+        unsafe { core::hint::assert_unchecked(slot.is_multiple_of(1 << SLOT_SHIFT)) };
+        slot >> SLOT_SHIFT
+    });
     debug_assert_eq!(
         class.is_some(),
         (1..=KMALLOC_MAX).contains(&layout.size()) && layout.align() <= KMALLOC_MAX
@@ -80,7 +97,7 @@ pub(super) fn class_for_general(layout: Layout) -> Option<usize> {
     if layout.size() > KMALLOC_MAX || layout.align() > KMALLOC_MAX {
         return None;
     }
-    let mut class = CLASS_BY_SIZE[layout.size().max(1).div_ceil(8) - 1] as usize;
+    let mut class = (CLASS_BY_SIZE[layout.size().max(1).div_ceil(8) - 1] >> SLOT_SHIFT) as usize;
     while layout.align() > 8 && class_align(class) < layout.align() {
         class += 1;
     }
@@ -109,6 +126,9 @@ mod tests {
                 assert!(KMALLOC_SIZES[class] >= size && class_align(class) >= align);
             }
             align *= 2;
+        }
+        for slot in CLASS_BY_SIZE {
+            assert!(slot.is_multiple_of(1 << SLOT_SHIFT), "{slot:#x}");
         }
         for layout in [(0, 8), (KMALLOC_MAX + 1, 8), (8, 2 * KMALLOC_MAX)] {
             let layout = Layout::from_size_align(layout.0, layout.1).unwrap();

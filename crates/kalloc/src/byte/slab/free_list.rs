@@ -5,7 +5,7 @@
 //! at an object linked to itself:
 //!
 //! ```text
-//!   word 0 of a free object   = next ^ own address ^ LINK_KEY
+//!   word 0 of a free object   = next - own address + LINK_KEY (wrapping)
 //!                               (next = own address at the end of a list)
 //!   word 0 of a parked object = LINK_KEY       (a list of one: next = itself)
 //!   word 0 of a live object   = whatever its user wrote (zeroed when handed out)
@@ -18,12 +18,15 @@
 //! was handed out) almost never does, since the key and the object's own
 //! address are mixed in. [`may_be_free`] is that test, one range compare
 //! (the self-link, not null, ends a list so that the end decodes into the
-//! range too); it is exact in one direction only ("false" means certainly
-//! live), so a "maybe" is settled by looking the object up on the lists
-//! (`cache/check.rs`). A plain pointer, such as a link of the user's own
-//! list or a stray write into a freed object, does not decode to a valid
-//! link either (the hardening Linux's SLUB gets from
-//! `CONFIG_SLAB_FREELIST_HARDENED`).
+//! range too). The key is added, not XORed, so that the decoding's
+//! subtraction of the key and the range test's subtraction of the hull's
+//! start fold into one, made ahead ([`link_lo`], kept in the hull): the
+//! test is a load, an add, a subtract and a compare. It is exact in one
+//! direction only ("false" means certainly live), so a "maybe" is settled
+//! by looking the object up on the lists (`cache/check.rs`). A plain
+//! pointer, such as a link of the user's own list or a stray write into a
+//! freed object, does not decode to a valid link either (the hardening
+//! Linux's SLUB gets from `CONFIG_SLAB_FREELIST_HARDENED`).
 
 use core::ptr;
 
@@ -37,7 +40,16 @@ const LINK_KEY: usize = 0xa5c3_96e1_f00d_b10c_u64 as usize;
 /// at the end of a list).
 #[inline(always)]
 pub(super) fn encode(object: *mut u8, next: *mut u8) -> usize {
-    next.expose_provenance() ^ object.addr() ^ LINK_KEY
+    next.expose_provenance()
+        .wrapping_sub(object.addr())
+        .wrapping_add(LINK_KEY)
+}
+
+/// What [`may_be_free`] subtracts from a decoded link to test it against
+/// a range starting at `lo`: `lo` plus the key, which the decoding would
+/// subtract.
+pub(super) const fn link_lo(lo: usize) -> usize {
+    lo.wrapping_add(LINK_KEY)
 }
 
 /// The word of an object alone: linked to itself, the end of a list. What
@@ -45,10 +57,10 @@ pub(super) fn encode(object: *mut u8, next: *mut u8) -> usize {
 pub(super) const ALONE: usize = LINK_KEY;
 
 /// The address `word`, read from `object`, links to if `object` is free.
-/// The inverse of [`encode`] (XOR undoes itself).
+/// The inverse of [`encode`].
 #[inline(always)]
 fn decode(object: *mut u8, word: usize) -> usize {
-    word ^ object.addr() ^ LINK_KEY
+    word.wrapping_add(object.addr()).wrapping_sub(LINK_KEY)
 }
 
 /// A LIFO list of free objects of one slab.
@@ -145,7 +157,12 @@ pub(super) unsafe fn clear_link(object: *mut u8) {
 #[inline(always)]
 pub(super) unsafe fn may_be_free(object: *mut u8, hull: Hull) -> bool {
     // SAFETY: the caller's guarantee.
-    hull.contains(decode(object, unsafe { object.cast::<usize>().read() }))
+    let word = unsafe { object.cast::<usize>().read() };
+    // `hull.contains(decode(object, word))`, with the key and `lo`
+    // subtracted at once (`link_lo`).
+    let maybe = word.wrapping_add(object.addr()).wrapping_sub(hull.link_lo) < hull.len;
+    debug_assert_eq!(maybe, hull.contains(decode(object, word)));
+    maybe
 }
 
 #[cfg(test)]
@@ -158,10 +175,7 @@ mod tests {
         let mut words = [0usize; 4];
         let objects: Vec<*mut u8> = words.iter_mut().map(|w| ptr::from_mut(w).cast()).collect();
         let lo = objects[0].addr();
-        let hull = Hull {
-            lo,
-            len: size_of_val(&words),
-        };
+        let hull = Hull::new(lo, size_of_val(&words));
         let mut list = FreeList::EMPTY;
         // SAFETY: the words are ours, word-aligned and on no list.
         unsafe {

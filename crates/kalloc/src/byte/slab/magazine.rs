@@ -69,13 +69,14 @@ impl Magazine {
         self.count
     }
 
-    /// Parks `object`, marking its first word as a link.
+    /// Parks `object`, marking its first word as a link; returns the
+    /// objects parked now.
     ///
     /// # Safety
     /// `object` is a freed object of this magazine's cache, in a slab in
     /// service, on no list, and the magazine is not full.
     #[inline(always)]
-    pub unsafe fn push(&mut self, object: *mut u8) {
+    pub unsafe fn push(&mut self, object: *mut u8) -> usize {
         debug_assert!(!self.is_full());
         // SAFETY: `count < capacity <= MAGAZINE_MAX` (not full: the
         // caller's guarantee); the object's first word is the allocator's
@@ -85,6 +86,7 @@ impl Magazine {
             object.cast::<usize>().write(free_list::ALONE);
         }
         self.count += 1;
+        self.count
     }
 
     /// Takes the most recently parked object back (its first word still

@@ -89,10 +89,7 @@ impl ObjectProbe {
         class: usize,
         hull: (usize, usize),
     ) -> bool {
-        let hull = Hull {
-            lo: hull.0,
-            len: hull.1.wrapping_sub(hull.0),
-        };
+        let hull = Hull::new(hull.0, hull.1.wrapping_sub(hull.0));
         debug_assert!(class < KMALLOC_CLASSES);
         // SAFETY: forwarded from the caller (`class` is in bounds).
         unsafe {
