@@ -324,7 +324,7 @@ fn main() {
     }
 }
 
-/// The heap-efficiency table: the workload (sizes up to 8 KiB)
+/// The heap-efficiency table: the goal's workload (sizes up to 8 KiB)
 /// and the wider one (up to 16 KiB), every pool-based contender.
 fn efficiency_table(rounds: u64) {
     println!(
