@@ -24,6 +24,11 @@
 //! parked object's first word marks it as such, and the magazine
 //! (`magazine.rs`) is an array of them.
 //!
+//! Zero sizes and requests served in pages are out of line in
+//! `large_requests.rs`; the range of pages taken from the source, the
+//! first test of a free, is the hull (`hull.rs`), and a slab's header is
+//! in `header.rs`.
+//!
 //! A per-CPU cache in front of the allocator takes and returns objects in
 //! batches and tests frees without the lock (`probe.rs`).
 //!
@@ -36,7 +41,10 @@ mod cache;
 mod classes;
 mod divisor;
 mod free_list;
+mod header;
+mod hull;
 mod info;
+mod large_requests;
 mod magazine;
 mod manage;
 mod probe;
@@ -49,7 +57,8 @@ use core::ptr::NonNull;
 pub use self::cache::MAX_EMPTY_SLABS;
 use self::cache::{AfterFree, SlabCache, SlabHeader};
 pub use self::classes::{KMALLOC_MAX, KMALLOC_SIZES, kmalloc_cache_name};
-use self::classes::{KMALLOC_NAMES, class_align, class_for, class_for_general, small_class};
+use self::classes::{KMALLOC_NAMES, class_align, class_for, small_class};
+use self::hull::Hull;
 pub use self::info::SlabInfo;
 pub use self::magazine::MAGAZINE_MAX;
 pub use self::probe::{
@@ -69,60 +78,6 @@ const CACHE_BYTES: usize = size_of::<Option<SlabCache>>();
 /// A handle to a cache of a [`SlabAllocator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheId(usize);
-
-/// The address range from the lowest to the highest page the allocator
-/// ever took from its source (empty until the first): a pointer outside
-/// is `OutOfRange`, and a slab header is only read inside. Exact for a
-/// source with one region; with several, a gap between them is inside.
-/// Kept as start and length, so that a test is one subtraction and one
-/// compare.
-#[derive(Clone, Copy, Debug)]
-struct Hull {
-    lo: usize,
-    len: usize,
-    /// `lo` as a link word's test subtracts it
-    /// ([`free_list::link_lo`](self::free_list::link_lo)), computed once
-    /// here rather than in every free.
-    link_lo: usize,
-}
-
-impl Hull {
-    const EMPTY: Self = Self::new(0, 0);
-
-    /// The range `[lo, lo + len)`.
-    const fn new(lo: usize, len: usize) -> Self {
-        Self {
-            lo,
-            len,
-            link_lo: free_list::link_lo(lo),
-        }
-    }
-
-    /// Whether `lo <= addr < lo + len`, as one compare: below `lo` the
-    /// subtraction wraps to a value above `len`. Debug builds check it
-    /// against the two compares.
-    #[inline(always)]
-    fn contains(self, addr: usize) -> bool {
-        let inside = addr.wrapping_sub(self.lo) < self.len;
-        debug_assert_eq!(inside, self.lo <= addr && addr < self.hi());
-        inside
-    }
-
-    /// The end of the range.
-    fn hi(self) -> usize {
-        self.lo + self.len
-    }
-
-    /// Widens the hull to cover `[start, start + bytes)`.
-    fn cover(&mut self, start: usize, bytes: usize) {
-        let (lo, hi) = if self.len == 0 {
-            (start, start + bytes)
-        } else {
-            (self.lo.min(start), self.hi().max(start + bytes))
-        };
-        *self = Self::new(lo, hi - lo);
-    }
-}
 
 /// An allocation's outcome as two scalars: a function returns it in
 /// registers, where a `Result` of a pointer or an error goes through
@@ -357,81 +312,6 @@ impl<P: PageSource> SlabAllocator<P> {
         // SAFETY: `ptr` lies in the hull (checked above); the rest is the
         // caller's contract.
         unsafe { cache.free(source, ptr, *hull) }
-    }
-
-    /// `alloc` of a layout `small_class` does not serve: a zero size, or
-    /// pages (above 2 KiB, or aligned beyond).
-    #[inline(never)]
-    fn alloc_other(&mut self, layout: Layout) -> Outcome {
-        Outcome::new(self.alloc_large(layout))
-    }
-
-    /// [`alloc_other`](Self::alloc_other) as a `Result`.
-    #[inline(always)]
-    fn alloc_large(&mut self, layout: Layout) -> AllocResult<NonNull<u8>> {
-        if layout.size() == 0 {
-            return Err(AllocError::InvalidParam);
-        }
-        if let Some(class) = class_for_general(layout) {
-            // SAFETY: size classes always exist.
-            return unsafe { self.alloc_in(class) };
-        }
-        let (pages, align) = Self::large_pages_for(layout);
-        self.large.reserve(&mut self.source)?;
-        let block = match self.source.alloc_pages(pages, align) {
-            Ok(block) => block,
-            Err(error) => {
-                // A table taken for this block alone goes back with it.
-                self.large.release(&mut self.source);
-                return Err(error);
-            }
-        };
-        self.large.insert_reserved(block.addr().get(), pages);
-        self.hull.cover(block.addr().get(), pages * P::PAGE_SIZE);
-        Ok(block)
-    }
-
-    /// `dealloc` of a layout `small_class` does not serve: a zero size (a
-    /// class's, as `class_for_general` says), or pages.
-    ///
-    /// # Safety
-    /// As for [`ByteAllocator::dealloc`].
-    #[inline(never)]
-    unsafe fn dealloc_other(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        if let Some(class) = class_for_general(layout) {
-            // SAFETY: size classes always exist.
-            return unsafe { self.free_in(class, ptr) };
-        }
-        let addr = ptr.addr().get();
-        if self.outside(addr) {
-            return Err(AllocError::OutOfRange);
-        }
-        let pages = self.large_block(addr, layout)?;
-        // SAFETY: the table holds exactly the live large blocks, so `ptr`
-        // is one of `pages` pages, and the caller no longer uses it.
-        unsafe { self.source.dealloc_pages(ptr, pages)? };
-        self.large.remove(&mut self.source, addr);
-        Ok(())
-    }
-
-    /// Pages and alignment of a request served from the page source.
-    fn large_pages_for(layout: Layout) -> (usize, usize) {
-        let pages = layout.size().div_ceil(P::PAGE_SIZE);
-        (pages, layout.align().max(P::PAGE_SIZE))
-    }
-
-    /// The page count of the live large block at `addr` that `layout`
-    /// describes: aligned as `layout` asks and recorded in the table with
-    /// that count, else `NotAllocated`. The page source alone cannot tell
-    /// such a block from a slab that reuses its pages.
-    fn large_block(&self, addr: usize, layout: Layout) -> AllocResult<usize> {
-        let (pages, align) = Self::large_pages_for(layout);
-        // `align` is a power of two: a mask test, not a division.
-        if addr & (align - 1) != 0 {
-            return Err(AllocError::NotAllocated);
-        }
-        self.large.check(addr, pages)?;
-        Ok(pages)
     }
 }
 

@@ -33,10 +33,11 @@
 //! back on its slab's free list.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::Ordering::Relaxed;
 
 use super::Hull;
-use super::free_list::{self, FreeList};
+use super::free_list;
+pub(super) use super::header::SlabHeader;
 use super::magazine::Magazine;
 use super::shape::Shape;
 use super::source::PageSource;
@@ -56,27 +57,6 @@ const MAX_SLAB_ORDER: u32 = 6;
 /// bad page backs it): its frees miss the fast path and take the slow one,
 /// which knows retired slabs.
 const RETIRED: usize = 0x7e71_7ed0_7e71_7ed0_u64 as usize;
-
-/// The header at the start of every slab.
-#[repr(C)]
-pub(super) struct SlabHeader {
-    /// [`Shape::stamp`] while the slab is in service, that `^ RETIRED`
-    /// once retired, 0 once given back to the page source. Atomic (relaxed,
-    /// plain loads and stores) because a per-CPU cache in front of the
-    /// allocator reads it without the allocator's lock (`probe.rs`).
-    pub stamp: AtomicUsize,
-    /// Objects freed back to this slab (not those parked in the magazine).
-    free: FreeList,
-    /// Objects handed out from the bump, in address order: those with an
-    /// index at or above it have never been handed out. Atomic for the
-    /// same reason as `stamp`; it only grows while in service.
-    pub carved: AtomicUsize,
-    /// Objects not on this slab's free list: live, parked in the
-    /// magazine, or (retired slabs) freed but kept off the free list.
-    in_use: usize,
-    prev: *mut SlabHeader,
-    next: *mut SlabHeader,
-}
 
 const FULL: usize = 0;
 const PARTIAL: usize = 1;

@@ -24,9 +24,9 @@
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::Hull;
-use super::cache::SlabHeader;
 use super::divisor::ExactDivisor;
 use super::free_list;
+use super::header::SlabHeader;
 
 /// Mixed into every slab stamp: a constant no ordinary data (zeros, small
 /// integers, pointers) is likely to reproduce.
