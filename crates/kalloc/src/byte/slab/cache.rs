@@ -1,11 +1,11 @@
 //! One slab cache: objects of one size, in slabs of `2^k` pages aligned to
 //! their own size, so an object's slab is its address rounded down (no
-//! lookup). This file holds the fast paths (`alloc_parked`,
-//! `alloc_current`, `free_fast`), the checked `free` every other free goes
-//! through, and the way an object goes back (`release`); the slow paths
-//! live beside it (`check.rs`: naming a bad free's error; `lists.rs`:
-//! moving slabs between lists and the page source; `retire.rs`: slabs on
-//! bad memory).
+//! lookup). This file holds the cache's layout and its allocation paths
+//! (`alloc_parked`, `alloc_current`, `alloc_from_new_current`); the rest
+//! lives beside it (`free.rs`: the fast free, the checked `free` every
+//! other free goes through, and the way an object goes back; `check.rs`:
+//! naming a bad free's error; `lists.rs`: moving slabs between lists and
+//! the page source; `retire.rs`: slabs on bad memory).
 //!
 //! ```text
 //!  slab (2^k pages, aligned to 2^k pages)
@@ -35,15 +35,15 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::Hull;
 use super::free_list;
 pub(super) use super::header::SlabHeader;
 use super::magazine::Magazine;
 use super::shape::Shape;
 use super::source::PageSource;
-use crate::{AllocError, AllocResult};
+use crate::AllocResult;
 
 mod check;
+mod free;
 mod lists;
 mod retire;
 mod slabinfo;
@@ -271,238 +271,5 @@ impl SlabCache {
             self.held += 1;
             NonNull::new_unchecked(object)
         }
-    }
-
-    /// The common free: if `object` passes the fast test
-    /// ([`Shape::live_in_service`]), releases it
-    /// ([`release`](Self::release)) and returns what is left to do, for
-    /// the caller to [`finish`](Self::finish) unless it is `Done`. `None`
-    /// changes nothing: the caller then takes the checked way,
-    /// [`free`](Self::free), which names the error or frees what only
-    /// looked doubtful.
-    ///
-    /// # Safety
-    /// `hull` is the range of pages the slab allocator took from its
-    /// source, which stay mapped; if `object` lies in memory the allocator
-    /// manages, it is a pointer the allocator returned; if the free
-    /// succeeds, no reference into the object is used after it.
-    #[inline(always)]
-    pub unsafe fn free_fast<P: PageSource>(
-        &mut self,
-        source: &mut P,
-        object: *mut u8,
-        hull: Hull,
-    ) -> Option<AfterFree> {
-        let slab = self.slab_of(object);
-        // The header is read only in pages taken from the source: inside
-        // the hull, and not in a gap between the source's regions.
-        if !hull.contains(slab.addr())
-            || !P::ONE_REGION && source.contains(slab.addr()) == Some(false)
-        {
-            return None;
-        }
-        // SAFETY: the header lies in pages taken from the source (checked
-        // just above), which stay mapped; the rest is the caller's
-        // contract.
-        if !unsafe { self.shape.live_in_service::<false>(object, slab, hull) } {
-            return None;
-        }
-        // SAFETY: `object` is a live object of `slab`, a slab in service
-        // of this cache (the fast test), which the caller gives up.
-        Some(unsafe { self.release(slab, object) })
-    }
-
-    /// Parks the live `object` of `slab` in the magazine or, when that is
-    /// full, gives it back to its slab. Whatever else there is to do (a
-    /// slab that changed state; the cache's last live object, which
-    /// empties the magazine, so that a cache with nothing allocated holds
-    /// exactly its empty slabs) is returned, for one call out of line
-    /// ([`finish`](Self::finish)), so the common way needs no stack.
-    ///
-    /// # Safety
-    /// `object` is a live object of `slab`, a slab in service of this
-    /// cache, and its user gives it up.
-    #[inline(always)]
-    unsafe fn release(&mut self, slab: *mut SlabHeader, object: *mut u8) -> AfterFree {
-        // SAFETY: the caller's guarantees.
-        unsafe {
-            if !self.magazine.is_full() {
-                // `held` stays: the object goes from live to parked. It
-                // was the last live one if every held object is parked.
-                if self.magazine.push(object) == self.held {
-                    return AfterFree::Drain;
-                }
-            } else {
-                self.held -= 1;
-                let old_in_use = self.push_to_slab(slab, object);
-                if self.changes_state(old_in_use) || self.active_objects() == 0 {
-                    return AfterFree::Settle(slab, old_in_use);
-                }
-            }
-        }
-        AfterFree::Done
-    }
-
-    /// Does what a [`release`](Self::release) left to do.
-    ///
-    /// # Safety
-    /// `after` is what a release into this cache returned, and nothing
-    /// changed the cache since.
-    #[inline(always)]
-    pub unsafe fn finish<P: PageSource>(&mut self, source: &mut P, after: AfterFree) {
-        match after {
-            AfterFree::Done => {}
-            AfterFree::Drain => self.drain_magazine(source),
-            // SAFETY: the caller's guarantee: the slab and count of a
-            // release just made.
-            AfterFree::Settle(slab, old_in_use) => unsafe { self.settle(source, slab, old_in_use) },
-        }
-    }
-
-    /// The rest of a [`release`](Self::release) into `slab`, whose
-    /// `in_use` just dropped from `old_in_use`: relists a slab that
-    /// changed state, then empties the magazine if no object is live.
-    ///
-    /// # Safety
-    /// As for [`changed_state`](Self::changed_state).
-    #[inline(never)]
-    pub unsafe fn settle<P: PageSource>(
-        &mut self,
-        source: &mut P,
-        slab: *mut SlabHeader,
-        old_in_use: usize,
-    ) {
-        if self.changes_state(old_in_use) {
-            // SAFETY: forwarded from the caller.
-            unsafe { self.changed_state(source, slab, old_in_use) };
-        }
-        if self.active_objects() == 0 {
-            self.drain_magazine(source);
-        }
-    }
-
-    /// Checks that `object` is a live object of this cache (the four
-    /// checks of the module doc); returns its slab. The common case is
-    /// [`Shape::certainly_live`]; anything else (an error, an object that
-    /// may be free, a retired slab) goes to [`classify`](Self::classify).
-    ///
-    /// # Safety
-    /// `object` lies in `hull`, the pages the slab allocator took from its
-    /// source (which stay mapped), and, as `dealloc` requires, if it lies
-    /// in memory the allocator manages it is a pointer the allocator
-    /// returned.
-    #[inline]
-    pub unsafe fn check_live(&self, object: NonNull<u8>, hull: Hull) -> AllocResult<Live> {
-        let object = object.as_ptr();
-        // SAFETY: forwarded from the caller.
-        if unsafe { self.shape.certainly_live::<false>(object, hull) } {
-            return Ok(Live::InService(self.slab_of(object)));
-        }
-        let slab = self.slab_of(object);
-        if slab.addr() < hull.lo {
-            return Err(AllocError::NotAllocated);
-        }
-        let offset = object
-            .addr()
-            .wrapping_sub(slab.addr() + self.shape.first_object);
-        self.classify(slab, offset, object)
-    }
-
-    /// Frees `object`, after [`check_live`](Self::check_live): parks it in
-    /// the magazine, or, when that is full, gives it back to its slab (and
-    /// a surplus empty slab back to `source`). The last live object of the
-    /// cache empties the magazine, so a cache with nothing allocated holds
-    /// exactly its empty slabs.
-    ///
-    /// # Safety
-    /// As for `check_live`; and, if the free succeeds, no reference into
-    /// the object is used after it.
-    pub unsafe fn free<P: PageSource>(
-        &mut self,
-        source: &mut P,
-        object: NonNull<u8>,
-        hull: Hull,
-    ) -> AllocResult {
-        // SAFETY: forwarded from the caller.
-        let live = unsafe { self.check_live(object, hull)? };
-        let object = object.as_ptr();
-        // SAFETY: `check_live` found `object` live in `slab`, a slab of
-        // this cache; the caller gives it up.
-        unsafe {
-            match live {
-                Live::InService(slab) => {
-                    let after = self.release(slab, object);
-                    self.finish(source, after);
-                }
-                Live::Retired(slab) => {
-                    self.free_retired(source, slab, object);
-                    self.held -= 1;
-                    if self.active_objects() == 0 {
-                        self.drain_magazine(source);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives every parked object back to its slab.
-    #[cold]
-    #[inline(never)]
-    pub fn drain_magazine<P: PageSource>(&mut self, source: &mut P) {
-        self.held -= self.magazine.parked();
-        while let Some(object) = self.magazine.pop() {
-            let slab = self.slab_of(object);
-            // SAFETY: a parked object is a free object of a slab in service
-            // of this cache, counted in its `in_use`, on no free list.
-            unsafe { self.return_to_slab(source, slab, object) };
-        }
-    }
-
-    /// Pushes a free `object` on its slab's free list and updates the
-    /// slab's state.
-    ///
-    /// # Safety
-    /// `object` is a freed object of `slab`, a slab of this cache in
-    /// service, on no list, and still counted in the slab's `in_use`.
-    #[inline(always)]
-    unsafe fn return_to_slab<P: PageSource>(
-        &mut self,
-        source: &mut P,
-        slab: *mut SlabHeader,
-        object: *mut u8,
-    ) {
-        // SAFETY: the caller's guarantees.
-        unsafe {
-            let old_in_use = self.push_to_slab(slab, object);
-            if self.changes_state(old_in_use) {
-                self.changed_state(source, slab, old_in_use);
-            }
-        }
-    }
-
-    /// Pushes a free `object` on its slab's free list; returns the slab's
-    /// `in_use` before.
-    ///
-    /// # Safety
-    /// As for [`return_to_slab`](Self::return_to_slab).
-    #[inline(always)]
-    unsafe fn push_to_slab(&mut self, slab: *mut SlabHeader, object: *mut u8) -> usize {
-        // SAFETY: the caller's guarantees; field by field, never a `&mut`
-        // to the whole header (the probe reads it without the lock).
-        unsafe {
-            (*slab).free.push(object);
-            let old_in_use = (*slab).in_use;
-            (*slab).in_use = old_in_use - 1;
-            old_in_use
-        }
-    }
-
-    /// Whether a slab whose `in_use` drops from `old_in_use` changes
-    /// state: the first free of a full slab (full -> partial) and the last
-    /// object (partial -> empty).
-    #[inline(always)]
-    fn changes_state(&self, old_in_use: usize) -> bool {
-        old_in_use == self.objects_per_slab || old_in_use == 1
     }
 }

@@ -48,7 +48,7 @@ impl<P: PageSource> SlabAllocator<P> {
     /// class's, as `class_for_general` says), or pages.
     ///
     /// # Safety
-    /// As for [`ByteAllocator::dealloc`].
+    /// As for [`ByteAllocator::dealloc`](crate::ByteAllocator::dealloc).
     #[inline(never)]
     pub(super) unsafe fn dealloc_other(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
         if let Some(class) = class_for_general(layout) {
