@@ -27,7 +27,8 @@
 //!
 //! No allocation fails while blocks sit in a list: on `NoMemory` the
 //! caller ([`PageCaches::alloc_or_reclaim`]) drains every CPU's lists and
-//! retries once.
+//! retries once (`pages/reclaim.rs`). A CPU's lists, counters and the
+//! state table are in `pages/lists.rs`.
 
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicU8, AtomicUsize};
@@ -35,9 +36,11 @@ use core::sync::atomic::{AtomicU8, AtomicUsize};
 use kalloc::{AllocError, AllocResult, PageAllocator};
 use ksync::{IrqTicketLock, Once};
 
+use self::lists::{CpuPages, LIVE, PARKED, StateTable, bump};
 use crate::cpu::Cpu;
-use crate::drain::DrainRequests;
-use crate::remote::{self, DrainReport};
+
+mod lists;
+mod reclaim;
 
 /// Orders the per-CPU lists hold: blocks of 1, 2, 4 and 8 pages.
 pub const PAGE_CACHE_ORDERS: usize = 4;
@@ -51,86 +54,6 @@ pub const fn page_list_capacity(order: usize) -> usize {
         0 => 64,
         _ => 16 >> order,
     }
-}
-
-const LIST_SLOTS: usize = page_list_capacity(0);
-const LIVE: u8 = 0x40;
-const PARKED: u8 = 0x80;
-
-/// One CPU's list of free blocks of one order (written by that CPU only).
-struct PageList {
-    len: AtomicUsize,
-    slots: [AtomicUsize; LIST_SLOTS],
-}
-
-impl PageList {
-    const fn new() -> Self {
-        Self {
-            len: AtomicUsize::new(0),
-            slots: [const { AtomicUsize::new(0) }; LIST_SLOTS],
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.len.load(Relaxed)
-    }
-
-    fn push(&self, addr: usize) {
-        let len = self.len();
-        self.slots[len].store(addr, Relaxed);
-        self.len.store(len + 1, Relaxed);
-    }
-
-    fn pop(&self) -> Option<usize> {
-        let top = self.len().checked_sub(1)?;
-        self.len.store(top, Relaxed);
-        Some(self.slots[top].load(Relaxed))
-    }
-}
-
-/// One CPU's lists, counters and drain requests.
-#[repr(align(64))]
-struct CpuPages {
-    lists: [PageList; PAGE_CACHE_ORDERS],
-    /// Every request and free through `alloc`/`free`, listed or not.
-    allocs: AtomicUsize,
-    frees: AtomicUsize,
-    failures: AtomicUsize,
-    locked: AtomicUsize,
-    drain: DrainRequests,
-}
-
-impl CpuPages {
-    const fn new() -> Self {
-        Self {
-            lists: [const { PageList::new() }; PAGE_CACHE_ORDERS],
-            allocs: AtomicUsize::new(0),
-            frees: AtomicUsize::new(0),
-            failures: AtomicUsize::new(0),
-            locked: AtomicUsize::new(0),
-            drain: DrainRequests::new(),
-        }
-    }
-
-    /// Pages parked in all lists.
-    fn parked_pages(&self) -> usize {
-        self.lists
-            .iter()
-            .enumerate()
-            .map(|(order, list)| list.len() << order)
-            .sum()
-    }
-}
-
-/// Adds one to a counter only its owner writes.
-fn bump(counter: &AtomicUsize) {
-    counter.store(counter.load(Relaxed) + 1, Relaxed);
-}
-
-/// The per-page state table and the pages it covers.
-struct StateTable {
-    states: &'static [AtomicU8],
-    base: usize,
 }
 
 /// Page-operation counters summed over the CPUs, with what sits in the
@@ -397,65 +320,6 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
             }
         });
         blocks
-    }
-
-    /// [`alloc`](Self::alloc), and on `NoMemory` every CPU's lists back
-    /// to the allocator (waiting for the others' answers if
-    /// [`Cpu::may_wait`]) and one retry: no request fails while blocks sit
-    /// in a list.
-    pub fn alloc_or_reclaim(&self, count: usize, align: usize) -> AllocResult<usize> {
-        match self.alloc_counting(count, align, !self.lists_enabled()) {
-            Err(AllocError::NoMemory) if self.lists_enabled() => {
-                self.drain_everywhere(A::may_wait());
-                self.alloc(count, align)
-            }
-            result => result,
-        }
-    }
-
-    /// Empties this CPU's lists into the allocator; returns the blocks.
-    pub fn drain_this_cpu(&self) -> usize {
-        self.on_this_cpu(|cpu| self.drain(cpu))
-    }
-
-    fn drain(&self, cpu: &CpuPages) -> usize {
-        let request = cpu.drain.pending();
-        let drained = (0..PAGE_CACHE_ORDERS)
-            .map(|order| self.give_back(cpu, order, usize::MAX))
-            .sum();
-        if let Some(ticket) = request {
-            cpu.drain.answer(ticket);
-        }
-        drained
-    }
-
-    fn answer_drain_request(&self, cpu: &CpuPages) {
-        if cpu.drain.pending().is_some() {
-            self.drain(cpu);
-        }
-    }
-
-    /// Answers this CPU's pending drain request, if any (the kernel's IPI
-    /// handler calls it).
-    pub fn serve_drain_requests(&self) {
-        self.on_this_cpu(|cpu| self.answer_drain_request(cpu));
-    }
-
-    /// Drains this CPU and asks every other CPU with parked blocks to
-    /// drain, waiting up to [`Cpu::DRAIN_PATIENCE`] for their answers.
-    /// Call it holding no lock another CPU could be waiting for.
-    pub fn drain_all(&self) -> DrainReport {
-        self.drain_everywhere(true)
-    }
-
-    fn drain_everywhere(&self, wait: bool) -> DrainReport {
-        let parked = |index: usize| Some(&self.cpus[index]).filter(|cpu| cpu.parked_pages() != 0);
-        remote::drain_everywhere::<A, CPUS>(
-            || self.drain_this_cpu(),
-            |index| parked(index).map(|cpu| &cpu.drain),
-            wait,
-            || self.serve_drain_requests(),
-        )
     }
 
     /// The counters summed over the CPUs, with what sits in the lists.

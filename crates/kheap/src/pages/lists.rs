@@ -1,0 +1,89 @@
+//! The per-CPU side of [`PageCaches`](super::PageCaches): one CPU's lists
+//! of free blocks (written by that CPU only, with plain stores), its
+//! counters and drain requests, and the per-page state table.
+
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU8, AtomicUsize};
+
+use super::{PAGE_CACHE_ORDERS, page_list_capacity};
+use crate::drain::DrainRequests;
+
+const LIST_SLOTS: usize = page_list_capacity(0);
+pub(super) const LIVE: u8 = 0x40;
+pub(super) const PARKED: u8 = 0x80;
+
+/// One CPU's list of free blocks of one order (written by that CPU only).
+pub(super) struct PageList {
+    len: AtomicUsize,
+    slots: [AtomicUsize; LIST_SLOTS],
+}
+
+impl PageList {
+    const fn new() -> Self {
+        Self {
+            len: AtomicUsize::new(0),
+            slots: [const { AtomicUsize::new(0) }; LIST_SLOTS],
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    pub(super) fn push(&self, addr: usize) {
+        let len = self.len();
+        self.slots[len].store(addr, Relaxed);
+        self.len.store(len + 1, Relaxed);
+    }
+
+    pub(super) fn pop(&self) -> Option<usize> {
+        let top = self.len().checked_sub(1)?;
+        self.len.store(top, Relaxed);
+        Some(self.slots[top].load(Relaxed))
+    }
+}
+
+/// One CPU's lists, counters and drain requests.
+#[repr(align(64))]
+pub(super) struct CpuPages {
+    pub(super) lists: [PageList; PAGE_CACHE_ORDERS],
+    /// Every request and free through `alloc`/`free`, listed or not.
+    pub(super) allocs: AtomicUsize,
+    pub(super) frees: AtomicUsize,
+    pub(super) failures: AtomicUsize,
+    pub(super) locked: AtomicUsize,
+    pub(super) drain: DrainRequests,
+}
+
+impl CpuPages {
+    pub(super) const fn new() -> Self {
+        Self {
+            lists: [const { PageList::new() }; PAGE_CACHE_ORDERS],
+            allocs: AtomicUsize::new(0),
+            frees: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
+            locked: AtomicUsize::new(0),
+            drain: DrainRequests::new(),
+        }
+    }
+
+    /// Pages parked in all lists.
+    pub(super) fn parked_pages(&self) -> usize {
+        self.lists
+            .iter()
+            .enumerate()
+            .map(|(order, list)| list.len() << order)
+            .sum()
+    }
+}
+
+/// Adds one to a counter only its owner writes.
+pub(super) fn bump(counter: &AtomicUsize) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
+}
+
+/// The per-page state table and the pages it covers.
+pub(super) struct StateTable {
+    pub(super) states: &'static [AtomicU8],
+    pub(super) base: usize,
+}
