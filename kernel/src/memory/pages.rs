@@ -300,10 +300,16 @@ pub fn lend<A: BaseAllocator, R>(
 }
 
 /// Pages in use (handed out: blocks parked in the harts' lists are free)
-/// and in total.
+/// and in total. The parked pages are counted under the allocator's lock:
+/// blocks move between the allocator and the lists only under it, so the
+/// two counts agree; what the harts' fast paths take from or give to
+/// their own lists meanwhile is a real change of use.
 pub fn usage() -> (usize, usize) {
-    let (used, total) = with(|a| (a.used_pages(), a.total_pages()));
-    (used.saturating_sub(PAGES.stats().parked_pages), total)
+    let (used, parked, total) = with(|a| {
+        let parked: usize = PAGES.parked_per_cpu().iter().sum();
+        (a.used_pages(), parked, a.total_pages())
+    });
+    (used.saturating_sub(parked), total)
 }
 
 /// The highest order a free block can have in this boot: that of the

@@ -113,8 +113,8 @@ ktest! {
         kassert_eq!(mark_page_bad(arch::virt_to_phys(bad)), Ok(BadPage::Pending));
         kassert_eq!(counts(), (isolated, pending + 1));
         kassert!(is_bad(arch::virt_to_phys(bad)));
-        // Marking the page drains the other harts' lists as they answer;
-        // `usage()` is exact only once no drain is in flight.
+        // Marking the page asks the other harts to drain their lists; let
+        // them finish, so that only this test's free moves the figures.
         settle();
         let used = pages::usage().0;
         pages::free(block, 4).expect("the block is live");
