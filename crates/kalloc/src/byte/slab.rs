@@ -75,6 +75,17 @@ pub const MAX_CACHES: usize = 64;
 /// The size of a cache's place in the allocator.
 const CACHE_BYTES: usize = size_of::<Option<SlabCache>>();
 
+/// The cache at `index`, without a bounds or presence check.
+///
+/// # Safety
+/// Cache `index` exists: a `kmalloc` class (created in `new`, never
+/// destroyed) or a named cache just looked up.
+#[inline(always)]
+unsafe fn cache_at(caches: &mut [Option<SlabCache>], index: usize) -> &mut SlabCache {
+    // SAFETY: the caller's guarantee.
+    unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() }
+}
+
 /// A handle to a cache of a [`SlabAllocator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheId(usize);
@@ -174,12 +185,7 @@ impl<P: PageSource> SlabAllocator<P> {
     #[inline(always)]
     unsafe fn alloc_in(&mut self, index: usize) -> AllocResult<NonNull<u8>> {
         // SAFETY: the caller's guarantee.
-        let cache = unsafe {
-            self.caches
-                .get_unchecked_mut(index)
-                .as_mut()
-                .unwrap_unchecked()
-        };
+        let cache = unsafe { cache_at(&mut self.caches, index) };
         if let Some(object) = cache.alloc_parked() {
             return Ok(object);
         }
@@ -204,7 +210,7 @@ impl<P: PageSource> SlabAllocator<P> {
             ..
         } = self;
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
+        let cache = unsafe { cache_at(caches, index) };
         Outcome::new(cache.alloc_from_new_current(source, |start, bytes| hull.cover(start, bytes)))
     }
 
@@ -223,7 +229,7 @@ impl<P: PageSource> SlabAllocator<P> {
             ..
         } = self;
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
+        let cache = unsafe { cache_at(caches, index) };
         // The calls out of line take the cache's offset in `caches`, not
         // its index: the class lookup loads the offset (`classes.rs`), so
         // passing it computes nothing on the way in.
@@ -260,12 +266,7 @@ impl<P: PageSource> SlabAllocator<P> {
     #[inline(never)]
     unsafe fn drain_after_free(&mut self, slot: usize) {
         // SAFETY: the caller's guarantee.
-        let cache = unsafe {
-            self.caches
-                .get_unchecked_mut(slot / CACHE_BYTES)
-                .as_mut()
-                .unwrap_unchecked()
-        };
+        let cache = unsafe { cache_at(&mut self.caches, slot / CACHE_BYTES) };
         cache.drain_magazine(&mut self.source);
     }
 
@@ -278,12 +279,7 @@ impl<P: PageSource> SlabAllocator<P> {
     #[inline(never)]
     unsafe fn settle_after_free(&mut self, slot: usize, slab: *mut SlabHeader, old_in_use: usize) {
         // SAFETY: the caller's guarantee.
-        let cache = unsafe {
-            self.caches
-                .get_unchecked_mut(slot / CACHE_BYTES)
-                .as_mut()
-                .unwrap_unchecked()
-        };
+        let cache = unsafe { cache_at(&mut self.caches, slot / CACHE_BYTES) };
         // SAFETY: forwarded from the caller.
         unsafe { cache.settle(&mut self.source, slab, old_in_use) };
     }
@@ -308,7 +304,7 @@ impl<P: PageSource> SlabAllocator<P> {
             ..
         } = self;
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { caches.get_unchecked_mut(index).as_mut().unwrap_unchecked() };
+        let cache = unsafe { cache_at(caches, index) };
         // SAFETY: `ptr` lies in the hull (checked above); the rest is the
         // caller's contract.
         unsafe { cache.free(source, ptr, *hull) }
