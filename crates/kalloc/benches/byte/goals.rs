@@ -96,12 +96,10 @@ fn goals(arena: &Arena, rounds: usize, random: &[Step], churn: &[Step], burst: &
         .into_iter()
         .map(|row| {
             let per_step = std::array::from_fn(|k| {
-                let mut s = row.samples[k].clone();
-                if s.is_empty() {
+                if row.samples[k].is_empty() {
                     return f64::NAN;
                 }
-                s.sort_unstable();
-                s[s.len() / 2].as_nanos() as f64 / steps[k]
+                crate::median(row.samples[k].clone()).as_nanos() as f64 / steps[k]
             });
             (row.name, per_step)
         })
