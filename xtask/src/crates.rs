@@ -33,11 +33,7 @@ pub fn check(config: &Config) -> Result<(), String> {
     failures.extend(publish_dry_run(config).err());
     failures.extend(msrv(config).err());
     failures.extend(adopter(config).err());
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
+    process::all_passed(failures)
 }
 
 fn with_crates(cmd: &mut Command) {
@@ -111,11 +107,7 @@ fn msrv(config: &Config) -> Result<(), String> {
     let mut cmd = cargo_msrv(config, Some(ADOPTER));
     cmd.args(["--target", KERNEL_TARGET]);
     failures.extend(process::run(cmd).err());
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
+    process::all_passed(failures)
 }
 
 /// The adopter, with the pinned toolchain: formatted, clippy-clean on both
@@ -138,9 +130,5 @@ fn adopter(config: &Config) -> Result<(), String> {
             .args(&args[1..]);
         failures.extend(process::run(cmd).err());
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
+    process::all_passed(failures)
 }

@@ -188,3 +188,12 @@ fn wait_limited(child: &mut Child, limit: Option<Duration>) -> Result<Option<Exi
     let _ = child.wait();
     Ok(None)
 }
+
+/// `Ok` if no check failed, else every failure in one message.
+pub fn all_passed(failures: Vec<String>) -> Result<(), String> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}

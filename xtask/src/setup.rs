@@ -88,6 +88,7 @@ pub fn ensure_toolchain(toolchain: &str, components: &[&str]) -> Result<(), Stri
     Ok(())
 }
 
+/// Where `program` is on PATH.
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))

@@ -63,9 +63,9 @@ impl Step {
             Step::Fmt => "fmt",
             Step::Clippy => "clippy",
             Step::Host => "host",
+            Step::Crates => "crates",
             Step::Loom => "loom",
             Step::Miri => "miri",
-            Step::Crates => "crates",
             Step::Kernel => "kernel",
             Step::Shell => "shell",
             Step::Stress => "stress",
@@ -240,11 +240,7 @@ fn clippy(config: &Config) -> Result<(), String> {
         kernel.args(["--", "-D", "warnings"]);
         failures.extend(process::run(kernel).err());
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
+    process::all_passed(failures)
 }
 
 /// Pages the kernel suite marks bad at boot (its badmem tests check them).
