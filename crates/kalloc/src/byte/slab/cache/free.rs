@@ -8,12 +8,14 @@ use core::ptr::NonNull;
 
 use super::{AfterFree, Live, SlabCache, SlabHeader};
 use crate::byte::slab::Hull;
+#[cfg(doc)]
+use crate::byte::slab::shape::Shape;
 use crate::byte::slab::source::PageSource;
 use crate::{AllocError, AllocResult};
 
 impl SlabCache {
     /// The common free: if `object` passes the fast test
-    /// ([`Shape::live_in_service`](crate::byte::slab::shape::Shape::live_in_service)), releases it
+    /// ([`Shape::certainly_live`]), releases it
     /// ([`release`](Self::release)) and returns what is left to do, for
     /// the caller to [`finish`](Self::finish) unless it is `Done`. `None`
     /// changes nothing: the caller then takes the checked way,
@@ -33,17 +35,16 @@ impl SlabCache {
         hull: Hull,
     ) -> Option<AfterFree> {
         let slab = self.slab_of(object);
-        // The header is read only in pages taken from the source: inside
-        // the hull, and not in a gap between the source's regions.
-        if !hull.contains(slab.addr())
-            || !P::ONE_REGION && source.contains(slab.addr()) == Some(false)
-        {
+        // A header is read only in pages taken from the source: inside the
+        // hull (`certainly_live` checks), and not in a gap between the
+        // source's regions.
+        if !P::ONE_REGION && source.contains(slab.addr()) == Some(false) {
             return None;
         }
-        // SAFETY: the header lies in pages taken from the source (checked
-        // just above), which stay mapped; the rest is the caller's
-        // contract.
-        if !unsafe { self.shape.live_in_service::<false>(object, slab, hull) } {
+        // SAFETY: `hull` is the range of pages taken from the source,
+        // which stay mapped, and a slab boundary in a gap between its
+        // regions was refused above; the rest is the caller's contract.
+        if !unsafe { self.shape.certainly_live::<false>(object, hull) } {
             return None;
         }
         // SAFETY: `object` is a live object of `slab`, a slab in service
@@ -122,7 +123,7 @@ impl SlabCache {
 
     /// Checks that `object` is a live object of this cache (the four
     /// checks of the module doc); returns its slab. The common case is
-    /// [`Shape::certainly_live`](crate::byte::slab::shape::Shape::certainly_live); anything else (an error, an object that
+    /// [`Shape::certainly_live`]; anything else (an error, an object that
     /// may be free, a retired slab) goes to [`classify`](Self::classify).
     ///
     /// # Safety
