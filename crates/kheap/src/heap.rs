@@ -338,6 +338,9 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     pub fn stats(&self) -> HeapStats {
         let mut stats = HeapStats::default();
         for cpu in &self.cpus {
+            cpu.stats.add_frees_to(&mut stats);
+        }
+        for cpu in &self.cpus {
             cpu.stats.add_to(&mut stats);
             for (class, cache) in cpu.classes.iter().enumerate() {
                 stats.cached_objects[class] += cache.len();

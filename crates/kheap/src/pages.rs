@@ -329,9 +329,14 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
             peak_at: self.peak_at.load(Relaxed),
             ..PageStats::default()
         };
+        // Every CPU's frees before any CPU's requests: a block taken on one
+        // CPU and freed on another while this reads is then never counted
+        // as freed but not taken.
+        for cpu in &self.cpus {
+            stats.frees += cpu.frees.load(Relaxed) as u64;
+        }
         for cpu in &self.cpus {
             stats.allocs += cpu.allocs.load(Relaxed) as u64;
-            stats.frees += cpu.frees.load(Relaxed) as u64;
             stats.failures += cpu.failures.load(Relaxed) as u64;
             stats.lock_acquisitions += cpu.locked.load(Relaxed) as u64;
             for (order, list) in cpu.lists.iter().enumerate() {

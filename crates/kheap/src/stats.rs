@@ -108,10 +108,17 @@ impl CpuStats {
         bump(&self.retries);
     }
 
-    /// Adds this CPU's counters to `into`.
+    /// Adds this CPU's frees to `into`. A reader sums every CPU's frees
+    /// before any CPU's allocations ([`add_to`](Self::add_to)), so a block
+    /// allocated on one CPU and freed on another while it reads is counted
+    /// as allocated whenever its free is counted.
+    pub(crate) fn add_frees_to(&self, into: &mut HeapStats) {
+        into.frees += self.frees.load(Relaxed) as u64;
+    }
+
+    /// Adds this CPU's counters but the frees to `into`.
     pub(crate) fn add_to(&self, into: &mut HeapStats) {
         into.allocs += self.allocs.load(Relaxed) as u64;
-        into.frees += self.frees.load(Relaxed) as u64;
         into.net_bytes += self.unfolded.load(Relaxed);
         into.lock_acquisitions += self.locked.load(Relaxed) as u64;
         into.refills += self.refills.load(Relaxed) as u64;
@@ -186,9 +193,11 @@ pub struct HeapStats {
 }
 
 impl HeapStats {
-    /// Blocks handed out and not freed.
+    /// Blocks handed out and not freed. Exact when no CPU is mid-operation;
+    /// a snapshot taken while CPUs run may be off by the operations in
+    /// flight, and is never below zero.
     pub fn live_blocks(&self) -> u64 {
-        self.allocs - self.frees
+        self.allocs.saturating_sub(self.frees)
     }
 
     /// Bytes handed out and not freed (as requested).

@@ -312,3 +312,51 @@ fn freeing_on_one_cpu_an_object_parked_on_another_is_a_double_free() {
     });
     assert_empty(heap);
 }
+
+#[test]
+fn a_snapshot_taken_during_cross_cpu_frees_never_counts_more_frees_than_allocations() {
+    let _serial = one_test_at_a_time();
+    let (blocks, snapshots) = if cfg!(miri) {
+        (30, 30)
+    } else {
+        (200_000, 20_000)
+    };
+    let heap = heap(256);
+    // Bounded: CPU 0 stays at most a few blocks ahead of CPU 1.
+    let (object_tx, object_rx) = mpsc::sync_channel::<Handed>(16);
+    let done = AtomicBool::new(false);
+    thread::scope(|scope| {
+        // CPU 0 allocates, CPU 1 frees what CPU 0 sent: while they run,
+        // every allocation counted on CPU 0 is soon a free counted on CPU 1.
+        scope.spawn(move || {
+            set_cpu(0);
+            for tag in 0..blocks {
+                let ptr = alloc(heap, 64);
+                let tag = tag as u8;
+                object_tx.send(Handed { ptr, size: 64, tag }).unwrap();
+            }
+            heap.drain_this_cpu();
+        });
+        scope.spawn(|| {
+            set_cpu(1);
+            for block in object_rx {
+                free(heap, block.ptr, block.size).unwrap();
+            }
+            heap.drain_this_cpu();
+            done.store(true, Release);
+        });
+        set_cpu(2);
+        let mut taken = 0;
+        while taken < snapshots || !done.load(Acquire) {
+            let stats = heap.stats();
+            assert!(
+                stats.frees <= stats.allocs,
+                "{} frees but {} allocations",
+                stats.frees,
+                stats.allocs
+            );
+            taken += 1;
+        }
+    });
+    assert_empty(heap);
+}
