@@ -7,6 +7,7 @@
 //!   +-- classes[0..11]: ClassCache { loaded: 0|1, magazines: [Magazine; 2] }
 //!   +-- stats: CpuStats
 //!   +-- drain: DrainRequests
+//!   +-- probe_seen: bool
 //! ```
 //!
 //! The previous magazine is always empty or full, which is what bounds the
@@ -18,8 +19,8 @@
 //! magazine's worth of operations.
 
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 use kalloc::byte::{KMALLOC_CLASSES, KMALLOC_SIZES};
 
@@ -167,6 +168,9 @@ pub(crate) struct CpuCache {
     pub(crate) classes: [ClassCache; KMALLOC_CLASSES],
     pub(crate) stats: CpuStats,
     pub(crate) drain: DrainRequests,
+    /// This CPU read the heap's probe as published (an Acquire load):
+    /// its later reads need no fence (written by the owner only).
+    pub(crate) probe_seen: AtomicBool,
 }
 
 impl CpuCache {
@@ -185,6 +189,7 @@ impl CpuCache {
             classes: [const { ClassCache::new() }; KMALLOC_CLASSES],
             stats: CpuStats::new(),
             drain: DrainRequests::new(),
+            probe_seen: AtomicBool::new(false),
         }
     }
 

@@ -8,14 +8,28 @@
 //!
 //! Only the owner writes it, with its interrupts masked, so `push` and
 //! `pop` are plain loads and stores (relaxed atomics): no lock, no
-//! read-modify-write. Any CPU may look for an object in it
-//! ([`Magazine::contains`], the exact double-free check): `push` publishes
-//! the slot with a release store of `len`, so a looker that reads the new
-//! length also reads the object, and slots at or above `len` (stale
-//! pointers to objects handed out since) are never looked at.
+//! read-modify-write, no fence. Any CPU may look for an object in it
+//! ([`Magazine::contains`], the exact double-free check), and its answer
+//! is exact for every object whose fate the looker can know of:
+//!
+//! - an object parked before the look (the push happens before it) is
+//!   found: the looker reads that push's slot and length or later values,
+//!   and the length stays above the slot while the object is parked
+//!   (only `pop`, from the top, or `clear` takes it out);
+//! - an object taken out before the look (a live object the looker frees)
+//!   is not found: `pop` and `clear` null every slot they take an object
+//!   from, so the looker reads the null or a later value, never the
+//!   object; a length read from a later push can make it look at a slot
+//!   whose new object it does not see yet, but then it sees a null or an
+//!   older object, never the one it looks for.
+//!
+//! Release and Acquire on the length would say the same with a fence on
+//! every push; on RISC-V a fence per free (and under QEMU a full host
+//! barrier that waits for the free's store to the object) costs more than
+//! the store that nulls a slot.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::Relaxed;
 
 use crate::shim::{AtomicPtr, AtomicUsize, const_unless_loom};
 
@@ -58,7 +72,7 @@ impl Magazine {
         // SAFETY: callers push only below the class's capacity, at most
         // MAGAZINE_SLOTS (checked in debug builds).
         unsafe { self.slots.get_unchecked(len) }.store(object.as_ptr(), Relaxed);
-        self.len.store(len + 1, Release);
+        self.len.store(len + 1, Relaxed);
     }
 
     /// Adds `object` if the magazine holds fewer than `capacity` (at most
@@ -74,7 +88,7 @@ impl Magazine {
         // SAFETY: `len < capacity <= MAGAZINE_SLOTS` (checked in debug
         // builds).
         unsafe { self.slots.get_unchecked(len) }.store(object.as_ptr(), Relaxed);
-        self.len.store(len + 1, Release);
+        self.len.store(len + 1, Relaxed);
         true
     }
 
@@ -85,8 +99,11 @@ impl Magazine {
         let top = len.checked_sub(1)?;
         debug_assert!(top < MAGAZINE_SLOTS);
         // SAFETY: `len` never exceeds MAGAZINE_SLOTS (`push`).
-        let object = unsafe { self.slots.get_unchecked(top) }.load(Relaxed);
+        let slot = unsafe { self.slots.get_unchecked(top) };
+        let object = slot.load(Relaxed);
         self.len.store(top, Relaxed);
+        // The object is handed out: no looker may find it here any more.
+        slot.store(ptr::null_mut(), Relaxed);
         debug_assert!(!object.is_null(), "slots below len hold objects");
         // SAFETY: slots below `len` hold what `push` stored, a `NonNull`.
         Some(unsafe { NonNull::new_unchecked(object) })
@@ -94,7 +111,7 @@ impl Magazine {
 
     /// Whether `object` is in the magazine (any CPU).
     pub fn contains(&self, object: NonNull<u8>) -> bool {
-        let len = self.len.load(Acquire).min(MAGAZINE_SLOTS);
+        let len = self.len.load(Relaxed).min(MAGAZINE_SLOTS);
         self.slots[..len]
             .iter()
             .any(|slot| slot.load(Relaxed) == object.as_ptr())
@@ -111,8 +128,13 @@ impl Magazine {
         len
     }
 
-    /// Forgets every object (owner only, once they are elsewhere).
+    /// Forgets every object (owner only, once they are elsewhere), nulling
+    /// their slots so no looker finds them here any more.
     pub fn clear(&self) {
-        self.len.store(0, Release);
+        let len = self.len.load(Relaxed);
+        self.len.store(0, Relaxed);
+        for slot in &self.slots[..len] {
+            slot.store(ptr::null_mut(), Relaxed);
+        }
     }
 }

@@ -167,12 +167,37 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
 
     /// The state byte of the block at `addr`, if the table covers it.
     fn state_of(&self, addr: usize) -> Option<&AtomicU8> {
-        let table = self.table.get()?;
+        Self::state_in(self.table.get()?, addr)
+    }
+
+    fn state_in(table: &StateTable, addr: usize) -> Option<&AtomicU8> {
         let offset = addr.checked_sub(table.base)?;
         if offset % P::PAGE_SIZE != 0 {
             return None;
         }
         table.states.get(offset / P::PAGE_SIZE)
+    }
+
+    /// The state table, if the lists are on, as `cpu` (this CPU,
+    /// interrupts masked) reads it: without the Acquire load of
+    /// `Once::get` once the CPU has seen it published (on RISC-V that load
+    /// is a fence on every request and free).
+    #[inline(always)]
+    fn table_seen_by(&self, cpu: &CpuPages) -> Option<&StateTable> {
+        if cpu.table_seen.load(Relaxed) {
+            // SAFETY: this CPU slot saw the table published (below)
+            // earlier in its program order: uses of a slot are ordered by
+            // `Cpu::cpu_index`'s contract.
+            return Some(unsafe { self.table.get_unchecked() });
+        }
+        self.first_table(cpu)
+    }
+
+    #[cold]
+    fn first_table(&self, cpu: &CpuPages) -> Option<&StateTable> {
+        let table = self.table.get()?;
+        cpu.table_seen.store(true, Relaxed);
+        Some(table)
     }
 
     /// Allocates `count` contiguous pages aligned to `align` bytes: from
@@ -189,18 +214,19 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         align: usize,
         count_failure: bool,
     ) -> AllocResult<usize> {
-        let listed = Self::cached_order(count, align).filter(|_| self.lists_enabled());
+        let order = Self::cached_order(count, align);
         self.on_this_cpu(|cpu| {
+            let listed = order.zip(self.table_seen_by(cpu));
             let result = match listed {
                 None => self
                     .locked(cpu, |allocator| allocator.alloc_pages(count, align))
                     .unwrap_or(Err(AllocError::NoMemory)),
-                Some(order) => match cpu.lists[order].pop() {
+                Some((order, table)) => match cpu.lists[order].pop() {
                     Some(addr) => Ok(addr),
                     None => self.refill(cpu, order),
                 }
                 .inspect(|&addr| {
-                    if let Some(state) = self.state_of(addr) {
+                    if let Some(state) = Self::state_in(table, addr) {
                         state.store(LIVE | order as u8, Relaxed);
                     }
                 }),
@@ -254,7 +280,8 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     pub fn free(&self, addr: usize, count: usize) -> AllocResult {
         let order = Self::cached_order(count, P::PAGE_SIZE);
         self.on_this_cpu(|cpu| {
-            let state = order.and(self.state_of(addr));
+            let table = order.and_then(|_| self.table_seen_by(cpu));
+            let state = table.and_then(|table| Self::state_in(table, addr));
             if let (Some(order), Some(state)) = (order, state) {
                 let now = state.load(Relaxed);
                 if now == PARKED | order as u8 {

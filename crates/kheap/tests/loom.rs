@@ -9,6 +9,7 @@
 
 use std::ptr::{self, NonNull};
 
+use kheap::MAGAZINE_SLOTS;
 use kheap::model::{DrainRequests, Magazine};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -99,8 +100,8 @@ fn a_looker_finds_a_parked_object_until_it_learns_the_owner_took_it() {
 
 /// Push X, pop X (handed out again), publish, then push Y into the slot X
 /// had: a looker that learned of the pop never reports X, even while Y
-/// lands in X's slot (a stale slot above `len` is never looked at, and a
-/// `len` covering the slot again comes with Y in it).
+/// lands in X's slot (the pop nulled the slot, so a `len` covering it
+/// again shows the null or Y, never X).
 #[test]
 fn a_looker_never_reports_an_object_handed_out_before_it_looked_when_its_slot_is_reused() {
     model(3, || {
@@ -119,6 +120,33 @@ fn a_looker_never_reports_an_object_handed_out_before_it_looked_when_its_slot_is
         magazine.push(object(2));
         assert_eq!(magazine.pop(), Some(object(2)));
         magazine.push(object(3));
+        looker.join().unwrap();
+    });
+}
+
+/// Push X and X', flush them (copied out, then cleared), publish, then
+/// push Y and Y' into their slots: a looker that learned of the flush never
+/// reports X' (the clear nulled the slots it forgot).
+#[test]
+fn a_looker_never_reports_an_object_flushed_before_it_looked_when_its_slot_is_reused() {
+    model(2, || {
+        let magazine = Arc::new(Magazine::new());
+        let flushed = Arc::new(AtomicBool::new(false));
+        let looker = {
+            let (magazine, flushed) = (Arc::clone(&magazine), Arc::clone(&flushed));
+            thread::spawn(move || {
+                wait_for(&flushed);
+                assert!(!magazine.contains(object(2)), "X' was flushed");
+            })
+        };
+        magazine.push(object(1));
+        magazine.push(object(2));
+        let mut out = [object(9); MAGAZINE_SLOTS];
+        assert_eq!(magazine.copy_out(&mut out), 2);
+        magazine.clear();
+        flushed.store(true, Release);
+        magazine.push(object(3));
+        magazine.push(object(4));
         looker.join().unwrap();
     });
 }

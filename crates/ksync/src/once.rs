@@ -112,6 +112,28 @@ impl<T> Once<T> {
         }
     }
 
+    /// The value, without the Acquire load of [`get`](Self::get): for a
+    /// hot path that already synchronised with the initialisation once
+    /// (an Acquire load costs a fence on every call on weakly ordered
+    /// machines).
+    ///
+    /// # Safety
+    /// Initialisation has completed, and the caller's context observed it
+    /// earlier ([`get`](Self::get) returned `Some`, or
+    /// [`call_once`](Self::call_once) returned) in a way that happens
+    /// before this call: earlier on the same thread, or on another thread
+    /// that synchronised with this one since.
+    pub unsafe fn get_unchecked(&self) -> &T {
+        debug_assert!(
+            self.state.load(Relaxed) == COMPLETE,
+            "Once: not initialised"
+        );
+        // SAFETY: the caller's context observed COMPLETE with Acquire (or
+        // stored it) before this call, so the write of the value happens
+        // before this read, and the value is never written again.
+        unsafe { (*self.value.get()).assume_init_ref() }
+    }
+
     /// Whether initialisation has completed.
     pub fn is_completed(&self) -> bool {
         self.state.load(Acquire) == COMPLETE

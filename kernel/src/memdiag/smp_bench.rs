@@ -13,7 +13,9 @@
 //!
 //! Blocks are `memory::global::Block`s (the safe handle of a global
 //! allocation), so nothing here is unsafe; a pipe is a lock-protected
-//! ring taken once per batch.
+//! ring taken once per batch, and each end waits for the other by reading
+//! the other's counter, never by retrying the lock (which would keep the
+//! other end out and measure the ring, not the heap).
 
 use crate::arch::{PAGE_SIZE, cpu, hart, smp};
 use crate::memory::global::{self, Block};
@@ -96,10 +98,13 @@ impl Pipe {
 
 static PIPES: [IrqSpinLock<Pipe>; MAX_BENCH_HARTS / 2] =
     [const { IrqSpinLock::new("bench pipe", Pipe::new()) }; MAX_BENCH_HARTS / 2];
-/// Blocks each producer has put in its pipe, read by the consumer before
-/// it takes the lock (a consumer spinning on the lock itself would keep
-/// its producer out).
+/// Blocks each producer has put in its pipe (one more once it closed
+/// it), read by the consumer before it takes the lock: a consumer spinning
+/// on the lock itself would keep its producer out.
 static SENT: [AtomicU64; MAX_BENCH_HARTS / 2] = [const { AtomicU64::new(0) }; MAX_BENCH_HARTS / 2];
+/// Blocks each consumer has taken from its pipe, read by the producer
+/// before it takes the lock, for the same reason.
+static TAKEN: [AtomicU64; MAX_BENCH_HARTS / 2] = [const { AtomicU64::new(0) }; MAX_BENCH_HARTS / 2];
 
 /// Harts a run can use: the online ones, at most [`MAX_BENCH_HARTS`].
 pub fn max_harts() -> usize {
@@ -117,9 +122,10 @@ pub fn run(workload: Workload, harts: usize, ops_per_hart: u64) -> Run {
     LAST_END.store(0, Ordering::Relaxed);
     OPS.store(0, Ordering::Relaxed);
     FAILURES.store(0, Ordering::Relaxed);
-    for (pipe, sent) in PIPES.iter().zip(&SENT) {
+    for ((pipe, sent), taken) in PIPES.iter().zip(&SENT).zip(&TAKEN) {
         pipe.lock().closed = false;
         sent.store(0, Ordering::Relaxed);
+        taken.store(0, Ordering::Relaxed);
     }
     let locks_before = global::stats().lock_acquisitions;
     let page_locks_before = pages::cache_stats().lock_acquisitions;
@@ -249,7 +255,7 @@ fn pipe_alone(budget: u64, mut seed: u64) -> (u64, u64) {
 /// Allocates `budget / 2` blocks and hands them over in batches through
 /// pipe `index`, then closes it.
 fn produce(index: usize, budget: u64, mut seed: u64) -> (u64, u64) {
-    let (mut made, mut failures) = (0, 0);
+    let (mut made, mut failures, mut sent) = (0, 0, 0);
     let mut batch: [Option<Block>; BATCH] = [const { None }; BATCH];
     while made < budget / 2 {
         for slot in batch.iter_mut() {
@@ -259,29 +265,29 @@ fn produce(index: usize, budget: u64, mut seed: u64) -> (u64, u64) {
         }
         let mut pending = batch.iter_mut().filter(|slot| slot.is_some()).peekable();
         while pending.peek().is_some() {
+            while sent - TAKEN[index].load(Ordering::Acquire) >= PIPE_SLOTS as u64 {
+                core::hint::spin_loop();
+            }
             let mut ring = PIPES[index].lock();
-            let mut moved = 0;
             while ring.len < PIPE_SLOTS {
                 let Some(slot) = pending.next() else { break };
                 let tail = (ring.head + ring.len) % PIPE_SLOTS;
                 ring.blocks[tail] = slot.take();
                 ring.len += 1;
-                moved += 1;
+                sent += 1;
             }
             drop(ring);
-            SENT[index].fetch_add(moved, Ordering::Release);
-            core::hint::spin_loop();
+            SENT[index].store(sent, Ordering::Release);
         }
     }
     PIPES[index].lock().closed = true;
-    SENT[index].fetch_add(1, Ordering::Release);
+    SENT[index].store(sent + 1, Ordering::Release);
     (made - failures, failures)
 }
 
 /// Frees what pipe `index`'s producer hands over until it closes it.
 fn consume(index: usize) -> (u64, u64) {
-    let mut freed = 0;
-    let mut seen = 0;
+    let (mut freed, mut seen, mut taken_total) = (0, 0, 0);
     let mut batch: [Option<Block>; BATCH] = [const { None }; BATCH];
     loop {
         while SENT[index].load(Ordering::Acquire) == seen {
@@ -301,6 +307,8 @@ fn consume(index: usize) -> (u64, u64) {
             seen = SENT[index].load(Ordering::Acquire);
         }
         drop(ring);
+        taken_total += taken as u64;
+        TAKEN[index].store(taken_total, Ordering::Release);
         for block in batch.iter_mut().take(taken).filter_map(Option::take) {
             block.free();
             freed += 1;

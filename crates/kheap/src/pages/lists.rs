@@ -3,7 +3,7 @@
 //! counters and drain requests, and the per-page state table.
 
 use core::sync::atomic::Ordering::Relaxed;
-use core::sync::atomic::{AtomicU8, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
 use super::{PAGE_CACHE_ORDERS, page_list_capacity};
 use crate::drain::DrainRequests;
@@ -53,6 +53,9 @@ pub(super) struct CpuPages {
     pub(super) failures: AtomicUsize,
     pub(super) locked: AtomicUsize,
     pub(super) drain: DrainRequests,
+    /// This CPU read the state table as published (an Acquire load): its
+    /// later reads need no fence (written by the owner only).
+    pub(super) table_seen: AtomicBool,
 }
 
 impl CpuPages {
@@ -64,6 +67,7 @@ impl CpuPages {
             failures: AtomicUsize::new(0),
             locked: AtomicUsize::new(0),
             drain: DrainRequests::new(),
+            table_seen: AtomicBool::new(false),
         }
     }
 
