@@ -356,9 +356,10 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
             peak_at: self.peak_at.load(Relaxed),
             ..PageStats::default()
         };
-        // Every CPU's frees before any CPU's requests: a block taken on one
-        // CPU and freed on another while this reads is then never counted
-        // as freed but not taken.
+        // Every CPU's frees before any CPU's requests, as `CachedHeap::stats`
+        // does: where stores are seen in order, a block taken on one CPU and
+        // freed on another while this reads is never counted as freed but
+        // not taken.
         for cpu in &self.cpus {
             stats.frees += cpu.frees.load(Relaxed) as u64;
         }

@@ -109,9 +109,12 @@ impl CpuStats {
     }
 
     /// Adds this CPU's frees to `into`. A reader sums every CPU's frees
-    /// before any CPU's allocations ([`add_to`](Self::add_to)), so a block
-    /// allocated on one CPU and freed on another while it reads is counted
-    /// as allocated whenever its free is counted.
+    /// before any CPU's allocations ([`add_to`](Self::add_to)): where
+    /// stores become visible in the order they were made (TSO), a block
+    /// allocated on one CPU and freed on another while it reads is then
+    /// counted as allocated whenever its free is counted. The counters are
+    /// relaxed, so a weaker order may still show the free alone, which
+    /// [`HeapStats::live_blocks`] absorbs.
     pub(crate) fn add_frees_to(&self, into: &mut HeapStats) {
         into.frees += self.frees.load(Relaxed) as u64;
     }

