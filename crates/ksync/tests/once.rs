@@ -39,6 +39,23 @@ fn get_is_none_before_and_some_after() {
 }
 
 #[test]
+fn a_thread_that_saw_the_value_once_reads_it_unchecked_afterwards() {
+    let cell = Once::<Vec<u32>>::new();
+    thread::scope(|scope| {
+        scope.spawn(|| cell.call_once(|| vec![4, 5, 6]));
+        scope.spawn(|| {
+            while cell.get().is_none() {
+                thread::yield_now();
+            }
+            for _ in 0..scaled(100, 3) {
+                // SAFETY: `get` returned `Some` earlier on this thread.
+                assert_eq!(unsafe { cell.get_unchecked() }, &[4, 5, 6]);
+            }
+        });
+    });
+}
+
+#[test]
 fn a_panicking_initialiser_poisons_the_cell() {
     let cell = Once::<u8>::new();
     let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
