@@ -158,6 +158,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// The order a request for `count` pages aligned to `align` takes
     /// from a list, if one serves it: a power of two up to 8 pages,
     /// aligned to its size or less.
+    #[inline(always)]
     fn cached_order(count: usize, align: usize) -> Option<usize> {
         let order = count.trailing_zeros() as usize;
         let fits =
@@ -170,6 +171,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         Self::state_in(self.table.get()?, addr)
     }
 
+    #[inline(always)]
     fn state_in(table: &StateTable, addr: usize) -> Option<&AtomicU8> {
         let offset = addr.checked_sub(table.base)?;
         if offset % P::PAGE_SIZE != 0 {

@@ -26,16 +26,19 @@ impl PageList {
         }
     }
 
+    #[inline(always)]
     pub(super) fn len(&self) -> usize {
         self.len.load(Relaxed)
     }
 
+    #[inline(always)]
     pub(super) fn push(&self, addr: usize) {
         let len = self.len();
         self.slots[len].store(addr, Relaxed);
         self.len.store(len + 1, Relaxed);
     }
 
+    #[inline(always)]
     pub(super) fn pop(&self) -> Option<usize> {
         let top = self.len().checked_sub(1)?;
         self.len.store(top, Relaxed);
@@ -82,6 +85,7 @@ impl CpuPages {
 }
 
 /// Adds one to a counter only its owner writes.
+#[inline(always)]
 pub(super) fn bump(counter: &AtomicUsize) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
