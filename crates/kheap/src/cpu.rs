@@ -54,6 +54,18 @@ pub trait Hooks {
         0
     }
 
+    /// Whether [`alloc_override`](Self::alloc_override) or
+    /// [`dealloc_override`](Self::dealloc_override) may take the next call
+    /// over, read first thing on every `GlobalAlloc` call (make it one
+    /// relaxed load). `false` lets the call try this CPU's caches at once,
+    /// with no function call on the way, and skips the overrides if the
+    /// caches serve it. The default, `true`, always asks the overrides
+    /// first.
+    #[inline(always)]
+    fn may_override() -> bool {
+        true
+    }
+
     /// Takes an allocation over (a debug layer around the uncached heap,
     /// an injected failure): `Some` is the result, `None` lets the heap
     /// serve it.
@@ -104,4 +116,9 @@ pub trait Hooks {
 /// No decoration.
 pub struct NoHooks;
 
-impl Hooks for NoHooks {}
+impl Hooks for NoHooks {
+    #[inline(always)]
+    fn may_override() -> bool {
+        false
+    }
+}

@@ -407,40 +407,29 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
 unsafe impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> GlobalAlloc
     for CachedHeap<A, D, H, CPUS>
 {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let caller = H::caller();
-        let result = match H::alloc_override(layout, caller) {
-            Some(result) => {
-                self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result, true));
-                result
-            }
-            None => self.alloc_or_reclaim(layout),
-        };
-        match result {
-            Ok(block) => block.as_ptr(),
-            Err(error) => {
-                H::alloc_failed(layout, error, caller);
-                core::ptr::null_mut()
-            }
+        if !H::may_override()
+            && let Some(object) = self.alloc_parked(layout)
+        {
+            return object.as_ptr();
         }
+        self.global_alloc_slow(layout, caller)
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let caller = H::caller();
-        let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
-        // SAFETY: the caller frees a block `alloc` returned for `layout`.
-        let result = match unsafe { H::dealloc_override(block, layout, caller) } {
-            Some(result) => {
-                if result.is_ok() {
-                    self.on_this_cpu(|cpu| cpu.stats.note_free(layout.size(), &self.shared));
-                }
-                result
-            }
-            // SAFETY: as above.
-            None => unsafe { CachedHeap::dealloc(self, block, layout) },
-        };
-        if let Err(error) = result {
-            H::free_refused(block, layout, error, caller);
+        if !H::may_override()
+            && let Some(block) = NonNull::new(ptr)
+            // SAFETY: the caller frees a block `alloc` returned for
+            // `layout`.
+            && unsafe { self.free_parking(block, layout) }
+        {
+            return;
         }
+        // SAFETY: as above.
+        unsafe { self.global_dealloc_slow(ptr, layout, caller) }
     }
 }

@@ -71,6 +71,12 @@ impl kheap::Hooks for KernelHooks {
         crate::arch::cpu::return_address()
     }
 
+    /// Fault injection armed, or the `memdebug=` byte layer installed.
+    #[inline(always)]
+    fn may_override() -> bool {
+        hooks::FAIL_HEAP_ALLOC_ARMED.load(Ordering::Relaxed) || hooks::BYTE_LAYER.is_set()
+    }
+
     #[inline(always)]
     fn alloc_override(layout: Layout, caller: usize) -> Option<AllocResult<NonNull<u8>>> {
         if fails_on_purpose(layout) {

@@ -97,6 +97,13 @@ impl<T: Send + Sync> Hook<T> {
         self.set.store(true, Ordering::Release);
     }
 
+    /// Whether the hook is installed (one relaxed load: a hint for a fast
+    /// path, which still reads the hook through `get`).
+    #[inline(always)]
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Relaxed)
+    }
+
     /// The hook, once installed.
     #[inline(always)]
     pub fn get(&self) -> Option<&T> {

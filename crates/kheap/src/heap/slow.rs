@@ -1,7 +1,8 @@
 //! The heap's slow paths: what the fast paths (`heap.rs`) leave, each one
 //! trip to the lock: a refill (from the shelf, else the slab allocator), a
 //! flush (to the shelf, else the slab allocator), a free the probe does not
-//! vouch for (the exact verdict), and requests the caches do not hold.
+//! vouch for (the exact verdict), and requests the caches do not hold; and
+//! `GlobalAlloc`'s calls past its fast path (the hooks' overrides).
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -17,6 +18,50 @@ use crate::depot::Depot;
 use crate::magazine::MAGAZINE_SLOTS;
 
 impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
+    /// `GlobalAlloc::alloc` past the fast path: the overrides, then the
+    /// heap. Out of line, so the fast path saves no registers for it.
+    #[inline(never)]
+    pub(super) fn global_alloc_slow(&self, layout: Layout, caller: usize) -> *mut u8 {
+        let result = match H::alloc_override(layout, caller) {
+            Some(result) => {
+                self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result, true));
+                result
+            }
+            None => self.alloc_or_reclaim(layout),
+        };
+        match result {
+            Ok(block) => block.as_ptr(),
+            Err(error) => {
+                H::alloc_failed(layout, error, caller);
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    /// `GlobalAlloc::dealloc` past the fast path, as
+    /// [`global_alloc_slow`](Self::global_alloc_slow).
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::dealloc`.
+    #[inline(never)]
+    pub(super) unsafe fn global_dealloc_slow(&self, ptr: *mut u8, layout: Layout, caller: usize) {
+        let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
+        // SAFETY: the caller frees a block `alloc` returned for `layout`.
+        let result = match unsafe { H::dealloc_override(block, layout, caller) } {
+            Some(result) => {
+                if result.is_ok() {
+                    self.on_this_cpu(|cpu| cpu.stats.note_free(layout.size(), &self.shared));
+                }
+                result
+            }
+            // SAFETY: as above.
+            None => unsafe { CachedHeap::dealloc(self, block, layout) },
+        };
+        if let Err(error) = result {
+            H::free_refused(block, layout, error, caller);
+        }
+    }
+
     /// Every allocation the fast path does not serve, counting a failure
     /// only if `count_failure`.
     #[cold]
