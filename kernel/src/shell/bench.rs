@@ -8,8 +8,9 @@
 //!
 //! Fresh instances run over a region taken from the page allocator (and
 //! given back afterwards); `heap` drives the live global allocator and
-//! `slab` a fresh slab allocator fed by the page allocator. Timer
-//! interrupts keep running, so figures carry a little noise.
+//! `slab` a fresh slab allocator fed by the page allocator. Each run
+//! starts with an untimed warm-up (see `measure`). Timer interrupts keep
+//! running, so figures carry a little noise.
 
 use super::Monitor;
 use crate::arch::{PAGE_SIZE, cpu};
@@ -82,6 +83,10 @@ fn page_spec() -> Spec {
 }
 
 /// Runs `spec` for `steps` against `target` and drains it; (ops, ticks).
+/// A tenth of the steps run first, untimed, and are drained: QEMU
+/// translates code the first time it runs it, and the workload's own code
+/// (the generator, the pattern fill and check) is the same for every row,
+/// so without the warm-up the first row would pay for translating it.
 fn measure(
     target: &mut impl Target,
     spec: Spec,
@@ -89,6 +94,9 @@ fn measure(
 ) -> Result<(u64, u64), workload::Failure> {
     // About 10 KiB: the boot stack has 64.
     let mut slots = [None::<Block>; LIVE];
+    let mut warm_up = Generator::new(spec, &mut slots);
+    warm_up.run(target, steps / 10)?;
+    warm_up.drain(target)?;
     let mut generator = Generator::new(spec, &mut slots);
     let start = cpu::ticks();
     generator.run(target, steps)?;
