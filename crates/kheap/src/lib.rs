@@ -150,7 +150,7 @@ pub use depot::Depot;
 pub use heap::CachedHeap;
 pub use magazine::MAGAZINE_SLOTS;
 #[cfg(not(loom))]
-pub use pages::{PAGE_CACHE_ORDERS, PageCaches, PageStats, page_list_capacity};
+pub use pages::{PAGE_CACHE_ORDERS, PageCaches, PageState, PageStats, page_list_capacity};
 #[cfg(not(loom))]
 pub use remote::DrainReport;
 #[cfg(not(loom))]

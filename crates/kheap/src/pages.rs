@@ -14,7 +14,8 @@
 //!                         this CPU's list k ──full──► lock ─► half the list back
 //! ```
 //!
-//! One byte per page (a table the caller provides) records what the
+//! One byte per page (a table of [`PageState`]s the caller provides, each
+//! byte alone in 8 so that a cache line covers 8 pages) records what the
 //! caches know of the block starting there: nothing (0: free in the
 //! allocator, or handed out without the caches), handed out by a cache
 //! (`LIVE | k`), or parked in a CPU's list (`PARKED | k`). Only the CPU
@@ -36,6 +37,7 @@ use core::sync::atomic::{AtomicU8, AtomicUsize};
 use kalloc::{AllocError, AllocResult, PageAllocator};
 use ksync::{IrqTicketLock, Once};
 
+pub use self::lists::PageState;
 use self::lists::{CpuPages, LIVE, PARKED, StateTable, bump};
 use crate::cpu::Cpu;
 
@@ -110,10 +112,10 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     }
 
     /// Turns the lists on for the pages `[base, base + states.len() *
-    /// P::PAGE_SIZE)`: `states` holds one zeroed byte per page (the table
-    /// of the module doc). Blocks outside never enter a list. Panics if
-    /// called twice.
-    pub fn enable_lists(&self, states: &'static [AtomicU8], base: usize) {
+    /// P::PAGE_SIZE)`: `states` holds one zeroed entry per page (the
+    /// table of the module doc). Blocks outside never enter a list. Panics
+    /// if called twice.
+    pub fn enable_lists(&self, states: &'static [PageState], base: usize) {
         assert!(
             !self.table.is_completed(),
             "kheap: page lists enabled twice"
@@ -177,7 +179,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         if offset % P::PAGE_SIZE != 0 {
             return None;
         }
-        table.states.get(offset / P::PAGE_SIZE)
+        table.states.get(offset / P::PAGE_SIZE).map(PageState::get)
     }
 
     /// The state table, if the lists are on, as `cpu` (this CPU,

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::sync::atomic::AtomicU8;
 use std::sync::mpsc;
 
 use common::{PAGE, TestCpu, set_cpu};
 use kalloc::page::BuddyPageAllocator;
 use kalloc::{AllocError, BaseAllocator, PageAllocator};
-use kheap::{PageCaches, page_list_capacity};
+use kheap::{PageCaches, PageState, page_list_capacity};
 
 type Pages = PageCaches<TestCpu, BuddyPageAllocator, { common::CPUS }>;
 
@@ -27,7 +26,7 @@ fn page_caches(pages: usize) -> &'static Pages {
     // SAFETY: fresh memory, leaked, used by nothing else.
     unsafe { buddy.add_memory(start.expose_provenance(), pages * PAGE) }.unwrap();
     caches.init(buddy);
-    let states: &'static [AtomicU8] = Box::leak((0..pages).map(|_| AtomicU8::new(0)).collect());
+    let states: &'static [PageState] = Box::leak((0..pages).map(|_| PageState::new()).collect());
     common::keep(states.as_ptr());
     caches.enable_lists(states, start.addr());
     caches

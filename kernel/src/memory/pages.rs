@@ -23,11 +23,11 @@ use super::{Size, hooks};
 use crate::arch::{self, PAGE_SIZE};
 use crate::platform::MAX_HARTS;
 use crate::sync::KernelArch;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::Ordering;
 use kalloc::page::{BitmapPageAllocator, BuddyPageAllocator};
 use kalloc::stats::{PageStats, PageStatsSource};
 use kalloc::{AllocResult, BaseAllocator, PageAllocator};
-use kheap::{DrainReport, PageCaches};
+use kheap::{DrainReport, PageCaches, PageState};
 use log::{debug, info, trace, warn};
 
 /// The boot-chosen allocator with the checks' filter on every free.
@@ -112,17 +112,18 @@ pub fn init(kind: PageAllocatorKind) {
 
 /// Turns the per-hart lists on for `pages` pages from `base`.
 fn enable_lists(base: usize, pages: usize) {
-    let table_pages = pages.div_ceil(PAGE_SIZE);
+    let table_pages = (pages * size_of::<PageState>()).div_ceil(PAGE_SIZE);
     let Ok(table) = with(|a| a.alloc_pages(table_pages, PAGE_SIZE)) else {
         warn!("page allocator: no room for the per-hart lists' state table; lists off");
         return;
     };
     // SAFETY: `table_pages` fresh pages, in the linear map, never freed:
-    // zeroed here, they hold `pages` bytes of `AtomicU8` (size and
-    // alignment 1) for the rest of the kernel's life, used only as such.
-    let states: &'static [AtomicU8] = unsafe {
+    // zeroed here, they hold `pages` `PageState`s (zeroed bytes are one;
+    // alignment 8 divides the page size) for the rest of the kernel's
+    // life, used only as such.
+    let states: &'static [PageState] = unsafe {
         core::ptr::write_bytes(table as *mut u8, 0, table_pages * PAGE_SIZE);
-        core::slice::from_raw_parts(table as *const AtomicU8, pages)
+        core::slice::from_raw_parts(table as *const PageState, pages)
     };
     PAGES.enable_lists(states, base);
     debug!(

@@ -1,13 +1,12 @@
 //! The memory every allocator of the bench is built over, one at a time:
-//! one arena, every page written once, and the page caches' state table.
+//! one arena, every page written once, and the page caches' state tables.
 
 use std::alloc::Layout;
 use std::ptr;
-use std::sync::atomic::AtomicU8;
-use std::sync::atomic::Ordering::Relaxed;
 
 use kalloc::BaseAllocator;
 use kalloc::page::BuddyPageAllocator;
+use kheap::PageState;
 
 use crate::common::PAGE;
 
@@ -21,9 +20,6 @@ const ARENA_ALIGN: usize = 8 * PAGE;
 
 pub struct Arena {
     pub start: *mut u8,
-    /// One byte per page of the page region (leaked once: the page caches
-    /// keep a `'static` table).
-    states: &'static [AtomicU8],
 }
 
 impl Arena {
@@ -38,8 +34,7 @@ impl Arena {
         assert!(!start.is_null(), "no memory for the arena");
         // SAFETY: the arena is `ARENA` bytes, ours.
         unsafe { ptr::write_bytes(start, 0, ARENA) };
-        let states = Box::leak((0..PAGE_REGION / PAGE).map(|_| AtomicU8::new(0)).collect());
-        Self { start, states }
+        Self { start }
     }
 
     /// A buddy page allocator over the first `bytes` of the arena.
@@ -52,13 +47,11 @@ impl Arena {
         pages
     }
 
-    /// The state table of the page region, every byte zeroed (what
-    /// `PageCaches::enable_lists` takes; the previous caches are gone).
-    pub fn page_states(&self) -> &'static [AtomicU8] {
-        for state in self.states {
-            state.store(0, Relaxed);
-        }
-        self.states
+    /// A zeroed state table for the page region, what
+    /// `PageCaches::enable_lists` takes (leaked: the caches keep a
+    /// `'static` table; 128 KiB per page-caches instance of a run).
+    pub fn page_states(&self) -> &'static [PageState] {
+        Box::leak((0..PAGE_REGION / PAGE).map(|_| PageState::new()).collect())
     }
 }
 

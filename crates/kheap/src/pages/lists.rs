@@ -90,8 +90,36 @@ pub(super) fn bump(counter: &AtomicUsize) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 
+/// One page's entry in the lists' state table: a state byte alone in 8
+/// bytes, so a cache line holds the states of 8 pages. The CPUs write the
+/// states of the blocks they hold on every listed request and free, and
+/// neighbouring runs of pages often sit on different CPUs (each refill
+/// takes a run from the allocator): with one byte per page a line held 64
+/// pages' states and two CPUs' runs shared it.
+#[repr(C, align(8))]
+pub struct PageState(AtomicU8);
+
+impl PageState {
+    /// A zeroed entry (all bytes zero is one too: a table may be zeroed
+    /// memory).
+    pub const fn new() -> Self {
+        Self(AtomicU8::new(0))
+    }
+
+    #[inline(always)]
+    pub(super) fn get(&self) -> &AtomicU8 {
+        &self.0
+    }
+}
+
+impl Default for PageState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The per-page state table and the pages it covers.
 pub(super) struct StateTable {
-    pub(super) states: &'static [AtomicU8],
+    pub(super) states: &'static [PageState],
     pub(super) base: usize,
 }
