@@ -12,7 +12,10 @@ use kalloc::{AllocError, AllocResult};
 pub trait Cpu: ksync::Arch {
     /// This CPU's slot: below the heap's `CPUS`, unique among running
     /// CPUs, and stable while interrupts are masked (nothing migrates a
-    /// context between CPUs then).
+    /// context between CPUs then). Contexts that use one slot one after
+    /// the other are ordered (the later happens after the earlier), as a
+    /// hart's program order orders them: the caches of a slot are read and
+    /// written with plain loads and stores.
     fn cpu_index() -> usize;
 
     /// A monotonic clock for the watermark's time and the drain's
