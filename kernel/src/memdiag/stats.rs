@@ -107,7 +107,7 @@ impl MemoryStats {
 
 /// Takes the snapshot (locks each allocator briefly, one at a time).
 pub fn get_memory_stats() -> MemoryStats {
-    let pages = pages::stats();
+    let (pages, listed_pages) = pages::stats_and_listed();
     let mut slabs = [None; MAX_CACHES];
     let mut slab_count = 0;
     global::for_each_slab_cache(|info| {
@@ -139,7 +139,7 @@ pub fn get_memory_stats() -> MemoryStats {
             cached_bytes: heap.cached_bytes,
         },
         pages,
-        listed_pages: page_ops.parked_pages,
+        listed_pages,
         slabs,
         slab_count,
         watermarks: Watermarks {

@@ -329,5 +329,12 @@ pub fn stats() -> PageStats {
     with(|a| a.page_stats())
 }
 
+/// [`stats`], and the pages parked in the harts' lists, read under the
+/// same lock: refills and give-backs move pages between the allocator and
+/// the lists only under it, so the two agree (as in [`usage`]).
+pub fn stats_and_listed() -> (PageStats, usize) {
+    with(|a| (a.page_stats(), PAGES.parked_per_cpu().iter().sum()))
+}
+
 #[cfg(feature = "ktest")]
 mod tests;

@@ -212,8 +212,7 @@ pub fn meminfo<'a>(
         .iter()
         .map(|r| r.size())
         .sum();
-    let stats = pages::stats();
-    let listed = pages::cache_stats().parked_pages;
+    let (stats, listed) = pages::stats_and_listed();
     let heap = global::stats();
     let (mut slab_pages, mut empty_slab_pages) = (0, 0);
     if super::info::slabs_present() {
