@@ -19,13 +19,14 @@
 //! magazine's worth of operations.
 
 use core::ptr::NonNull;
+use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
-use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 use kalloc::byte::{KMALLOC_CLASSES, KMALLOC_SIZES};
 
 use crate::drain::DrainRequests;
 use crate::magazine::{MAGAZINE_SLOTS, Magazine};
+use crate::seen::Seen;
 use crate::stats::CpuStats;
 
 /// Objects a magazine of `class` holds: a full magazine for classes up to
@@ -168,9 +169,9 @@ pub(crate) struct CpuCache {
     pub(crate) classes: [ClassCache; KMALLOC_CLASSES],
     pub(crate) stats: CpuStats,
     pub(crate) drain: DrainRequests,
-    /// This CPU read the heap's probe as published (an Acquire load):
-    /// its later reads need no fence (written by the owner only).
-    pub(crate) probe_seen: AtomicBool,
+    /// This CPU read the heap's probe as published: its later reads
+    /// need no fence.
+    pub(crate) probe_seen: Seen,
 }
 
 impl CpuCache {
@@ -189,7 +190,7 @@ impl CpuCache {
             classes: [const { ClassCache::new() }; KMALLOC_CLASSES],
             stats: CpuStats::new(),
             drain: DrainRequests::new(),
-            probe_seen: AtomicBool::new(false),
+            probe_seen: Seen::new(),
         }
     }
 

@@ -230,29 +230,6 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         object
     }
 
-    /// The probe, if the caches are on, as `cpu` (this CPU, interrupts
-    /// masked) reads it: without the Acquire load of `Once::get` once the
-    /// CPU has seen it published, since on RISC-V that load is a fence on
-    /// every free (and QEMU makes every fence a full host barrier, which
-    /// waits for the previous free's store to the object).
-    #[inline(always)]
-    fn probe_seen_by(&self, cpu: &CpuCache) -> Option<&ObjectProbe> {
-        if cpu.probe_seen.load(Relaxed) {
-            // SAFETY: this CPU slot saw the probe published (`first_probe`)
-            // earlier in its program order: uses of a slot are ordered by
-            // `Cpu::cpu_index`'s contract.
-            return Some(unsafe { self.probe.get_unchecked() });
-        }
-        self.first_probe(cpu)
-    }
-
-    #[cold]
-    fn first_probe(&self, cpu: &CpuCache) -> Option<&ObjectProbe> {
-        let probe = self.probe.get()?;
-        cpu.probe_seen.store(true, Relaxed);
-        Some(probe)
-    }
-
     /// This CPU's caches; the caller masked its interrupts.
     #[inline(always)]
     fn this_cpu(&self) -> &CpuCache {
@@ -297,7 +274,7 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let saved = A::irq_save_disable();
         let cpu = self.this_cpu();
         let hull = (self.hull_lo.load(Relaxed), self.hull_hi.load(Relaxed));
-        let parked = match self.probe_seen_by(cpu) {
+        let parked = match cpu.probe_seen.get(&self.probe) {
             // SAFETY: the hull came from the depot's slab allocator, whose
             // probe this is; `ptr` is as the caller promises.
             Some(probe) => unsafe { probe.certainly_live(ptr, class, hull) },

@@ -136,6 +136,8 @@ mod pages;
 #[cfg(not(loom))]
 mod remote;
 #[cfg(not(loom))]
+mod seen;
+#[cfg(not(loom))]
 mod shelf;
 #[cfg(not(loom))]
 mod stats;

@@ -182,28 +182,6 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         table.states.get(offset / P::PAGE_SIZE).map(PageState::get)
     }
 
-    /// The state table, if the lists are on, as `cpu` (this CPU,
-    /// interrupts masked) reads it: without the Acquire load of
-    /// `Once::get` once the CPU has seen it published (on RISC-V that load
-    /// is a fence on every request and free).
-    #[inline(always)]
-    fn table_seen_by(&self, cpu: &CpuPages) -> Option<&StateTable> {
-        if cpu.table_seen.load(Relaxed) {
-            // SAFETY: this CPU slot saw the table published (below)
-            // earlier in its program order: uses of a slot are ordered by
-            // `Cpu::cpu_index`'s contract.
-            return Some(unsafe { self.table.get_unchecked() });
-        }
-        self.first_table(cpu)
-    }
-
-    #[cold]
-    fn first_table(&self, cpu: &CpuPages) -> Option<&StateTable> {
-        let table = self.table.get()?;
-        cpu.table_seen.store(true, Relaxed);
-        Some(table)
-    }
-
     /// Allocates `count` contiguous pages aligned to `align` bytes: from
     /// this CPU's list when the request is one it serves, else from the
     /// allocator under its lock. No retry (see
@@ -220,7 +198,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     ) -> AllocResult<usize> {
         let order = Self::cached_order(count, align);
         self.on_this_cpu(|cpu| {
-            let listed = order.zip(self.table_seen_by(cpu));
+            let listed = order.zip(cpu.table_seen.get(&self.table));
             let result = match listed {
                 None => self
                     .locked(cpu, |allocator| allocator.alloc_pages(count, align))
@@ -284,7 +262,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     pub fn free(&self, addr: usize, count: usize) -> AllocResult {
         let order = Self::cached_order(count, P::PAGE_SIZE);
         self.on_this_cpu(|cpu| {
-            let table = order.and_then(|_| self.table_seen_by(cpu));
+            let table = order.and_then(|_| cpu.table_seen.get(&self.table));
             let state = table.and_then(|table| Self::state_in(table, addr));
             if let (Some(order), Some(state)) = (order, state) {
                 let now = state.load(Relaxed);

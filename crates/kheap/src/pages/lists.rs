@@ -3,10 +3,11 @@
 //! counters and drain requests, and the per-page state table.
 
 use core::sync::atomic::Ordering::Relaxed;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+use core::sync::atomic::{AtomicU8, AtomicUsize};
 
 use super::{PAGE_CACHE_ORDERS, page_list_capacity};
 use crate::drain::DrainRequests;
+use crate::seen::Seen;
 
 const LIST_SLOTS: usize = page_list_capacity(0);
 pub(super) const LIVE: u8 = 0x40;
@@ -56,9 +57,9 @@ pub(super) struct CpuPages {
     pub(super) failures: AtomicUsize,
     pub(super) locked: AtomicUsize,
     pub(super) drain: DrainRequests,
-    /// This CPU read the state table as published (an Acquire load): its
-    /// later reads need no fence (written by the owner only).
-    pub(super) table_seen: AtomicBool,
+    /// This CPU read the state table as published: its later reads need
+    /// no fence.
+    pub(super) table_seen: Seen,
 }
 
 impl CpuPages {
@@ -70,7 +71,7 @@ impl CpuPages {
             failures: AtomicUsize::new(0),
             locked: AtomicUsize::new(0),
             drain: DrainRequests::new(),
-            table_seen: AtomicBool::new(false),
+            table_seen: Seen::new(),
         }
     }
 
