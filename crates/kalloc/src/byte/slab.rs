@@ -196,6 +196,18 @@ impl<P: PageSource> SlabAllocator<P> {
         unsafe { self.alloc_in_slab(index) }.result()
     }
 
+    /// Cache `index`, with the page source and the hull beside it,
+    /// borrowed apart so that the cache can take pages and widen the hull.
+    ///
+    /// # Safety
+    /// As for [`cache_at`].
+    #[inline(always)]
+    unsafe fn cache_parts(&mut self, index: usize) -> (&mut SlabCache, &mut P, &mut Hull) {
+        // SAFETY: the caller's guarantee.
+        let cache = unsafe { cache_at(&mut self.caches, index) };
+        (cache, &mut self.source, &mut self.hull)
+    }
+
     /// [`alloc_in`](Self::alloc_in) when the magazine is empty and the
     /// current slab full (or missing).
     ///
@@ -203,14 +215,8 @@ impl<P: PageSource> SlabAllocator<P> {
     /// As for [`alloc_in`](Self::alloc_in).
     #[inline(never)]
     unsafe fn alloc_in_slab(&mut self, index: usize) -> Outcome {
-        let Self {
-            source,
-            caches,
-            hull,
-            ..
-        } = self;
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { cache_at(caches, index) };
+        let (cache, source, hull) = unsafe { self.cache_parts(index) };
         Outcome::new(cache.alloc_from_new_current(source, |start, bytes| hull.cover(start, bytes)))
     }
 
@@ -222,14 +228,8 @@ impl<P: PageSource> SlabAllocator<P> {
     /// [`ByteAllocator::dealloc`].
     #[inline(always)]
     unsafe fn free_in(&mut self, index: usize, ptr: NonNull<u8>) -> AllocResult {
-        let Self {
-            source,
-            caches,
-            hull,
-            ..
-        } = self;
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { cache_at(caches, index) };
+        let (cache, source, hull) = unsafe { self.cache_parts(index) };
         // The calls out of line take the cache's offset in `caches`, not
         // its index: the class lookup loads the offset (`classes.rs`), so
         // passing it computes nothing on the way in.
@@ -266,8 +266,8 @@ impl<P: PageSource> SlabAllocator<P> {
     #[inline(never)]
     unsafe fn drain_after_free(&mut self, slot: usize) {
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { cache_at(&mut self.caches, slot / CACHE_BYTES) };
-        cache.drain_magazine(&mut self.source);
+        let (cache, source, _) = unsafe { self.cache_parts(slot / CACHE_BYTES) };
+        cache.drain_magazine(source);
     }
 
     /// [`SlabCache::settle`] of the cache at `slot` after a free into
@@ -279,9 +279,9 @@ impl<P: PageSource> SlabAllocator<P> {
     #[inline(never)]
     unsafe fn settle_after_free(&mut self, slot: usize, slab: *mut SlabHeader, old_in_use: usize) {
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { cache_at(&mut self.caches, slot / CACHE_BYTES) };
+        let (cache, source, _) = unsafe { self.cache_parts(slot / CACHE_BYTES) };
         // SAFETY: forwarded from the caller.
-        unsafe { cache.settle(&mut self.source, slab, old_in_use) };
+        unsafe { cache.settle(source, slab, old_in_use) };
     }
 
     /// Frees `ptr` into the cache at `slot` with every check named: the
@@ -297,14 +297,8 @@ impl<P: PageSource> SlabAllocator<P> {
         if self.outside(ptr.addr().get()) {
             return Err(AllocError::OutOfRange);
         }
-        let Self {
-            source,
-            caches,
-            hull,
-            ..
-        } = self;
         // SAFETY: the caller's guarantee.
-        let cache = unsafe { cache_at(caches, index) };
+        let (cache, source, hull) = unsafe { self.cache_parts(index) };
         // SAFETY: `ptr` lies in the hull (checked above); the rest is the
         // caller's contract.
         unsafe { cache.free(source, ptr, *hull) }
