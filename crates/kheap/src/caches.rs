@@ -7,7 +7,7 @@
 //!   +-- classes[0..11]: ClassCache { loaded: 0|1, magazines: [Magazine; 2] }
 //!   +-- stats: CpuStats
 //!   +-- drain: DrainRequests
-//!   +-- probe_seen: bool
+//!   +-- probe_seen: Seen (this CPU read the probe as published)
 //! ```
 //!
 //! The previous magazine is always empty or full, which is what bounds the

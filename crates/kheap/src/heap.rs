@@ -274,7 +274,8 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
         let saved = A::irq_save_disable();
         let cpu = self.this_cpu();
         let hull = (self.hull_lo.load(Relaxed), self.hull_hi.load(Relaxed));
-        let parked = match cpu.probe_seen.get(&self.probe) {
+        // SAFETY: this CPU's flag for `self.probe`, interrupts masked.
+        let parked = match unsafe { cpu.probe_seen.get(&self.probe) } {
             // SAFETY: the hull came from the depot's slab allocator, whose
             // probe this is; `ptr` is as the caller promises.
             Some(probe) => unsafe { probe.certainly_live(ptr, class, hull) },
@@ -387,18 +388,18 @@ unsafe impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> GlobalAlloc
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let caller = H::caller();
-        if !H::may_override()
-            && let Some(object) = self.alloc_parked(layout)
-        {
+        let fast_path_tried = !H::may_override();
+        if fast_path_tried && let Some(object) = self.alloc_parked(layout) {
             return object.as_ptr();
         }
-        self.global_alloc_slow(layout, caller)
+        self.global_alloc_slow(layout, caller, fast_path_tried)
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let caller = H::caller();
-        if !H::may_override()
+        let fast_path_tried = !H::may_override();
+        if fast_path_tried
             && let Some(block) = NonNull::new(ptr)
             // SAFETY: the caller frees a block `alloc` returned for
             // `layout`.
@@ -407,6 +408,6 @@ unsafe impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> GlobalAlloc
             return;
         }
         // SAFETY: as above.
-        unsafe { self.global_dealloc_slow(ptr, layout, caller) }
+        unsafe { self.global_dealloc_slow(ptr, layout, caller, fast_path_tried) }
     }
 }

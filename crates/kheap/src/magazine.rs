@@ -24,9 +24,9 @@
 //!   older object, never the one it looks for.
 //!
 //! Release and Acquire on the length would say the same with a fence on
-//! every push; on RISC-V a fence per free (and under QEMU a full host
-//! barrier that waits for the free's store to the object) costs more than
-//! the store that nulls a slot.
+//! every push and every lookup; on RISC-V that is a fence per free (under
+//! QEMU a full host barrier, which waits for the free's store to the
+//! object), where nulling a slot is one store to a line the owner holds.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::Relaxed;

@@ -38,8 +38,9 @@ use kalloc::{AllocError, AllocResult, PageAllocator};
 use ksync::{IrqTicketLock, Once};
 
 pub use self::lists::PageState;
-use self::lists::{CpuPages, LIVE, PARKED, StateTable, bump};
+use self::lists::{CpuPages, LIVE, PARKED, StateTable};
 use crate::cpu::Cpu;
+use crate::stats::bump;
 
 mod lists;
 mod reclaim;
@@ -168,11 +169,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         fits.then_some(order)
     }
 
-    /// The state byte of the block at `addr`, if the table covers it.
-    fn state_of(&self, addr: usize) -> Option<&AtomicU8> {
-        Self::state_in(self.table.get()?, addr)
-    }
-
+    /// The state byte of the block at `addr`, if `table` covers it.
     #[inline(always)]
     fn state_in(table: &StateTable, addr: usize) -> Option<&AtomicU8> {
         let offset = addr.checked_sub(table.base)?;
@@ -187,25 +184,29 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// allocator under its lock. No retry (see
     /// [`alloc_or_reclaim`](Self::alloc_or_reclaim)).
     pub fn alloc(&self, count: usize, align: usize) -> AllocResult<usize> {
-        self.alloc_counting(count, align, true)
+        self.alloc_counting(count, align, false).0
     }
 
+    /// [`alloc`](Self::alloc), and whether the lists are on. With
+    /// `reclaiming`, a `NoMemory` while they are on is not counted: the
+    /// caller drains every list and tries again.
     fn alloc_counting(
         &self,
         count: usize,
         align: usize,
-        count_failure: bool,
-    ) -> AllocResult<usize> {
+        reclaiming: bool,
+    ) -> (AllocResult<usize>, bool) {
         let order = Self::cached_order(count, align);
         self.on_this_cpu(|cpu| {
-            let listed = order.zip(cpu.table_seen.get(&self.table));
-            let result = match listed {
+            // SAFETY: this CPU's flag for `self.table`, interrupts masked.
+            let table = unsafe { cpu.table_seen.get(&self.table) };
+            let result = match order.zip(table) {
                 None => self
                     .locked(cpu, |allocator| allocator.alloc_pages(count, align))
                     .unwrap_or(Err(AllocError::NoMemory)),
                 Some((order, table)) => match cpu.lists[order].pop() {
                     Some(addr) => Ok(addr),
-                    None => self.refill(cpu, order),
+                    None => self.refill(cpu, order, table),
                 }
                 .inspect(|&addr| {
                     if let Some(state) = Self::state_in(table, addr) {
@@ -213,12 +214,13 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
                     }
                 }),
             };
+            let retry_to_come = reclaiming && table.is_some();
             match result {
                 Ok(_) => bump(&cpu.allocs),
-                Err(_) if count_failure => bump(&cpu.failures),
+                Err(_) if !retry_to_come => bump(&cpu.failures),
                 Err(_) => {}
             }
-            result
+            (result, table.is_some())
         })
     }
 
@@ -226,7 +228,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// the allocator (one lock) and returns one block.
     #[cold]
     #[inline(never)]
-    fn refill(&self, cpu: &CpuPages, order: usize) -> AllocResult<usize> {
+    fn refill(&self, cpu: &CpuPages, order: usize, table: &StateTable) -> AllocResult<usize> {
         self.answer_drain_request(cpu);
         let want = page_list_capacity(order) / 2;
         let (count, align) = (1 << order, P::PAGE_SIZE << order);
@@ -237,7 +239,7 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
                 let Ok(addr) = allocator.alloc_pages(count, align) else {
                     break;
                 };
-                match self.state_of(addr) {
+                match Self::state_in(table, addr) {
                     Some(state) => {
                         state.store(PARKED | order as u8, Relaxed);
                         list.push(addr);
@@ -262,7 +264,8 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     pub fn free(&self, addr: usize, count: usize) -> AllocResult {
         let order = Self::cached_order(count, P::PAGE_SIZE);
         self.on_this_cpu(|cpu| {
-            let table = order.and_then(|_| cpu.table_seen.get(&self.table));
+            // SAFETY: this CPU's flag for `self.table`, interrupts masked.
+            let table = order.and_then(|_| unsafe { cpu.table_seen.get(&self.table) });
             let state = table.and_then(|table| Self::state_in(table, addr));
             if let (Some(order), Some(state)) = (order, state) {
                 let now = state.load(Relaxed);
@@ -296,11 +299,14 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     }
 
     fn free_locked_on(&self, cpu: &CpuPages, addr: usize, count: usize) -> AllocResult {
+        // SAFETY: this CPU's flag for `self.table`, interrupts masked (the
+        // callers run on this CPU).
+        let table = unsafe { cpu.table_seen.get(&self.table) };
         self.locked(cpu, |allocator| {
             allocator.dealloc_pages(addr, count)?;
             // A block the lists handed out is now free in the allocator:
             // its state must not vouch for it any more.
-            if let Some(state) = self.state_of(addr) {
+            if let Some(state) = table.and_then(|table| Self::state_in(table, addr)) {
                 state.store(0, Relaxed);
             }
             Ok(())
@@ -318,10 +324,13 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
         if blocks == 0 {
             return 0;
         }
+        // SAFETY: this CPU's flag for `self.table`, interrupts masked (the
+        // callers run on this CPU).
+        let table = unsafe { cpu.table_seen.get(&self.table) };
         self.locked(cpu, |allocator| {
             for _ in 0..blocks {
                 let Some(addr) = list.pop() else { break };
-                if let Some(state) = self.state_of(addr) {
+                if let Some(state) = table.and_then(|table| Self::state_in(table, addr)) {
                     state.store(0, Relaxed);
                 }
                 let freed = allocator.dealloc_pages(addr, 1 << order);
@@ -355,6 +364,11 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
             stats.parked_pages += cpu.parked_pages();
         }
         stats
+    }
+
+    /// Pages parked in every CPU's lists.
+    pub fn parked_pages(&self) -> usize {
+        self.cpus.iter().map(CpuPages::parked_pages).sum()
     }
 
     /// Pages parked in each CPU's lists (index: CPU slot).

@@ -18,12 +18,16 @@ impl Seen {
     }
 
     /// `once`'s value, if published: with an Acquire load the first time
-    /// this slot reads it, with a plain read afterwards. `once` must be the
-    /// same cell at every call on this `Seen`.
+    /// this slot reads it, with a plain read afterwards.
+    ///
+    /// # Safety
+    /// `once` is the same cell at every call on this `Seen`, and the
+    /// caller is the CPU owning the slot this `Seen` belongs to, its
+    /// interrupts masked.
     #[inline(always)]
-    pub(crate) fn get<'a, T>(&self, once: &'a Once<T>) -> Option<&'a T> {
+    pub(crate) unsafe fn get<'a, T>(&self, once: &'a Once<T>) -> Option<&'a T> {
         if self.0.load(Relaxed) {
-            // SAFETY: this slot read `once` as published (`first_get`)
+            // SAFETY: this slot read this `once` as published (`first_get`)
             // earlier; uses of a slot are ordered by `Cpu::cpu_index`'s
             // contract, so that Acquire load happens before this read.
             return Some(unsafe { once.get_unchecked() });

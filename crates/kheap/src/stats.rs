@@ -34,7 +34,7 @@ pub(crate) struct CpuStats {
 /// Adds one to a counter only its owner writes: a load and a store, not a
 /// read-modify-write.
 #[inline(always)]
-fn bump(counter: &AtomicUsize) {
+pub(crate) fn bump(counter: &AtomicUsize) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 

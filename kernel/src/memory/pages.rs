@@ -306,10 +306,7 @@ pub fn lend<A: BaseAllocator, R>(
 /// two counts agree; what the harts' fast paths take from or give to
 /// their own lists meanwhile is a real change of use.
 pub fn usage() -> (usize, usize) {
-    let (used, parked, total) = with(|a| {
-        let parked: usize = PAGES.parked_per_cpu().iter().sum();
-        (a.used_pages(), parked, a.total_pages())
-    });
+    let (used, parked, total) = with(|a| (a.used_pages(), PAGES.parked_pages(), a.total_pages()));
     (used.saturating_sub(parked), total)
 }
 
@@ -333,7 +330,7 @@ pub fn stats() -> PageStats {
 /// same lock: refills and give-backs move pages between the allocator and
 /// the lists only under it, so the two agree (as in [`usage`]).
 pub fn stats_and_listed() -> (PageStats, usize) {
-    with(|a| (a.page_stats(), PAGES.parked_per_cpu().iter().sum()))
+    with(|a| (a.page_stats(), PAGES.parked_pages()))
 }
 
 #[cfg(feature = "ktest")]

@@ -84,9 +84,10 @@ fn page_spec() -> Spec {
 
 /// Runs `spec` for `steps` against `target` and drains it; (ops, ticks).
 /// A tenth of the steps run first, untimed, and are drained: QEMU
-/// translates code the first time it runs it, and the workload's own code
-/// (the generator, the pattern fill and check) is the same for every row,
-/// so without the warm-up the first row would pay for translating it.
+/// translates code the first time it runs it, the workload's own code (the
+/// generator, the pattern fill and check) is shared by every row and each
+/// allocator's code is its own, and a fresh allocator grows its first
+/// slabs or pools; every row is timed warm.
 fn measure(
     target: &mut impl Target,
     spec: Spec,

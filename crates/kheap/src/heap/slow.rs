@@ -18,16 +18,26 @@ use crate::depot::Depot;
 use crate::magazine::MAGAZINE_SLOTS;
 
 impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
-    /// `GlobalAlloc::alloc` past the fast path: the overrides, then the
+    /// `GlobalAlloc::alloc` past the fast path: the overrides (unless
+    /// `fast_path_tried`: the hooks said they take nothing over), then the
     /// heap. Out of line, so the fast path saves no registers for it.
     #[inline(never)]
-    pub(super) fn global_alloc_slow(&self, layout: Layout, caller: usize) -> *mut u8 {
-        let result = match H::alloc_override(layout, caller) {
-            Some(result) => {
-                self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result, true));
-                result
+    pub(super) fn global_alloc_slow(
+        &self,
+        layout: Layout,
+        caller: usize,
+        fast_path_tried: bool,
+    ) -> *mut u8 {
+        let result = if fast_path_tried {
+            self.alloc_reclaiming(layout)
+        } else {
+            match H::alloc_override(layout, caller) {
+                Some(result) => {
+                    self.on_this_cpu(|cpu| self.count_alloc(cpu, layout, &result, true));
+                    result
+                }
+                None => self.alloc_or_reclaim(layout),
             }
-            None => self.alloc_or_reclaim(layout),
         };
         match result {
             Ok(block) => block.as_ptr(),
@@ -39,23 +49,35 @@ impl<A: Cpu, D: Depot, H: Hooks, const CPUS: usize> CachedHeap<A, D, H, CPUS> {
     }
 
     /// `GlobalAlloc::dealloc` past the fast path, as
-    /// [`global_alloc_slow`](Self::global_alloc_slow).
+    /// [`global_alloc_slow`](Self::global_alloc_slow): with
+    /// `fast_path_tried`, straight to the free's slow path.
     ///
     /// # Safety
     /// As `GlobalAlloc::dealloc`.
     #[inline(never)]
-    pub(super) unsafe fn global_dealloc_slow(&self, ptr: *mut u8, layout: Layout, caller: usize) {
+    pub(super) unsafe fn global_dealloc_slow(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        caller: usize,
+        fast_path_tried: bool,
+    ) {
         let block = NonNull::new(ptr).expect("GlobalAlloc::dealloc of null");
-        // SAFETY: the caller frees a block `alloc` returned for `layout`.
-        let result = match unsafe { H::dealloc_override(block, layout, caller) } {
-            Some(result) => {
-                if result.is_ok() {
-                    self.on_this_cpu(|cpu| cpu.stats.note_free(layout.size(), &self.shared));
-                }
-                result
-            }
+        let result = if fast_path_tried {
+            // SAFETY: the caller frees a block `alloc` returned for `layout`.
+            unsafe { self.dealloc_slow(block, layout) }
+        } else {
             // SAFETY: as above.
-            None => unsafe { CachedHeap::dealloc(self, block, layout) },
+            match unsafe { H::dealloc_override(block, layout, caller) } {
+                Some(result) => {
+                    if result.is_ok() {
+                        self.on_this_cpu(|cpu| cpu.stats.note_free(layout.size(), &self.shared));
+                    }
+                    result
+                }
+                // SAFETY: as above.
+                None => unsafe { CachedHeap::dealloc(self, block, layout) },
+            }
         };
         if let Err(error) = result {
             H::free_refused(block, layout, error, caller);

@@ -85,18 +85,12 @@ impl CpuPages {
     }
 }
 
-/// Adds one to a counter only its owner writes.
-#[inline(always)]
-pub(super) fn bump(counter: &AtomicUsize) {
-    counter.store(counter.load(Relaxed) + 1, Relaxed);
-}
-
 /// One page's entry in the lists' state table: a state byte alone in 8
 /// bytes, so a cache line holds the states of 8 pages. The CPUs write the
 /// states of the blocks they hold on every listed request and free, and
 /// neighbouring runs of pages often sit on different CPUs (each refill
-/// takes a run from the allocator): with one byte per page a line held 64
-/// pages' states and two CPUs' runs shared it.
+/// takes a run from the allocator): one byte per page would put 64 pages'
+/// states in a line, which two CPUs' runs would share.
 #[repr(C, align(8))]
 pub struct PageState(AtomicU8);
 

@@ -15,12 +15,12 @@ impl<A: Cpu, P: PageAllocator + Send, const CPUS: usize> PageCaches<A, P, CPUS> 
     /// [`Cpu::may_wait`]) and one retry: no request fails while blocks sit
     /// in a list.
     pub fn alloc_or_reclaim(&self, count: usize, align: usize) -> AllocResult<usize> {
-        match self.alloc_counting(count, align, !self.lists_enabled()) {
-            Err(AllocError::NoMemory) if self.lists_enabled() => {
+        match self.alloc_counting(count, align, true) {
+            (Err(AllocError::NoMemory), true) => {
                 self.drain_everywhere(A::may_wait());
                 self.alloc(count, align)
             }
-            result => result,
+            (result, _) => result,
         }
     }
 
