@@ -21,7 +21,7 @@ commands:
   run                 build the kernel and boot it to the `rvos>` monitor in QEMU
                       (`help` lists the commands; `shutdown` or Ctrl-A X quits)
   test [--only S,..] [--skip S,..]
-                      every check: fmt, clippy, host, loom, miri, kernel, shell, stress
+                      every check: fmt, clippy, host, crates, loom, miri, kernel, shell, stress
                       (shell: types commands into the monitor over the serial line)
   stress              run the stress workload on every hart for DURATION seconds
                       (test image, boot arg stress=; fault injection on); exits non-zero on any failure

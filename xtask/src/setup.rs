@@ -28,19 +28,10 @@ pub fn ensure_rust(config: &Config) -> Result<(), String> {
 
 /// `toolchain` is installed, with the kernel target and `components`.
 pub fn ensure_toolchain(toolchain: &str, components: &[&str]) -> Result<(), String> {
-    let toolchains = probe(&mut rustup(&["toolchain", "list"]))
+    let present = has_toolchain(toolchain)
         .ok_or("`rustup` is needed (https://rustup.rs) and was not found or failed")?;
-    if !toolchains
-        .lines()
-        .any(|line| line.starts_with(&format!("{toolchain}-")))
-    {
-        process::run(rustup(&[
-            "toolchain",
-            "install",
-            toolchain,
-            "--profile",
-            "minimal",
-        ]))?;
+    if !present {
+        install_toolchain(toolchain, &[])?;
         println!("setup: installed Rust toolchain {toolchain}");
     }
     let targets = probe(&mut rustup(&[
@@ -86,6 +77,24 @@ pub fn ensure_toolchain(toolchain: &str, components: &[&str]) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// Whether rustup lists `toolchain` (its lines read
+/// `1.88.0-x86_64-unknown-linux-gnu`, `nightly-...`); `None` if rustup is
+/// missing or failed.
+fn has_toolchain(toolchain: &str) -> Option<bool> {
+    let list = probe(&mut rustup(&["toolchain", "list"]))?;
+    Some(
+        list.lines()
+            .any(|line| line.starts_with(&format!("{toolchain}-"))),
+    )
+}
+
+/// `rustup toolchain install <toolchain> --profile minimal <extra>...`.
+fn install_toolchain(toolchain: &str, extra: &[&str]) -> Result<(), String> {
+    let mut args = vec!["toolchain", "install", toolchain, "--profile", "minimal"];
+    args.extend_from_slice(extra);
+    process::run(rustup(&args))
 }
 
 /// Where `program` is on PATH.
@@ -156,9 +165,7 @@ pub fn ensure_miri() -> Result<(), String> {
     if probe(&mut check).is_some() {
         return Ok(());
     }
-    let has_nightly = probe(&mut rustup(&["toolchain", "list"]))
-        .is_some_and(|list| list.lines().any(|l| l.starts_with("nightly")));
-    if has_nightly {
+    if has_toolchain("nightly") == Some(true) {
         process::run(rustup(&[
             "component",
             "add",
@@ -169,15 +176,7 @@ pub fn ensure_miri() -> Result<(), String> {
         ]))?;
         println!("setup: installed miri and rust-src for nightly");
     } else {
-        process::run(rustup(&[
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-            "--component",
-            "miri,rust-src",
-        ]))?;
+        install_toolchain("nightly", &["--component", "miri,rust-src"])?;
         println!("setup: installed the nightly toolchain with miri and rust-src");
     }
     Ok(())

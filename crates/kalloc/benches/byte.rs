@@ -92,7 +92,7 @@ fn main() {
 
     let burst = goals::burst_64(0xb0a5);
 
-    // `KALLOC_BENCH_GOALS=1` times only the goals' rows (`byte/goals.rs`).
+    // `KALLOC_BENCH_GOALS=31` (31 rounds) times only the goals' rows (`byte/goals.rs`).
     if goals::run(&arena, &random, &churn, &burst) {
         return;
     }

@@ -5,10 +5,10 @@
 #
 #   crates/kalloc/benches/ir_per_op.sh [trace] [contender...]
 #
-# trace: random (default) or churn64; contenders default to kalloc's TLSF,
-# talc, rlsf and the harness floor. Each contender plays the trace in the
-# bench's KALLOC_BENCH_IR mode, where every alloc and free goes through an
-# out-of-line wrapper; the figure is the wrapper's inclusive Ir (the
+# trace: random (default), churn64 or burst64; contenders default to
+# kalloc's TLSF, talc, rlsf and the harness floor. Each contender plays
+# the trace in the bench's KALLOC_BENCH_IR mode, where every alloc and
+# free goes through an out-of-line wrapper; the figure is the wrapper's inclusive Ir (the
 # allocator's own instructions plus the call, which the floor row shows)
 # divided by the number of calls. Needs valgrind (callgrind_annotate).
 set -euo pipefail

@@ -1,14 +1,15 @@
 //! The 64-byte and buddy goals in one short run, and a second 64-byte
 //! trace, `burst64`: 1000 allocations, then 1000 frees in random order.
 //!
-//! `KALLOC_BENCH_GOALS=1` (optionally `=<rounds>`, 31 by default) times
-//! every contender on the random, 64 B churn and 64 B burst traces, in
-//! rounds that interleave the contenders (so a change in the machine's
-//! load hits all of them alike), and prints each one's median time per
-//! operation, the slab's ratio to talc on both 64-byte traces and the byte
-//! buddy's to buddy_system_allocator on every trace. A burst play is
-//! short, so one burst sample is `BURST_PLAYS` plays, each on a fresh
-//! contender; the times of the plays alone are summed.
+//! `KALLOC_BENCH_GOALS=31` (the value is the number of rounds; 31 if it
+//! is not a number) times every contender on the random, 64 B churn and
+//! 64 B burst traces, in rounds that interleave the contenders (so a
+//! change in the machine's load hits all of them alike), and prints each
+//! one's median time per operation, the slab's ratio to talc on both
+//! 64-byte traces and the byte buddy's to buddy_system_allocator on every
+//! trace. A burst play is short, so one burst sample is `BURST_PLAYS`
+//! plays, each on a fresh contender; the times of the plays alone are
+//! summed.
 //!
 //! `KALLOC_BENCH_IR=<contender>/burst64` (`instructions.rs`) counts the
 //! burst trace's instructions, so `benches/ir_per_op.sh burst64

@@ -1,6 +1,7 @@
-//! Instruction counting: `KALLOC_BENCH_IR=<contender>/<random|churn64>`
-//! plays one trace `IR_PLAYS` times with every allocation and free called
-//! through an out-of-line wrapper (`ir_alloc`, `ir_free`), so that
+//! Instruction counting:
+//! `KALLOC_BENCH_IR=<contender>/<random|churn64|burst64>` plays one trace
+//! `IR_PLAYS` times with every allocation and free called through an
+//! out-of-line wrapper (`ir_alloc`, `ir_free`), so that
 //! callgrind's inclusive cost of each wrapper is what the allocator itself
 //! executed: the allocator is inlined into the wrapper or called from it,
 //! and the play loop, the trace and the slot array stay outside. The
