@@ -383,7 +383,7 @@ fn aligned_allocations_split_off_the_front_gap() {
 
 /// The used header a block of `size` bytes whose header word is at
 /// `header` carries (`docs/byte-allocators.md`): the size, the USED bit
-/// and the seal, the complement of the address's low half, on top.
+/// and the seal, the address's low half shifted into the upper half.
 #[cfg(target_pointer_width = "64")]
 fn sealed(header: usize, size: usize) -> usize {
     size + 1 + (header << 32)

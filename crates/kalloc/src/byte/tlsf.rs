@@ -22,8 +22,8 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
 use self::block::{
-    Block, FL_COUNT, GRANULE, HEADER, MAX_BLOCK, MIN_BLOCK, PREV_FREE, SL_COUNT, SLI, USED, footer,
-    seal, set_footer, set_word, word,
+    Block, FL_COUNT, GRANULE, HEADER, MAX_BLOCK, MIN_BLOCK, PREV_FREE, SL_COUNT, SLI, USED,
+    block_at, footer, seal, set_footer, set_word, word,
 };
 use self::hot_pool::HotPool;
 use crate::byte::pool_table::{PoolEntry, PoolTable};
@@ -46,8 +46,9 @@ struct TlsfPool {
 impl TlsfPool {
     /// The block whose header is at `addr` in this pool, with the pool's
     /// provenance.
+    #[inline(always)]
     fn block(&self, addr: usize) -> *mut Block {
-        self.base.as_ptr().with_addr(addr).cast()
+        block_at(self.base.as_ptr(), addr)
     }
 }
 
@@ -213,7 +214,7 @@ impl Tlsf {
     /// this allocator manages, it is a pointer the allocator returned
     /// (possibly freed since).
     pub unsafe fn check_dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult {
-        self.live_block(ptr, layout).map(drop)
+        self.live_block(ptr.addr().get(), layout).map(drop)
     }
 
     /// Number of pools under management.

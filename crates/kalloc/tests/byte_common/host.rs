@@ -128,8 +128,6 @@ impl HostPages {
 
 impl PageSource for HostPages {
     const PAGE_SIZE: usize = PAGE;
-    /// One arena.
-    const ONE_REGION: bool = true;
 
     fn alloc_pages(&mut self, count: usize, align: usize) -> AllocResult<NonNull<u8>> {
         if count == 0 || !align.is_power_of_two() || align > ARENA_ALIGN {
@@ -174,10 +172,5 @@ impl PageSource for HostPages {
 
     fn available_pages(&self) -> usize {
         self.free
-    }
-
-    fn contains(&self, addr: usize) -> Option<bool> {
-        let (start, end) = self.range();
-        Some((start..end).contains(&addr))
     }
 }

@@ -64,9 +64,10 @@ const EMPTY: usize = 2;
 
 /// What a free leaves to do once the object is parked or listed
 /// ([`SlabCache::release`]): usually nothing; the rest is one call out of
-/// line ([`SlabCache::finish`]). The fast free returns it to the
-/// allocator, which makes that call itself, so the inline path computes
-/// no argument it only needs there (the page source's address).
+/// line ([`SlabCache::drain_magazine`] or [`SlabCache::settle`]). The fast
+/// free returns it to the allocator, which makes that call itself, so the
+/// inline path computes no argument it only needs there (the page
+/// source's address); the checked free makes it in the cache.
 #[derive(Clone, Copy)]
 pub(super) enum AfterFree {
     /// Nothing: the common case.
@@ -115,7 +116,6 @@ pub(super) struct SlabCache {
     magazine: Magazine,
     pub name: &'static str,
     pub pages_per_slab: usize,
-    slab_bytes: usize,
     /// Slab lists by state, current slab excluded: partial and empty (the
     /// full slot stays null: full slabs are only counted).
     lists: [*mut SlabHeader; 3],
@@ -162,7 +162,6 @@ impl SlabCache {
             magazine: Magazine::new(objects),
             name,
             pages_per_slab: 1 << order,
-            slab_bytes,
             lists: [ptr::null_mut(); 3],
             counts: [0; 3],
             retired: 0,
@@ -187,8 +186,9 @@ impl SlabCache {
         self.shape.slab_of(object)
     }
 
+    #[inline(always)]
     pub fn slab_bytes(&self) -> usize {
-        self.slab_bytes
+        self.shape.slab_bytes()
     }
 
     /// Objects handed out and not freed.

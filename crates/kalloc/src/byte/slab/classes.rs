@@ -24,12 +24,11 @@ pub(super) const KMALLOC_NAMES: [&str; 11] = [
 pub const KMALLOC_MAX: usize = KMALLOC_SIZES[KMALLOC_SIZES.len() - 1];
 
 /// The entries of [`CLASS_BY_SIZE`] are classes shifted left by this: the
-/// size of a cache (`cache.rs`, 256 bytes), so an entry is also its
-/// class's cache's offset in the allocator. [`small_class`] tells the
-/// compiler so, and the free and the allocation find the cache with the
-/// table load alone, no shift.
-const SLOT_SHIFT: u32 = 8;
-const _: () = assert!(size_of::<Option<super::cache::SlabCache>>() == 1 << SLOT_SHIFT);
+/// size of a cache (`cache.rs`, 256 bytes, a power of two), so an entry is
+/// also its class's cache's offset in the allocator. [`small_class`] tells
+/// the compiler so, and the free and the allocation find the cache with
+/// the table load alone, no shift.
+const SLOT_SHIFT: u32 = super::CACHE_BYTES.trailing_zeros();
 
 /// Class index (shifted left by [`SLOT_SHIFT`]) for each request size in
 /// 8-byte steps (`(size - 1) / 8`).

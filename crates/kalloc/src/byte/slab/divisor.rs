@@ -36,23 +36,6 @@ impl ExactDivisor {
         }
     }
 
-    /// Whether `n` is a multiple of the divisor: `n % divisor == 0`, for
-    /// every `usize`, in a multiply, a rotate and a compare. The slab's
-    /// free folds the compare into its range check
-    /// ([`quotient`](Self::quotient)); this is the plain test, for the
-    /// unit test.
-    #[cfg(test)]
-    pub fn divides(&self, n: usize) -> bool {
-        let fast = self.quotient(n) <= self.max_quotient;
-        debug_assert_eq!(
-            fast,
-            n.is_multiple_of(self.divisor()),
-            "{n} / {}",
-            self.divisor()
-        );
-        fast
-    }
-
     /// `n / divisor` if the divisor divides `n`, else a value above
     /// `usize::MAX / divisor`: the multiply and the rotate of the module
     /// doc. So `quotient(n) < count`, for any `count` up
@@ -138,14 +121,14 @@ mod tests {
             let wrapped =
                 [1, 8, size - 1, size, size + 8, 2 * size].map(|b| 0usize.wrapping_sub(b));
             for n in offsets.into_iter().chain(wrapped).chain([usize::MAX]) {
-                // `divides` asserts its agreement with `%` itself in debug
+                // `quotient` asserts its agreement with `%` itself in debug
                 // builds; the explicit compare covers release test runs.
+                let q = divisor.quotient(n);
                 assert_eq!(
-                    divisor.divides(n),
+                    q <= divisor.max_quotient,
                     n.is_multiple_of(size),
                     "size {size}, n {n}"
                 );
-                let q = divisor.quotient(n);
                 for base in [0, 8, 64, size] {
                     let from =
                         divisor.quotient_from(n.wrapping_add(base), divisor.premultiply(base));

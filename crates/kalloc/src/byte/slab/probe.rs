@@ -92,11 +92,11 @@ impl ObjectProbe {
         let hull = Hull::new(hull.0, hull.1.wrapping_sub(hull.0));
         debug_assert!(class < KMALLOC_CLASSES);
         // SAFETY: forwarded from the caller (`class` is in bounds).
-        unsafe {
-            self.shapes
-                .get_unchecked(class)
-                .certainly_live::<true>(object.as_ptr(), hull)
-        }
+        let shape = unsafe { self.shapes.get_unchecked(class) };
+        let object = object.as_ptr();
+        // SAFETY: the slab is `object`'s; the rest is forwarded from the
+        // caller.
+        unsafe { shape.certainly_live::<true>(object, shape.slab_of(object), hull) }
     }
 }
 

@@ -81,6 +81,12 @@ impl Shape {
         self.stamp_key ^ slab.addr()
     }
 
+    /// The size of a slab in bytes, a power of two.
+    #[inline(always)]
+    pub fn slab_bytes(&self) -> usize {
+        (!self.slab_mask).wrapping_add(1)
+    }
+
     /// The slab holding `object` (slabs are aligned to their size).
     #[inline(always)]
     pub fn slab_of(&self, object: *mut u8) -> *mut SlabHeader {
@@ -156,12 +162,17 @@ impl Shape {
     /// boundary lies in `hull`.
     ///
     /// # Safety
-    /// `hull` is (a snapshot of) the range of pages the allocator took
-    /// from its source, and all of it stays mapped; the rest as for
-    /// `live_in_service`.
+    /// `slab` is `slab_of(object)`. `hull` is (a snapshot of) the range of
+    /// pages the allocator took from its source, and all of it stays
+    /// mapped; the rest as for `live_in_service`.
     #[inline(always)]
-    pub unsafe fn certainly_live<const SHARED: bool>(&self, object: *mut u8, hull: Hull) -> bool {
-        let slab = self.slab_of(object);
+    pub unsafe fn certainly_live<const SHARED: bool>(
+        &self,
+        object: *mut u8,
+        slab: *mut SlabHeader,
+        hull: Hull,
+    ) -> bool {
+        debug_assert_eq!(slab, self.slab_of(object));
         // SAFETY: a slab boundary in the hull: its header is readable.
         hull.contains(slab.addr()) && unsafe { self.live_in_service::<SHARED>(object, slab, hull) }
     }

@@ -26,14 +26,6 @@ pub trait PageSource {
     /// Pages that could still be allocated.
     fn available_pages(&self) -> usize;
 
-    /// Whether the memory this source manages is one address range: then
-    /// every address between two pages it handed out is its own, and the
-    /// slab allocator's fast free does not ask [`contains`](Self::contains)
-    /// for an address inside the range of pages it took (its checked free
-    /// still does, to name a foreign pointer `OutOfRange`). `false`, the
-    /// default, is always safe.
-    const ONE_REGION: bool = false;
-
     /// Whether `addr` lies in memory this source manages, if it can tell
     /// cheaply. `None` (the default, and what the blanket impl answers)
     /// makes the slab allocator fall back to the hull of every page it has

@@ -81,6 +81,13 @@ pub(super) struct Block {
     pub prev: *mut Block,
 }
 
+/// The block whose header is at `addr`, with `base`'s provenance (a
+/// pool's base pointer).
+#[inline(always)]
+pub(super) fn block_at(base: *mut u8, addr: usize) -> *mut Block {
+    base.with_addr(addr).cast()
+}
+
 /// The seal of the block whose header is at `block`: the low half of the
 /// address, in the upper half of the word. It makes a header word valid at
 /// one address only (within any 4 GiB), and no integer below 2^32 a valid
@@ -324,6 +331,18 @@ mod tests {
         // Small integers, null and aligned pointers are never used headers.
         for plain in [0, 1, 97, u32::MAX as usize, block, block + 8] {
             assert!(plain & USED == 0 || plain >> 32 != seal(block) >> 32);
+            assert_eq!(plain >> 32, 0, "{plain:#x}");
+        }
+        // Every header address (a word off the granule) seals to a nonzero
+        // upper half, which no integer below 2^32 has.
+        for header in [
+            HEADER,
+            GRANULE + HEADER,
+            block,
+            0xffff_fff8,
+            (1 << 40) + HEADER,
+        ] {
+            assert_ne!(seal(header) >> 32, 0, "{header:#x}");
         }
         // A size beyond the size bits changes the seal rather than hiding.
         assert_ne!(used_word(block, 96 + (1 << 36)) >> 32, word >> 32);

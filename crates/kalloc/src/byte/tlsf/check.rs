@@ -16,7 +16,6 @@
 //!    pool that ends exactly here.
 
 use core::alloc::Layout;
-use core::ptr::NonNull;
 
 use super::block::{
     Block, GRANULE, HEADER, MIN_BLOCK, PREV_FREE, SIZE_MASK, USED, block_size_for, footer,
@@ -112,7 +111,8 @@ pub(super) unsafe fn neighbours_ok(
             // Only the footer's address is taken, with the pool's
             // provenance: a forged footer may be any integer.
             let prev = pool.block_at((*footer(block)).addr());
-            if granules(prev.addr().wrapping_sub(pool.first_block)) > pool.span_granules()
+            let span = granules(pool.sentinel - pool.first_block);
+            if granules(prev.addr().wrapping_sub(pool.first_block)) > span
                 || self::word(prev) != block.addr().wrapping_sub(prev.addr())
             {
                 return None;
@@ -170,17 +170,13 @@ impl Tlsf {
         }
     }
 
-    /// Returns the live block whose payload is `ptr` and that `layout`
+    /// Returns the live block whose payload is at `addr` and that `layout`
     /// describes, after every check (those of the hot path and the
-    /// neighbours'), for `realloc` and `check_dealloc`.
-    pub(super) fn live_block(&mut self, ptr: NonNull<u8>, layout: Layout) -> AllocResult<Live> {
-        self.live_block_cold(ptr.addr().get(), layout)
-    }
-
-    /// Finds the pool, validates with the exact block size, and on a
+    /// neighbours'), for the cold free, `realloc` and `check_dealloc`:
+    /// finds the pool, validates with the exact block size, and on a
     /// refusal reads `DoubleFree` from a header that was freed
     /// ([`reads_freed`]); every other refusal is `NotAllocated`.
-    pub(super) fn live_block_cold(&mut self, addr: usize, layout: Layout) -> AllocResult<Live> {
+    pub(super) fn live_block(&mut self, addr: usize, layout: Layout) -> AllocResult<Live> {
         if !self.hot.holds_payload(addr) {
             self.switch_hot_pool(addr)?;
         }

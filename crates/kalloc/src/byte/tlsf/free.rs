@@ -54,7 +54,7 @@ impl Tlsf {
     #[cold]
     #[inline(never)]
     fn dealloc_cold(&mut self, addr: usize, layout: Layout) -> AllocResult {
-        let live = self.live_block_cold(addr, layout)?;
+        let live = self.live_block(addr, layout)?;
         // SAFETY: `live` passed every check.
         unsafe { self.free_block(live.block, live.word, live.next_word) };
         Ok(())
@@ -74,19 +74,7 @@ impl Tlsf {
         unsafe {
             self.used_size -= size;
             self.used_count -= 1;
-            let next = block.byte_add(size);
-            let mut end = next;
-            if next_word & USED == 0 {
-                // The block after `next` already has PREV_FREE: only the
-                // footer moves.
-                self.unlink(next);
-                end = next.byte_add(next_word);
-                self.block_count -= 1;
-            } else {
-                // A plain store of the word already read, not a
-                // read-modify-write that would read `next` again.
-                set_word(next, next_word | PREV_FREE);
-            }
+            let end = self.absorb_next(block.byte_add(size), next_word);
             let mut start = block;
             if word & PREV_FREE != 0 {
                 let prev = *footer(block);
@@ -165,21 +153,41 @@ impl Tlsf {
             let prev_free = word(block) & PREV_FREE;
             let next = block.byte_add(old_size);
             let tail = block.byte_add(need);
-            let mut end = next;
             set_word(block, used_word(block.addr(), need) | prev_free);
             self.used_size -= old_size - need;
             self.block_count += 1;
-            if next_word & USED == 0 {
-                self.unlink(next);
-                self.block_count -= 1;
-                end = next.byte_add(next_word);
-            } else {
-                set_word(next, next_word | PREV_FREE);
-            }
+            let end = self.absorb_next(next, next_word);
             let tail_size = end.addr() - tail.addr();
             set_word(tail, tail_size);
             set_footer(tail, end);
             self.link_free(tail, tail_size);
+        }
+    }
+
+    /// Joins `next`, the successor of a block being freed, to that block's
+    /// free run: unlinks it if it is free, else marks it `PREV_FREE`.
+    /// Returns where the free run ends.
+    ///
+    /// # Safety
+    /// `next` is a valid header (a block or the sentinel) whose word is
+    /// `next_word`; a free `next` is on its list.
+    #[inline(always)]
+    unsafe fn absorb_next(&mut self, next: *mut Block, next_word: usize) -> *mut Block {
+        // SAFETY: the caller's guarantees; a free successor's word is its
+        // size.
+        unsafe {
+            if next_word & USED == 0 {
+                // The block after `next` already has PREV_FREE: only the
+                // footer moves.
+                self.unlink(next);
+                self.block_count -= 1;
+                next.byte_add(next_word)
+            } else {
+                // A plain store of the word already read, not a
+                // read-modify-write that would read `next` again.
+                set_word(next, next_word | PREV_FREE);
+                next
+            }
         }
     }
 }

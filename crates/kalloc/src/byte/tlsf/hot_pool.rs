@@ -6,7 +6,7 @@
 use core::ptr;
 
 use super::TlsfPool;
-use super::block::{Block, GRANULE, HEADER, MIN_BLOCK, granules};
+use super::block::{self, Block, GRANULE, HEADER, MIN_BLOCK, granules};
 
 /// The pool the last `dealloc` hit (at first, the first pool added): a
 /// free checks "inside a pool, granule-aligned, in front of the sentinel"
@@ -25,8 +25,6 @@ pub(super) struct HotPool {
     pub first_block: usize,
     /// The sentinel's address: where the last block ends.
     pub sentinel: usize,
-    /// `(sentinel - first_block) / GRANULE`.
-    span_granules: usize,
 }
 
 impl HotPool {
@@ -36,7 +34,6 @@ impl HotPool {
         payload_granules: 0,
         first_block: 0,
         sentinel: 0,
-        span_granules: 0,
     };
 
     pub fn of(pool: &TlsfPool) -> Self {
@@ -47,14 +44,7 @@ impl HotPool {
             payload_granules: (pool.sentinel - MIN_BLOCK + HEADER - payload_lo) / GRANULE,
             first_block: pool.first_block,
             sentinel: pool.sentinel,
-            span_granules: (pool.sentinel - pool.first_block) / GRANULE,
         }
-    }
-
-    /// How many granules the pool's blocks tile.
-    #[inline(always)]
-    pub fn span_granules(&self) -> usize {
-        self.span_granules
     }
 
     /// Whether `addr` is a payload address at which a block of this pool
@@ -71,6 +61,6 @@ impl HotPool {
     /// The block whose header is at `addr`, with the pool's provenance.
     #[inline(always)]
     pub fn block_at(&self, addr: usize) -> *mut Block {
-        self.base.with_addr(addr).cast()
+        block::block_at(self.base, addr)
     }
 }

@@ -265,7 +265,7 @@ impl ByteAllocator for Tlsf {
         old_layout: Layout,
         new_size: usize,
     ) -> AllocResult<NonNull<u8>> {
-        let live = self.live_block(ptr, old_layout)?;
+        let live = self.live_block(ptr.addr().get(), old_layout)?;
         let new_layout = crate::traits::resized_layout(old_layout, new_size)?;
         // SAFETY: `live` is a validated live block. The allocation may
         // split or take its free neighbours, so the words `free_block`

@@ -7,8 +7,8 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use super::block::{
-    Block, GRANULE, HEADER, MIN_BLOCK, PREV_FREE, SIZE_MASK, SL_COUNT, USED, block_size_for,
-    footer, mapping_insert, seal, word,
+    Block, GRANULE, HEADER, MIN_BLOCK, PREV_FREE, SIZE_MASK, USED, block_size_for, footer,
+    mapping_insert, seal, split_index, word,
 };
 use super::check::reads_freed;
 use super::lists::marked_list;
@@ -187,7 +187,7 @@ impl Tlsf {
     fn listed_free_blocks(&self) -> Result<usize, &'static str> {
         let mut count = 0;
         for (index, &head) in self.heads.iter().enumerate() {
-            let (fl, sl) = (index / SL_COUNT, index % SL_COUNT);
+            let (fl, sl) = split_index(index);
             let listed = self.fl_bitmap & (1 << fl) != 0 && self.sl_bitmap[fl] & (1 << sl) != 0;
             if listed == head.is_null()
                 || (self.sl_bitmap[fl] != 0) != (self.fl_bitmap & (1 << fl) != 0)

@@ -17,7 +17,7 @@ impl SlabCache {
     /// The common free: if `object` passes the fast test
     /// ([`Shape::certainly_live`]), releases it
     /// ([`release`](Self::release)) and returns what is left to do, for
-    /// the caller to [`finish`](Self::finish) unless it is `Done`. `None`
+    /// the caller to do out of line unless it is `Done`. `None`
     /// changes nothing: the caller then takes the checked way,
     /// [`free`](Self::free), which names the error or frees what only
     /// looked doubtful.
@@ -38,13 +38,14 @@ impl SlabCache {
         // A header is read only in pages taken from the source: inside the
         // hull (`certainly_live` checks), and not in a gap between the
         // source's regions.
-        if !P::ONE_REGION && source.contains(slab.addr()) == Some(false) {
+        if source.contains(slab.addr()) == Some(false) {
             return None;
         }
-        // SAFETY: `hull` is the range of pages taken from the source,
-        // which stay mapped, and a slab boundary in a gap between its
-        // regions was refused above; the rest is the caller's contract.
-        if !unsafe { self.shape.certainly_live::<false>(object, hull) } {
+        // SAFETY: `slab` is `object`'s slab; `hull` is the range of pages
+        // taken from the source, which stay mapped, and a slab boundary in
+        // a gap between its regions was refused above; the rest is the
+        // caller's contract.
+        if !unsafe { self.shape.certainly_live::<false>(object, slab, hull) } {
             return None;
         }
         // SAFETY: `object` is a live object of `slab`, a slab in service
@@ -57,7 +58,8 @@ impl SlabCache {
     /// slab that changed state; the cache's last live object, which
     /// empties the magazine, so that a cache with nothing allocated holds
     /// exactly its empty slabs) is returned, for one call out of line
-    /// ([`finish`](Self::finish)), so the common way needs no stack.
+    /// ([`drain_magazine`](Self::drain_magazine) or
+    /// [`settle`](Self::settle)), so the common way needs no stack.
     ///
     /// # Safety
     /// `object` is a live object of `slab`, a slab in service of this
@@ -81,22 +83,6 @@ impl SlabCache {
             }
         }
         AfterFree::Done
-    }
-
-    /// Does what a [`release`](Self::release) left to do.
-    ///
-    /// # Safety
-    /// `after` is what a release into this cache returned, and nothing
-    /// changed the cache since.
-    #[inline(always)]
-    pub unsafe fn finish<P: PageSource>(&mut self, source: &mut P, after: AfterFree) {
-        match after {
-            AfterFree::Done => {}
-            AfterFree::Drain => self.drain_magazine(source),
-            // SAFETY: the caller's guarantee: the slab and count of a
-            // release just made.
-            AfterFree::Settle(slab, old_in_use) => unsafe { self.settle(source, slab, old_in_use) },
-        }
     }
 
     /// The rest of a [`release`](Self::release) into `slab`, whose
@@ -134,11 +120,12 @@ impl SlabCache {
     #[inline]
     pub unsafe fn check_live(&self, object: NonNull<u8>, hull: Hull) -> AllocResult<Live> {
         let object = object.as_ptr();
-        // SAFETY: forwarded from the caller.
-        if unsafe { self.shape.certainly_live::<false>(object, hull) } {
-            return Ok(Live::InService(self.slab_of(object)));
-        }
         let slab = self.slab_of(object);
+        // SAFETY: `slab` is `object`'s slab; the rest is forwarded from
+        // the caller.
+        if unsafe { self.shape.certainly_live::<false>(object, slab, hull) } {
+            return Ok(Live::InService(slab));
+        }
         if slab.addr() < hull.lo {
             return Err(AllocError::NotAllocated);
         }
@@ -167,13 +154,15 @@ impl SlabCache {
         let live = unsafe { self.check_live(object, hull)? };
         let object = object.as_ptr();
         // SAFETY: `check_live` found `object` live in `slab`, a slab of
-        // this cache; the caller gives it up.
+        // this cache; the caller gives it up. A `Settle` carries the slab
+        // and count of the release just made.
         unsafe {
             match live {
-                Live::InService(slab) => {
-                    let after = self.release(slab, object);
-                    self.finish(source, after);
-                }
+                Live::InService(slab) => match self.release(slab, object) {
+                    AfterFree::Done => {}
+                    AfterFree::Drain => self.drain_magazine(source),
+                    AfterFree::Settle(slab, old_in_use) => self.settle(source, slab, old_in_use),
+                },
                 Live::Retired(slab) => {
                     self.free_retired(source, slab, object);
                     self.held -= 1;

@@ -111,7 +111,7 @@ impl SlabCache {
             self.lists[EMPTY]
         } else {
             let slab = self.new_slab(source)?;
-            on_new_slab(slab.addr(), self.slab_bytes);
+            on_new_slab(slab.addr(), self.slab_bytes());
             slab
         };
         // SAFETY: `slab` heads its list; the old current slab, if any, is
@@ -133,8 +133,9 @@ impl SlabCache {
         &mut self,
         source: &mut P,
     ) -> AllocResult<*mut SlabHeader> {
-        let pages = source.alloc_pages(self.pages_per_slab, self.slab_bytes)?;
-        if !pages.addr().get().is_multiple_of(self.slab_bytes) {
+        let slab_bytes = self.slab_bytes();
+        let pages = source.alloc_pages(self.pages_per_slab, slab_bytes)?;
+        if !pages.addr().get().is_multiple_of(slab_bytes) {
             // A source that ignores alignment would break address-to-slab
             // lookup; refuse it rather than corrupt memory later.
             // SAFETY: just obtained from `source` with these arguments.

@@ -19,11 +19,11 @@ impl SlabCache {
     /// The slab of this cache holding `addr`, if that is a live slab;
     /// `hull` bounds the pages ever taken from the source.
     pub fn slab_holding(&self, addr: NonNull<u8>, hull: Hull) -> Option<*mut SlabHeader> {
-        let slab_addr = addr.addr().get() & !(self.slab_bytes - 1);
+        let slab = self.slab_of(addr.as_ptr());
+        let slab_addr = slab.addr();
         if slab_addr < hull.lo || slab_addr.saturating_add(self.shape.first_object) > hull.hi() {
             return None;
         }
-        let slab = addr.as_ptr().with_addr(slab_addr).cast::<SlabHeader>();
         self.is_live(slab).then_some(slab)
     }
 
