@@ -8,7 +8,7 @@
 
 use crate::config::{Config, KERNEL_TARGET};
 use crate::kernel::cargo;
-use crate::test::Skipped;
+use crate::process::Skipped;
 use crate::{process, setup};
 use std::process::Command;
 

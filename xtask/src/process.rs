@@ -189,6 +189,9 @@ fn wait_limited(child: &mut Child, limit: Option<Duration>) -> Result<Option<Exi
     Ok(None)
 }
 
+/// The checks a passing step could not run here, each with its reason.
+pub type Skipped = Vec<String>;
+
 /// `Ok` if no check failed, else every failure in one message.
 pub fn all_passed(failures: Vec<String>) -> Result<(), String> {
     if failures.is_empty() {

@@ -4,7 +4,7 @@
 
 use crate::config::{Config, KERNEL_PACKAGE, KERNEL_TARGET, Mode};
 use crate::kernel::{self, Flavour, cargo};
-use crate::process::{self, Finished};
+use crate::process::{self, Finished, Skipped};
 use crate::{qemu, setup};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -165,9 +165,6 @@ pub fn command(args: &[String]) -> Result<u8, String> {
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }
-
-/// The checks a passing step could not run here, each with its reason.
-pub type Skipped = Vec<String>;
 
 fn run_step(config: &Config, step: Step) -> Result<Skipped, String> {
     let result = match step {
