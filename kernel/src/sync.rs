@@ -104,36 +104,6 @@ impl ksync::Arch for KernelArch {
     }
 }
 
-/// What the global allocator's per-hart caches need: the hart's slot in
-/// `arch::hart::HARTS` (0 before the hart-local block exists: only the
-/// boot hart runs then), time in microseconds, and an IPI to ask another
-/// hart to drain.
-impl kheap::Cpu for KernelArch {
-    #[inline(always)]
-    fn cpu_index() -> usize {
-        crate::arch::hart::try_current().map_or(0, crate::arch::hart::HartLocal::slot)
-    }
-
-    fn now() -> u64 {
-        crate::arch::cpu::ticks() * 1_000_000 / crate::platform::get().timebase_hz
-    }
-
-    /// 100 ms: a hart answers from its IPI handler at once unless it runs
-    /// with interrupts masked (spinning on a lock the asker holds).
-    const DRAIN_PATIENCE: u64 = 100_000;
-
-    /// Not in an interrupt handler and not with interrupts masked (inside
-    /// an interrupt-masking lock, which a hart spinning on it cannot leave
-    /// to answer an IPI).
-    fn may_wait() -> bool {
-        crate::arch::cpu::irq_enabled()
-    }
-
-    fn kick(cpu: usize) {
-        crate::arch::smp::kick(cpu);
-    }
-}
-
 /// Test-and-test-and-set lock; interrupts untouched.
 #[allow(dead_code, reason = "part of the kernel's lock vocabulary")]
 pub type SpinLock<T> = ksync::SpinLock<T, KernelArch>;
