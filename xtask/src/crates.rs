@@ -13,8 +13,9 @@ use crate::{process, setup};
 use std::process::Command;
 
 /// The crates meant for other kernels: their directories under `crates/`;
-/// each publishes as `rvos-<name>` (the plain names are taken on
-/// crates.io) and keeps `<name>` as its Rust name.
+/// each publishes as `rvos-<name>` (`kalloc` and `sv39` are taken on
+/// crates.io, and the five share one prefix) and keeps `<name>` as its
+/// Rust name.
 pub const LIBRARY_CRATES: &[&str] = &["kalloc", "ksync", "sv39", "memdebug", "kheap"];
 
 fn package_name(krate: &str) -> String {
