@@ -19,6 +19,11 @@ pub trait Contender {
     /// # Safety
     /// `ptr` was returned by `alloc(layout)` and is freed once.
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout);
+    /// Payload bytes of the allocated blocks and of the free blocks, for
+    /// the contenders that count them (the efficiency breakdown).
+    fn payload_bytes(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 pub struct OurTlsf(Tlsf);
@@ -38,6 +43,9 @@ impl Contender for OurTlsf {
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded.
         unsafe { self.0.dealloc(ptr, layout).unwrap() }
+    }
+    fn payload_bytes(&self) -> Option<(usize, usize)> {
+        Some((self.0.used_bytes(), self.0.available_bytes()))
     }
 }
 

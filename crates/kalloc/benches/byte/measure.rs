@@ -133,11 +133,27 @@ fn percentiles(mut samples: Vec<u64>) -> [u64; 4] {
     [at(0.5), at(0.99), at(0.999), *samples.last().unwrap()]
 }
 
-/// The share of the arena in use (requested bytes) at the first failed
-/// allocation, random sizes log-uniform from 8 B to `2^max_log2` B with one
-/// free for every three allocations, averaged over seeded rounds.
-pub fn efficiency<C: Contender>(arena_bytes: usize, max_log2: f64, rounds: u64) -> f64 {
-    let mut total = 0.0;
+/// Where the arena is at the first failed allocation, as shares of the
+/// arena averaged over the rounds.
+#[derive(Default)]
+pub struct Efficiency {
+    /// Requested bytes in use: the efficiency.
+    pub requested: f64,
+    /// Payload bytes of the allocated blocks beyond the requests (rounding
+    /// and minimum sizes), and payload bytes of the free blocks; the rest
+    /// of the arena is headers and pool metadata. Only for contenders that
+    /// count their payloads.
+    pub payload: Option<(f64, f64)>,
+    /// The failed request's size in bytes, averaged.
+    pub failed_request: f64,
+}
+
+/// The arena at the first failed allocation, random sizes log-uniform
+/// from 8 B to `2^max_log2` B with one free for every three allocations,
+/// averaged over seeded rounds.
+pub fn efficiency<C: Contender>(arena_bytes: usize, max_log2: f64, rounds: u64) -> Efficiency {
+    let mut sum = Efficiency::default();
+    let share = |bytes: usize| bytes as f64 / arena_bytes as f64 / rounds as f64;
     for seed in 0..rounds {
         let arena = Arena::new(arena_bytes);
         let mut c = C::new(&arena);
@@ -159,14 +175,21 @@ pub fn efficiency<C: Contender>(arena_bytes: usize, max_log2: f64, rounds: u64) 
                     in_use += size;
                     live.push((p, layout));
                 }
-                None => break,
+                None => {
+                    sum.failed_request += size as f64 / rounds as f64;
+                    break;
+                }
             }
         }
-        total += in_use as f64 / arena_bytes as f64;
+        sum.requested += share(in_use);
+        if let Some((used, free)) = c.payload_bytes() {
+            let (rounding, free_share) = sum.payload.unwrap_or_default();
+            sum.payload = Some((rounding + share(used - in_use), free_share + share(free)));
+        }
         for (p, layout) in live {
             // SAFETY: live blocks, freed once.
             unsafe { c.free(p, layout) };
         }
     }
-    total / rounds as f64
+    sum
 }
