@@ -10,6 +10,7 @@ use crate::config::{Config, KERNEL_TARGET};
 use crate::kernel::cargo;
 use crate::process::Skipped;
 use crate::{process, setup};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The crates meant for other kernels: their directories under `crates/`;
@@ -67,11 +68,60 @@ fn docs(config: &Config) -> Result<(), String> {
 /// Packages every library crate and builds each from its package, with
 /// the workspace's unpublished crates standing in for the registry.
 fn publish_dry_run(config: &Config) -> Result<(), String> {
+    remove_stale_package_sources()?;
+    // Cargo takes a registry crate's build as current whatever its source
+    // now holds (a version never changes on a real registry), so the
+    // verify builds of an earlier run would be reused too.
+    let target_dir = config.target_dir.join("package");
+    if target_dir.exists() {
+        std::fs::remove_dir_all(&target_dir)
+            .map_err(|e| format!("removing {}: {e}", target_dir.display()))?;
+    }
     let mut cmd = cargo(config);
-    cmd.env("CARGO_TARGET_DIR", config.target_dir.join("package"))
+    cmd.env("CARGO_TARGET_DIR", &target_dir)
         .args(["publish", "--dry-run", "--allow-dirty"]);
     with_crates(&mut cmd);
     process::run(cmd)
+}
+
+/// Cargo verifies each package against the others' packages through a
+/// local registry, and unpacks their sources under
+/// `$CARGO_HOME/registry/src/-<hash of that registry's path>/`; a version
+/// whose directory is already there is not unpacked again. A later run
+/// from a checkout at the same path, with changed sources under the same
+/// version, would build against the old copy (seen: kheap verified
+/// against a ksync without a method kheap calls). So every unpacked copy
+/// of the library crates (the `-<hash>` directories are local
+/// registries, never crates.io) goes first.
+fn remove_stale_package_sources() -> Result<(), String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let Some(sources) = cargo_home.map(|home| home.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(unpacked) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for dir in unpacked.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if LIBRARY_CRATES
+                .iter()
+                .any(|krate| name.starts_with(&format!("{}-", package_name(krate))))
+            {
+                std::fs::remove_dir_all(dir.path())
+                    .map_err(|e| format!("removing {}: {e}", dir.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `cargo +MSRV`: the rustup proxy, not the pinned toolchain's cargo.
