@@ -72,7 +72,7 @@ static PAGES: PageCaches<KernelArch, FilteredPages, MAX_HARTS> = PageCaches::new
 
 /// Creates the allocator, gives it every free range of the boot layout,
 /// then turns the per-hart lists on over all of RAM (their state table,
-/// one byte per page, taken from the allocator itself).
+/// one `PageState`, 8 bytes, per page, taken from the allocator itself).
 pub fn init(kind: PageAllocatorKind) {
     let mut allocator = match kind {
         PageAllocatorKind::Buddy => BootPageAllocator::Buddy(BuddyPageAllocator::new()),
