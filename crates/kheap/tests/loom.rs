@@ -37,30 +37,43 @@ fn wait_for(flag: &AtomicBool) {
     }
 }
 
+/// One magazine, its owner (this thread, running `own`) and a looker
+/// (another thread) that waits until the owner calls `signal` (a release
+/// store the looker acquires) and then runs `look`.
+fn owner_and_looker(preemption_bound: usize, look: fn(&Magazine), own: fn(&Magazine, &dyn Fn())) {
+    model(preemption_bound, move || {
+        let magazine = Arc::new(Magazine::new());
+        let signalled = Arc::new(AtomicBool::new(false));
+        let looker = {
+            let (magazine, signalled) = (Arc::clone(&magazine), Arc::clone(&signalled));
+            thread::spawn(move || {
+                wait_for(&signalled);
+                look(&magazine);
+            })
+        };
+        own(&magazine, &|| signalled.store(true, Release));
+        looker.join().unwrap();
+    });
+}
+
 /// The owner pushes A, publishes that, pushes B and pops one (B: the
 /// magazine is a stack), then reuses the slot B had. A stays parked the
 /// whole time, so a CPU that learned of its push must find it, whatever
 /// the owner does to the slots above it meanwhile.
 #[test]
 fn a_looker_finds_an_object_parked_before_it_looked_while_the_owner_pushes_and_pops() {
-    model(3, || {
-        let magazine = Arc::new(Magazine::new());
-        let pushed = Arc::new(AtomicBool::new(false));
-        let looker = {
-            let (magazine, pushed) = (Arc::clone(&magazine), Arc::clone(&pushed));
-            thread::spawn(move || {
-                wait_for(&pushed);
-                assert!(magazine.contains(object(1)), "A is parked");
-            })
-        };
-        magazine.push(object(1));
-        pushed.store(true, Release);
-        magazine.push(object(2));
-        assert_eq!(magazine.pop(), Some(object(2)));
-        magazine.push(object(3));
-        looker.join().unwrap();
-        assert_eq!(magazine.len(), 2);
-    });
+    owner_and_looker(
+        3,
+        |magazine| assert!(magazine.contains(object(1)), "A is parked"),
+        |magazine, signal| {
+            magazine.push(object(1));
+            signal();
+            magazine.push(object(2));
+            assert_eq!(magazine.pop(), Some(object(2)));
+            magazine.push(object(3));
+            assert_eq!(magazine.len(), 2);
+        },
+    );
 }
 
 /// The owner pushes A and B, then pops both and says so. A looker that
@@ -104,24 +117,18 @@ fn a_looker_finds_a_parked_object_until_it_learns_the_owner_took_it() {
 /// again shows the null or Y, never X).
 #[test]
 fn a_looker_never_reports_an_object_handed_out_before_it_looked_when_its_slot_is_reused() {
-    model(3, || {
-        let magazine = Arc::new(Magazine::new());
-        let handed_out = Arc::new(AtomicBool::new(false));
-        let looker = {
-            let (magazine, handed_out) = (Arc::clone(&magazine), Arc::clone(&handed_out));
-            thread::spawn(move || {
-                wait_for(&handed_out);
-                assert!(!magazine.contains(object(1)), "X was handed out");
-            })
-        };
-        magazine.push(object(1));
-        assert_eq!(magazine.pop(), Some(object(1)));
-        handed_out.store(true, Release);
-        magazine.push(object(2));
-        assert_eq!(magazine.pop(), Some(object(2)));
-        magazine.push(object(3));
-        looker.join().unwrap();
-    });
+    owner_and_looker(
+        3,
+        |magazine| assert!(!magazine.contains(object(1)), "X was handed out"),
+        |magazine, signal| {
+            magazine.push(object(1));
+            assert_eq!(magazine.pop(), Some(object(1)));
+            signal();
+            magazine.push(object(2));
+            assert_eq!(magazine.pop(), Some(object(2)));
+            magazine.push(object(3));
+        },
+    );
 }
 
 /// Push X and X', flush them (copied out, then cleared), publish, then
@@ -129,49 +136,39 @@ fn a_looker_never_reports_an_object_handed_out_before_it_looked_when_its_slot_is
 /// reports X' (the clear nulled the slots it forgot).
 #[test]
 fn a_looker_never_reports_an_object_flushed_before_it_looked_when_its_slot_is_reused() {
-    model(2, || {
-        let magazine = Arc::new(Magazine::new());
-        let flushed = Arc::new(AtomicBool::new(false));
-        let looker = {
-            let (magazine, flushed) = (Arc::clone(&magazine), Arc::clone(&flushed));
-            thread::spawn(move || {
-                wait_for(&flushed);
-                assert!(!magazine.contains(object(2)), "X' was flushed");
-            })
-        };
-        magazine.push(object(1));
-        magazine.push(object(2));
-        let mut out = [object(9); MAGAZINE_SLOTS];
-        assert_eq!(magazine.copy_out(&mut out), 2);
-        magazine.clear();
-        flushed.store(true, Release);
-        magazine.push(object(3));
-        magazine.push(object(4));
-        looker.join().unwrap();
-    });
+    owner_and_looker(
+        2,
+        |magazine| assert!(!magazine.contains(object(2)), "X' was flushed"),
+        |magazine, signal| {
+            magazine.push(object(1));
+            magazine.push(object(2));
+            let mut out = [object(9); MAGAZINE_SLOTS];
+            assert_eq!(magazine.copy_out(&mut out), 2);
+            magazine.clear();
+            signal();
+            magazine.push(object(3));
+            magazine.push(object(4));
+        },
+    );
 }
 
 /// Push X, pop X, push Y into the same slot, publish: a looker that learned
 /// of the push of Y finds Y and not X.
 #[test]
 fn a_looker_synchronised_after_a_slot_is_reused_sees_the_new_object_not_the_old() {
-    model(3, || {
-        let magazine = Arc::new(Magazine::new());
-        let reused = Arc::new(AtomicBool::new(false));
-        let looker = {
-            let (magazine, reused) = (Arc::clone(&magazine), Arc::clone(&reused));
-            thread::spawn(move || {
-                wait_for(&reused);
-                assert!(!magazine.contains(object(1)), "X was handed out");
-                assert!(magazine.contains(object(2)), "Y is parked");
-            })
-        };
-        magazine.push(object(1));
-        assert_eq!(magazine.pop(), Some(object(1)));
-        magazine.push(object(2));
-        reused.store(true, Release);
-        looker.join().unwrap();
-    });
+    owner_and_looker(
+        3,
+        |magazine| {
+            assert!(!magazine.contains(object(1)), "X was handed out");
+            assert!(magazine.contains(object(2)), "Y is parked");
+        },
+        |magazine, signal| {
+            magazine.push(object(1));
+            assert_eq!(magazine.pop(), Some(object(1)));
+            magazine.push(object(2));
+            signal();
+        },
+    );
 }
 
 /// The owner's caches: objects parked, in a loom cell, so that loom
