@@ -4,6 +4,7 @@
 mod byte_common;
 
 use std::alloc::Layout;
+use std::ptr::NonNull;
 
 use byte_common::host::{Arena, HostPages, PAGE};
 use kalloc::byte::{KMALLOC_SIZES, MAX_EMPTY_SLABS, PageSource, SlabAllocator, SlabInfo};
@@ -320,4 +321,65 @@ fn running_out_of_pages_is_no_memory() {
     }
     s.shrink();
     assert_eq!(s.source().available_pages(), 4);
+}
+
+/// One arena whose middle pages the source keeps for itself, as the
+/// memory between two RAM regions, and says so through `contains`.
+struct GappedPages {
+    pages: HostPages,
+    gap: std::ops::Range<usize>,
+}
+
+impl PageSource for GappedPages {
+    const PAGE_SIZE: usize = PAGE;
+
+    fn alloc_pages(&mut self, count: usize, align: usize) -> kalloc::AllocResult<NonNull<u8>> {
+        self.pages.alloc_pages(count, align)
+    }
+
+    unsafe fn dealloc_pages(&mut self, pages: NonNull<u8>, count: usize) -> kalloc::AllocResult {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.pages.dealloc_pages(pages, count) }
+    }
+
+    fn available_pages(&self) -> usize {
+        self.pages.available_pages()
+    }
+
+    fn contains(&self, addr: usize) -> Option<bool> {
+        let (start, end) = self.pages.range();
+        Some((start..end).contains(&addr) && !self.gap.contains(&addr))
+    }
+}
+
+#[test]
+fn a_free_into_a_gap_between_the_source_s_regions_is_out_of_range() {
+    let mut pages = HostPages::new(64 * PAGE);
+    let (start, _) = pages.range();
+    let gap = start + 8 * PAGE..start + 16 * PAGE;
+    pages.alloc_at(gap.start, 8).unwrap();
+    let in_gap = pages.base().as_ptr().wrapping_add(10 * PAGE + 64);
+    let mut s = SlabAllocator::new(GappedPages {
+        pages,
+        gap: gap.clone(),
+    });
+    let l = layout(2048, 8);
+    // Slabs below the gap and above it: the hull of the slab's pages
+    // spans the gap, so only the source can tell the gap apart.
+    let mut live = Vec::new();
+    while live.iter().all(|p: &NonNull<u8>| p.addr().get() < gap.end) {
+        assert!(live.len() < 200, "no slab above the gap");
+        live.push(s.alloc(l).unwrap());
+    }
+    assert!(live.iter().any(|p| p.addr().get() < gap.start));
+    let used = s.used_bytes();
+    let in_gap = NonNull::new(in_gap).unwrap();
+    // SAFETY: a bad free on purpose; the allocator must refuse it untouched.
+    assert_eq!(unsafe { s.dealloc(in_gap, l) }, Err(AllocError::OutOfRange));
+    assert_eq!(s.used_bytes(), used);
+    for p in live {
+        // SAFETY: live objects, freed once.
+        unsafe { s.dealloc(p, l).unwrap() };
+    }
+    assert_eq!(s.used_bytes(), 0);
 }
